@@ -1,0 +1,86 @@
+import { randomUUID } from "node:crypto";
+import { createContextValues, cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import fastifyCors from "@fastify/cors";
+import fastify, { type FastifyInstance } from "fastify";
+import type { Config } from "./config.js";
+import type { FaceEngine } from "./engine/pipeline.js";
+import type { Database } from "./store/database.js";
+import { createImageFiles } from "./store/image-files.js";
+import { createIdentityStore } from "./store/identities.js";
+import { createFaceService } from "./service/face-service.js";
+import type { Telemetry } from "./telemetry.js";
+import { createFaceRoutes, requestIdKey } from "./transport/connect.js";
+import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
+import { createHealthRoutes } from "./transport/health.js";
+import { registerRestRoutes } from "./transport/rest.js";
+import { join } from "node:path";
+
+export interface AppDeps {
+  config: Config;
+  engine: FaceEngine;
+  database: Database;
+  telemetry: Telemetry;
+}
+
+/** Request ids a client may choose (they end up in logs): short and printable. */
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Builds the fastify app serving face.v1.FaceService as gRPC, gRPC-Web and Connect (HTTP/1.1 and
+ * h2c on one port), REST from the google.api.http annotations, the gRPC health service and
+ * GET /health. It does not listen: main.ts (or a test) decides where.
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, engine, database, telemetry } = deps;
+  const app = fastify({
+    serverFactory: createDualProtocolServer,
+    logger: { level: config.logLevel },
+    bodyLimit: config.maxMessageBytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && CLIENT_REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  });
+
+  const identities = createIdentityStore(database.knex, createImageFiles(join(config.dataDir, "images")), { efSearch: config.hnswEfSearch });
+  const service = createFaceService({ config, engine, identities, stage: telemetry.stage });
+  const faceRoutes = createFaceRoutes({ service, telemetry, logger: app.log });
+  const ready = async () => {
+    await database.knex.raw("SELECT 1");
+    return true;
+  };
+  const routes = (router: ConnectRouter) => {
+    faceRoutes(router);
+    createHealthRoutes(ready)(router);
+  };
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+
+  await app.register(fastifyCors, {
+    origin: config.corsOrigins.includes("*") ? true : [...config.corsOrigins],
+    methods: [...new Set([...connectCors.allowedMethods, "GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"])],
+    allowedHeaders: [...connectCors.allowedHeaders, "Authorization", "X-Api-Key", "X-Request-Id"],
+    exposedHeaders: [...connectCors.exposedHeaders, "X-Request-Id"],
+    maxAge: 7200,
+  });
+
+  app.get("/health", async (_request, reply) => {
+    const up = await ready().catch(() => false);
+    return reply.status(up ? 200 : 503).send({ status: up ? "ok" : "unavailable", database: database.kind });
+  });
+
+  await app.register(fastifyConnectPlugin, {
+    routes,
+    readMaxBytes: config.maxMessageBytes,
+    contextValues: (request) => createContextValues().set(requestIdKey, String(request.id)),
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+  });
+
+  await app.register(async (scope) => registerRestRoutes(scope, { routes: faceRoutes, maxImageBytes: config.maxImageBytes }));
+
+  return app;
+}

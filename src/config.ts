@@ -1,0 +1,135 @@
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+
+/** Every setting of the service, read once from the environment at start. */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** Embedded database and stored images live here. */
+  readonly dataDir: string;
+  /** A PostgreSQL server with pgvector; the embedded PGlite database when undefined. */
+  readonly databaseUrl: string | undefined;
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Origins allowed by CORS; ["*"] allows any. */
+  readonly corsOrigins: readonly string[];
+  /** Largest accepted image, in bytes. */
+  readonly maxImageBytes: number;
+  /** Largest accepted image, in pixels (width x height): the decompression-bomb guard. */
+  readonly maxImagePixels: number;
+  /** Largest accepted request message, in bytes (room for two images in base64). */
+  readonly maxMessageBytes: number;
+  /** How long a SIGTERM waits for in-flight requests before closing connections. */
+  readonly shutdownTimeoutMs: number;
+  /** Threads each ONNX session may use inside one operator. */
+  readonly onnxIntraOpThreads: number;
+  /** Largest cosine distance that still counts as the same person. */
+  readonly matchThreshold: number;
+  /** Faces narrower than this (pixels in the original image) are refused for registration. */
+  readonly minFaceSize: number;
+  /** Faces with a lower Laplacian variance (aligned 112x112 grey face) are refused as blurry. */
+  readonly minSharpness: number;
+  /** Faces whose detection score is lower are refused for registration. */
+  readonly minDetectionScore: number;
+  /** Auto-healing: a match closer than this may replace the stored reference. */
+  readonly upgradeMaxDistance: number;
+  /** Auto-healing: the new face must be at least this factor sharper ... */
+  readonly upgradeSharpnessFactor: number;
+  /** ... or at least this factor wider than the stored reference. */
+  readonly upgradeSizeFactor: number;
+  /** hnsw.ef_search for similarity queries (recall against speed). */
+  readonly hnswEfSearch: number;
+  /** `host` or `host:port` that image_url may reach even on private or loopback addresses. */
+  readonly imageUrlAllowedHosts: readonly string[];
+  /** Longest wait for an image_url download. */
+  readonly imageUrlTimeoutMs: number;
+}
+
+/** Thrown when the environment holds invalid settings; lists every problem at once. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+const MIB = 1024 * 1024;
+
+/**
+ * Reads and validates every setting. Throws a ConfigError listing all invalid variables, so an
+ * operator fixes them in one go rather than one restart at a time.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+
+  function integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name}=${JSON.stringify(raw)} must be an integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  function decimal(name: string, fallback: number, min: number, max: number): number {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min || value > max) {
+      problems.push(`${name}=${JSON.stringify(raw)} must be a number from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  const list = (raw: string | undefined): string[] =>
+    (raw ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+
+  const logLevelRaw = env.LOG_LEVEL?.trim() || "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevelRaw)) {
+    problems.push(`LOG_LEVEL=${JSON.stringify(logLevelRaw)} must be one of ${LOG_LEVELS.join(", ")}`);
+  }
+
+  const databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push("DATABASE_URL must start with postgres:// or postgresql://");
+  }
+
+  const corsOrigins = list(env.CORS_ORIGINS ?? "*");
+  for (const origin of corsOrigins) {
+    if (origin !== "*" && !/^https?:\/\/[^/]+$/.test(origin)) {
+      problems.push(`CORS_ORIGINS entry ${JSON.stringify(origin)} must be * or an origin like https://example.com`);
+    }
+  }
+
+  const maxImageBytes = integer("FACE_MAX_IMAGE_BYTES", 10 * MIB, 1024, 100 * MIB);
+  const config: Config = {
+    port: integer("PORT", 8080, 0, 65535),
+    host: env.HOST?.trim() || "0.0.0.0",
+    dataDir: resolve(env.FACE_DATA_DIR?.trim() || "./data"),
+    databaseUrl,
+    logLevel: logLevelRaw as Config["logLevel"],
+    corsOrigins: corsOrigins.length > 0 ? corsOrigins : ["*"],
+    maxImageBytes,
+    maxImagePixels: integer("FACE_MAX_IMAGE_PIXELS", 40_000_000, 10_000, 500_000_000),
+    // Two images (Verify) in base64 (4/3) plus room for the other fields.
+    maxMessageBytes: Math.ceil(maxImageBytes * 2 * (4 / 3)) + 64 * 1024,
+    shutdownTimeoutMs: integer("FACE_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    onnxIntraOpThreads: integer("FACE_ONNX_THREADS", Math.max(1, availableParallelism()), 1, 256),
+    matchThreshold: decimal("FACE_MATCH_THRESHOLD", 0.6, 0, 2),
+    minFaceSize: integer("FACE_MIN_FACE_SIZE", 40, 8, 10_000),
+    minSharpness: decimal("FACE_MIN_SHARPNESS", 15, 0, 1e6),
+    minDetectionScore: decimal("FACE_MIN_DETECTION_SCORE", 0.8, 0, 1),
+    upgradeMaxDistance: decimal("FACE_UPGRADE_MAX_DISTANCE", 0.4, 0, 2),
+    upgradeSharpnessFactor: decimal("FACE_UPGRADE_SHARPNESS_FACTOR", 1.5, 1, 100),
+    upgradeSizeFactor: decimal("FACE_UPGRADE_SIZE_FACTOR", 1.5, 1, 100),
+    hnswEfSearch: integer("FACE_HNSW_EF_SEARCH", 100, 1, 1000),
+    imageUrlAllowedHosts: list(env.FACE_IMAGE_URL_ALLOWED_HOSTS),
+    imageUrlTimeoutMs: integer("FACE_IMAGE_URL_TIMEOUT_MS", 10_000, 100, 120_000),
+  };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

@@ -1,0 +1,126 @@
+import type { OnnxRuntime } from "../runtime/onnx.js";
+import type { BoxPx } from "./detect.js";
+import { cropMap, toPlanarTensor, warpAffine, type RgbImage } from "./image.js";
+
+/** Attributes estimated for one face. */
+export interface FaceAttributes {
+  /** Probability that the face is a live person rather than a print or a screen. */
+  liveness: number;
+  age: number;
+  gender: "male" | "female";
+  genderConfidence: number;
+  expression: string;
+  expressionConfidence: number;
+  pose: { yaw: number; pitch: number; roll: number };
+}
+
+/** Class order of fr_expression's seven outputs (the FER-2013 order). */
+export const EXPRESSIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"] as const;
+
+const IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255] as const;
+const IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255] as const;
+
+/**
+ * Runs the package's liveness, age, gender, expression and pose models on one face, each with the
+ * crop and normalisation its lib/*.js uses.
+ */
+export async function analyzeFace(runtime: OnnxRuntime, image: RgbImage, box: BoxPx): Promise<FaceAttributes> {
+  const [liveness, age, gender, expression, pose] = await Promise.all([
+    predictLiveness(runtime, image, box),
+    predictSsr(runtime, "age", image, box).then((v) => v * 101),
+    predictSsr(runtime, "gender", image, box),
+    predictExpression(runtime, image, box),
+    predictPose(runtime, image, box),
+  ]);
+  return {
+    liveness,
+    age,
+    gender: gender >= 0.5 ? "male" : "female",
+    genderConfidence: Math.min(1, Math.abs(gender - 0.5) * 2),
+    expression: expression.label,
+    expressionConfidence: expression.confidence,
+    pose,
+  };
+}
+
+/**
+ * The face box grown by `scale` around its centre, then shifted (not shrunk) to stay inside the
+ * image, as the package's alignLivenessImage/alignAgeImage do.
+ */
+export function scaledBoxInside(image: RgbImage, box: BoxPx, scale: number): BoxPx {
+  const s = Math.min((image.height - 1) / box.height, (image.width - 1) / box.width, scale);
+  const w = box.width * s;
+  const h = box.height * s;
+  let x = box.x + box.width / 2 - w / 2;
+  let y = box.y + box.height / 2 - h / 2;
+  x = Math.min(Math.max(0, x), image.width - 1 - w);
+  y = Math.min(Math.max(0, y), image.height - 1 - h);
+  return { x: Math.max(0, x), y: Math.max(0, y), width: w, height: h };
+}
+
+function crop(image: RgbImage, b: BoxPx, size: number): RgbImage {
+  return warpAffine(image, cropMap(b.x, b.y, b.width, b.height, size, size), size, size);
+}
+
+/** MiniFASNet-style anti-spoofing: box x2.7, 128x128, raw 0..255; class 0 of the softmax is "live" in the package. */
+async function predictLiveness(runtime: OnnxRuntime, image: RgbImage, box: BoxPx): Promise<number> {
+  const input = crop(image, scaledBoxInside(image, box, 2.7), 128);
+  const data = toPlanarTensor(input, "rgb", [0, 0, 0], [1, 1, 1]);
+  const out = await runtime.run("liveness", { data, dims: [1, 3, 128, 128] });
+  return softmax(out.output.data as Float32Array)[0];
+}
+
+/** SSR-Net (age and gender share it): box x1.4, 64x64, ImageNet normalisation, three-stage soft regression. */
+async function predictSsr(runtime: OnnxRuntime, model: "age" | "gender", image: RgbImage, box: BoxPx): Promise<number> {
+  const input = crop(image, scaledBoxInside(image, box, 1.4), 64);
+  const data = toPlanarTensor(input, "rgb", IMAGENET_MEAN, IMAGENET_STD);
+  const out = await runtime.run(model, { data, dims: [1, 3, 64, 64] });
+  const get = (name: string) => Array.from(out[name].data as Float32Array);
+  const prob = [get("prob_stage_1"), get("prob_stage_2"), get("prob_stage_3")];
+  const delta = [get("stage1_delta_k")[0], get("stage2_delta_k")[0], get("stage3_delta_k")[0]];
+  const offset = [get("index_offset_stage1"), get("index_offset_stage2"), get("index_offset_stage3")];
+  // mergeAge/mergeGender of the package with s1 = s2 = s3 = 3 and lambda_local = lambda_d = 1.
+  let value = 0;
+  let denominator = 1;
+  for (let stage = 0; stage < 3; stage++) {
+    denominator *= 3 * (1 + delta[stage]);
+    let sum = 0;
+    for (let i = 0; i < 3; i++) sum += (i + offset[stage][i]) * prob[stage][i];
+    value += sum / denominator;
+  }
+  return value;
+}
+
+/** Box extended 1.2x to the right and down, clipped, 224x224, x/255. */
+async function predictExpression(runtime: OnnxRuntime, image: RgbImage, box: BoxPx): Promise<{ label: string; confidence: number }> {
+  const w = Math.min(box.width * 1.2, image.width - box.x);
+  const h = Math.min(box.height * 1.2, image.height - box.y);
+  const input = crop(image, { x: box.x, y: box.y, width: w, height: h }, 224);
+  const data = toPlanarTensor(input, "rgb", [0, 0, 0], [255, 255, 255]);
+  const out = await runtime.run("expression", { data, dims: [1, 3, 224, 224] });
+  const p = softmax(out.output.data as Float32Array);
+  let best = 0;
+  for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
+  return { label: EXPRESSIONS[best] ?? "unknown", confidence: p[best] };
+}
+
+/** HopeNet-style: box grown by a quarter on each side, 224x224, ImageNet; 66 bins of 3 degrees from -99. */
+async function predictPose(runtime: OnnxRuntime, image: RgbImage, box: BoxPx): Promise<{ yaw: number; pitch: number; roll: number }> {
+  const x1 = Math.max(0, box.x - box.width / 4);
+  const y1 = Math.max(0, box.y - box.height / 4);
+  const x2 = Math.min(image.width, box.x + box.width * 1.25);
+  const y2 = Math.min(image.height, box.y + box.height * 1.25);
+  const input = crop(image, { x: x1, y: y1, width: x2 - x1, height: y2 - y1 }, 224);
+  const data = toPlanarTensor(input, "rgb", IMAGENET_MEAN, IMAGENET_STD);
+  const out = await runtime.run("pose", { data, dims: [1, 3, 224, 224] });
+  const angle = (name: string) => softmax(out[name].data as Float32Array).reduce((s, p, i) => s + p * i, 0) * 3 - 99;
+  return { yaw: angle("output"), pitch: angle("617"), roll: angle("618") };
+}
+
+/** Numerically stable softmax. */
+export function softmax(logits: Float32Array | number[]): number[] {
+  const max = Math.max(...logits);
+  const exps = Array.from(logits, (v) => Math.exp(v - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}

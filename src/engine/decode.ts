@@ -1,0 +1,74 @@
+import sharp from "sharp";
+import { FaceError } from "../errors.js";
+import type { RgbImage } from "./image.js";
+
+/** A decoded image, EXIF orientation applied, alpha flattened onto white, always 3-channel sRGB. */
+export interface DecodedImage extends RgbImage {
+  /** Container format as sharp names it: jpeg, png, webp, ... */
+  readonly format: string;
+}
+
+export interface DecodeLimits {
+  /** Largest accepted width x height: the guard against decompression bombs. */
+  readonly maxPixels: number;
+}
+
+/** Formats a photo of a face arrives in. SVG and PDF are refused: they are not photos and render external content. */
+const ACCEPTED_FORMATS = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif", "avif"]);
+
+/** MIME type of each accepted format, for serving stored images back. */
+export const CONTENT_TYPE_OF_FORMAT: Readonly<Record<string, string>> = {
+  jpeg: "image/jpeg",
+  png: "image/png",
+  webp: "image/webp",
+  gif: "image/gif",
+  tiff: "image/tiff",
+  heif: "image/heif",
+  avif: "image/avif",
+};
+
+/** Reads the container header only: format and dimensions, without decoding pixels. */
+export async function probeImage(bytes: Uint8Array, limits: DecodeLimits): Promise<{ format: string; width: number; height: number }> {
+  if (bytes.length === 0) throw new FaceError("invalid_argument", "image is empty");
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (cause) {
+    throw new FaceError("invalid_argument", "image is not a readable JPEG, PNG or WebP file", { cause });
+  }
+  const format = meta.format ?? "unknown";
+  if (!ACCEPTED_FORMATS.has(format)) {
+    throw new FaceError("invalid_argument", `image format ${format} is not accepted; send JPEG, PNG or WebP`);
+  }
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  if (width <= 0 || height <= 0) throw new FaceError("invalid_argument", "image has no pixels");
+  if (width * height > limits.maxPixels) {
+    throw new FaceError(
+      "resource_exhausted",
+      `image is ${width}x${height} pixels, more than the limit of ${limits.maxPixels} pixels`,
+    );
+  }
+  return { format, width, height };
+}
+
+/**
+ * Decodes JPEG, PNG, WebP (and GIF, TIFF, HEIF, AVIF) bytes into RGB. Refuses empty, corrupt,
+ * truncated and oversized images with a FaceError, before spending memory on their pixels.
+ */
+export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits): Promise<DecodedImage> {
+  const { format } = await probeImage(bytes, limits);
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "error", animated: false })
+      .rotate() // applies the EXIF orientation
+      .flatten({ background: "#ffffff" })
+      .toColourspace("srgb")
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`unexpected ${info.channels} channels`);
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, format };
+  } catch (cause) {
+    throw new FaceError("invalid_argument", `image could not be decoded (corrupt or truncated ${format})`, { cause });
+  }
+}

@@ -1,0 +1,85 @@
+import type { OnnxRuntime } from "../runtime/onnx.js";
+import { alignFace } from "./align.js";
+import { analyzeFace, type FaceAttributes } from "./analyze.js";
+import { decodeImage, type DecodedImage, type DecodeLimits } from "./decode.js";
+import { clipBox, createUltraLightDetector, type BoxPx, type Detector } from "./detect.js";
+import { embedFace } from "./embed.js";
+import type { RgbImage } from "./image.js";
+import { predictFivePoints, type PointPx } from "./landmarks.js";
+import { measureQuality, type FaceQuality } from "./quality.js";
+
+/** Times one stage of a request (a span per call); the engine does not know who is listening. */
+export type StageTimer = <T>(label: string, work: () => Promise<T>) => Promise<T>;
+
+const untimed: StageTimer = (_label, work) => work();
+
+/** A face found in an image, ready to be embedded. */
+export interface LocatedFace {
+  /** In original-image pixels, clipped to the image. */
+  box: BoxPx;
+  /** Left eye, right eye, nose tip, left and right mouth corners. */
+  landmarks: PointPx[];
+  score: number;
+  quality: FaceQuality;
+  /** The face warped onto the 112x112 ArcFace template. */
+  aligned: RgbImage;
+}
+
+/** From image bytes to faces, embeddings and attributes. Pure: no transport, no storage. */
+export interface FaceEngine {
+  decode(bytes: Uint8Array): Promise<DecodedImage>;
+  /** Every face, largest first, at most `maxFaces` (0 = all), with landmarks, alignment and quality. */
+  locate(image: RgbImage, maxFaces: number): Promise<LocatedFace[]>;
+  /** One L2-normalised 512-d embedding per face, in order. */
+  embed(faces: readonly LocatedFace[]): Promise<Float32Array[]>;
+  analyze(image: RgbImage, faces: readonly LocatedFace[]): Promise<FaceAttributes[]>;
+  /** Loads every model the hot path needs, so the first request is not slow. */
+  warmUp(): Promise<void>;
+}
+
+export interface FaceEngineOptions {
+  runtime: OnnxRuntime;
+  limits: DecodeLimits;
+  stage?: StageTimer;
+  detector?: Detector;
+}
+
+/** Builds the engine on an ONNX runtime; stages are reported through `stage`. */
+export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
+  const { runtime, limits } = options;
+  const stage = options.stage ?? untimed;
+  const detector = options.detector ?? createUltraLightDetector(runtime);
+
+  return {
+    decode(bytes) {
+      return stage("decode", () => decodeImage(bytes, limits));
+    },
+
+    async locate(image, maxFaces) {
+      let detections = await stage("detect", () => detector.detect(image));
+      if (maxFaces > 0) detections = detections.slice(0, maxFaces);
+      const landmarks = await stage("landmarks", () =>
+        Promise.all(detections.map((d) => predictFivePoints(runtime, image, d.box))),
+      );
+      const aligned = await stage("align", async () => landmarks.map((points) => alignFace(image, points)));
+      return stage("quality", async () =>
+        detections.map((d, i) => {
+          const box = clipBox(d.box, image.width, image.height);
+          return { box, landmarks: landmarks[i], score: d.score, aligned: aligned[i], quality: measureQuality(aligned[i], box) };
+        }),
+      );
+    },
+
+    embed(faces) {
+      return stage("embed", () => Promise.all(faces.map((f) => embedFace(runtime, f.aligned))));
+    },
+
+    analyze(image, faces) {
+      return stage("analyze", () => Promise.all(faces.map((f) => analyzeFace(runtime, image, f.box))));
+    },
+
+    async warmUp() {
+      await runtime.warmUp(["detect", "landmark", "feature"]);
+    },
+  };
+}

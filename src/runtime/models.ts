@@ -1,0 +1,29 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import catalogue from "../../models/catalogue.json" with { type: "json" };
+
+/** Names of the models in models/catalogue.json. */
+export type ModelName = keyof typeof catalogue.models;
+
+/** Version string stored with every embedding, so a model change can be detected and re-embedded. */
+export const EMBEDDING_MODEL = `faceplugin-fr_feature@${catalogue.models.feature.sha256.slice(0, 12)}`;
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Reads a model file from its npm package and checks it against the catalogue's sha256, so a
+ * corrupted or swapped file fails loudly at start instead of returning wrong faces.
+ */
+export async function loadModelBytes(name: ModelName): Promise<Uint8Array> {
+  const entry = catalogue.models[name];
+  const packageDir = dirname(require.resolve(`${entry.package}/package.json`));
+  const path = join(packageDir, entry.file);
+  const bytes = await readFile(path);
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  if (sha256 !== entry.sha256) {
+    throw new Error(`model ${name} at ${path} has sha256 ${sha256}, expected ${entry.sha256}; reinstall with npm ci`);
+  }
+  return bytes;
+}

@@ -1,0 +1,307 @@
+import { createHash } from "node:crypto";
+import type { Config } from "../config.js";
+import { FaceError, type QualityReason } from "../errors.js";
+import type { FaceAttributes } from "../engine/analyze.js";
+import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
+import { cosineDistance } from "../engine/embed.js";
+import type { FaceEngine, LocatedFace, StageTimer } from "../engine/pipeline.js";
+import { EMBEDDING_MODEL } from "../runtime/models.js";
+import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
+import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
+
+/** A face as responses describe it. */
+export interface FaceView {
+  box: { x: number; y: number; width: number; height: number };
+  landmarks: { x: number; y: number }[];
+  score: number;
+  quality: { sharpness: number; faceWidth: number; faceHeight: number; brightness: number };
+}
+
+export interface RegisterInput extends ImageSource {
+  identifier: string;
+  collection: string;
+}
+
+export interface RecognizeInput extends ImageSource {
+  threshold?: number;
+  topK: number;
+  collection: string;
+}
+
+export interface VerifyInput extends ImageSource {
+  identifier: string;
+  image2: Uint8Array;
+  collection: string;
+  threshold?: number;
+}
+
+export interface SyncInput {
+  image: Uint8Array;
+  identifier: string;
+  maxFaces: number;
+  collection: string;
+}
+
+export interface SyncFaceView {
+  identifier: string;
+  box: FaceView["box"];
+  confidence: number;
+  distance: number;
+  registered: boolean;
+}
+
+/** The use cases of face.v1.FaceService, on the engine and the identity store. */
+export type FaceService = ReturnType<typeof createFaceService>;
+
+export interface FaceServiceDeps {
+  config: Config;
+  engine: FaceEngine;
+  identities: IdentityStore;
+  stage: StageTimer;
+}
+
+/** A second face at least this fraction of the largest one's area makes "the" face of a photo ambiguous. */
+const AMBIGUOUS_SECOND_FACE = 0.8;
+/** Mean grey level (0..255) below or above which a face is too dark or washed out to register. */
+const MIN_BRIGHTNESS = 40;
+const MAX_BRIGHTNESS = 235;
+/**
+ * Where the nose tip sits between the eyes (0 = left eye, 1 = right eye): outside this band the head
+ * is turned too far for a reference photo.
+ */
+const FRONTAL_NOSE_BAND = [0.15, 0.85] as const;
+const MAX_CANDIDATES = 100;
+const DEFAULT_PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 1000;
+
+export function createFaceService(deps: FaceServiceDeps) {
+  const { config, engine, identities, stage } = deps;
+  const limits = config;
+
+  function view(face: LocatedFace): FaceView {
+    return { box: face.box, landmarks: face.landmarks, score: face.score, quality: face.quality };
+  }
+
+  /** Decodes and finds faces, largest first. */
+  async function facesOf(bytes: Uint8Array, maxFaces: number): Promise<{ image: DecodedImage; faces: LocatedFace[] }> {
+    const image = await engine.decode(bytes);
+    return { image, faces: await engine.locate(image, maxFaces) };
+  }
+
+  /** The one face a register/recognize/verify call is about: the largest. */
+  async function primaryFaceOf(bytes: Uint8Array): Promise<{ image: DecodedImage; face: LocatedFace; others: LocatedFace[] }> {
+    const { image, faces } = await facesOf(bytes, 0);
+    if (faces.length === 0) throw new FaceError("failed_precondition", "no face found in the image", { reason: "NO_FACE" });
+    return { image, face: faces[0], others: faces.slice(1) };
+  }
+
+  /** Why a face is not good enough to be a reference photo, or undefined when it is. */
+  function qualityProblem(face: LocatedFace, others: LocatedFace[]): { reason: QualityReason; message: string } | undefined {
+    const q = face.quality;
+    const area = face.box.width * face.box.height;
+    if (others.some((o) => o.box.width * o.box.height >= area * AMBIGUOUS_SECOND_FACE)) {
+      return { reason: "MULTIPLE_FACES", message: "several faces of similar size: send a photo of one person" };
+    }
+    if (face.score < config.minDetectionScore) {
+      return { reason: "LOW_CONFIDENCE", message: `face detection confidence ${face.score.toFixed(2)} is below ${config.minDetectionScore}` };
+    }
+    if (Math.min(q.faceWidth, q.faceHeight) < config.minFaceSize) {
+      return { reason: "SMALL_FACE", message: `face is ${q.faceWidth}x${q.faceHeight} px; at least ${config.minFaceSize} px are needed` };
+    }
+    if (q.sharpness < config.minSharpness) {
+      return { reason: "LOW_SHARPNESS", message: `face is too blurry (sharpness ${q.sharpness.toFixed(1)}, at least ${config.minSharpness} needed)` };
+    }
+    if (q.brightness < MIN_BRIGHTNESS || q.brightness > MAX_BRIGHTNESS) {
+      return { reason: "LOW_BRIGHTNESS", message: `face is too dark or too bright (mean level ${q.brightness.toFixed(0)})` };
+    }
+    const [leftEye, rightEye, nose] = face.landmarks;
+    const position = (nose.x - leftEye.x) / (rightEye.x - leftEye.x || 1e-6);
+    if (!(position >= FRONTAL_NOSE_BAND[0] && position <= FRONTAL_NOSE_BAND[1])) {
+      return { reason: "EXTREME_POSE", message: "head is turned too far; look at the camera" };
+    }
+    return undefined;
+  }
+
+  function requireQuality(face: LocatedFace, others: LocatedFace[]): void {
+    const problem = qualityProblem(face, others);
+    if (problem) throw new FaceError("failed_precondition", problem.message, { reason: problem.reason });
+  }
+
+  function storedFace(face: LocatedFace, embedding: Float32Array): StoredFace {
+    return { embedding, model: EMBEDDING_MODEL, box: face.box, score: face.score, sharpness: face.quality.sharpness, brightness: face.quality.brightness };
+  }
+
+  function storedImage(bytes: Uint8Array, image: DecodedImage): StoredImage {
+    return {
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+      bytes,
+      contentType: CONTENT_TYPE_OF_FORMAT[image.format] ?? "application/octet-stream",
+      width: image.width,
+      height: image.height,
+    };
+  }
+
+  async function searchBest(collection: string, embedding: Float32Array, limit: number) {
+    return stage("similarity_search", () => identities.search(collection, embedding, limit));
+  }
+
+  /**
+   * Auto-healing: replaces the user's primary reference when the new face is a strong match and
+   * clearly sharper or larger. Returns whether it did.
+   */
+  async function maybeUpgrade(collection: string, identifier: string, distance: number, face: LocatedFace, others: LocatedFace[], embedding: Float32Array, bytes: Uint8Array, image: DecodedImage): Promise<boolean> {
+    if (distance > config.upgradeMaxDistance || qualityProblem(face, others) !== undefined) return false;
+    const current = await identities.primaryFace(collection, identifier);
+    if (current === undefined) return false;
+    const sharper = face.quality.sharpness >= current.sharpness * config.upgradeSharpnessFactor;
+    const larger = face.quality.faceWidth >= current.faceWidth * config.upgradeSizeFactor;
+    // Larger but blurrier (an upscaled photo) is not better; sharper but tiny is not either.
+    const better = (sharper && face.quality.faceWidth >= current.faceWidth) || (larger && face.quality.sharpness >= current.sharpness * 0.8);
+    if (!better) return false;
+    const img = storedImage(bytes, image);
+    if (img.sha256 === current.imageSha256) return false;
+    return stage("store", () => identities.replacePrimaryFace(current, storedFace(face, embedding), img));
+  }
+
+  return {
+    async register(input: RegisterInput) {
+      const identifier = identifierOf(input.identifier);
+      const collection = collectionOf(input.collection);
+      const bytes = await imageBytesOf(input, limits);
+      const { image, face, others } = await primaryFaceOf(bytes);
+      requireQuality(face, others);
+      const [embedding] = await engine.embed([face]);
+      const img = storedImage(bytes, image);
+      const { created } = await stage("store", () => identities.addFace(collection, identifier, storedFace(face, embedding), img));
+      return { identifier, collection, face: view(face), imageSha256: img.sha256, created };
+    },
+
+    async recognize(input: RecognizeInput) {
+      const collection = collectionOf(input.collection);
+      const threshold = thresholdOf(input.threshold, config.matchThreshold);
+      const topK = Math.min(input.topK, MAX_CANDIDATES);
+      const bytes = await imageBytesOf(input, limits);
+      const { image, face, others } = await primaryFaceOf(bytes);
+      const [embedding] = await engine.embed([face]);
+      const hits = await searchBest(collection, embedding, Math.max(1, topK));
+      const best = hits[0];
+      const matched = best !== undefined && best.distance <= threshold;
+      const profileUpgraded = matched ? await maybeUpgrade(collection, best.identifier, best.distance, face, others, embedding, bytes, image) : false;
+      return {
+        matched,
+        identifier: matched ? best.identifier : "",
+        distance: best?.distance ?? 2,
+        similarity: best ? 1 - best.distance : -1,
+        profileUpgraded,
+        face: view(face),
+        candidates: hits.slice(0, topK).map((h) => ({ identifier: h.identifier, distance: h.distance, similarity: 1 - h.distance })),
+        threshold,
+      };
+    },
+
+    async verify(input: VerifyInput) {
+      const collection = collectionOf(input.collection);
+      const threshold = thresholdOf(input.threshold, config.matchThreshold);
+      const hasIdentifier = input.identifier !== "";
+      const hasSecondImage = input.image2.length > 0;
+      if (hasIdentifier === hasSecondImage) throw new FaceError("invalid_argument", "send either identifier or image2 to compare with");
+      const bytes = await imageBytesOf(input, limits);
+      const { face } = await primaryFaceOf(bytes);
+      const [embedding] = await engine.embed([face]);
+      let distance: number;
+      if (hasIdentifier) {
+        const identifier = identifierOf(input.identifier);
+        const found = await stage("similarity_search", () => identities.distanceToUser(collection, identifier, embedding));
+        if (found === undefined) throw new FaceError("not_found", `no user ${JSON.stringify(identifier)} in collection ${collection}`);
+        distance = found;
+      } else {
+        const second = await primaryFaceOf(checkImageSize(input.image2, limits.maxImageBytes, "image2"));
+        const [other] = await engine.embed([second.face]);
+        distance = cosineDistance(embedding, other);
+      }
+      return { verified: distance <= threshold, distance, similarity: 1 - distance, threshold };
+    },
+
+    async detect(input: ImageSource & { maxFaces: number }) {
+      const bytes = await imageBytesOf(input, limits);
+      const { image, faces } = await facesOf(bytes, input.maxFaces);
+      return { faces: faces.map(view), imageWidth: image.width, imageHeight: image.height };
+    },
+
+    async extractFeatures(input: ImageSource & { maxFaces: number }) {
+      const bytes = await imageBytesOf(input, limits);
+      const { faces } = await facesOf(bytes, input.maxFaces);
+      const embeddings = await engine.embed(faces);
+      return { faces: faces.map((f, i) => ({ face: view(f), embedding: Array.from(embeddings[i]), model: EMBEDDING_MODEL })) };
+    },
+
+    async analyze(input: ImageSource & { maxFaces: number }) {
+      const bytes = await imageBytesOf(input, limits);
+      const { image, faces } = await facesOf(bytes, input.maxFaces);
+      const attributes: FaceAttributes[] = await engine.analyze(image, faces);
+      return { faces: faces.map((f, i) => ({ face: view(f), ...attributes[i] })) };
+    },
+
+    /** Identifies every face of one frame; registers the largest unknown face when `identifier` is given. */
+    async syncFrame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {
+      const collection = collectionOf(input.collection);
+      const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
+      const bytes = checkImageSize(input.image, limits.maxImageBytes);
+      if (bytes.length === 0) throw new FaceError("invalid_argument", "image is required");
+      const { image, faces } = await facesOf(bytes, input.maxFaces);
+      const embeddings = await engine.embed(faces);
+      const hits = await stage("similarity_search", () => Promise.all(embeddings.map((e) => identities.search(collection, e, 1))));
+      const result: SyncFaceView[] = faces.map((f, i) => {
+        const best = hits[i][0];
+        const known = best !== undefined && best.distance <= config.matchThreshold;
+        return { identifier: known ? best.identifier : "", box: f.box, confidence: f.score, distance: best?.distance ?? 2, registered: false };
+      });
+      if (registerAs !== undefined) {
+        const unknown = result.findIndex((r) => r.identifier === "");
+        if (unknown >= 0 && qualityProblem(faces[unknown], []) === undefined) {
+          const img = storedImage(bytes, image);
+          await stage("store", () => identities.addFace(collection, registerAs, storedFace(faces[unknown], embeddings[unknown]), img));
+          result[unknown] = { ...result[unknown], identifier: registerAs, registered: true, distance: 0 };
+        }
+      }
+      return { faces: result };
+    },
+
+    async listUsers(input: { collection: string; pageSize: number; pageToken: string }) {
+      const collection = collectionOf(input.collection);
+      const pageSize = input.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(input.pageSize, MAX_PAGE_SIZE);
+      const after = input.pageToken === "" ? "" : decodePageToken(input.pageToken);
+      const identifiers = await identities.listUsers(collection, pageSize + 1, after);
+      const page = identifiers.slice(0, pageSize);
+      const more = identifiers.length > pageSize;
+      return { identifiers: page, nextPageToken: more ? encodePageToken(page[page.length - 1]) : "" };
+    },
+
+    async getUserFace(input: { identifier: string; collection: string }) {
+      const identifier = identifierOf(input.identifier);
+      const collection = collectionOf(input.collection);
+      const found = await identities.primaryImage(collection, identifier);
+      if (found === undefined) throw new FaceError("not_found", `no user ${JSON.stringify(identifier)} in collection ${collection}`);
+      return found;
+    },
+
+    async deleteUser(input: { identifier: string; collection: string }) {
+      const identifier = identifierOf(input.identifier);
+      const collection = collectionOf(input.collection);
+      const deleted = await identities.deleteUser(collection, identifier);
+      if (deleted === undefined) throw new FaceError("not_found", `no user ${JSON.stringify(identifier)} in collection ${collection}`);
+      return { identifier, facesDeleted: deleted.faces, imagesDeleted: deleted.images };
+    },
+  };
+}
+
+/** Page tokens are opaque to clients: the last identifier of the page, base64url. */
+function encodePageToken(lastIdentifier: string): string {
+  return Buffer.from(lastIdentifier, "utf8").toString("base64url");
+}
+
+function decodePageToken(token: string): string {
+  const value = Buffer.from(token, "base64url").toString("utf8");
+  if (value === "" || encodePageToken(value) !== token) throw new FaceError("invalid_argument", "page_token is not valid");
+  return value;
+}

@@ -1,0 +1,64 @@
+import { FaceError, invalidArgument } from "../errors.js";
+import { fetchImageUrl, type ImageUrlPolicy } from "./image-url.js";
+
+/** Collections hold users that must never be matched across (customers, sites). */
+export const DEFAULT_COLLECTION = "default";
+
+const COLLECTION_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** Letters and digits of any script plus a few separators; no control characters, no slashes (REST paths). */
+const IDENTIFIER_PATTERN = /^[\p{L}\p{N}_.@+:\- ]+$/u;
+const MAX_IDENTIFIER_LENGTH = 128;
+
+/** Validates `collection`, defaulting an empty one to "default". */
+export function collectionOf(value: string): string {
+  if (value === "") return DEFAULT_COLLECTION;
+  if (!COLLECTION_PATTERN.test(value)) {
+    throw invalidArgument("collection must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit");
+  }
+  return value;
+}
+
+/** Validates a user identifier. */
+export function identifierOf(value: string, field = "identifier"): string {
+  if (value === "") throw invalidArgument(`${field} is required`);
+  if (value.length > MAX_IDENTIFIER_LENGTH) throw invalidArgument(`${field} is longer than ${MAX_IDENTIFIER_LENGTH} characters`);
+  if (!IDENTIFIER_PATTERN.test(value) || value.trim() !== value) {
+    throw invalidArgument(`${field} may hold letters, digits, spaces inside, and _ . @ + : - only`);
+  }
+  return value;
+}
+
+/** An image field pair as requests carry it: bytes or a URL, exactly one. */
+export interface ImageSource {
+  image: Uint8Array;
+  imageUrl: string;
+}
+
+export interface ImageInputLimits extends ImageUrlPolicy {
+  maxImageBytes: number;
+}
+
+/** Returns the image bytes of a request, fetching `image_url` when that is what it carries. */
+export async function imageBytesOf(source: ImageSource, limits: ImageInputLimits, field = "image"): Promise<Uint8Array> {
+  const hasBytes = source.image.length > 0;
+  const hasUrl = source.imageUrl !== "";
+  if (hasBytes && hasUrl) throw invalidArgument(`send either ${field} or image_url, not both`);
+  if (!hasBytes && !hasUrl) throw invalidArgument(`${field} is required (raw bytes, base64 in JSON, or image_url)`);
+  const bytes = hasBytes ? source.image : await fetchImageUrl(source.imageUrl, limits);
+  return checkImageSize(bytes, limits.maxImageBytes, field);
+}
+
+/** Refuses images over the byte limit with ResourceExhausted (HTTP 413). */
+export function checkImageSize(bytes: Uint8Array, maxImageBytes: number, field = "image"): Uint8Array {
+  if (bytes.length > maxImageBytes) {
+    throw new FaceError("resource_exhausted", `${field} is ${bytes.length} bytes, more than the limit of ${maxImageBytes} bytes`);
+  }
+  return bytes;
+}
+
+/** Validates an optional threshold (cosine distance, 0..2). */
+export function thresholdOf(value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0 || value > 2) throw invalidArgument("threshold is a cosine distance from 0 to 2");
+  return value;
+}

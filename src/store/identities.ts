@@ -1,0 +1,252 @@
+import type { Knex } from "knex";
+import pgvector from "pgvector";
+import type { ImageFiles } from "./image-files.js";
+
+/** What is stored about one reference face. */
+export interface StoredFace {
+  embedding: Float32Array;
+  model: string;
+  box: { x: number; y: number; width: number; height: number };
+  score: number;
+  sharpness: number;
+  brightness: number;
+}
+
+/** An original image to keep with a face. */
+export interface StoredImage {
+  sha256: string;
+  bytes: Uint8Array;
+  contentType: string;
+  width: number;
+  height: number;
+}
+
+/** A registered user close to a query embedding. */
+export interface SearchHit {
+  identifier: string;
+  distance: number;
+}
+
+/** The primary reference face of a user, as auto-healing compares it. */
+export interface PrimaryFace {
+  faceId: number;
+  userId: number;
+  identifier: string;
+  faceWidth: number;
+  sharpness: number;
+  imageSha256: string | null;
+}
+
+/** Users, their face embeddings and their reference images, in PostgreSQL + pgvector and on disk. */
+export interface IdentityStore {
+  /** Adds a face to `identifier` (creating the user when new); returns whether the user was created. */
+  addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage): Promise<{ created: boolean }>;
+  /** Nearest users (not faces) by cosine distance, closest first. */
+  search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]>;
+  /** Smallest distance between `embedding` and any face of the user; undefined when the user does not exist. */
+  distanceToUser(collection: string, identifier: string, embedding: Float32Array): Promise<number | undefined>;
+  primaryFace(collection: string, identifier: string): Promise<PrimaryFace | undefined>;
+  /** Replaces the primary face (embedding and image) if it is still `expected.faceId`; returns whether it did. */
+  replacePrimaryFace(expected: PrimaryFace, face: StoredFace, image: StoredImage): Promise<boolean>;
+  listUsers(collection: string, limit: number, after: string): Promise<string[]>;
+  /** Bytes and content type of the user's primary reference image. */
+  primaryImage(collection: string, identifier: string): Promise<{ bytes: Uint8Array; contentType: string } | undefined>;
+  /** Removes the user, its faces, and images no other face references; undefined when unknown. */
+  deleteUser(collection: string, identifier: string): Promise<{ faces: number; images: number } | undefined>;
+}
+
+export interface IdentityStoreOptions {
+  /** hnsw.ef_search: candidates the index scan keeps; more is slower and more exact. */
+  efSearch: number;
+}
+
+/**
+ * Candidates fetched per requested user: a user may hold several faces, and the search must still
+ * return `limit` distinct users.
+ */
+const FACES_PER_USER_FETCHED = 4;
+
+/** Creates the store on a knex handle and an image directory. */
+export function createIdentityStore(knex: Knex, files: ImageFiles, options: IdentityStoreOptions): IdentityStore {
+  /** Writes the image file first (idempotent), then runs `work`; a failed `work` leaves no orphan file. */
+  async function withImageFile<T>(image: StoredImage, work: () => Promise<T>): Promise<T> {
+    const existedBefore = await files.exists(image.sha256);
+    await files.put(image.sha256, image.bytes);
+    try {
+      return await work();
+    } catch (e) {
+      if (!existedBefore) await removeIfUnreferenced(image.sha256).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async function removeIfUnreferenced(sha256: string): Promise<void> {
+    const row = await knex("images").where({ sha256 }).first("sha256");
+    if (row === undefined) await files.remove(sha256);
+  }
+
+  async function insertImage(trx: Knex.Transaction, image: StoredImage): Promise<void> {
+    await trx("images")
+      .insert({ sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height })
+      .onConflict("sha256")
+      .ignore();
+  }
+
+  function faceColumns(face: StoredFace) {
+    return {
+      embedding: pgvector.toSql(Array.from(face.embedding)),
+      model: face.model,
+      box_x: face.box.x,
+      box_y: face.box.y,
+      box_width: face.box.width,
+      box_height: face.box.height,
+      score: face.score,
+      sharpness: face.sharpness,
+      brightness: face.brightness,
+    };
+  }
+
+  /** Deletes images no face references any more; returns their hashes (files are removed after commit). */
+  async function deleteOrphanImages(trx: Knex.Transaction, candidates: string[]): Promise<string[]> {
+    if (candidates.length === 0) return [];
+    const rows: { sha256: string }[] = await trx("images")
+      .whereIn("sha256", candidates)
+      .whereNotExists(trx("faces").whereRaw("faces.image_sha256 = images.sha256"))
+      .delete()
+      .returning("sha256");
+    return rows.map((r) => r.sha256);
+  }
+
+  return {
+    async addFace(collection, identifier, face, image) {
+      return withImageFile(image, () =>
+        knex.transaction(async (trx) => {
+          await trx("collections").insert({ name: collection }).onConflict("name").ignore();
+          await insertImage(trx, image);
+          const inserted: { id: number }[] = await trx("users")
+            .insert({ collection, identifier })
+            .onConflict(["collection", "identifier"])
+            .ignore()
+            .returning("id");
+          const created = inserted.length > 0;
+          const userId = created
+            ? inserted[0].id
+            : (await trx("users").where({ collection, identifier }).first("id").forUpdate()).id;
+          await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image.sha256, is_primary: created });
+          await trx("users").where({ id: userId }).update({ updated_at: trx.fn.now() });
+          return { created };
+        }),
+      );
+    },
+
+    async search(collection, embedding, limit) {
+      const vector = pgvector.toSql(Array.from(embedding));
+      return knex.transaction(async (trx) => {
+        // SET LOCAL applies to this transaction only; iterative scans keep filtered HNSW searches
+        // from returning too few rows when the collection is a small part of the index.
+        await trx.raw(`SET LOCAL hnsw.ef_search = ${Math.max(options.efSearch, limit * FACES_PER_USER_FETCHED)}`);
+        await trx.raw("SET LOCAL hnsw.iterative_scan = relaxed_order");
+        const result = await trx.raw(
+          `SELECT u.identifier, min(n.distance) AS distance
+             FROM (SELECT user_id, embedding <=> ?::vector AS distance
+                     FROM faces
+                    WHERE collection = ?
+                    ORDER BY embedding <=> ?::vector
+                    LIMIT ?) n
+             JOIN users u ON u.id = n.user_id
+            GROUP BY u.identifier
+            ORDER BY distance
+            LIMIT ?`,
+          [vector, collection, vector, limit * FACES_PER_USER_FETCHED, limit],
+        );
+        return (result.rows as { identifier: string; distance: number | string }[]).map((r) => ({
+          identifier: r.identifier,
+          distance: Number(r.distance),
+        }));
+      });
+    },
+
+    async distanceToUser(collection, identifier, embedding) {
+      const result = await knex.raw(
+        `SELECT u.id, min(f.embedding <=> ?::vector) AS distance
+           FROM users u LEFT JOIN faces f ON f.user_id = u.id
+          WHERE u.collection = ? AND u.identifier = ?
+          GROUP BY u.id`,
+        [pgvector.toSql(Array.from(embedding)), collection, identifier],
+      );
+      const row = result.rows[0] as { distance: number | string | null } | undefined;
+      return row === undefined || row.distance === null ? undefined : Number(row.distance);
+    },
+
+    async primaryFace(collection, identifier) {
+      const row = await knex("faces as f")
+        .join("users as u", "u.id", "f.user_id")
+        .where({ "u.collection": collection, "u.identifier": identifier, "f.is_primary": true })
+        .first("f.id", "f.user_id", "f.box_width", "f.sharpness", "f.image_sha256");
+      if (row === undefined) return undefined;
+      return {
+        faceId: Number(row.id),
+        userId: Number(row.user_id),
+        identifier,
+        faceWidth: Number(row.box_width),
+        sharpness: Number(row.sharpness),
+        imageSha256: row.image_sha256,
+      };
+    },
+
+    async replacePrimaryFace(expected, face, image) {
+      let orphans: string[] = [];
+      const replaced = await withImageFile(image, () =>
+        knex.transaction(async (trx) => {
+          await insertImage(trx, image);
+          const updated = await trx("faces")
+            .where({ id: expected.faceId, is_primary: true })
+            .update({ ...faceColumns(face), image_sha256: image.sha256, created_at: trx.fn.now() });
+          if (updated === 0) return false; // replaced or deleted concurrently
+          await trx("users").where({ id: expected.userId }).update({ updated_at: trx.fn.now() });
+          orphans = await deleteOrphanImages(trx, expected.imageSha256 ? [expected.imageSha256] : []);
+          return true;
+        }),
+      );
+      await Promise.all(orphans.map((sha) => files.remove(sha)));
+      return replaced;
+    },
+
+    async listUsers(collection, limit, after) {
+      const rows: { identifier: string }[] = await knex("users")
+        .where({ collection })
+        .andWhere("identifier", ">", after)
+        .orderBy("identifier")
+        .limit(limit)
+        .select("identifier");
+      return rows.map((r) => r.identifier);
+    },
+
+    async primaryImage(collection, identifier) {
+      const row = await knex("faces as f")
+        .join("users as u", "u.id", "f.user_id")
+        .join("images as i", "i.sha256", "f.image_sha256")
+        .where({ "u.collection": collection, "u.identifier": identifier })
+        .orderBy([{ column: "f.is_primary", order: "desc" }, { column: "f.id", order: "asc" }])
+        .first("i.sha256", "i.content_type");
+      if (row === undefined) return undefined;
+      return { bytes: await files.read(row.sha256), contentType: row.content_type };
+    },
+
+    async deleteUser(collection, identifier) {
+      const outcome = await knex.transaction(async (trx) => {
+        const user = await trx("users").where({ collection, identifier }).first("id").forUpdate();
+        if (user === undefined) return undefined;
+        const faces: { image_sha256: string | null }[] = await trx("faces").where({ user_id: user.id }).delete().returning("image_sha256");
+        await trx("users").where({ id: user.id }).delete();
+        const candidates = [...new Set(faces.map((f) => f.image_sha256).filter((s): s is string => s !== null))];
+        const orphans = await deleteOrphanImages(trx, candidates);
+        return { faces: faces.length, orphans };
+      });
+      if (outcome === undefined) return undefined;
+      // Files go after the commit: a rollback must not lose an image a row still points to.
+      await Promise.all(outcome.orphans.map((sha) => files.remove(sha)));
+      return { faces: outcome.faces, images: outcome.orphans.length };
+    },
+  };
+}

@@ -1,0 +1,117 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import type { FastifyBaseLogger } from "fastify";
+import {
+  FaceService,
+  FrameErrorSchema,
+  SyncResponseSchema,
+  type SyncRequest,
+  type SyncResponse,
+} from "../../gen/face/v1/face_pb.js";
+import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
+import type { FaceService as FaceUseCases } from "../service/face-service.js";
+import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
+import { codeName, toConnectError } from "./errors.js";
+
+/** The request id of the HTTP request carrying an RPC (the same value as the x-request-id header). */
+export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+export interface FaceRoutesDeps {
+  service: FaceUseCases;
+  telemetry: Telemetry;
+  logger: FastifyBaseLogger;
+}
+
+/** Converts flame-graph entries to their proto shape. */
+function flameGraphField(entries: FlameGraphEntry[]) {
+  return entries.map((e) => ({ label: e.label, durationMs: e.durationMs, parent: e.parent, startMs: e.startMs }));
+}
+
+/**
+ * Maps every error to a ConnectError with a safe message, and logs the ones the client cannot fix
+ * (Internal, Unknown, Unavailable) with their cause and the request id.
+ */
+export function createErrorInterceptor(logger: FastifyBaseLogger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (e) {
+      const error = toConnectError(e);
+      if (error.code === Code.Internal || error.code === Code.Unknown || error.code === Code.Unavailable) {
+        logger.error({ err: error.cause ?? e, rpc: req.method.name, reqId: req.contextValues.get(requestIdKey) }, "rpc failed");
+      }
+      throw error;
+    }
+  };
+}
+
+/** Registers face.v1.FaceService on a Connect router: transport shapes in, use cases, transport shapes out. */
+export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) => void {
+  const { service, telemetry } = deps;
+
+  /** Runs one RPC in its own trace and returns the result with its flame graph and total time. */
+  async function timed<T extends object>(name: string, work: () => Promise<T>) {
+    const { result, flameGraph, totalMs } = await telemetry.traceRequest(`FaceService/${name}`, work);
+    return { ...result, flameGraph: flameGraphField(flameGraph), serverProcessTimeMs: totalMs };
+  }
+
+  async function syncOne(request: SyncRequest): Promise<SyncResponse> {
+    try {
+      const response = await timed("Sync", () =>
+        service.syncFrame({ image: request.image, identifier: request.identifier, maxFaces: request.maxFaces, collection: request.collection }),
+      );
+      return create(SyncResponseSchema, { ...response, frameId: request.frameId });
+    } catch (e) {
+      // A bad frame is answered with its error; the stream goes on.
+      const error = toConnectError(e);
+      if (error.code === Code.Internal) deps.logger.error({ err: error.cause ?? e }, "sync frame failed");
+      return create(SyncResponseSchema, {
+        frameId: request.frameId,
+        error: create(FrameErrorSchema, { code: codeName(error.code), message: error.rawMessage }),
+      });
+    }
+  }
+
+  return (router) => {
+    router.service(
+      FaceService,
+      {
+        register: (req) => timed("Register", () => service.register(req)),
+        recognize: (req) => timed("Recognize", () => service.recognize(req)),
+        verify: (req) => service.verify(req),
+        detect: (req) => timed("Detect", () => service.detect(req)),
+        extractFeatures: (req) => timed("ExtractFeatures", () => service.extractFeatures(req)),
+        analyze: (req) => timed("Analyze", () => service.analyze(req)),
+        syncFrame: async (req) => {
+          const response = await timed("SyncFrame", () =>
+            service.syncFrame({ image: req.image, identifier: req.identifier, maxFaces: req.maxFaces, collection: req.collection }),
+          );
+          return { ...response, frameId: req.frameId };
+        },
+        async *sync(requests: AsyncIterable<SyncRequest>, context: HandlerContext) {
+          // One frame at a time: the next frame is read only after this one's answer was taken by
+          // the transport, so a slow client holds back the reading (back-pressure), not memory.
+          for await (const request of requests) {
+            if (context.signal.aborted) return;
+            yield await syncOne(request);
+          }
+        },
+        listUsers: (req) => service.listUsers(req),
+        getUserFace: async (req) => {
+          const { bytes, contentType } = await service.getUserFace(req);
+          return create(HttpBodySchema, { contentType, data: bytes });
+        },
+        deleteUser: (req) => service.deleteUser(req),
+        createWebhook: () => unimplemented("CreateWebhook"),
+        listWebhooks: () => unimplemented("ListWebhooks"),
+        deleteWebhook: () => unimplemented("DeleteWebhook"),
+      },
+      { interceptors: [createErrorInterceptor(deps.logger)] },
+    );
+  };
+}
+
+/** Webhooks land with their own issue; until then the RPC says so rather than pretending. */
+function unimplemented(name: string): never {
+  throw new ConnectError(`${name} is not implemented yet`, Code.Unimplemented);
+}

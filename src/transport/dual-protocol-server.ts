@@ -1,0 +1,104 @@
+import http from "node:http";
+import http2 from "node:http2";
+import type { Socket } from "node:net";
+
+type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/** A connection that sends nothing for this long is dropped (it holds a socket and a file descriptor). */
+const FIRST_BYTES_TIMEOUT_MS = 30_000;
+
+/** How long a finished response waits for the client to end its side of the stream. */
+const ABANDONED_REQUEST_GRACE_MS = 1_000;
+
+/** The first bytes a client sends on a cleartext HTTP/2 connection with prior knowledge. */
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * Creates an HTTP/1.1 server whose connections are sniffed: a connection that starts with the HTTP/2
+ * preface is handed to an h2c server, anything else stays HTTP/1.1. Both call the same handler, so
+ * one port serves gRPC (HTTP/2 only) as well as curl, browsers, gRPC-Web and REST (mostly HTTP/1.1).
+ *
+ * Fastify only sees the returned HTTP/1.1 server (listen, close); closing it also closes the h2c
+ * sessions gracefully (GOAWAY, in-flight streams finish).
+ */
+export function createDualProtocolServer(handler: RequestHandler): http.Server {
+  const h1 = http.createServer(handler);
+  const h2 = http2.createServer({}, (req, res) => {
+    // A response sent before the request was fully read (e.g. "message too large") leaves some
+    // clients holding their half of the stream open forever. RFC 9113 8.1 lets the server then end
+    // it with RST_STREAM NO_ERROR; the delay lets the response's last frames leave first.
+    req.stream.once("finish", () => {
+      if (req.readableEnded) return;
+      setTimeout(() => {
+        // close() sends the RST_STREAM; destroy() drops the unread request data, so the session
+        // no longer counts the stream and can end.
+        if (req.stream.destroyed) return;
+        req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        req.stream.destroy();
+      }, ABANDONED_REQUEST_GRACE_MS).unref();
+    });
+    handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  // Connections that have not sent their first bytes yet belong to neither server: closing must
+  // drop them itself, or close() would wait for a silent client forever.
+  const undecided = new Set<Socket>();
+  const handOverToHttp1 = h1.listeners("connection") as ((socket: Socket) => void)[];
+  h1.removeAllListeners("connection");
+  h1.on("connection", (socket: Socket) => {
+    undecided.add(socket);
+    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+    sniff(socket, (isHttp2) => {
+      undecided.delete(socket);
+      socket.setTimeout(0);
+      if (isHttp2) h2.emit("connection", socket);
+      else for (const listener of handOverToHttp1) listener.call(h1, socket);
+    });
+    socket.once("close", () => undecided.delete(socket));
+  });
+
+  // Closing stops accepting and lets h2c sessions finish their in-flight streams (GOAWAY).
+  const close = h1.close.bind(h1);
+  h1.close = ((callback?: (err?: Error) => void) => {
+    for (const socket of undecided) socket.destroy();
+    for (const session of sessions) session.close();
+    return close(callback);
+  }) as typeof h1.close;
+  // fastify's forceCloseConnections calls this on the HTTP/1.1 server; h2c sessions need it too.
+  const closeAllConnections = h1.closeAllConnections.bind(h1);
+  h1.closeAllConnections = () => {
+    closeAllConnections();
+    for (const session of sessions) session.destroy();
+  };
+  return h1;
+}
+
+/**
+ * Reads just enough of a new connection to tell HTTP/2 prior knowledge from HTTP/1.x, then puts the
+ * bytes back so the chosen server parses the connection from its first byte.
+ */
+function sniff(socket: Socket, decide: (isHttp2: boolean) => void): void {
+  let received = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+    const compared = Math.min(received.length, HTTP2_PREFACE.length);
+    const samePrefix = received.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared));
+    if (samePrefix && received.length < HTTP2_PREFACE.length) return; // need more bytes
+    socket.off("data", onData);
+    socket.off("close", onClose);
+    socket.pause();
+    socket.unshift(received);
+    decide(samePrefix);
+    // The HTTP/2 session takes over the socket's handle and drains what was put back; the
+    // HTTP/1.1 parser listens for 'data' on a socket this function paused.
+    if (!samePrefix) socket.resume();
+  };
+  const onClose = () => socket.off("data", onData);
+  socket.on("data", onData);
+  socket.once("close", onClose);
+}

@@ -1,0 +1,74 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { FaceError, type FaceErrorKind } from "../errors.js";
+
+const CODE_OF_KIND: Record<FaceErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  resource_exhausted: Code.ResourceExhausted,
+  unavailable: Code.Unavailable,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+};
+
+/** HTTP status for each code, as the Connect protocol maps them (https://connectrpc.com/docs/protocol#error-codes). */
+const HTTP_STATUS_OF_CODE: Record<Code, number> = {
+  [Code.Canceled]: 499,
+  [Code.Unknown]: 500,
+  [Code.InvalidArgument]: 400,
+  [Code.DeadlineExceeded]: 504,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.PermissionDenied]: 403,
+  // The service reports ResourceExhausted for requests over a size limit; rate limiting answers 429 itself.
+  [Code.ResourceExhausted]: 413,
+  [Code.FailedPrecondition]: 400,
+  [Code.Aborted]: 409,
+  [Code.OutOfRange]: 400,
+  [Code.Unimplemented]: 501,
+  [Code.Internal]: 500,
+  [Code.Unavailable]: 503,
+  [Code.DataLoss]: 500,
+  [Code.Unauthenticated]: 401,
+};
+
+/** Error codes of PostgreSQL and of Node sockets that mean "the database is not reachable now". */
+const DATABASE_DOWN = /^(08|57P0[1-3]|53300)|^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN)$/;
+
+/**
+ * Turns anything thrown by a handler into a ConnectError whose message is safe to send: FaceErrors
+ * keep their message, database outages become Unavailable, everything else becomes Internal with a
+ * generic message (the cause is kept on the error for the log, never sent).
+ */
+export function toConnectError(error: unknown): ConnectError {
+  if (error instanceof ConnectError) return error;
+  if (error instanceof FaceError) {
+    const connectError = new ConnectError(error.message, CODE_OF_KIND[error.kind], undefined, undefined, error);
+    if (error.reason !== undefined) connectError.metadata.set("x-face-reason", error.reason);
+    return connectError;
+  }
+  if (isDatabaseUnavailable(error)) {
+    return new ConnectError("the database is unavailable; try again shortly", Code.Unavailable, undefined, undefined, error);
+  }
+  return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+}
+
+function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && DATABASE_DOWN.test(code)) return true;
+    if (/Connection terminated|connect ECONNREFUSED|Knex: Timeout acquiring a connection|PGlite is clos/.test(e.message)) return true;
+  }
+  return false;
+}
+
+/** The HTTP status REST answers with for a ConnectError. */
+export function httpStatusOf(error: ConnectError): number {
+  return HTTP_STATUS_OF_CODE[error.code] ?? 500;
+}
+
+/** The snake_case name of a code, as the Connect protocol spells it on the wire ("invalid_argument"). */
+export function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}

@@ -1,0 +1,240 @@
+import { create, fromJson, getOption, toJson, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
+import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import { ScalarType, type DescField } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import multipart from "@fastify/multipart";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { FaceService } from "../../gen/face/v1/face_pb.js";
+import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
+import type { HttpRule } from "../../gen/google/api/http_pb.js";
+import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
+import { codeName, httpStatusOf, toConnectError } from "./errors.js";
+
+/** One REST route read from a google.api.http annotation. */
+export interface RestBinding {
+  method: DescMethod;
+  verb: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Fastify path: `{identifier}` becomes `:identifier`. */
+  path: string;
+  pathParams: string[];
+  /** "*" (the whole request is the body), a field name, or "" (no body). */
+  body: string;
+  /** A response field sent as the whole body, or "" for the whole response. */
+  responseBody: string;
+}
+
+/** Reads the REST bindings of every unary method of FaceService from its annotations. */
+export function restBindings(): RestBinding[] {
+  const bindings: RestBinding[] = [];
+  for (const method of FaceService.methods) {
+    if (method.methodKind !== "unary") continue;
+    const rule: HttpRule = getOption(method, httpRule);
+    const { case: verb, value } = rule.pattern;
+    if (verb === undefined || verb === "custom") continue;
+    const template = value as string;
+    const pathParams = [...template.matchAll(/\{([a-z_.]+)(=[^}]*)?\}/g)].map((m) => m[1]);
+    bindings.push({
+      method,
+      verb: verb.toUpperCase() as RestBinding["verb"],
+      path: template.replace(/\{([a-z_.]+)(=[^}]*)?\}/g, ":$1"),
+      pathParams,
+      body: rule.body,
+      responseBody: rule.responseBody,
+    });
+  }
+  return bindings;
+}
+
+export interface RestOptions {
+  /** The same Connect routes the RPC endpoints serve; REST calls go through them in memory. */
+  routes: (router: ConnectRouter) => void;
+  maxImageBytes: number;
+}
+
+/**
+ * Serves the google.api.http bindings as REST on the same handlers: path and query parameters,
+ * JSON bodies (proto JSON, unknown fields ignored), multipart/form-data (file parts are the image
+ * fields, other parts are fields), `response_body`, and google.api.HttpBody answered raw.
+ * Errors are an HTTP status plus {"code", "message", "request_id"}.
+ */
+export async function registerRestRoutes(app: FastifyInstance, options: RestOptions): Promise<void> {
+  const client = createClient(FaceService, createRouterTransport(options.routes)) as unknown as Record<
+    string,
+    (req: Message, opts: { headers: Record<string, string>; signal: AbortSignal }) => Promise<Message>
+  >;
+
+  await app.register(multipart, {
+    limits: { fileSize: options.maxImageBytes, files: 2, fields: 32, fieldSize: 64 * 1024, parts: 34 },
+  });
+
+  app.setErrorHandler((error, request, reply) => sendError(reply, request, fastifyErrorToConnect(error as Error & { code?: string; statusCode?: number })));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, request, new ConnectError(`no route ${request.method} ${request.url.split("?")[0]}`, Code.NotFound)),
+  );
+
+  for (const binding of restBindings()) {
+    app.route({
+      method: binding.verb,
+      url: binding.path,
+      handler: async (request, reply) => {
+        const input = binding.method.input;
+        let message: ReflectMessage;
+        try {
+          message = await requestMessage(binding, input, request);
+        } catch (e) {
+          return sendError(reply, request, isFastifyError(e) ? fastifyErrorToConnect(e) : toConnectError(e));
+        }
+        const controller = new AbortController();
+        request.raw.once("close", () => {
+          if (!reply.sent) controller.abort();
+        });
+        try {
+          const response = await client[binding.method.localName](message.message, {
+            headers: { "x-request-id": String(request.id) },
+            signal: controller.signal,
+          });
+          return sendResponse(reply, binding, response);
+        } catch (e) {
+          return sendError(reply, request, ConnectError.from(e));
+        }
+      },
+    });
+  }
+}
+
+async function requestMessage(binding: RestBinding, schema: DescMessage, request: FastifyRequest): Promise<ReflectMessage> {
+  let message = reflect(schema, create(schema));
+  if (binding.body === "*" && request.isMultipart()) {
+    await readMultipart(message, request);
+  } else if (binding.body === "*" && request.body !== undefined && request.body !== null) {
+    if (typeof request.body !== "object" || Array.isArray(request.body)) throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
+    try {
+      message = reflect(schema, fromJson(schema, request.body as never, { ignoreUnknownFields: true }));
+    } catch (e) {
+      throw new ConnectError(`invalid request body: ${(e as Error).message}`, Code.InvalidArgument);
+    }
+  }
+  const query = request.query as Record<string, string | string[]>;
+  for (const [key, value] of Object.entries(query)) {
+    for (const v of Array.isArray(value) ? value : [value]) setFromString(message, key, v, false);
+  }
+  const params = request.params as Record<string, string>;
+  for (const name of binding.pathParams) setFromString(message, name, params[name], true);
+  return message;
+}
+
+/** File parts fill bytes fields (a part named "file" is the image); other parts are fields. */
+async function readMultipart(message: ReflectMessage, request: FastifyRequest): Promise<void> {
+  for await (const part of request.parts()) {
+    if (part.type === "file") {
+      const name = part.fieldname === "file" ? "image" : part.fieldname;
+      const field = fieldNamed(message.desc, name);
+      if (field === undefined || field.fieldKind !== "scalar" || field.scalar !== ScalarType.BYTES) {
+        part.file.resume();
+        throw new ConnectError(`multipart file part ${JSON.stringify(part.fieldname)} is not an image field`, Code.InvalidArgument);
+      }
+      message.set(field, new Uint8Array(await part.toBuffer()));
+    } else {
+      setFromString(message, part.fieldname, String(part.value), false);
+    }
+  }
+}
+
+function fieldNamed(schema: DescMessage, name: string): DescField | undefined {
+  return schema.fields.find((f) => f.name === name || f.jsonName === name);
+}
+
+/**
+ * Sets a field from its text form (path, query or multipart). Unknown query parameters are ignored,
+ * as proto JSON ignores unknown fields; unknown path parameters cannot happen.
+ */
+function setFromString(message: ReflectMessage, name: string, text: string, strict: boolean): void {
+  const field = fieldNamed(message.desc, name);
+  if (field === undefined) {
+    if (strict) throw new ConnectError(`unknown field ${name}`, Code.InvalidArgument);
+    return;
+  }
+  if (field.fieldKind === "scalar") {
+    message.set(field, scalarFromString(field, field.scalar, text));
+  } else if (field.fieldKind === "list" && field.listKind === "scalar") {
+    const list = message.get(field);
+    for (const item of text.split(",")) list.add(scalarFromString(field, field.scalar, item.trim()));
+  } else {
+    throw new ConnectError(`field ${name} cannot be given as text`, Code.InvalidArgument);
+  }
+}
+
+function scalarFromString(field: DescField, scalar: ScalarType, text: string): string | number | boolean | Uint8Array | bigint {
+  const bad = () => new ConnectError(`field ${field.name}: ${JSON.stringify(text.slice(0, 40))} is not a valid value`, Code.InvalidArgument);
+  switch (scalar) {
+    case ScalarType.STRING:
+      return text;
+    case ScalarType.BOOL:
+      if (text === "true" || text === "1") return true;
+      if (text === "false" || text === "0" || text === "") return false;
+      throw bad();
+    case ScalarType.BYTES:
+      return new Uint8Array(Buffer.from(text, "base64"));
+    case ScalarType.FLOAT:
+    case ScalarType.DOUBLE: {
+      const n = Number(text);
+      if (text.trim() === "" || !Number.isFinite(n)) throw bad();
+      return n;
+    }
+    case ScalarType.INT64:
+    case ScalarType.UINT64:
+    case ScalarType.SINT64:
+    case ScalarType.FIXED64:
+    case ScalarType.SFIXED64:
+      if (!/^-?\d+$/.test(text)) throw bad();
+      return BigInt(text);
+    default: {
+      if (!/^-?\d+$/.test(text)) throw bad();
+      const n = Number(text);
+      const unsigned = scalar === ScalarType.UINT32 || scalar === ScalarType.FIXED32;
+      if ((unsigned && n < 0) || Math.abs(n) > 2 ** 32) throw bad();
+      return n;
+    }
+  }
+}
+
+function sendResponse(reply: FastifyReply, binding: RestBinding, response: Message): FastifyReply {
+  const output = binding.method.output;
+  if (output.typeName === HttpBodySchema.typeName) {
+    const body = response as unknown as { contentType: string; data: Uint8Array };
+    return reply.type(body.contentType || "application/octet-stream").send(Buffer.from(body.data));
+  }
+  const json = toJson(output, response, { alwaysEmitImplicit: true }) as Record<string, unknown>;
+  if (binding.responseBody !== "") {
+    const field = fieldNamed(output, binding.responseBody);
+    return reply.send(field ? json[field.jsonName] : json);
+  }
+  return reply.send(json);
+}
+
+/** The one JSON shape of every REST error. */
+export function sendError(reply: FastifyReply, request: FastifyRequest, error: ConnectError): FastifyReply {
+  const status = error.metadata.get("x-http-status");
+  const body: Record<string, string> = { code: codeName(error.code), message: error.rawMessage, request_id: String(request.id) };
+  const reason = error.metadata.get("x-face-reason");
+  if (reason !== null) body.reason = reason;
+  return reply.status(status ? Number(status) : httpStatusOf(error)).type("application/json").send(body);
+}
+
+function isFastifyError(e: unknown): e is Error & { code: string; statusCode?: number } {
+  const code = (e as { code?: unknown } | null)?.code;
+  return e instanceof Error && typeof code === "string" && code.startsWith("FST_");
+}
+
+/** Fastify's own errors (body too large, bad JSON, wrong content type) in the service's terms. */
+function fastifyErrorToConnect(error: { code?: string; statusCode?: number; message: string }): ConnectError {
+  const status = error.statusCode ?? 500;
+  let code = Code.Internal;
+  if (status === 413 || error.code === "FST_REQ_FILE_TOO_LARGE" || error.code === "FST_FILES_LIMIT" || error.code === "FST_PARTS_LIMIT") code = Code.ResourceExhausted;
+  else if (status === 415 || status === 400) code = Code.InvalidArgument;
+  else if (status === 404) code = Code.NotFound;
+  else if (status === 429) code = Code.ResourceExhausted;
+  const connectError = new ConnectError(status >= 500 ? "internal error" : error.message, code);
+  if (status < 500) connectError.metadata.set("x-http-status", String(status === 400 && code === Code.ResourceExhausted ? 413 : status));
+  return connectError;
+}

@@ -1,0 +1,26 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConfigError, loadConfig } from "../src/config.js";
+
+describe("configuration", () => {
+  it("has sane defaults", () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 8080);
+    assert.equal(config.host, "0.0.0.0");
+    assert.equal(config.databaseUrl, undefined);
+    assert.deepEqual(config.corsOrigins, ["*"]);
+    assert.ok(Object.isFrozen(config));
+  });
+
+  it("lists every invalid variable at once", () => {
+    assert.throws(
+      () => loadConfig({ PORT: "http", LOG_LEVEL: "loud", DATABASE_URL: "mysql://x", CORS_ORIGINS: "not an origin", FACE_MATCH_THRESHOLD: "-1" }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.equal(e.problems.length, 5);
+        for (const name of ["PORT", "LOG_LEVEL", "DATABASE_URL", "CORS_ORIGINS", "FACE_MATCH_THRESHOLD"]) assert.match(e.message, new RegExp(name));
+        return true;
+      },
+    );
+  });
+});

@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { FaceService } from "../gen/face/v1/face_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { restBindings } from "../src/transport/rest.js";
+import { face } from "./support/testdata.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+describe("one port serves every protocol", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ FACE_MAX_IMAGE_BYTES: "2048" });
+  });
+  after(() => server.close());
+
+  const transports: Record<string, () => Transport> = {
+    "gRPC over h2c": () => createGrpcTransport({ baseUrl: server.url }),
+    "gRPC-Web over HTTP/1.1": () => createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    "Connect JSON over HTTP/1.1": () => createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    "Connect binary over HTTP/1.1": () => createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", useBinaryFormat: true }),
+    "Connect JSON over h2c": () => createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
+  };
+  for (const [name, transport] of Object.entries(transports)) {
+    it(`answers ListUsers and the errors of GetUserFace over ${name}`, async () => {
+      const client = createClient(FaceService, transport());
+      const users = await client.listUsers({});
+      assert.deepEqual(users.identifiers, []);
+      await assert.rejects(client.getUserFace({ identifier: "nobody" }), (e) => ConnectError.from(e).code === Code.NotFound);
+    });
+  }
+
+  it("serves the standard gRPC health service", async () => {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
+    const { status } = await health.check({ service: "" });
+    assert.equal(status, HealthCheckResponse_ServingStatus.SERVING);
+    await assert.rejects(health.check({ service: "nope.Service" }), (e) => ConnectError.from(e).code === Code.NotFound);
+  });
+
+  it("answers GET /health with an x-request-id, and echoes a client's request id", async () => {
+    const res = await fetch(`${server.url}/health`, { headers: { "x-request-id": "abc-123" } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-request-id"), "abc-123");
+    assert.equal((await res.json()).status, "ok");
+    const generated = await fetch(`${server.url}/api/v1/users`);
+    assert.match(generated.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+  });
+
+  it("returns GET /api/v1/users as a bare JSON array (response_body)", async () => {
+    const res = await fetch(`${server.url}/api/v1/users`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), []);
+  });
+
+  it("reads every REST binding from the google.api.http annotations", () => {
+    const routes = restBindings().map((b) => `${b.verb} ${b.path}`);
+    for (const expected of [
+      "POST /api/v1/register", "POST /api/v1/recognize", "POST /api/v1/verify", "POST /api/v1/detect",
+      "POST /api/v1/extract-features", "POST /api/v1/analyze", "POST /api/v1/sync", "GET /api/v1/users",
+      "GET /api/v1/users/:identifier/face", "DELETE /api/v1/users/:identifier", "POST /api/v1/webhooks",
+      "GET /api/v1/webhooks", "DELETE /api/v1/webhooks/:id",
+    ]) assert.ok(routes.includes(expected), `${expected} missing from ${routes.join(", ")}`);
+  });
+
+  it("answers REST errors as a status plus {code, message, request_id}", async () => {
+    const notFound = await fetch(`${server.url}/api/v1/users/nobody/face`);
+    assert.equal(notFound.status, 404);
+    const body = await notFound.json();
+    assert.equal(body.code, "not_found");
+    assert.equal(body.request_id, notFound.headers.get("x-request-id"));
+    assert.match(body.message, /nobody/);
+
+    const badJson = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "application/json" }, body: "{nope" });
+    assert.equal(badJson.status, 400);
+    assert.equal((await badJson.json()).code, "invalid_argument");
+
+    const noRoute = await fetch(`${server.url}/api/v1/nothing-here`);
+    assert.equal(noRoute.status, 404);
+    assert.equal((await noRoute.json()).code, "not_found");
+
+    const badNumber = await fetch(`${server.url}/api/v1/users?page_size=lots`);
+    assert.equal(badNumber.status, 400);
+  });
+
+  it("refuses an image over the byte limit with 413 on REST multipart and ResourceExhausted on gRPC", async () => {
+    const big = face("face_recognition/obama.jpg");
+    const form = new FormData();
+    form.append("identifier", "obama");
+    form.append("image", new Blob([Buffer.from(big)], { type: "image/jpeg" }), "obama.jpg");
+    const rest = await fetch(`${server.url}/api/v1/register`, { method: "POST", body: form });
+    assert.equal(rest.status, 413);
+    assert.equal((await rest.json()).code, "resource_exhausted");
+
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    await assert.rejects(client.register({ identifier: "obama", image: big }), (e) => ConnectError.from(e).code === Code.ResourceExhausted);
+  });
+
+  it("says Unimplemented for webhooks until they land, rather than pretending", async () => {
+    const res = await fetch(`${server.url}/api/v1/webhooks`);
+    assert.equal(res.status, 501);
+  });
+
+  it("allows CORS from any origin by default and exposes the Connect headers", async () => {
+    const res = await fetch(`${server.url}/face.v1.FaceService/ListUsers`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type,connect-protocol-version" },
+    });
+    assert.ok(res.status === 204 || res.status === 200);
+    assert.equal(res.headers.get("access-control-allow-origin"), "https://app.example");
+    const get = await fetch(`${server.url}/api/v1/users`, { headers: { origin: "https://app.example" } });
+    assert.match(get.headers.get("access-control-expose-headers") ?? "", /Grpc-Status/);
+  });
+});

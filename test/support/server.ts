@@ -1,0 +1,77 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../../src/app.js";
+import { loadConfig, type Config } from "../../src/config.js";
+import { createFaceEngine, type FaceEngine } from "../../src/engine/pipeline.js";
+import { createOnnxRuntime } from "../../src/runtime/onnx.js";
+import { openDatabase, type Database } from "../../src/store/database.js";
+import { startTelemetry } from "../../src/telemetry.js";
+
+let sharedEngine: FaceEngine | undefined;
+
+/** One engine per test process: loading the models is the slow part of starting. */
+export function testEngine(): FaceEngine {
+  const telemetry = startTelemetry();
+  sharedEngine ??= createFaceEngine({
+    runtime: createOnnxRuntime({ intraOpThreads: 2 }),
+    limits: { maxPixels: 40_000_000 },
+    stage: telemetry.stage,
+  });
+  return sharedEngine;
+}
+
+/** A real service listening on a random loopback port, on a fresh data directory. */
+export interface TestServer {
+  app: FastifyInstance;
+  config: Config;
+  database: Database;
+  /** http://127.0.0.1:port */
+  url: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the service as main.ts does, on PGlite in a temporary directory, or on the PostgreSQL
+ * server in TEST_DATABASE_URL (each server gets its own schema-less database via a fresh name).
+ */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), "face-test-"));
+  const databaseUrl = process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined;
+  const config = loadConfig({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "warn", ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
+  const database = await openDatabase(config);
+  const app = await buildApp({ config, engine: testEngine(), database, telemetry: startTelemetry() });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  const { port } = app.server.address() as AddressInfo;
+  return {
+    app,
+    config,
+    database,
+    url: `http://127.0.0.1:${port}`,
+    dataDir,
+    async close() {
+      await app.close();
+      await database.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Creates an empty database on the test server, so each test server starts clean. */
+async function freshDatabase(adminUrl: string): Promise<string> {
+  const { default: pg } = await import("pg");
+  const name = `face_test_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}

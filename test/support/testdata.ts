@@ -1,0 +1,29 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+/**
+ * The shared labelled photos (../shared/faces beside the project, or FACE_TESTDATA_DIR). They are
+ * data, never copied into the repository.
+ */
+export const FACES_DIR = resolve(process.env.FACE_TESTDATA_DIR ?? join(import.meta.dirname, "../../../shared/faces"));
+
+if (!existsSync(join(FACES_DIR, "manifest.json"))) {
+  throw new Error(
+    `test photos not found in ${FACES_DIR}: put the shared data beside the project (../shared/faces) or set FACE_TESTDATA_DIR`,
+  );
+}
+
+/** Bytes of a test photo, by its path under the faces directory. */
+export function face(path: string): Uint8Array {
+  return new Uint8Array(readFileSync(join(FACES_DIR, path)));
+}
+
+export interface ManifestEntry {
+  file: string;
+  identity: string;
+}
+
+/** Every labelled photo of manifest.json. */
+export function manifest(): ManifestEntry[] {
+  return JSON.parse(readFileSync(join(FACES_DIR, "manifest.json"), "utf8")).images;
+}
