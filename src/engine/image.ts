@@ -19,15 +19,23 @@ const OUTSIDE = 127;
  * When the map shrinks by more than 2x, the source is first box-averaged so that small faces in big
  * frames do not alias into noise.
  */
-export function warpAffine(src: RgbImage, map: Affine, width: number, height: number): RgbImage {
+export function warpAffine(src: RgbImage, map: Affine, width: number, height: number, maxFactor = Infinity): RgbImage {
   const shrink = Math.min(Math.hypot(map[0], map[3]), Math.hypot(map[1], map[4]));
-  const factor = Math.floor(shrink / 2) >= 1 ? Math.floor(shrink) : 1;
+  const factor = Math.min(maxFactor, Math.floor(shrink));
   if (factor >= 2) {
-    const small = boxDownsample(src, factor);
+    // Only the part of the source the output reads is averaged: a face crop of a big frame must
+    // not pay for the whole frame.
+    const corners = [[0, 0], [width, 0], [0, height], [width, height]].map(([u, v]) => [map[0] * u + map[1] * v + map[2], map[3] * u + map[4] * v + map[5]]);
+    const x0 = clamp(Math.floor(Math.min(...corners.map((c) => c[0])) / factor) * factor - factor, 0, src.width);
+    const y0 = clamp(Math.floor(Math.min(...corners.map((c) => c[1])) / factor) * factor - factor, 0, src.height);
+    const x1 = clamp(Math.ceil(Math.max(...corners.map((c) => c[0]))) + factor, 0, src.width);
+    const y1 = clamp(Math.ceil(Math.max(...corners.map((c) => c[1]))) + factor, 0, src.height);
+    if (x1 - x0 < factor || y1 - y0 < factor) return warpAffine(src, map, width, height, 1);
+    const small = boxDownsample(src, factor, x0, y0, x1, y1);
     const f = 1 / factor;
-    // A source pixel x maps to (x + 0.5) / factor - 0.5 in the downsampled image.
-    const half = 0.5 * f - 0.5;
-    return warpAffine(small, [map[0] * f, map[1] * f, map[2] * f + half, map[3] * f, map[4] * f, map[5] * f + half], width, height);
+    // Source pixel x maps to (x - x0 + 0.5) / factor - 0.5 in the averaged region.
+    const shift = 0.5 * f - 0.5;
+    return warpAffine(small, [map[0] * f, map[1] * f, (map[2] - x0) * f + shift, map[3] * f, map[4] * f, (map[5] - y0) * f + shift], width, height, 1);
   }
   const out = new Uint8Array(width * height * 3);
   const { data, width: sw, height: sh } = src;
@@ -65,10 +73,10 @@ export function warpAffine(src: RgbImage, map: Affine, width: number, height: nu
   return { data: out, width, height };
 }
 
-/** Averages factor x factor blocks (the last partial row and column are dropped). */
-export function boxDownsample(src: RgbImage, factor: number): RgbImage {
-  const width = Math.max(1, Math.floor(src.width / factor));
-  const height = Math.max(1, Math.floor(src.height / factor));
+/** Averages factor x factor blocks of the region [x0, x1) x [y0, y1) (partial blocks at the end are dropped). */
+export function boxDownsample(src: RgbImage, factor: number, x0 = 0, y0 = 0, x1 = src.width, y1 = src.height): RgbImage {
+  const width = Math.max(1, Math.floor((x1 - x0) / factor));
+  const height = Math.max(1, Math.floor((y1 - y0) / factor));
   const out = new Uint8Array(width * height * 3);
   const sums = new Uint32Array(width * 3);
   const { data, width: sw } = src;
@@ -76,7 +84,7 @@ export function boxDownsample(src: RgbImage, factor: number): RgbImage {
   for (let y = 0; y < height; y++) {
     sums.fill(0);
     for (let dy = 0; dy < factor; dy++) {
-      const row = Math.min(y * factor + dy, src.height - 1) * sw * 3;
+      const row = (Math.min(y0 + y * factor + dy, src.height - 1) * sw + x0) * 3;
       for (let x = 0; x < width; x++) {
         let p = row + x * factor * 3;
         const s = x * 3;
@@ -91,6 +99,10 @@ export function boxDownsample(src: RgbImage, factor: number): RgbImage {
     for (let i = 0; i < width * 3; i++) out[o + i] = (sums[i] + (area >> 1)) / area;
   }
   return { data: out, width, height };
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v;
 }
 
 /** Map that crops the square or rectangle (x, y, w, h) of the source and scales it to width x height. */

@@ -68,21 +68,37 @@ const FACES_PER_USER_FETCHED = 4;
 
 /** Creates the store on a knex handle and an image directory. */
 export function createIdentityStore(knex: Knex, files: ImageFiles, options: IdentityStoreOptions): IdentityStore {
+  /** Requests of this process writing each image right now, so a failing one never removes a file another is committing. */
+  const writers = new Map<string, number>();
+
   /** Writes the image file first (idempotent), then runs `work`; a failed `work` leaves no orphan file. */
   async function withImageFile<T>(image: StoredImage, work: () => Promise<T>): Promise<T> {
     const existedBefore = await files.exists(image.sha256);
-    await files.put(image.sha256, image.bytes);
+    writers.set(image.sha256, (writers.get(image.sha256) ?? 0) + 1);
     try {
+      await files.put(image.sha256, image.bytes);
       return await work();
     } catch (e) {
-      if (!existedBefore) await removeIfUnreferenced(image.sha256).catch(() => undefined);
+      const alone = writers.get(image.sha256) === 1;
+      if (!existedBefore && alone && !(await isReferenced(image.sha256))) await files.remove(image.sha256).catch(() => undefined);
       throw e;
+    } finally {
+      const left = (writers.get(image.sha256) ?? 1) - 1;
+      if (left === 0) writers.delete(image.sha256);
+      else writers.set(image.sha256, left);
     }
   }
 
-  async function removeIfUnreferenced(sha256: string): Promise<void> {
-    const row = await knex("images").where({ sha256 }).first("sha256");
-    if (row === undefined) await files.remove(sha256);
+  /**
+   * Whether a committed row points at the image. When the database cannot say (it is down), the
+   * failed transaction cannot have committed a row, and the file did not exist before it: not referenced.
+   */
+  async function isReferenced(sha256: string): Promise<boolean> {
+    try {
+      return (await knex("images").where({ sha256 }).first("sha256")) !== undefined;
+    } catch {
+      return false;
+    }
   }
 
   async function insertImage(trx: Knex.Transaction, image: StoredImage): Promise<void> {

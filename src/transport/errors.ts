@@ -58,7 +58,7 @@ function isDatabaseUnavailable(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string" && DATABASE_DOWN.test(code)) return true;
-    if (/Connection terminated|connect ECONNREFUSED|Knex: Timeout acquiring a connection|PGlite is clos/.test(e.message)) return true;
+    if (/Connection terminated|connect ECONNREFUSED|Knex: Timeout acquiring a connection|Unable to acquire a connection|PGlite is clos/.test(e.message)) return true;
   }
   return false;
 }

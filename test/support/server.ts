@@ -36,13 +36,16 @@ export interface TestServer {
 
 /**
  * Starts the service as main.ts does, on PGlite in a temporary directory, or on the PostgreSQL
- * server in TEST_DATABASE_URL (each server gets its own schema-less database via a fresh name).
+ * server in TEST_DATABASE_URL (in a fresh database of its own).
  */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const dataDir = await mkdtemp(join(tmpdir(), "face-test-"));
-  const databaseUrl = process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined;
+export async function startTestServer(env: Record<string, string> = {}, shareWith?: TestServer): Promise<TestServer> {
+  // A second instance shares the first one's database and image directory, as replicas do.
+  const dataDir = shareWith?.dataDir ?? (await mkdtemp(join(tmpdir(), "face-test-")));
+  const databaseUrl = shareWith?.config.databaseUrl ?? (process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined);
   const config = loadConfig({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "warn", ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
-  const database = await openDatabase(config);
+  // PGlite is in-process and single-connection: a second instance uses the same handle.
+  const database = shareWith && !databaseUrl ? shareWith.database : await openDatabase(config);
+  const ownsDatabase = database !== shareWith?.database;
   const app = await buildApp({ config, engine: testEngine(), database, telemetry: startTelemetry() });
   await app.listen({ port: 0, host: "127.0.0.1" });
   const { port } = app.server.address() as AddressInfo;
@@ -54,8 +57,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     dataDir,
     async close() {
       await app.close();
-      await database.close();
-      await rm(dataDir, { recursive: true, force: true });
+      if (ownsDatabase) await database.close();
+      if (!shareWith) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

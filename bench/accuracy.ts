@@ -1,0 +1,116 @@
+/**
+ * Accuracy of the engine over ../shared/faces/manifest.json: every genuine and impostor pair, at full
+ * resolution and with every image shrunk so the face is about 24 px wide. Prints a table; the
+ * default FACE_MATCH_THRESHOLD is chosen from it.
+ *
+ *   npm run bench:accuracy
+ */
+import sharp from "sharp";
+import { cosineDistance } from "../src/engine/embed.js";
+import { createFaceEngine } from "../src/engine/pipeline.js";
+import { createOnnxRuntime } from "../src/runtime/onnx.js";
+import { face, manifest } from "../test/support/testdata.js";
+import { printTable } from "./table.js";
+
+/** Face width the "small faces" run shrinks every image to. */
+const SMALL_FACE_PX = 24;
+
+const engine = createFaceEngine({ runtime: createOnnxRuntime({ intraOpThreads: 2 }), limits: { maxPixels: 100_000_000 } });
+
+interface Sample {
+  identity: string;
+  embedding: Float32Array | undefined;
+}
+
+async function embedPrimary(bytes: Uint8Array): Promise<{ embedding?: Float32Array; faceWidth?: number }> {
+  const image = await engine.decode(bytes);
+  const faces = await engine.locate(image, 1);
+  if (faces.length === 0) return {};
+  const [embedding] = await engine.embed(faces);
+  return { embedding, faceWidth: faces[0].box.width };
+}
+
+/** Receiver-operating figures from genuine and impostor distances. */
+export function rocFigures(genuine: number[], impostor: number[]) {
+  const imp = [...impostor].sort((a, b) => a - b);
+  const gen = [...genuine].sort((a, b) => a - b);
+  /** Fraction of `sorted` at or below t. */
+  const below = (sorted: number[], t: number) => {
+    let lo = 0, hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid] <= t) lo = mid + 1; else hi = mid;
+    }
+    return lo / sorted.length;
+  };
+  // TAR at a FAR: the largest threshold whose impostor acceptance stays within the FAR.
+  const tarAt = (far: number) => {
+    const allowed = Math.floor(far * imp.length);
+    const threshold = allowed === 0 ? imp[0] - 1e-9 : imp[allowed - 1];
+    return { tar: below(gen, threshold), threshold };
+  };
+  // AUC: probability that a genuine pair is closer than an impostor pair.
+  let wins = 0;
+  for (const g of gen) wins += 1 - below(imp, g) + (below(imp, g) - below(imp, g - 1e-12)) / 2;
+  const auc = wins / gen.length;
+  // EER: where false rejects equal false accepts.
+  let eer = 1, eerThreshold = 0;
+  for (const t of [...gen, ...imp]) {
+    const worst = Math.max(1 - below(gen, t), below(imp, t));
+    if (worst < eer) {
+      eer = worst;
+      eerThreshold = t;
+    }
+  }
+  return { auc, far1e2: tarAt(1e-2), far1e3: tarAt(1e-3), eer, eerThreshold, farAt: (t: number) => below(imp, t), tarAtThreshold: (t: number) => below(gen, t) };
+}
+
+function pairs(samples: Sample[]) {
+  const genuine: number[] = [];
+  const impostor: number[] = [];
+  for (let i = 0; i < samples.length; i++) {
+    for (let j = i + 1; j < samples.length; j++) {
+      const a = samples[i].embedding, b = samples[j].embedding;
+      if (!a || !b) continue;
+      (samples[i].identity === samples[j].identity ? genuine : impostor).push(cosineDistance(a, b));
+    }
+  }
+  return { genuine, impostor };
+}
+
+const entries = manifest();
+const full: Sample[] = [];
+const small: Sample[] = [];
+for (const entry of entries) {
+  const bytes = face(entry.file);
+  const { embedding, faceWidth } = await embedPrimary(bytes);
+  full.push({ identity: entry.identity, embedding });
+  if (faceWidth === undefined) {
+    small.push({ identity: entry.identity, embedding: undefined });
+    continue;
+  }
+  const meta = await sharp(bytes).rotate().metadata();
+  const scale = Math.min(1, SMALL_FACE_PX / faceWidth);
+  const width = Math.max(8, Math.round((meta.autoOrient?.width ?? meta.width ?? 1) * scale));
+  const shrunk = await sharp(bytes).rotate().resize({ width }).png().toBuffer();
+  small.push({ identity: entry.identity, ...(await embedPrimary(new Uint8Array(shrunk))) });
+}
+
+const defaultThreshold = Number(process.env.FACE_MATCH_THRESHOLD ?? 0.6);
+const rows = [];
+for (const [name, samples] of [["full resolution", full], [`face ~${SMALL_FACE_PX} px`, small]] as const) {
+  const { genuine, impostor } = pairs(samples);
+  const r = rocFigures(genuine, impostor);
+  rows.push({
+    set: name,
+    images: samples.length,
+    "detected": (samples.filter((s) => s.embedding).length / samples.length).toFixed(3),
+    "genuine/impostor pairs": `${genuine.length}/${impostor.length}`,
+    "ROC AUC": r.auc.toFixed(4),
+    "TAR@FAR1e-2": `${r.far1e2.tar.toFixed(3)} (d<=${r.far1e2.threshold.toFixed(3)})`,
+    "TAR@FAR1e-3": `${r.far1e3.tar.toFixed(3)} (d<=${r.far1e3.threshold.toFixed(3)})`,
+    EER: `${r.eer.toFixed(3)} (d=${r.eerThreshold.toFixed(3)})`,
+    [`at d<=${defaultThreshold}: TAR / FAR`]: `${r.tarAtThreshold(defaultThreshold).toFixed(3)} / ${r.farAt(defaultThreshold).toFixed(4)}`,
+  });
+}
+printTable("Accuracy over ../shared/faces (cosine distance; lower is closer)", rows);

@@ -1,0 +1,229 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import sharp from "sharp";
+import { FaceService } from "../gen/face/v1/face_pb.js";
+import { face } from "./support/testdata.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+const OBAMA = face("face_recognition/obama.jpg");
+const OBAMA_2 = face("face_recognition/obama2.jpg");
+/** A photo never registered, for queries. */
+const OBAMA_3 = face("face_recognition/obama3.jpg");
+const BIDEN = face("face_recognition/biden.jpg");
+const AMY = face("faceapijs/amy1.png");
+
+function codeOf(e: unknown): Code {
+  return ConnectError.from(e).code;
+}
+
+async function storedFiles(server: TestServer): Promise<string[]> {
+  const root = join(server.dataDir, "images");
+  const dirs = await readdir(root).catch(() => []);
+  const files = await Promise.all(dirs.map(async (d) => (await readdir(join(root, d))).map((f) => f)));
+  return files.flat();
+}
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+describe("identities: register, recognize, verify, users", () => {
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  before(async () => {
+    server = await startTestServer();
+    client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+  });
+  after(() => server.close());
+
+  it("registers a person, and a second photo of the same identifier adds a reference", async () => {
+    const first = await client.register({ identifier: "obama", image: OBAMA });
+    assert.equal(first.created, true);
+    assert.equal(first.imageSha256, sha256(OBAMA));
+    assert.ok(first.face && first.face.box!.width > 100);
+    assert.equal(first.face.landmarks.length, 5);
+    assert.ok(first.flameGraph.some((e) => e.label === "embed"));
+    const second = await client.register({ identifier: "obama", image: OBAMA_2 });
+    assert.equal(second.created, false);
+  });
+
+  it("stores the same image bytes once, whoever registers them", async () => {
+    await client.register({ identifier: "obama-twin", image: OBAMA });
+    const files = await storedFiles(server);
+    assert.equal(files.filter((f) => f === sha256(OBAMA)).length, 1);
+    await client.deleteUser({ identifier: "obama-twin" });
+    assert.ok((await storedFiles(server)).includes(sha256(OBAMA)), "still referenced by obama");
+  });
+
+  it("recognizes the registered person and refuses a stranger", async () => {
+    const hit = await client.recognize({ image: OBAMA_3, topK: 3 });
+    assert.equal(hit.matched, true);
+    assert.equal(hit.identifier, "obama");
+    assert.ok(hit.distance < hit.threshold);
+    assert.ok(Math.abs(hit.similarity - (1 - hit.distance)) < 1e-6);
+    assert.equal(hit.candidates[0].identifier, "obama");
+
+    const stranger = await client.recognize({ image: BIDEN });
+    assert.equal(stranger.matched, false);
+    assert.equal(stranger.identifier, "");
+    assert.ok(stranger.distance > stranger.threshold);
+
+    const strict = await client.recognize({ image: OBAMA_3, threshold: 0.01 });
+    assert.equal(strict.matched, false, "a threshold override below the distance refuses the match");
+  });
+
+  it("returns top_k distinct users as candidates, closest first", async () => {
+    await client.register({ identifier: "biden", image: BIDEN });
+    await client.register({ identifier: "amy", image: AMY });
+    const result = await client.recognize({ image: OBAMA_3, topK: 3 });
+    assert.deepEqual(result.candidates.map((c) => c.identifier).sort(), ["amy", "biden", "obama"]);
+    const distances = result.candidates.map((c) => c.distance);
+    assert.deepEqual(distances, [...distances].sort((a, b) => a - b));
+  });
+
+  it("verifies 1:1 against an identifier or a second image", async () => {
+    assert.equal((await client.verify({ image: OBAMA_3, identifier: "obama" })).verified, true);
+    assert.equal((await client.verify({ image: OBAMA_3, identifier: "biden" })).verified, false);
+    assert.equal((await client.verify({ image: OBAMA, image2: OBAMA_2 })).verified, true);
+    assert.equal((await client.verify({ image: OBAMA, image2: BIDEN })).verified, false);
+    await assert.rejects(client.verify({ image: OBAMA, identifier: "nobody" }), (e) => codeOf(e) === Code.NotFound);
+    await assert.rejects(client.verify({ image: OBAMA }), (e) => codeOf(e) === Code.InvalidArgument);
+  });
+
+  it("pages through users in order", async () => {
+    const first = await client.listUsers({ pageSize: 2 });
+    assert.deepEqual(first.identifiers, ["amy", "biden"]);
+    assert.notEqual(first.nextPageToken, "");
+    const second = await client.listUsers({ pageSize: 2, pageToken: first.nextPageToken });
+    assert.deepEqual(second.identifiers, ["obama"]);
+    assert.equal(second.nextPageToken, "");
+    await assert.rejects(client.listUsers({ pageToken: "not-a-token!" }), (e) => codeOf(e) === Code.InvalidArgument);
+  });
+
+  it("returns the primary reference image raw, with its content type, over REST too", async () => {
+    const body = await client.getUserFace({ identifier: "amy" });
+    assert.equal(body.contentType, "image/png");
+    assert.deepEqual(Buffer.from(body.data), Buffer.from(AMY));
+    const rest = await fetch(`${server.url}/api/v1/users/obama/face`);
+    assert.equal(rest.headers.get("content-type"), "image/jpeg");
+    assert.equal(sha256(new Uint8Array(await rest.arrayBuffer())), sha256(OBAMA));
+  });
+
+  it("refuses faces not fit to be a reference, with a reason", async () => {
+    const blank = new Uint8Array(await sharp({ create: { width: 400, height: 300, channels: 3, background: "#808080" } }).jpeg().toBuffer());
+    await assert.rejects(client.register({ identifier: "nobody", image: blank }), (e) => {
+      const error = ConnectError.from(e);
+      return error.code === Code.FailedPrecondition && error.metadata.get("x-face-reason") === "NO_FACE";
+    });
+    const tiny = new Uint8Array(await sharp(OBAMA).resize({ width: 80 }).jpeg().toBuffer());
+    await assert.rejects(client.register({ identifier: "tiny", image: tiny }), (e) => ConnectError.from(e).metadata.get("x-face-reason") === "SMALL_FACE");
+    const blurred = new Uint8Array(await sharp(OBAMA).blur(12).jpeg().toBuffer());
+    await assert.rejects(client.register({ identifier: "blurred", image: blurred }), (e) => ConnectError.from(e).metadata.get("x-face-reason") === "LOW_SHARPNESS");
+    const rest = await fetch(`${server.url}/api/v1/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ identifier: "blurred", image: Buffer.from(blurred).toString("base64") }),
+    });
+    assert.equal(rest.status, 400);
+    assert.equal((await rest.json()).reason, "LOW_SHARPNESS");
+    assert.deepEqual((await client.listUsers({})).identifiers, ["amy", "biden", "obama"]);
+  });
+
+  it("refuses bad identifiers and images with InvalidArgument", async () => {
+    for (const identifier of ["", "a/b", "x".repeat(129), "tab\there", " padded"]) {
+      await assert.rejects(client.register({ identifier, image: OBAMA }), (e) => codeOf(e) === Code.InvalidArgument, JSON.stringify(identifier));
+    }
+    await assert.rejects(client.register({ identifier: "x", image: new Uint8Array() }), (e) => codeOf(e) === Code.InvalidArgument);
+    await assert.rejects(client.register({ identifier: "x", image: OBAMA.subarray(0, 5000) }), (e) => codeOf(e) === Code.InvalidArgument);
+    await assert.rejects(client.recognize({ image: new TextEncoder().encode("GIF89a not really") }), (e) => codeOf(e) === Code.InvalidArgument);
+  });
+
+  it("deletes a user with every embedding and the images nobody else references", async () => {
+    const before = await storedFiles(server);
+    assert.ok(before.includes(sha256(BIDEN)));
+    const deleted = await client.deleteUser({ identifier: "biden" });
+    assert.equal(deleted.facesDeleted, 1);
+    assert.equal(deleted.imagesDeleted, 1);
+    assert.ok(!(await storedFiles(server)).includes(sha256(BIDEN)));
+    const again = await client.recognize({ image: BIDEN, topK: 5 });
+    assert.ok(!again.candidates.some((c) => c.identifier === "biden"));
+    await assert.rejects(client.deleteUser({ identifier: "biden" }), (e) => codeOf(e) === Code.NotFound);
+  });
+});
+
+describe("auto-healing", () => {
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  before(async () => {
+    server = await startTestServer();
+    client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+  });
+  after(() => server.close());
+
+  it("replaces a 240p reference with a matching 1080p face and serves the new image", async () => {
+    const low = face("resolution/obama-240p.jpg");
+    const high = face("resolution/obama-1080p.jpg");
+    await client.register({ identifier: "obama", image: low });
+    const result = await client.recognize({ image: high });
+    assert.equal(result.matched, true);
+    assert.equal(result.profileUpgraded, true);
+    const stored = await client.getUserFace({ identifier: "obama" });
+    assert.equal(sha256(stored.data), sha256(high));
+    assert.ok(!(await storedFiles(server)).includes(sha256(low)), "the replaced image is gone");
+    const again = await client.recognize({ image: high });
+    assert.equal(again.profileUpgraded, false, "the same face is not better than itself");
+    const lowAgain = await client.recognize({ image: low });
+    assert.equal(lowAgain.matched, true);
+    assert.equal(lowAgain.profileUpgraded, false, "a worse face never replaces a better one");
+  });
+
+  it("never upgrades on a weak match", async () => {
+    const weak = await client.recognize({ image: BIDEN, threshold: 2 });
+    assert.equal(weak.matched, true, "threshold 2 matches anyone");
+    assert.equal(weak.profileUpgraded, false);
+    const stored = await client.getUserFace({ identifier: "obama" });
+    assert.notEqual(sha256(stored.data), sha256(BIDEN));
+  });
+});
+
+describe("two service instances on one database", () => {
+  let a: TestServer;
+  let b: TestServer;
+  before(async () => {
+    a = await startTestServer();
+    b = await startTestServer({}, a);
+  });
+  after(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  it("recognizes through one instance a person registered through the other", async () => {
+    const clientA = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    const clientB = createClient(FaceService, createGrpcTransport({ baseUrl: b.url }));
+    await clientA.register({ identifier: "obama", image: OBAMA });
+    const seen = await clientB.recognize({ image: OBAMA_3 });
+    assert.equal(seen.identifier, "obama");
+    await clientB.deleteUser({ identifier: "obama" });
+    assert.equal((await clientA.recognize({ image: OBAMA_3 })).matched, false);
+  });
+});
+
+describe("a failed register leaves nothing behind", () => {
+  it("answers Unavailable when the database is gone, and writes no orphan image", async () => {
+    const server = await startTestServer();
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    try {
+      await server.database.close();
+      await assert.rejects(client.register({ identifier: "obama", image: OBAMA }), (e) => codeOf(e) === Code.Unavailable);
+      assert.deepEqual(await storedFiles(server), []);
+      const health = await fetch(`${server.url}/health`);
+      assert.equal(health.status, 503);
+    } finally {
+      await server.app.close();
+    }
+  });
+});
