@@ -93,7 +93,7 @@ for (const entry of entries) {
   const scale = Math.min(1, SMALL_FACE_PX / faceWidth);
   const width = Math.max(8, Math.round((meta.autoOrient?.width ?? meta.width ?? 1) * scale));
   const shrunk = await sharp(bytes).rotate().resize({ width }).png().toBuffer();
-  small.push({ identity: entry.identity, ...(await embedPrimary(new Uint8Array(shrunk))) });
+  small.push({ identity: entry.identity, embedding: (await embedPrimary(new Uint8Array(shrunk))).embedding });
 }
 
 const defaultThreshold = Number(process.env.FACE_MATCH_THRESHOLD ?? 0.6);
