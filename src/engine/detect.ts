@@ -102,7 +102,8 @@ export function createUltraLightDetector(runtime: OnnxRuntime): Detector {
       return nonMaximumSuppression(candidates)
         .map((d) => ({ ...d, box: squareAround(d.box) }))
         .filter((d) => area(clipBox(d.box, width, height)) >= 1)
-        .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
+        // Largest first by the part inside the image, which is what callers see.
+        .sort((a, b) => area(clipBox(b.box, width, height)) - area(clipBox(a.box, width, height)));
     },
   };
 }

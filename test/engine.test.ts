@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import sharp from "sharp";
+import { FaceError } from "../src/errors.js";
+import { ARCFACE_TEMPLATE, similarityTransform } from "../src/engine/align.js";
+import { decodeImage } from "../src/engine/decode.js";
+import { nonMaximumSuppression, tiles } from "../src/engine/detect.js";
+import { cosineDistance } from "../src/engine/embed.js";
+import { loadModelBytes } from "../src/runtime/models.js";
+import { face } from "./support/testdata.js";
+import { testEngine } from "./support/server.js";
+
+const LIMITS = { maxPixels: 40_000_000 };
+
+async function rejectsWith(promise: Promise<unknown>, kind: string, message?: RegExp) {
+  await assert.rejects(promise, (e: unknown) => {
+    assert.ok(e instanceof FaceError, String(e));
+    assert.equal(e.kind, kind);
+    if (message) assert.match(e.message, message);
+    return true;
+  });
+}
+
+describe("decode", () => {
+  it("refuses empty, non-image, truncated and corrupt bytes with InvalidArgument", async () => {
+    const jpeg = face("face_recognition/obama.jpg");
+    await rejectsWith(decodeImage(new Uint8Array(), LIMITS), "invalid_argument", /empty/);
+    await rejectsWith(decodeImage(new TextEncoder().encode("hello, I am not an image"), LIMITS), "invalid_argument");
+    await rejectsWith(decodeImage(jpeg.subarray(0, jpeg.length / 2), LIMITS), "invalid_argument");
+    const corrupt = Uint8Array.from(jpeg);
+    for (let i = 600; i < corrupt.length; i += 97) corrupt[i] ^= 0xff;
+    await rejectsWith(decodeImage(corrupt, LIMITS), "invalid_argument");
+    const svg = new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
+    await rejectsWith(decodeImage(svg, LIMITS), "invalid_argument", /not accepted/);
+  });
+
+  it("refuses a decompression bomb from its header, before decoding pixels", async () => {
+    // 20000 x 20000 of one colour compresses to a few hundred kilobytes of PNG.
+    const bomb = await sharp({ create: { width: 20000, height: 20000, channels: 3, background: "#000" }, limitInputPixels: false }).png({ compressionLevel: 9 }).toBuffer();
+    assert.ok(bomb.length < 2_000_000);
+    await rejectsWith(decodeImage(new Uint8Array(bomb), LIMITS), "resource_exhausted", /pixels/);
+  });
+
+  it("applies EXIF orientation and flattens alpha and grey to RGB", async () => {
+    const base = await sharp({ create: { width: 40, height: 20, channels: 3, background: "#ff0000" } }).jpeg().toBuffer();
+    const rotated = await sharp(base).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+    const decoded = await decodeImage(new Uint8Array(rotated), LIMITS);
+    assert.deepEqual([decoded.width, decoded.height], [20, 40]);
+
+    const alpha = await decodeImage(face("resolution/32bit.png"), LIMITS);
+    assert.equal(alpha.data.length, alpha.width * alpha.height * 3);
+    const grey = await decodeImage(face("faceapijs/amy1.png"), LIMITS);
+    assert.equal(grey.data.length, grey.width * grey.height * 3);
+    const webp = await sharp(face("face_recognition/obama.jpg")).webp().toBuffer();
+    assert.equal((await decodeImage(new Uint8Array(webp), LIMITS)).format, "webp");
+  });
+});
+
+describe("detect", () => {
+  const engine = testEngine();
+  const count = async (path: string) => (await engine.locate(await engine.decode(face(path)), 0)).length;
+
+  it("finds the right number of faces in group photos, largest first", async () => {
+    assert.equal(await count("multi/two_people.jpg"), 2);
+    // Obama, Biden, and a girl in the lower right corner.
+    assert.equal(await count("multi/obama_and_biden.jpg"), 3);
+    assert.equal(await count("multi/couple.jpg"), 2);
+    assert.equal(await count("multi/kit_with_rose.jpg"), 2);
+    const faces = await engine.locate(await engine.decode(face("multi/selfie-many-people.jpg")), 0);
+    assert.ok(faces.length >= 5, `selfie: ${faces.length} faces`);
+    const areas = faces.map((f) => f.box.width * f.box.height);
+    assert.deepEqual(areas, [...areas].sort((a, b) => b - a));
+    assert.equal((await engine.locate(await engine.decode(face("multi/selfie-many-people.jpg")), 2)).length, 2);
+  });
+
+  it("finds faces that fill the whole image (tight crops) and one face in portraits", async () => {
+    for (const path of ["faceapijs/amy1.png", "faceapijs/sheldon1.png", "face_recognition/obama.jpg", "resolution/obama-240p.jpg"]) {
+      assert.equal(await count(path), 1, path);
+    }
+  });
+
+  it("finds a small face in a large frame (tiles)", async () => {
+    // The 240p portrait pasted into a 2560x1440 canvas: its face is ~60 px, 1/8 of the model's view.
+    const small = await sharp(face("resolution/obama-240p.jpg")).resize({ height: 160 }).toBuffer();
+    const canvas = await sharp({ create: { width: 2560, height: 1440, channels: 3, background: "#9ab" } })
+      .composite([{ input: small, left: 1700, top: 1000 }])
+      .jpeg()
+      .toBuffer();
+    const faces = await engine.locate(await engine.decode(new Uint8Array(canvas)), 0);
+    assert.equal(faces.length, 1);
+    assert.ok(faces[0].box.x > 1700 && faces[0].box.y > 1000, JSON.stringify(faces[0].box));
+  });
+
+  it("returns nothing for an image without a face", async () => {
+    const blank = await sharp({ create: { width: 640, height: 480, channels: 3, background: "#777" } }).jpeg().toBuffer();
+    assert.equal((await engine.locate(await engine.decode(new Uint8Array(blank)), 0)).length, 0);
+  });
+
+  it("merges overlapping boxes and tiles the frame with overlap", () => {
+    const kept = nonMaximumSuppression([
+      { box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.9 },
+      { box: { x: 5, y: 5, width: 100, height: 100 }, score: 0.95 },
+      { box: { x: 300, y: 0, width: 50, height: 50 }, score: 0.9 },
+    ]);
+    assert.deepEqual(kept.map((d) => d.score), [0.95, 0.9]);
+    const grid = tiles(1920, 1080);
+    assert.ok(grid.every((t) => t.x + t.width <= 1920 && t.y + t.height <= 1080));
+    assert.ok(grid.some((t) => t.x + t.width === 1920) && grid.some((t) => t.y + t.height === 1080));
+  });
+});
+
+describe("align and embed", () => {
+  const engine = testEngine();
+  const embedOne = async (path: string) => {
+    const faces = await engine.locate(await engine.decode(face(path)), 1);
+    return (await engine.embed(faces))[0];
+  };
+
+  it("solves the similarity transform exactly for a rotated, scaled, shifted template", () => {
+    const angle = 0.3, scale = 2.5;
+    const moved = ARCFACE_TEMPLATE.map((p) => ({
+      x: scale * (Math.cos(angle) * p.x - Math.sin(angle) * p.y) + 40,
+      y: scale * (Math.sin(angle) * p.x + Math.cos(angle) * p.y) - 7,
+    }));
+    const [a, b, tx, ty] = similarityTransform(ARCFACE_TEMPLATE, moved);
+    assert.ok(Math.abs(a - scale * Math.cos(angle)) < 1e-9 && Math.abs(b - scale * Math.sin(angle)) < 1e-9);
+    assert.ok(Math.abs(tx - 40) < 1e-9 && Math.abs(ty + 7) < 1e-9);
+  });
+
+  it("gives unit-length 512-d embeddings: close for one person, far for two", async () => {
+    const obama = await embedOne("face_recognition/obama.jpg");
+    const obama2 = await embedOne("face_recognition/obama2.jpg");
+    const biden = await embedOne("face_recognition/biden.jpg");
+    assert.equal(obama.length, 512);
+    assert.ok(Math.abs(Math.hypot(...obama) - 1) < 1e-4);
+    assert.ok(cosineDistance(obama, obama2) < 0.5);
+    assert.ok(cosineDistance(obama, biden) > 0.8);
+  });
+
+  it("measures sharpness: a blurred copy scores far lower", async () => {
+    const sharpFace = (await engine.locate(await engine.decode(face("face_recognition/obama.jpg")), 1))[0];
+    const blurred = await sharp(face("face_recognition/obama.jpg")).blur(6).jpeg().toBuffer();
+    const blurredFace = (await engine.locate(await engine.decode(new Uint8Array(blurred)), 1))[0];
+    assert.ok(blurredFace.quality.sharpness < sharpFace.quality.sharpness / 4);
+  });
+});
+
+describe("analyze", () => {
+  it("estimates liveness, age, gender, expression and pose", async () => {
+    const engine = testEngine();
+    const image = await engine.decode(face("face_recognition/obama.jpg"));
+    const [attributes] = await engine.analyze(image, await engine.locate(image, 1));
+    assert.ok(attributes.liveness > 0.5, `liveness ${attributes.liveness}`);
+    assert.ok(attributes.age > 25 && attributes.age < 75, `age ${attributes.age}`);
+    assert.equal(attributes.gender, "male");
+    assert.equal(attributes.expression, "happy");
+    assert.ok(Math.abs(attributes.pose.yaw) < 30 && Math.abs(attributes.pose.pitch) < 30 && Math.abs(attributes.pose.roll) < 20);
+  });
+});
+
+describe("models", () => {
+  it("loads every catalogued model and checks its sha256", async () => {
+    for (const name of ["detect", "landmark", "feature", "liveness", "age", "gender", "expression", "pose"] as const) {
+      assert.ok((await loadModelBytes(name)).length > 1000, name);
+    }
+  });
+});
