@@ -15,7 +15,7 @@ import { printTable } from "./table.js";
 /** Face width the "small faces" run shrinks every image to. */
 const SMALL_FACE_PX = 24;
 
-const engine = createFaceEngine({ runtime: createOnnxRuntime({ intraOpThreads: 2 }), limits: { maxPixels: 100_000_000 } });
+const engine = createFaceEngine({ runtime: createOnnxRuntime({ intraOpThreads: 1, workers: 2 }), limits: { maxPixels: 100_000_000 } });
 
 interface Sample {
   identity: string;

@@ -22,6 +22,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Threads each ONNX session may use inside one operator. */
   readonly onnxIntraOpThreads: number;
+  /** Worker threads running inference off the event loop (0 = on it). */
+  readonly onnxWorkers: number;
   /** Largest cosine distance that still counts as the same person. */
   readonly matchThreshold: number;
   /** Faces narrower than this (pixels in the original image) are refused for registration. */
@@ -117,7 +119,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // Two images (Verify) in base64 (4/3) plus room for the other fields.
     maxMessageBytes: Math.ceil(maxImageBytes * 2 * (4 / 3)) + 64 * 1024,
     shutdownTimeoutMs: integer("FACE_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
-    onnxIntraOpThreads: integer("FACE_ONNX_THREADS", Math.max(1, availableParallelism()), 1, 256),
+    // One single-threaded session per core: concurrent requests use every core without the
+    // threads of one run fighting those of another (see bench/latency).
+    onnxIntraOpThreads: integer("FACE_ONNX_THREADS", 1, 1, 256),
+    onnxWorkers: integer("FACE_ONNX_WORKERS", Math.max(1, availableParallelism()), 0, 64),
     matchThreshold: decimal("FACE_MATCH_THRESHOLD", 0.6, 0, 2),
     minFaceSize: integer("FACE_MIN_FACE_SIZE", 40, 8, 10_000),
     minSharpness: decimal("FACE_MIN_SHARPNESS", 15, 0, 1e6),

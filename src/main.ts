@@ -19,7 +19,7 @@ try {
   throw e;
 }
 
-const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads });
+const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers });
 const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels }, stage: telemetry.stage });
 const [database] = await Promise.all([openDatabase(config), engine.warmUp()]);
 const app = await buildApp({ config, engine, database, telemetry });

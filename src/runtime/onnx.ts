@@ -1,7 +1,6 @@
+import { Worker } from "node:worker_threads";
 import ort from "onnxruntime-node";
 import { loadModelBytes, type ModelName } from "./models.js";
-
-export type Tensor = ort.Tensor;
 
 /** Float32 input of one model run, NCHW. */
 export interface TensorInput {
@@ -9,10 +8,16 @@ export interface TensorInput {
   dims: readonly number[];
 }
 
+/** One output of a model run. */
+export interface TensorOutput {
+  data: Float32Array;
+  dims: readonly number[];
+}
+
 /** Runs catalogued ONNX models; knows nothing about what the models mean. */
 export interface OnnxRuntime {
   /** Runs `model` on one input tensor (every model here has a single input) and returns its outputs by name. */
-  run(model: ModelName, input: TensorInput): Promise<Record<string, Tensor>>;
+  run(model: ModelName, input: TensorInput): Promise<Record<string, TensorOutput>>;
   /** Loads the sessions now rather than on first use. */
   warmUp(models: readonly ModelName[]): Promise<void>;
   close(): Promise<void>;
@@ -21,10 +26,20 @@ export interface OnnxRuntime {
 export interface OnnxRuntimeOptions {
   /** Threads one operator may use. */
   intraOpThreads: number;
+  /**
+   * Worker threads running inference. onnxruntime-node runs a session synchronously on the calling
+   * thread, so 0 (inference on the event loop) stalls every other request for the whole run.
+   */
+  workers: number;
 }
 
-/** Creates a runtime holding one cached InferenceSession per model. */
+/** Creates the runtime: a pool of worker threads with their own sessions, or in-thread sessions when workers is 0. */
 export function createOnnxRuntime(options: OnnxRuntimeOptions): OnnxRuntime {
+  return options.workers > 0 ? createWorkerPool(options.workers, options.intraOpThreads) : createOnnxSessions(options);
+}
+
+/** One cached InferenceSession per model, run on the calling thread. */
+export function createOnnxSessions(options: { intraOpThreads: number }): OnnxRuntime {
   const sessions = new Map<ModelName, Promise<ort.InferenceSession>>();
 
   function session(model: ModelName): Promise<ort.InferenceSession> {
@@ -48,8 +63,10 @@ export function createOnnxRuntime(options: OnnxRuntimeOptions): OnnxRuntime {
   return {
     async run(model, input) {
       const s = await session(model);
-      const tensor = new ort.Tensor("float32", input.data, input.dims);
-      return s.run({ [s.inputNames[0]]: tensor });
+      const result = await s.run({ [s.inputNames[0]]: new ort.Tensor("float32", input.data, input.dims) });
+      const outputs: Record<string, TensorOutput> = {};
+      for (const [name, tensor] of Object.entries(result)) outputs[name] = { data: tensor.data as Float32Array, dims: tensor.dims };
+      return outputs;
     },
     async warmUp(models) {
       await Promise.all(models.map((m) => session(m)));
@@ -60,6 +77,62 @@ export function createOnnxRuntime(options: OnnxRuntimeOptions): OnnxRuntime {
       for (const s of await Promise.allSettled(all)) {
         if (s.status === "fulfilled") await s.value.release();
       }
+    },
+  };
+}
+
+/** Workers start from a plain .mjs file that loads tsx, then import this TypeScript module. */
+const WORKER_BOOTSTRAP = new URL("./typescript-worker.mjs", import.meta.url);
+const WORKER_ENTRY = new URL("./onnx-worker.ts", import.meta.url).href;
+
+interface Pending {
+  resolve: (outputs: Record<string, TensorOutput>) => void;
+  reject: (error: Error) => void;
+}
+
+/** Sends each run to the least busy worker; inputs and outputs move as transferred buffers, not copies. */
+function createWorkerPool(size: number, intraOpThreads: number): OnnxRuntime {
+  const workers = Array.from({ length: size }, () => {
+    const worker = new Worker(WORKER_BOOTSTRAP, { workerData: { entry: WORKER_ENTRY, intraOpThreads } });
+    return { worker, busy: 0 };
+  });
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
+  for (const w of workers) {
+    w.worker.on("message", (message: { id: number; outputs?: Record<string, TensorOutput>; error?: string }) => {
+      const p = pending.get(message.id);
+      pending.delete(message.id);
+      if (--w.busy === 0) w.worker.unref();
+      if (message.error !== undefined) p?.reject(new Error(message.error));
+      else p?.resolve(message.outputs!);
+    });
+    w.worker.on("error", (error) => {
+      for (const p of pending.values()) p.reject(error);
+      pending.clear();
+    });
+    w.worker.unref(); // after the listeners: adding one refs the worker again
+  }
+
+  function send(worker: (typeof workers)[number], message: object, transfer: ArrayBuffer[] = []): Promise<Record<string, TensorOutput>> {
+    const id = nextId++;
+    // A worker keeps the process alive only while it has work, so an idle pool never blocks exit.
+    if (worker.busy++ === 0) worker.worker.ref();
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      worker.worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+
+  return {
+    run(model, input) {
+      const worker = workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+      return send(worker, { model, data: input.data, dims: [...input.dims] }, [input.data.buffer as ArrayBuffer]);
+    },
+    async warmUp(models) {
+      await Promise.all(workers.map((w) => send(w, { warmUp: [...models] })));
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.worker.terminate()));
     },
   };
 }

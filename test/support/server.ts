@@ -16,7 +16,7 @@ let sharedEngine: FaceEngine | undefined;
 export function testEngine(): FaceEngine {
   const telemetry = startTelemetry();
   sharedEngine ??= createFaceEngine({
-    runtime: createOnnxRuntime({ intraOpThreads: 2 }),
+    runtime: createOnnxRuntime({ intraOpThreads: 1, workers: 2 }),
     limits: { maxPixels: 40_000_000 },
     stage: telemetry.stage,
   });

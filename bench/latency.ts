@@ -1,0 +1,64 @@
+/**
+ * Per-stage latency of the engine on a 640x480 single-face JPEG (median and p95 of 50 runs, after
+ * warm-up), and the event-loop delay while 4 pipelines run at once.
+ *
+ *   npm run bench:latency
+ */
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import sharp from "sharp";
+import type { StageTimer } from "../src/engine/pipeline.js";
+import { createFaceEngine } from "../src/engine/pipeline.js";
+import { createOnnxRuntime } from "../src/runtime/onnx.js";
+import { loadConfig } from "../src/config.js";
+import { face } from "../test/support/testdata.js";
+import { percentile, printTable } from "./table.js";
+
+const RUNS = 50;
+const config = loadConfig();
+const timings = new Map<string, number[]>();
+let recording = false;
+const stage: StageTimer = async (label, work) => {
+  const start = performance.now();
+  try {
+    return await work();
+  } finally {
+    if (recording) timings.set(label, [...(timings.get(label) ?? []), performance.now() - start]);
+  }
+};
+const engine = createFaceEngine({ runtime: createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers }), limits: { maxPixels: config.maxImagePixels }, stage });
+
+/** The test portrait fitted into 640x480, as a camera would send it. */
+export async function singleFace640x480(): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(face("face_recognition/obama.jpg")).resize(640, 480, { fit: "cover", position: "top" }).jpeg({ quality: 90 }).toBuffer());
+}
+
+async function once(bytes: Uint8Array): Promise<void> {
+  const image = await engine.decode(bytes);
+  await engine.embed(await engine.locate(image, 0));
+}
+
+const jpeg = await singleFace640x480();
+for (let i = 0; i < 5; i++) await once(jpeg);
+recording = true;
+const totals: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  const start = performance.now();
+  await once(jpeg);
+  totals.push(performance.now() - start);
+}
+recording = false;
+const rows = [...timings].map(([label, values]) => ({ stage: label, "p50 ms": percentile(values, 50).toFixed(2), "p95 ms": percentile(values, 95).toFixed(2) }));
+rows.push({ stage: "total", "p50 ms": percentile(totals, 50).toFixed(2), "p95 ms": percentile(totals, 95).toFixed(2) });
+printTable(`Engine latency, 640x480 single-face JPEG, ${RUNS} runs, FACE_ONNX_THREADS=${config.onnxIntraOpThreads}`, rows);
+
+const delay = monitorEventLoopDelay({ resolution: 1 });
+delay.enable();
+const start = performance.now();
+await Promise.all(Array.from({ length: 4 }, async () => { for (let i = 0; i < 25; i++) await once(jpeg); }));
+delay.disable();
+printTable("Event-loop delay while 4 pipelines run concurrently (100 images)", [{
+  "images/s": (100 / ((performance.now() - start) / 1000)).toFixed(1),
+  "delay p50 ms": (delay.percentile(50) / 1e6).toFixed(2),
+  "delay p99 ms": (delay.percentile(99) / 1e6).toFixed(2),
+  "delay max ms": (delay.max / 1e6).toFixed(2),
+}]);
