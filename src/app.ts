@@ -8,6 +8,7 @@ import type { FaceEngine } from "./engine/pipeline.js";
 import type { Database } from "./store/database.js";
 import { createImageFiles } from "./store/image-files.js";
 import { createIdentityStore } from "./store/identities.js";
+import { createDetectionLog } from "./store/detections.js";
 import { createFaceService } from "./service/face-service.js";
 import type { Telemetry } from "./telemetry.js";
 import { createFaceRoutes, requestIdKey } from "./transport/connect.js";
@@ -45,7 +46,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   const identities = createIdentityStore(database.knex, createImageFiles(join(config.dataDir, "images")), { efSearch: config.hnswEfSearch });
-  const service = createFaceService({ config, engine, identities, stage: telemetry.stage });
+  const service = createFaceService({ config, engine, identities, detections: createDetectionLog(database.knex), stage: telemetry.stage });
   const faceRoutes = createFaceRoutes({ service, telemetry, logger: app.log });
   const ready = async () => {
     await database.knex.raw("SELECT 1");

@@ -6,7 +6,9 @@ import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
 import { cosineDistance } from "../engine/embed.js";
 import type { FaceEngine, LocatedFace, StageTimer } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
+import type { DetectionLog } from "../store/detections.js";
 import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
+import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
 import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
 
 /** A face as responses describe it. */
@@ -40,6 +42,7 @@ export interface SyncInput {
   identifier: string;
   maxFaces: number;
   collection: string;
+  frameId: string;
 }
 
 export interface SyncFaceView {
@@ -48,6 +51,7 @@ export interface SyncFaceView {
   confidence: number;
   distance: number;
   registered: boolean;
+  trackId: number;
 }
 
 /** The use cases of face.v1.FaceService, on the engine and the identity store. */
@@ -57,6 +61,7 @@ export interface FaceServiceDeps {
   config: Config;
   engine: FaceEngine;
   identities: IdentityStore;
+  detections: DetectionLog;
   stage: StageTimer;
 }
 
@@ -75,7 +80,7 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
 export function createFaceService(deps: FaceServiceDeps) {
-  const { config, engine, identities, stage } = deps;
+  const { config, engine, identities, detections, stage } = deps;
   const limits = config;
 
   function view(face: LocatedFace): FaceView {
@@ -242,28 +247,49 @@ export function createFaceService(deps: FaceServiceDeps) {
       return { faces: faces.map((f, i) => ({ face: view(f), ...attributes[i] })) };
     },
 
-    /** Identifies every face of one frame; registers the largest unknown face when `identifier` is given. */
-    async syncFrame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {
+    /**
+     * Identifies every face of one frame; registers the largest unknown face when `identifier` is
+     * given. With a tracker (one per stream), faces identified in the previous frame keep their
+     * identity without a new embedding and search.
+     */
+    async syncFrame(input: SyncInput, tracker: FaceTracker = createFaceTracker()): Promise<{ faces: SyncFaceView[] }> {
       const collection = collectionOf(input.collection);
       const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
       const bytes = checkImageSize(input.image, limits.maxImageBytes);
       if (bytes.length === 0) throw new FaceError("invalid_argument", "image is required");
       const { image, faces } = await facesOf(bytes, input.maxFaces);
-      const embeddings = await engine.embed(faces);
+      const assigned = tracker.assign(faces.map((f) => f.box));
+      const toSearch = faces.filter((_, i) => assigned[i].needsSearch);
+      const embeddings = await engine.embed(toSearch);
       const hits = await stage("similarity_search", () => Promise.all(embeddings.map((e) => identities.search(collection, e, 1))));
-      const result: SyncFaceView[] = faces.map((f, i) => {
-        const best = hits[i][0];
+      const tracks: Track[] = assigned.map(({ track, needsSearch }, i) => {
+        if (!needsSearch) return track;
+        const best = hits[toSearch.indexOf(faces[i])][0];
         const known = best !== undefined && best.distance <= config.matchThreshold;
-        return { identifier: known ? best.identifier : "", box: f.box, confidence: f.score, distance: best?.distance ?? 2, registered: false };
+        return { ...track, identifier: known ? best.identifier : "", distance: best?.distance ?? 2, framesSinceSearch: 0 };
       });
+      const registered = new Set<number>();
       if (registerAs !== undefined) {
-        const unknown = result.findIndex((r) => r.identifier === "");
+        const unknown = tracks.findIndex((t) => t.identifier === "");
         if (unknown >= 0 && qualityProblem(faces[unknown], []) === undefined) {
-          const img = storedImage(bytes, image);
-          await stage("store", () => identities.addFace(collection, registerAs, storedFace(faces[unknown], embeddings[unknown]), img));
-          result[unknown] = { ...result[unknown], identifier: registerAs, registered: true, distance: 0 };
+          const embedding = embeddings[toSearch.indexOf(faces[unknown])] ?? (await engine.embed([faces[unknown]]))[0];
+          await stage("store", () => identities.addFace(collection, registerAs, storedFace(faces[unknown], embedding), storedImage(bytes, image)));
+          tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
+          registered.add(unknown);
         }
       }
+      tracker.commit(tracks);
+      const result = tracks.map((t, i) => ({
+        identifier: t.identifier,
+        box: faces[i].box,
+        confidence: faces[i].score,
+        distance: t.distance,
+        registered: registered.has(i),
+        trackId: t.id,
+      }));
+      await stage("log", () =>
+        detections.record(collection, result.map((r) => ({ ...r, frameId: input.frameId }))),
+      );
       return { faces: result };
     },
 

@@ -10,6 +10,7 @@ import {
 } from "../../gen/face/v1/face_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import type { FaceService as FaceUseCases } from "../service/face-service.js";
+import { createFaceTracker, type FaceTracker } from "../service/tracker.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { codeName, toConnectError } from "./errors.js";
 
@@ -55,11 +56,9 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
     return { ...result, flameGraph: flameGraphField(flameGraph), serverProcessTimeMs: totalMs };
   }
 
-  async function syncOne(request: SyncRequest): Promise<SyncResponse> {
+  async function syncOne(request: SyncRequest, tracker: FaceTracker): Promise<SyncResponse> {
     try {
-      const response = await timed("Sync", () =>
-        service.syncFrame({ image: request.image, identifier: request.identifier, maxFaces: request.maxFaces, collection: request.collection }),
-      );
+      const response = await timed("Sync", () => service.syncFrame(request, tracker));
       return create(SyncResponseSchema, { ...response, frameId: request.frameId });
     } catch (e) {
       // A bad frame is answered with its error; the stream goes on.
@@ -83,17 +82,16 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         extractFeatures: (req) => timed("ExtractFeatures", () => service.extractFeatures(req)),
         analyze: (req) => timed("Analyze", () => service.analyze(req)),
         syncFrame: async (req) => {
-          const response = await timed("SyncFrame", () =>
-            service.syncFrame({ image: req.image, identifier: req.identifier, maxFaces: req.maxFaces, collection: req.collection }),
-          );
+          const response = await timed("SyncFrame", () => service.syncFrame(req));
           return { ...response, frameId: req.frameId };
         },
         async *sync(requests: AsyncIterable<SyncRequest>, context: HandlerContext) {
           // One frame at a time: the next frame is read only after this one's answer was taken by
           // the transport, so a slow client holds back the reading (back-pressure), not memory.
+          const tracker = createFaceTracker();
           for await (const request of requests) {
             if (context.signal.aborted) return;
-            yield await syncOne(request);
+            yield await syncOne(request, tracker);
           }
         },
         listUsers: (req) => service.listUsers(req),

@@ -1,0 +1,65 @@
+import { intersection, type BoxPx } from "../engine/detect.js";
+
+/** What a track knows about its face. */
+export interface Track {
+  id: number;
+  box: BoxPx;
+  identifier: string;
+  distance: number;
+  /** Frames since the identity was last confirmed by a search. */
+  framesSinceSearch: number;
+}
+
+/** Boxes of consecutive frames overlapping at least this much (IoU) are the same face. */
+const SAME_FACE_IOU = 0.4;
+/**
+ * A known face is searched again after this many frames even while tracked, so a track that jumped
+ * to another person (crossing paths) is corrected within a second at 30 frames per second.
+ */
+const RECHECK_KNOWN_EVERY_FRAMES = 15;
+/** An unknown tracked face is searched again this often: the person may have been registered meanwhile. */
+const RECHECK_UNKNOWN_EVERY_FRAMES = 5;
+
+/**
+ * Follows faces across the frames of one stream by box overlap: a face already identified in the
+ * previous frame keeps its identity and track id without a new embedding and search.
+ */
+export interface FaceTracker {
+  /** For each box of the new frame: its track (continuing or new) and whether it must be searched. */
+  assign(boxes: readonly BoxPx[]): { track: Track; needsSearch: boolean }[];
+  /** Replaces the tracks with this frame's faces. */
+  commit(tracks: readonly Track[]): void;
+}
+
+export function createFaceTracker(): FaceTracker {
+  let previous: Track[] = [];
+  let nextId = 1;
+  return {
+    assign(boxes) {
+      const taken = new Set<number>();
+      return boxes.map((box) => {
+        let best: Track | undefined;
+        let bestIou = SAME_FACE_IOU;
+        for (const t of previous) {
+          if (taken.has(t.id)) continue;
+          const inter = intersection(t.box, box);
+          const iou = inter / (t.box.width * t.box.height + box.width * box.height - inter);
+          if (iou >= bestIou) {
+            best = t;
+            bestIou = iou;
+          }
+        }
+        if (best === undefined) {
+          return { track: { id: nextId++, box, identifier: "", distance: 2, framesSinceSearch: 0 }, needsSearch: true };
+        }
+        taken.add(best.id);
+        const track = { ...best, box, framesSinceSearch: best.framesSinceSearch + 1 };
+        const every = track.identifier === "" ? RECHECK_UNKNOWN_EVERY_FRAMES : RECHECK_KNOWN_EVERY_FRAMES;
+        return { track, needsSearch: track.framesSinceSearch >= every };
+      });
+    },
+    commit(tracks) {
+      previous = [...tracks];
+    },
+  };
+}

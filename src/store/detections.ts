@@ -1,0 +1,53 @@
+import type { Knex } from "knex";
+
+/** One face seen in one frame. */
+export interface DetectionRecord {
+  identifier: string;
+  frameId: string;
+  trackId: number;
+  box: { x: number; y: number; width: number; height: number };
+  confidence: number;
+  distance: number;
+}
+
+/** The detection log: every face SyncFrame and Sync saw. */
+export interface DetectionLog {
+  record(collection: string, detections: readonly DetectionRecord[]): Promise<void>;
+  /** Most recent first. */
+  recent(collection: string, limit: number): Promise<(DetectionRecord & { createdAt: Date })[]>;
+}
+
+export function createDetectionLog(knex: Knex): DetectionLog {
+  return {
+    async record(collection, detections) {
+      if (detections.length === 0) return;
+      await knex("collections").insert({ name: collection }).onConflict("name").ignore();
+      await knex("detections").insert(
+        detections.map((d) => ({
+          collection,
+          identifier: d.identifier === "" ? null : d.identifier,
+          frame_id: d.frameId,
+          track_id: d.trackId,
+          box_x: d.box.x,
+          box_y: d.box.y,
+          box_width: d.box.width,
+          box_height: d.box.height,
+          confidence: d.confidence,
+          distance: d.distance,
+        })),
+      );
+    },
+    async recent(collection, limit) {
+      const rows = await knex("detections").where({ collection }).orderBy("id", "desc").limit(limit);
+      return rows.map((r) => ({
+        identifier: r.identifier ?? "",
+        frameId: r.frame_id,
+        trackId: Number(r.track_id),
+        box: { x: Number(r.box_x), y: Number(r.box_y), width: Number(r.box_width), height: Number(r.box_height) },
+        confidence: Number(r.confidence),
+        distance: Number(r.distance),
+        createdAt: new Date(r.created_at),
+      }));
+    },
+  };
+}

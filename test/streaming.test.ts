@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { FaceService, type SyncRequestSchema, type SyncResponse } from "../gen/face/v1/face_pb.js";
+
+type SyncRequestInit = MessageInitShape<typeof SyncRequestSchema>;
+import { createDetectionLog } from "../src/store/detections.js";
+import { face, FACES_DIR } from "./support/testdata.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+const frames = (dir: string) => readdirSync(join(FACES_DIR, "video", dir)).filter((f) => f.endsWith(".jpg")).sort().map((f) => face(`video/${dir}/${f}`));
+
+/**
+ * A request stream the test feeds one frame at a time, so it can wait for each answer before
+ * sending the next (proving the server answers without waiting for the stream to end).
+ */
+function requestQueue() {
+  const waiting: ((r: SyncRequestInit | undefined) => void)[] = [];
+  const queued: (SyncRequestInit | undefined)[] = [];
+  const push = (r: SyncRequestInit | undefined) => (waiting.length ? waiting.shift()!(r) : queued.push(r));
+  const next = () => (queued.length ? Promise.resolve(queued.shift()) : new Promise<SyncRequestInit | undefined>((r) => waiting.push(r)));
+  return {
+    send: (request: SyncRequestInit) => push(request),
+    end: () => push(undefined),
+    iterable: (async function* () {
+      for (let r = await next(); r !== undefined; r = await next()) yield r;
+    })(),
+  };
+}
+
+describe("streaming: SyncFrame and bidirectional Sync", () => {
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  before(async () => {
+    server = await startTestServer();
+    client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    await client.register({ identifier: "lin-manuel-miranda", image: face("video/lin-manuel-miranda.png") });
+    await client.register({ identifier: "alex-lacamoire", image: face("video/alex-lacamoire.png") });
+  });
+  after(() => server.close());
+
+  it("answers each of the 20 clip frames in order, as it arrives, with identities and flame graphs", async () => {
+    const clip = frames("frames");
+    const queue = requestQueue();
+    const responses = client.sync(queue.iterable)[Symbol.asyncIterator]();
+    const seen = new Set<string>();
+    const linFrames: number[] = [];
+    for (let i = 0; i < clip.length; i++) {
+      queue.send({ image: clip[i], frameId: `f${i}` });
+      // The next frame is sent only after this one's answer arrived.
+      const { value, done } = await responses.next();
+      assert.equal(done, false);
+      const response = value as SyncResponse;
+      assert.equal(response.frameId, `f${i}`);
+      assert.equal(response.error, undefined);
+      const total = response.flameGraph.filter((e) => e.parent === "").reduce((s, e) => s + e.durationMs, 0);
+      assert.ok(response.flameGraph.length >= 4, "decode, detect, ... are reported");
+      assert.ok(total <= response.serverProcessTimeMs, `stages ${total} ms > total ${response.serverProcessTimeMs} ms`);
+      for (const f of response.faces) {
+        if (f.identifier) seen.add(f.identifier);
+        if (f.identifier === "lin-manuel-miranda") linFrames.push(i + 1);
+        assert.ok(f.trackId > 0);
+      }
+    }
+    queue.end();
+    assert.equal((await responses.next()).done, true);
+    // Lin-Manuel Miranda faces the camera in frames 8-16. Alex Lacamoire is only ever seen in full
+    // profile (frames 4-7): his closest distance in the whole clip is 0.78, far past any threshold
+    // that keeps strangers out, so he is reported as unknown rather than guessed.
+    assert.deepEqual([...seen], ["lin-manuel-miranda"]);
+    for (const frame of [8, 9, 10, 11, 12, 13, 14, 15, 16]) assert.ok(linFrames.includes(frame), `frame ${frame}: ${linFrames}`);
+  });
+
+  it("keeps a face's track id across consecutive frames and logs every detection", async () => {
+    const clip = frames("frames30").slice(0, 30);
+    const answers: SyncResponse[] = [];
+    for await (const r of client.sync((async function* () { for (const [i, image] of clip.entries()) yield { image, frameId: `t${i}`, collection: "tracking" }; })())) answers.push(r);
+    assert.equal(answers.length, 30);
+    const first = answers.find((a) => a.faces.length > 0)!;
+    const next = answers[answers.indexOf(first) + 1];
+    const largest = (a: SyncResponse) => a.faces[0];
+    assert.equal(largest(next).trackId, largest(first).trackId);
+    const log = await createDetectionLog(server.database.knex).recent("tracking", 1000);
+    assert.equal(log.length, answers.reduce((n, a) => n + a.faces.length, 0));
+    assert.ok(log.some((d) => d.frameId === "t29"));
+  });
+
+  it("answers a bad frame with an error entry and goes on", async () => {
+    const good = frames("frames")[0];
+    const answers: SyncResponse[] = [];
+    const requests = [{ image: good, frameId: "a" }, { image: new TextEncoder().encode("not a jpeg"), frameId: "b" }, { image: new Uint8Array(), frameId: "c" }, { image: good, frameId: "d" }];
+    for await (const r of client.sync((async function* () { yield* requests; })())) answers.push(r);
+    assert.deepEqual(answers.map((a) => a.frameId), ["a", "b", "c", "d"]);
+    assert.equal(answers[1].error?.code, "invalid_argument");
+    assert.equal(answers[2].error?.code, "invalid_argument");
+    assert.equal(answers[3].error, undefined);
+    assert.ok(answers[3].faces.length > 0);
+  });
+
+  it("registers an unknown face when the frame carries an identifier (SyncFrame over REST)", async () => {
+    const image = face("face_recognition/obama.jpg");
+    const form = new FormData();
+    form.append("image", new Blob([Buffer.from(image)]), "frame.jpg");
+    form.append("identifier", "obama");
+    form.append("frame_id", "r1");
+    const res = await fetch(`${server.url}/api/v1/sync`, { method: "POST", body: form });
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.equal(body.frameId, "r1");
+    assert.equal(body.faces[0].identifier, "obama");
+    assert.equal(body.faces[0].registered, true);
+    assert.ok(body.serverProcessTimeMs > 0);
+    const again = await client.syncFrame({ image, frameId: "r2" });
+    assert.equal(again.faces[0].identifier, "obama");
+    assert.equal(again.faces[0].registered, false);
+  });
+
+  it("survives a long stream (1,200 frames) answering every frame in order", async () => {
+    const clip = frames("frames30");
+    let count = 0;
+    const stream = client.sync((async function* () {
+      for (let i = 0; i < 1200; i++) yield { image: clip[i % clip.length], frameId: String(i), collection: "long" };
+    })());
+    for await (const r of stream) {
+      assert.equal(r.frameId, String(count));
+      assert.equal(r.error, undefined);
+      count++;
+    }
+    assert.equal(count, 1200);
+  });
+});
