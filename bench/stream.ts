@@ -1,0 +1,48 @@
+/**
+ * Streaming throughput: the 300 frames of ../shared/faces/video/frames30 over one bidirectional gRPC
+ * Sync stream to a real server (PGlite, the two people of the clip registered), and over two
+ * concurrent streams. Frames are sent as fast as the server answers.
+ *
+ *   npm run bench:stream
+ */
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { FaceService } from "../gen/face/v1/face_pb.js";
+import { face, FACES_DIR } from "../test/support/testdata.js";
+import { startTestServer } from "../test/support/server.js";
+import { percentile, printTable } from "./table.js";
+
+const clip = readdirSync(join(FACES_DIR, "video/frames30")).sort().map((f) => face(`video/frames30/${f}`));
+const server = await startTestServer();
+const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+await client.register({ identifier: "lin-manuel-miranda", image: face("video/lin-manuel-miranda.png") });
+await client.register({ identifier: "alex-lacamoire", image: face("video/alex-lacamoire.png") });
+
+async function stream(): Promise<number[]> {
+  const serverMs: number[] = [];
+  for await (const r of client.sync((async function* () { for (const [i, image] of clip.entries()) yield { image, frameId: String(i) }; })())) {
+    if (r.error) throw new Error(r.error.message);
+    serverMs.push(r.serverProcessTimeMs);
+  }
+  return serverMs;
+}
+
+await stream(); // warm-up
+const rows = [];
+for (const streams of [1, 2]) {
+  const start = performance.now();
+  const results = await Promise.all(Array.from({ length: streams }, stream));
+  const seconds = (performance.now() - start) / 1000;
+  const all = results.flat();
+  rows.push({
+    streams,
+    frames: all.length,
+    "frames/s": (all.length / seconds).toFixed(1),
+    "server ms/frame p50": percentile(all, 50).toFixed(1),
+    "server ms/frame p95": percentile(all, 95).toFixed(1),
+  });
+}
+printTable("Sync over gRPC, video/frames30 (300 frames, 640x360)", rows);
+await server.close();
