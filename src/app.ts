@@ -9,6 +9,9 @@ import type { Database } from "./store/database.js";
 import { createImageFiles } from "./store/image-files.js";
 import { createIdentityStore } from "./store/identities.js";
 import { createDetectionLog } from "./store/detections.js";
+import { createWebhookStore } from "./store/webhooks.js";
+import { createWebhookDispatcher } from "./service/webhook-dispatcher.js";
+import { createWebhookService } from "./service/webhooks.js";
 import { createFaceService } from "./service/face-service.js";
 import type { Telemetry } from "./telemetry.js";
 import { createFaceRoutes, requestIdKey } from "./transport/connect.js";
@@ -45,9 +48,35 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
-  const identities = createIdentityStore(database.knex, createImageFiles(join(config.dataDir, "images")), { efSearch: config.hnswEfSearch });
-  const service = createFaceService({ config, engine, identities, detections: createDetectionLog(database.knex), stage: telemetry.stage });
-  const faceRoutes = createFaceRoutes({ service, telemetry, logger: app.log });
+  const webhookStore = createWebhookStore(database.knex);
+  const dispatcher = createWebhookDispatcher(
+    webhookStore,
+    {
+      maxAttempts: config.webhookMaxAttempts,
+      retryBaseMs: config.webhookRetryBaseMs,
+      timeoutMs: config.webhookTimeoutMs,
+      pollMs: config.webhookPollMs,
+      allowedHosts: config.webhookAllowedHosts,
+    },
+    app.log,
+  );
+  const identities = createIdentityStore(database.knex, createImageFiles(join(config.dataDir, "images")), {
+    efSearch: config.hnswEfSearch,
+    outbox: webhookStore,
+  });
+  const service = createFaceService({
+    config,
+    engine,
+    identities,
+    detections: createDetectionLog(database.knex),
+    publish: (event) => webhookStore.enqueue(event),
+    eventsWritten: () => dispatcher.kick(),
+    stage: telemetry.stage,
+  });
+  const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
+  const faceRoutes = createFaceRoutes({ service, webhooks, telemetry, logger: app.log });
+  app.addHook("onReady", async () => dispatcher.start());
+  app.addHook("onClose", async () => dispatcher.stop());
   const ready = async () => {
     await database.knex.raw("SELECT 1");
     return true;

@@ -44,6 +44,12 @@ export interface Config {
   readonly imageUrlAllowedHosts: readonly string[];
   /** Longest wait for an image_url download. */
   readonly imageUrlTimeoutMs: number;
+  /** `host` or `host:port` that webhook URLs may target even on private or loopback addresses. */
+  readonly webhookAllowedHosts: readonly string[];
+  readonly webhookMaxAttempts: number;
+  readonly webhookRetryBaseMs: number;
+  readonly webhookTimeoutMs: number;
+  readonly webhookPollMs: number;
 }
 
 /** Thrown when the environment holds invalid settings; lists every problem at once. */
@@ -133,6 +139,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     hnswEfSearch: integer("FACE_HNSW_EF_SEARCH", 100, 1, 1000),
     imageUrlAllowedHosts: list(env.FACE_IMAGE_URL_ALLOWED_HOSTS),
     imageUrlTimeoutMs: integer("FACE_IMAGE_URL_TIMEOUT_MS", 10_000, 100, 120_000),
+    webhookAllowedHosts: list(env.FACE_WEBHOOK_ALLOWED_HOSTS),
+    webhookMaxAttempts: integer("FACE_WEBHOOK_MAX_ATTEMPTS", 10, 1, 100),
+    webhookRetryBaseMs: integer("FACE_WEBHOOK_RETRY_BASE_MS", 2_000, 10, 3_600_000),
+    webhookTimeoutMs: integer("FACE_WEBHOOK_TIMEOUT_MS", 5_000, 100, 60_000),
+    webhookPollMs: integer("FACE_WEBHOOK_POLL_MS", 1_000, 10, 60_000),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

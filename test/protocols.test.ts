@@ -96,9 +96,16 @@ describe("one port serves every protocol", () => {
     await assert.rejects(client.register({ identifier: "obama", image: big }), (e) => ConnectError.from(e).code === Code.ResourceExhausted);
   });
 
-  it("says Unimplemented for webhooks until they land, rather than pretending", async () => {
-    const res = await fetch(`${server.url}/api/v1/webhooks`);
-    assert.equal(res.status, 501);
+  it("lists no webhooks and refuses one aimed at loopback unless allowed", async () => {
+    const list = await fetch(`${server.url}/api/v1/webhooks`);
+    assert.deepEqual(await list.json(), { webhooks: [] });
+    const create = await fetch(`${server.url}/api/v1/webhooks`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ url: "http://127.0.0.1:9/hook" }),
+    });
+    assert.equal(create.status, 400);
+    assert.match((await create.json()).message, /loopback/);
   });
 
   it("allows CORS from any origin by default and exposes the Connect headers", async () => {

@@ -7,6 +7,7 @@ import { cosineDistance } from "../engine/embed.js";
 import type { FaceEngine, LocatedFace, StageTimer } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
+import type { FaceEvent } from "../store/webhooks.js";
 import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
 import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
 import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
@@ -62,6 +63,10 @@ export interface FaceServiceDeps {
   engine: FaceEngine;
   identities: IdentityStore;
   detections: DetectionLog;
+  /** Publishes an event in its own transaction (recognitions change no other row). */
+  publish: (event: FaceEvent) => Promise<void>;
+  /** Called after a change that may have written events, so they go out now rather than at the next poll. */
+  eventsWritten: () => void;
   stage: StageTimer;
 }
 
@@ -80,7 +85,13 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
 export function createFaceService(deps: FaceServiceDeps) {
-  const { config, engine, identities, detections, stage } = deps;
+  const { config, engine, identities, detections, publish, eventsWritten, stage } = deps;
+
+  async function publishAll(events: FaceEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await stage("publish", () => Promise.all(events.map(publish)));
+    eventsWritten();
+  }
   const limits = config;
 
   function view(face: LocatedFace): FaceView {
@@ -178,6 +189,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       const [embedding] = await engine.embed([face]);
       const img = storedImage(bytes, image);
       const { created } = await stage("store", () => identities.addFace(collection, identifier, storedFace(face, embedding), img));
+      eventsWritten();
       return { identifier, collection, face: view(face), imageSha256: img.sha256, created };
     },
 
@@ -192,6 +204,11 @@ export function createFaceService(deps: FaceServiceDeps) {
       const best = hits[0];
       const matched = best !== undefined && best.distance <= threshold;
       const profileUpgraded = matched ? await maybeUpgrade(collection, best.identifier, best.distance, face, others, embedding, bytes, image) : false;
+      await publishAll([
+        matched
+          ? { type: "face.recognized", collection, identifier: best.identifier, data: { distance: best.distance, box: face.box, profile_upgraded: profileUpgraded } }
+          : { type: "face.unknown", collection, identifier: "", data: { distance: best?.distance ?? 2, box: face.box } },
+      ]);
       return {
         matched,
         identifier: matched ? best.identifier : "",
@@ -278,6 +295,16 @@ export function createFaceService(deps: FaceServiceDeps) {
           registered.add(unknown);
         }
       }
+      // A stream reports a face when its track starts and when its identity changes, not every frame.
+      const reported = tracks.filter((t, i) => assigned[i].isNew || t.identifier !== assigned[i].track.identifier);
+      await publishAll(
+        reported.map((t): FaceEvent => ({
+          type: t.identifier ? "face.recognized" : "face.unknown",
+          collection,
+          identifier: t.identifier,
+          data: { distance: t.distance, box: t.box, frame_id: input.frameId, track_id: t.id },
+        })),
+      );
       tracker.commit(tracks);
       const result = tracks.map((t, i) => ({
         identifier: t.identifier,
@@ -316,6 +343,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       const collection = collectionOf(input.collection);
       const deleted = await identities.deleteUser(collection, identifier);
       if (deleted === undefined) throw new FaceError("not_found", `no user ${JSON.stringify(identifier)} in collection ${collection}`);
+      eventsWritten();
       return { identifier, facesDeleted: deleted.faces, imagesDeleted: deleted.images };
     },
   };

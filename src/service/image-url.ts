@@ -1,8 +1,7 @@
-import { lookup } from "node:dns/promises";
 import http from "node:http";
 import https from "node:https";
-import { BlockList, isIP } from "node:net";
 import { FaceError, invalidArgument } from "../errors.js";
+import { pinnedLookup, resolvePublicAddress } from "./network-policy.js";
 
 /** What `image_url` may point at and how much may be read from it. */
 export interface ImageUrlPolicy {
@@ -13,19 +12,6 @@ export interface ImageUrlPolicy {
 }
 
 const MAX_REDIRECTS = 3;
-
-/**
- * Addresses a server-side fetch must not reach unless allowed: loopback, private, link-local
- * (cloud metadata), carrier-grade NAT, unspecified, multicast and their IPv6 counterparts.
- */
-const BLOCKED = new BlockList();
-for (const [net, prefix] of [
-  ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16],
-  ["172.16.0.0", 12], ["192.0.0.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15], ["224.0.0.0", 3],
-] as const) BLOCKED.addSubnet(net, prefix, "ipv4");
-for (const [net, prefix] of [["::", 128], ["::1", 128], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8], ["::ffff:0:0", 96]] as const) {
-  BLOCKED.addSubnet(net, prefix, "ipv6");
-}
 
 /** Reads an image from a data: URI or an http(s) URL, within the policy's limits. */
 export async function fetchImageUrl(url: string, policy: ImageUrlPolicy): Promise<Uint8Array> {
@@ -54,28 +40,8 @@ function decodeDataUri(uri: string, maxBytes: number): Uint8Array {
   return new Uint8Array(Buffer.from(match[3], "base64"));
 }
 
-/** Resolves the host and refuses addresses in BLOCKED unless the host is allow-listed. */
-async function checkedAddress(url: URL, policy: ImageUrlPolicy): Promise<{ address: string; family: number }> {
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw invalidArgument("image_url must be http, https or data:");
-  if (url.username || url.password) throw invalidArgument("image_url must not carry credentials");
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  const port = url.port || (url.protocol === "https:" ? "443" : "80");
-  const allowed = policy.imageUrlAllowedHosts.includes(host) || policy.imageUrlAllowedHosts.includes(`${host}:${port}`);
-  let resolved: { address: string; family: number };
-  try {
-    resolved = isIP(host) ? { address: host, family: isIP(host) } : await lookup(host);
-  } catch {
-    throw invalidArgument(`image_url host ${host} does not resolve`);
-  }
-  const family = resolved.family === 6 ? "ipv6" : "ipv4";
-  if (!allowed && BLOCKED.check(resolved.address, family)) {
-    throw invalidArgument(`image_url host ${host} is a private, loopback or link-local address`);
-  }
-  return resolved;
-}
-
 async function fetchOnce(url: URL, policy: ImageUrlPolicy): Promise<{ body: Uint8Array; redirect?: string }> {
-  const pinned = await checkedAddress(url, policy);
+  const pinned = await resolvePublicAddress(url, policy.imageUrlAllowedHosts, "image_url");
   const client = url.protocol === "https:" ? https : http;
   return new Promise((resolve, reject) => {
     const request = client.get(
@@ -83,10 +49,7 @@ async function fetchOnce(url: URL, policy: ImageUrlPolicy): Promise<{ body: Uint
       {
         timeout: policy.imageUrlTimeoutMs,
         // Connect to the address that was checked, not to whatever a second DNS answer says.
-        lookup: (_host, options, callback) => {
-          if ((options as { all?: boolean }).all) (callback as unknown as (e: null, a: object[]) => void)(null, [pinned]);
-          else callback(null, pinned.address, pinned.family);
-        },
+        lookup: pinnedLookup(pinned),
         headers: { accept: "image/*" },
       },
       (response) => {

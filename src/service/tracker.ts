@@ -26,7 +26,7 @@ const RECHECK_UNKNOWN_EVERY_FRAMES = 5;
  */
 export interface FaceTracker {
   /** For each box of the new frame: its track (continuing or new) and whether it must be searched. */
-  assign(boxes: readonly BoxPx[]): { track: Track; needsSearch: boolean }[];
+  assign(boxes: readonly BoxPx[]): { track: Track; needsSearch: boolean; isNew: boolean }[];
   /** Replaces the tracks with this frame's faces. */
   commit(tracks: readonly Track[]): void;
 }
@@ -50,12 +50,12 @@ export function createFaceTracker(): FaceTracker {
           }
         }
         if (best === undefined) {
-          return { track: { id: nextId++, box, identifier: "", distance: 2, framesSinceSearch: 0 }, needsSearch: true };
+          return { track: { id: nextId++, box, identifier: "", distance: 2, framesSinceSearch: 0 }, needsSearch: true, isNew: true };
         }
         taken.add(best.id);
         const track = { ...best, box, framesSinceSearch: best.framesSinceSearch + 1 };
         const every = track.identifier === "" ? RECHECK_UNKNOWN_EVERY_FRAMES : RECHECK_KNOWN_EVERY_FRAMES;
-        return { track, needsSearch: track.framesSinceSearch >= every };
+        return { track, needsSearch: track.framesSinceSearch >= every, isNew: false };
       });
     },
     commit(tracks) {

@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import pgvector from "pgvector";
 import type { ImageFiles } from "./image-files.js";
+import type { FaceEvent } from "./webhooks.js";
 
 /** What is stored about one reference face. */
 export interface StoredFace {
@@ -58,6 +59,8 @@ export interface IdentityStore {
 export interface IdentityStoreOptions {
   /** hnsw.ef_search: candidates the index scan keeps; more is slower and more exact. */
   efSearch: number;
+  /** Receives the events of each change inside the change's own transaction (the webhook outbox). */
+  outbox?: { enqueue(event: FaceEvent, trx: Knex.Transaction): Promise<void> };
 }
 
 /**
@@ -68,6 +71,8 @@ const FACES_PER_USER_FETCHED = 4;
 
 /** Creates the store on a knex handle and an image directory. */
 export function createIdentityStore(knex: Knex, files: ImageFiles, options: IdentityStoreOptions): IdentityStore {
+  const publish = (event: FaceEvent, trx: Knex.Transaction) => options.outbox?.enqueue(event, trx) ?? Promise.resolve();
+
   /** Requests of this process writing each image right now, so a failing one never removes a file another is committing. */
   const writers = new Map<string, number>();
 
@@ -150,6 +155,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
             : (await trx("users").where({ collection, identifier }).first("id").forUpdate()).id;
           await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image.sha256, is_primary: created });
           await trx("users").where({ id: userId }).update({ updated_at: trx.fn.now() });
+          if (created) await publish({ type: "user.registered", collection, identifier, data: { image_sha256: image.sha256, box: face.box } }, trx);
           return { created };
         }),
       );
@@ -220,6 +226,8 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
             .update({ ...faceColumns(face), image_sha256: image.sha256, created_at: trx.fn.now() });
           if (updated === 0) return false; // replaced or deleted concurrently
           await trx("users").where({ id: expected.userId }).update({ updated_at: trx.fn.now() });
+          const { collection } = await trx("users").where({ id: expected.userId }).first("collection");
+          await publish({ type: "profile.upgraded", collection, identifier: expected.identifier, data: { image_sha256: image.sha256, sharpness: face.sharpness, face_width: face.box.width } }, trx);
           orphans = await deleteOrphanImages(trx, expected.imageSha256 ? [expected.imageSha256] : []);
           return true;
         }),
@@ -257,6 +265,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         await trx("users").where({ id: user.id }).delete();
         const candidates = [...new Set(faces.map((f) => f.image_sha256).filter((s): s is string => s !== null))];
         const orphans = await deleteOrphanImages(trx, candidates);
+        await publish({ type: "user.deleted", collection, identifier, data: { faces_deleted: faces.length } }, trx);
         return { faces: faces.length, orphans };
       });
       if (outcome === undefined) return undefined;

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { FastifyBaseLogger } from "fastify";
 import {
   FaceService,
@@ -10,6 +10,7 @@ import {
 } from "../../gen/face/v1/face_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import type { FaceService as FaceUseCases } from "../service/face-service.js";
+import type { createWebhookService } from "../service/webhooks.js";
 import { createFaceTracker, type FaceTracker } from "../service/tracker.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { codeName, toConnectError } from "./errors.js";
@@ -19,6 +20,7 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 
 export interface FaceRoutesDeps {
   service: FaceUseCases;
+  webhooks: ReturnType<typeof createWebhookService>;
   telemetry: Telemetry;
   logger: FastifyBaseLogger;
 }
@@ -100,16 +102,12 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
           return create(HttpBodySchema, { contentType, data: bytes });
         },
         deleteUser: (req) => service.deleteUser(req),
-        createWebhook: () => unimplemented("CreateWebhook"),
-        listWebhooks: () => unimplemented("ListWebhooks"),
-        deleteWebhook: () => unimplemented("DeleteWebhook"),
+        createWebhook: (req) => deps.webhooks.create(req),
+        listWebhooks: (req) => deps.webhooks.list(req),
+        deleteWebhook: (req) => deps.webhooks.delete(req),
       },
       { interceptors: [createErrorInterceptor(deps.logger)] },
     );
   };
 }
 
-/** Webhooks land with their own issue; until then the RPC says so rather than pretending. */
-function unimplemented(name: string): never {
-  throw new ConnectError(`${name} is not implemented yet`, Code.Unimplemented);
-}

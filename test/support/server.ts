@@ -31,17 +31,20 @@ export interface TestServer {
   /** http://127.0.0.1:port */
   url: string;
   dataDir: string;
-  close(): Promise<void>;
+  /** Stops the server; `keepData` leaves its data for a `reopen`. */
+  close(keepData?: boolean): Promise<void>;
 }
 
 /**
  * Starts the service as main.ts does, on PGlite in a temporary directory, or on the PostgreSQL
  * server in TEST_DATABASE_URL (in a fresh database of its own).
  */
-export async function startTestServer(env: Record<string, string> = {}, shareWith?: TestServer): Promise<TestServer> {
-  // A second instance shares the first one's database and image directory, as replicas do.
-  const dataDir = shareWith?.dataDir ?? (await mkdtemp(join(tmpdir(), "face-test-")));
-  const databaseUrl = shareWith?.config.databaseUrl ?? (process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined);
+export async function startTestServer(env: Record<string, string> = {}, shareWith?: TestServer, reopen?: TestServer): Promise<TestServer> {
+  // A second instance shares the first one's database and image directory, as replicas do; a
+  // reopened one starts on the data a closed instance left behind, as a restart does.
+  const previous = shareWith ?? reopen;
+  const dataDir = previous?.dataDir ?? (await mkdtemp(join(tmpdir(), "face-test-")));
+  const databaseUrl = previous?.config.databaseUrl ?? (process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined);
   const config = loadConfig({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "warn", ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
   // PGlite is in-process and single-connection: a second instance uses the same handle.
   const database = shareWith && !databaseUrl ? shareWith.database : await openDatabase(config);
@@ -55,10 +58,10 @@ export async function startTestServer(env: Record<string, string> = {}, shareWit
     database,
     url: `http://127.0.0.1:${port}`,
     dataDir,
-    async close() {
+    async close(keepData = false) {
       await app.close();
       if (ownsDatabase) await database.close();
-      if (!shareWith) await rm(dataDir, { recursive: true, force: true });
+      if (!shareWith && !keepData) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

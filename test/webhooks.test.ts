@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { FaceService } from "../gen/face/v1/face_pb.js";
+import { createWebhookStore } from "../src/store/webhooks.js";
+import { face } from "./support/testdata.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+interface Received {
+  event: { id: string; type: string; identifier: string; time: string; collection: string };
+  signatureValid: boolean;
+}
+
+/** A webhook receiver on loopback that checks each signature; it can be switched off and on. */
+function createReceiver(secret: () => string) {
+  const received: Received[] = [];
+  let up = true;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      if (!up) {
+        res.writeHead(503).end();
+        return;
+      }
+      const body = Buffer.concat(chunks).toString("utf8");
+      const [t, v1] = String(req.headers["x-face-signature"]).split(",").map((p) => p.split("=")[1]);
+      const expected = createHmac("sha256", secret()).update(`${t}.${body}`).digest("hex");
+      const fresh = Math.abs(Date.now() / 1000 - Number(t)) < 300;
+      received.push({ event: JSON.parse(body), signatureValid: v1 === expected && fresh });
+      res.writeHead(204).end();
+    });
+  });
+  return {
+    received,
+    setUp: (value: boolean) => { up = value; },
+    async listen() {
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+      return (server.address() as AddressInfo).port;
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("webhooks", () => {
+  let secret = "";
+  const receiver = createReceiver(() => secret);
+  let env: Record<string, string>;
+  let a: TestServer;
+
+  before(async () => {
+    const port = await receiver.listen();
+    env = { FACE_WEBHOOK_ALLOWED_HOSTS: `127.0.0.1:${port}`, FACE_WEBHOOK_RETRY_BASE_MS: "100", FACE_WEBHOOK_POLL_MS: "100" };
+    a = await startTestServer(env);
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    const created = await client.createWebhook({ url: `http://127.0.0.1:${port}/hook`, events: ["user.registered", "face.recognized", "user.deleted"] });
+    secret = created.secret;
+    assert.equal(secret.length, 64);
+    assert.deepEqual(created.webhook?.events, ["user.registered", "face.recognized", "user.deleted"]);
+  });
+  after(async () => {
+    await a.close();
+    await receiver.close();
+  });
+
+  it("manages subscriptions: list by identifier, validated URLs and events, delete", async () => {
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    const own = await client.createWebhook({ url: "http://127.0.0.1:1/x", identifier: "someone", events: [] }).catch((e) => e);
+    assert.equal(ConnectError.from(own).code, Code.InvalidArgument, "port 1 is not on the allow-list");
+    await assert.rejects(client.createWebhook({ url: "ftp://example.com/x" }), (e) => ConnectError.from(e).code === Code.InvalidArgument);
+    await assert.rejects(client.createWebhook({ url: "http://169.254.169.254/latest" }), (e) => ConnectError.from(e).code === Code.InvalidArgument);
+    const listed = await client.listWebhooks({});
+    assert.equal(listed.webhooks.length, 1);
+    assert.equal((await client.listWebhooks({ identifier: "someone" })).webhooks.length, 0);
+    await assert.rejects(client.deleteWebhook({ id: "00000000-0000-0000-0000-000000000000" }), (e) => ConnectError.from(e).code === Code.NotFound);
+  });
+
+  it("delivers signed user.registered and face.recognized events", async () => {
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+    await client.recognize({ image: face("face_recognition/obama2.jpg") });
+    await until(() => receiver.received.some((r) => r.event.type === "face.recognized"), "face.recognized");
+    const registered = receiver.received.find((r) => r.event.type === "user.registered")!;
+    assert.equal(registered.event.identifier, "obama");
+    assert.equal(registered.event.collection, "default");
+    assert.ok(receiver.received.every((r) => r.signatureValid), "every signature checks out");
+  });
+
+  it("keeps events while the receiver is down and delivers them when it is back", async () => {
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    receiver.setUp(false);
+    const before = receiver.received.length;
+    await client.register({ identifier: "biden", image: face("face_recognition/biden.jpg") });
+    const store = createWebhookStore(a.database.knex);
+    await until(async () => (await a.database.knex("webhook_deliveries").where({ status: "pending" }).andWhere("attempts", ">", 1)).length > 0, "failed attempts");
+    assert.equal(receiver.received.length, before);
+    receiver.setUp(true);
+    await until(() => receiver.received.some((r) => r.event.identifier === "biden"), "biden's registration");
+    await until(async () => (await store.countByStatus("default")).pending === undefined, "outbox drained");
+  });
+
+  it("delivers each event exactly once with two instances on one database", async () => {
+    const b = await startTestServer(env, a);
+    try {
+      const clientA = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+      const clientB = createClient(FaceService, createGrpcTransport({ baseUrl: b.url }));
+      await clientA.register({ identifier: "amy", image: face("faceapijs/amy1.png") });
+      await clientB.register({ identifier: "howard", image: face("faceapijs/howard1.png") });
+      for (let i = 0; i < 4; i++) await (i % 2 ? clientA : clientB).recognize({ image: face("faceapijs/amy2.png") });
+      await until(() => receiver.received.filter((r) => r.event.identifier === "amy" && r.event.type === "face.recognized").length >= 4, "4 recognitions");
+      await new Promise((r) => setTimeout(r, 500)); // time for any duplicate to arrive
+      const ids = receiver.received.map((r) => r.event.id);
+      assert.equal(new Set(ids).size, ids.length, "no event arrived twice");
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("delivers after a restart what was committed but not yet delivered", async () => {
+    receiver.setUp(false);
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    await client.deleteUser({ identifier: "howard" });
+    await a.close(true); // the service goes away with the event committed and undelivered
+    receiver.setUp(true);
+    a = await startTestServer(env, undefined, a);
+    await until(() => receiver.received.some((r) => r.event.type === "user.deleted" && r.event.identifier === "howard"), "user.deleted after restart");
+  });
+});
