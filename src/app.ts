@@ -18,6 +18,7 @@ import { createFaceRoutes, requestIdKey } from "./transport/connect.js";
 import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
 import { createHealthRoutes } from "./transport/health.js";
 import { registerRestRoutes } from "./transport/rest.js";
+import { registerAccessControl } from "./transport/access.js";
 import { join } from "node:path";
 
 export interface AppDeps {
@@ -97,6 +98,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     exposedHeaders: [...connectCors.exposedHeaders, "X-Request-Id"],
     maxAge: 7200,
   });
+  // After CORS, so a browser can read a 401 or 429 too.
+  registerAccessControl(app, { apiKeys: config.apiKeys, rateLimitPerSecond: config.rateLimitPerSecond, rateLimitBurst: config.rateLimitBurst });
 
   app.get("/health", async (_request, reply) => {
     const up = await ready().catch(() => false);

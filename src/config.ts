@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
+import { parseApiKeys, type ApiKey } from "./transport/access.js";
 
 /** Every setting of the service, read once from the environment at start. */
 export interface Config {
@@ -50,6 +51,11 @@ export interface Config {
   readonly webhookRetryBaseMs: number;
   readonly webhookTimeoutMs: number;
   readonly webhookPollMs: number;
+  /** API keys (FACE_API_KEYS: `key` or `key:collection1|collection2`); none means no authentication. */
+  readonly apiKeys: readonly ApiKey[];
+  /** Requests per second per key or client address; 0 turns rate limiting off. */
+  readonly rateLimitPerSecond: number;
+  readonly rateLimitBurst: number;
 }
 
 /** Thrown when the environment holds invalid settings; lists every problem at once. */
@@ -144,8 +150,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookRetryBaseMs: integer("FACE_WEBHOOK_RETRY_BASE_MS", 2_000, 10, 3_600_000),
     webhookTimeoutMs: integer("FACE_WEBHOOK_TIMEOUT_MS", 5_000, 100, 60_000),
     webhookPollMs: integer("FACE_WEBHOOK_POLL_MS", 1_000, 10, 60_000),
+    apiKeys: parseApiKeys(env.FACE_API_KEYS),
+    rateLimitPerSecond: decimal("FACE_RATE_LIMIT_PER_SECOND", 0, 0, 100_000),
+    rateLimitBurst: integer("FACE_RATE_LIMIT_BURST", 50, 1, 100_000),
   };
 
+  for (const key of config.apiKeys) {
+    if (key.key.length < 16) problems.push("FACE_API_KEYS entries must be at least 16 characters long");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

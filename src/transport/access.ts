@@ -1,0 +1,115 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { Code } from "@connectrpc/connect";
+import { codeName, httpStatusOf } from "./errors.js";
+import { ConnectError } from "@connectrpc/connect";
+
+/** One API key and the collections it may use (undefined: every collection). */
+export interface ApiKey {
+  key: string;
+  collections: readonly string[] | undefined;
+}
+
+/** Parses FACE_API_KEYS: `key` or `key:collection1|collection2`, comma-separated. */
+export function parseApiKeys(raw: string | undefined): ApiKey[] {
+  return (raw ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .map((entry) => {
+      const [key, scope] = entry.split(":", 2);
+      return { key, collections: scope === undefined ? undefined : scope.split("|").filter((c) => c !== "") };
+    });
+}
+
+export interface AccessOptions {
+  apiKeys: readonly ApiKey[];
+  /** Requests per second per key (or per client address without keys); 0 turns limiting off. */
+  rateLimitPerSecond: number;
+  /** Requests a client may make at once above the steady rate. */
+  rateLimitBurst: number;
+}
+
+/** Paths anyone may call: load balancers and orchestrators probe them without credentials. */
+const OPEN_PATHS = /^\/health$|^\/grpc\.health\.v1\.Health\//;
+
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+/**
+ * API-key authentication and rate limiting in front of every protocol and route but health. Keys
+ * come as `authorization: Bearer <key>` or `x-api-key`, and are compared in constant time (digests
+ * of equal length, every key compared). Errors are answered in the caller's protocol.
+ */
+export function registerAccessControl(app: FastifyInstance, options: AccessOptions): void {
+  const keys = options.apiKeys.map((k) => ({ ...k, digest: digest(k.key) }));
+  const buckets = new Map<string, { tokens: number; at: number }>();
+
+  function findKey(presented: string): (typeof keys)[number] | undefined {
+    const d = digest(presented);
+    let found: (typeof keys)[number] | undefined;
+    for (const k of keys) if (timingSafeEqual(d, k.digest) && found === undefined) found = k;
+    return found;
+  }
+
+  /** Token bucket per client; stale buckets are dropped so the map stays bounded. */
+  function allow(client: string): boolean {
+    const now = Date.now();
+    const rate = options.rateLimitPerSecond;
+    const bucket = buckets.get(client) ?? { tokens: options.rateLimitBurst, at: now };
+    bucket.tokens = Math.min(options.rateLimitBurst, bucket.tokens + ((now - bucket.at) / 1000) * rate);
+    bucket.at = now;
+    buckets.set(client, bucket);
+    if (buckets.size > 10_000) for (const [c, b] of buckets) if (now - b.at > 60_000) buckets.delete(c);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  app.addHook("onRequest", async (request, reply) => {
+    if (request.method === "OPTIONS" || OPEN_PATHS.test(request.url.split("?")[0])) return;
+    let client = `ip:${request.ip}`;
+    if (keys.length > 0) {
+      const presented = presentedKey(request);
+      const key = presented === undefined ? undefined : findKey(presented);
+      if (key === undefined) {
+        return deny(request, reply, new ConnectError("missing or invalid API key (authorization: Bearer <key> or x-api-key)", Code.Unauthenticated));
+      }
+      request.apiKey = key;
+      client = `key:${key.key}`;
+    }
+    if (options.rateLimitPerSecond > 0 && !allow(client)) {
+      reply.header("retry-after", "1");
+      const error = new ConnectError("rate limit exceeded; slow down", Code.ResourceExhausted);
+      error.metadata.set("x-http-status", "429");
+      return deny(request, reply, error);
+    }
+  });
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The API key the request authenticated with, when keys are configured. */
+    apiKey?: ApiKey;
+  }
+}
+
+function presentedKey(request: FastifyRequest): string | undefined {
+  const auth = request.headers.authorization;
+  if (typeof auth === "string" && /^Bearer /i.test(auth)) return auth.slice(7).trim();
+  const header = request.headers["x-api-key"];
+  return typeof header === "string" && header !== "" ? header : undefined;
+}
+
+/** Answers an error before any handler ran, in the protocol the client speaks. */
+function deny(request: FastifyRequest, reply: FastifyReply, error: ConnectError): FastifyReply {
+  const contentType = String(request.headers["content-type"] ?? "");
+  if (contentType.startsWith("application/grpc")) {
+    // gRPC and gRPC-Web: a trailers-only response, HTTP 200 with the status in the headers.
+    return reply
+      .status(200)
+      .headers({ "content-type": contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc", "grpc-status": String(error.code), "grpc-message": encodeURIComponent(error.rawMessage) })
+      .send();
+  }
+  const status = Number(error.metadata.get("x-http-status") ?? httpStatusOf(error));
+  return reply.status(status).type("application/json").send({ code: codeName(error.code), message: error.rawMessage, request_id: String(request.id) });
+}

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { FaceService } from "../gen/face/v1/face_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+const KEY = "test-key-0123456789abcdef";
+
+describe("API keys", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ FACE_API_KEYS: `${KEY},second-key-0123456789:site1|site2` });
+  });
+  after(() => server.close());
+
+  it("refuses every protocol without a valid key, with Unauthenticated / 401", async () => {
+    for (const transport of [
+      createGrpcTransport({ baseUrl: server.url }),
+      createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+      createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    ]) {
+      const client = createClient(FaceService, transport);
+      await assert.rejects(client.listUsers({}), (e) => ConnectError.from(e).code === Code.Unauthenticated);
+      await assert.rejects(client.listUsers({}, { headers: { authorization: "Bearer wrong-key-0123456789" } }), (e) => ConnectError.from(e).code === Code.Unauthenticated);
+    }
+    const rest = await fetch(`${server.url}/api/v1/users`);
+    assert.equal(rest.status, 401);
+    assert.equal((await rest.json()).code, "unauthenticated");
+  });
+
+  it("accepts a key as Bearer token or x-api-key on every protocol", async () => {
+    const grpc = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    assert.deepEqual((await grpc.listUsers({}, { headers: { authorization: `Bearer ${KEY}` } })).identifiers, []);
+    const connect = createClient(FaceService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    assert.deepEqual((await connect.listUsers({}, { headers: { "x-api-key": "second-key-0123456789" } })).identifiers, []);
+    const rest = await fetch(`${server.url}/api/v1/users`, { headers: { "x-api-key": KEY } });
+    assert.equal(rest.status, 200);
+  });
+
+  it("leaves health open", async () => {
+    assert.equal((await fetch(`${server.url}/health`)).status, 200);
+    const health = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
+    assert.equal((await health.check({})).status, 1);
+  });
+});
+
+describe("rate limiting", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ FACE_RATE_LIMIT_PER_SECOND: "1", FACE_RATE_LIMIT_BURST: "3" });
+  });
+  after(() => server.close());
+
+  it("answers 429 / ResourceExhausted beyond the burst, per client", async () => {
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await fetch(`${server.url}/api/v1/users`)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    await assert.rejects(client.listUsers({}), (e) => ConnectError.from(e).code === Code.ResourceExhausted);
+    assert.equal((await fetch(`${server.url}/health`)).status, 200, "health is never limited");
+  });
+});
