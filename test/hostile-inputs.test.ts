@@ -1,0 +1,152 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import sharp from "sharp";
+import { FaceService, type RegisterRequestSchema } from "../gen/face/v1/face_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { decodeImage } from "../src/engine/decode.js";
+import { FaceError } from "../src/errors.js";
+import { face } from "./support/testdata.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+type RegisterInit = MessageInitShape<typeof RegisterRequestSchema>;
+
+const OBAMA = face("face_recognition/obama.jpg");
+
+/** Hostile Register requests and the code each must get, on every protocol. */
+async function hostileRegisters(maxBytes: number): Promise<[string, RegisterInit, Code][]> {
+  const bomb = await sharp({ create: { width: 12000, height: 12000, channels: 3, background: "#000" }, limitInputPixels: false }).png({ compressionLevel: 9 }).toBuffer();
+  return [
+    ["empty image", { identifier: "x", image: new Uint8Array() }, Code.InvalidArgument],
+    ["truncated JPEG", { identifier: "x", image: OBAMA.subarray(0, 3000) }, Code.InvalidArgument],
+    ["not an image", { identifier: "x", image: new TextEncoder().encode("<?php system($_GET['c']); ?>") }, Code.InvalidArgument],
+    ["SVG", { identifier: "x", image: new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><image href="file:///etc/passwd"/></svg>') }, Code.InvalidArgument],
+    ["decompression bomb", { identifier: "x", image: new Uint8Array(bomb) }, Code.ResourceExhausted],
+    ["over the byte limit", { identifier: "x", image: new Uint8Array(maxBytes + 1) }, Code.ResourceExhausted],
+    ["missing identifier", { image: OBAMA }, Code.InvalidArgument],
+    ["over-long identifier", { identifier: "a".repeat(500), image: OBAMA }, Code.InvalidArgument],
+    ["control characters", { identifier: "bob\u0000\u001b[31m", image: OBAMA }, Code.InvalidArgument],
+    ["path traversal identifier", { identifier: "../../etc/passwd", image: OBAMA }, Code.InvalidArgument],
+    ["bad collection", { identifier: "x", image: OBAMA, collection: "DROP TABLE users;" }, Code.InvalidArgument],
+    ["both image and url", { identifier: "x", image: OBAMA, imageUrl: "http://example.com/a.jpg" }, Code.InvalidArgument],
+    ["loopback image_url", { identifier: "x", imageUrl: "http://127.0.0.1:1/a.jpg" }, Code.InvalidArgument],
+    ["cloud metadata image_url", { identifier: "x", imageUrl: "http://169.254.169.254/latest/meta-data/" }, Code.InvalidArgument],
+    ["file image_url", { identifier: "x", imageUrl: "file:///etc/passwd" }, Code.InvalidArgument],
+    ["non-base64 data URI", { identifier: "x", imageUrl: "data:image/jpeg,rawbytes" }, Code.InvalidArgument],
+  ];
+}
+
+describe("hostile input through every protocol", () => {
+  let server: TestServer;
+  let grpc: Client<typeof FaceService>;
+  let connect: Client<typeof FaceService>;
+  let cases: [string, RegisterInit, Code][];
+
+  before(async () => {
+    server = await startTestServer({ FACE_MAX_IMAGE_BYTES: String(2 * 1024 * 1024) });
+    grpc = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    connect = createClient(FaceService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    cases = await hostileRegisters(server.config.maxImageBytes);
+    await grpc.register({ identifier: "obama", image: OBAMA });
+  });
+  after(() => server.close());
+
+  it("answers each hostile Register with the right code over gRPC, Connect and REST", async () => {
+    const restStatus: Partial<Record<Code, number>> = { [Code.InvalidArgument]: 400, [Code.ResourceExhausted]: 413 };
+    for (const [name, request, code] of cases) {
+      for (const [protocol, client] of [["gRPC", grpc], ["Connect", connect]] as const) {
+        await assert.rejects(client.register(request), (e) => {
+          assert.equal(ConnectError.from(e).code, code, `${name} over ${protocol}: ${ConnectError.from(e).message}`);
+          return true;
+        });
+      }
+      const form = new FormData();
+      if (request.identifier) form.append("identifier", request.identifier);
+      if (request.collection) form.append("collection", request.collection);
+      if (request.imageUrl) form.append("image_url", request.imageUrl);
+      if (request.image && request.image.length > 0) form.append("image", new Blob([Buffer.from(request.image)]), "upload");
+      const rest = await fetch(`${server.url}/api/v1/register`, { method: "POST", body: form });
+      assert.equal(rest.status, restStatus[code], `${name} over REST`);
+      const body = await rest.json();
+      assert.ok(body.code && body.message && body.request_id, `${name}: ${JSON.stringify(body)}`);
+    }
+  });
+
+  it("refuses malformed messages, wrong content types and unknown identifiers", async () => {
+    const post = (path: string, type: string, body: BodyInit) => fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": type }, body });
+    assert.equal((await post("/face.v1.FaceService/Recognize", "application/json", "{not json")).status, 400);
+    assert.equal((await post("/face.v1.FaceService/Recognize", "application/json", '{"image": 42}')).status, 400);
+    // connect-es reports a protobuf body it cannot parse as Internal ("parse binary: ..."), not
+    // InvalidArgument (its serialization.ts); the request is refused and nothing else happens.
+    const garbage = await post("/face.v1.FaceService/Recognize", "application/proto", new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]));
+    assert.match(await garbage.text(), /parse binary/);
+    assert.equal((await post("/api/v1/recognize", "application/xml", "<a/>")).status, 415);
+    assert.equal((await post("/api/v1/recognize", "text/plain", "hello")).status, 400);
+    assert.equal((await post("/api/v1/recognize", "application/json", "[1,2,3]")).status, 400);
+    assert.equal((await fetch(`${server.url}/api/v1/users/nobody`, { method: "DELETE" })).status, 404);
+    await assert.rejects(grpc.getUserFace({ identifier: "nobody" }), (e) => ConnectError.from(e).code === Code.NotFound);
+    const huge = await post("/api/v1/recognize", "application/json", JSON.stringify({ image: "A".repeat(server.config.maxMessageBytes + 10) }));
+    assert.equal(huge.status, 413);
+  });
+
+  it("still recognizes the person registered before the barrage", async () => {
+    const result = await grpc.recognize({ image: face("face_recognition/obama2.jpg") });
+    assert.equal(result.identifier, "obama");
+    assert.equal((await fetch(`${server.url}/health`)).status, 200);
+  });
+});
+
+describe("fuzz", () => {
+  /** A deterministic generator, so a failure can be replayed. */
+  function random(seed: number) {
+    return () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  }
+
+  it("the decoder answers thousands of random and mutated images with a result or a FaceError", async () => {
+    const rand = random(7);
+    const seeds = [OBAMA, face("faceapijs/amy1.png"), new Uint8Array(await sharp(OBAMA).resize(64).webp().toBuffer())];
+    const deadline = Date.now() + 20_000;
+    let runs = 0;
+    for (; runs < 3000 && Date.now() < deadline; runs++) {
+      let bytes: Uint8Array;
+      if (runs % 4 === 0) {
+        bytes = Uint8Array.from({ length: Math.floor(rand() * 2048) }, () => Math.floor(rand() * 256));
+      } else {
+        const seed = seeds[runs % seeds.length];
+        bytes = Uint8Array.from(seed.subarray(0, Math.max(8, Math.floor(rand() * seed.length))));
+        for (let m = 0; m < 1 + rand() * 20; m++) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+      }
+      try {
+        await decodeImage(bytes, { maxPixels: 20_000_000 });
+      } catch (e) {
+        assert.ok(e instanceof FaceError, `run ${runs}: ${e}`);
+        assert.ok(e.kind === "invalid_argument" || e.kind === "resource_exhausted");
+      }
+    }
+    assert.ok(runs >= 500, `only ${runs} runs`);
+  });
+
+  it("the API answers random JSON and protobuf bodies without a server error", async () => {
+    const server = await startTestServer();
+    try {
+      const rand = random(11);
+      const values = [null, 0, -1, 1e308, "", "x".repeat(300), "AAAA", [], {}, true, "data:,", "http://[::1]/"];
+      const fields = ["image", "imageUrl", "identifier", "collection", "topK", "threshold", "maxFaces", "image2", "pageSize", "pageToken", "frameId"];
+      for (let i = 0; i < 300; i++) {
+        const body: Record<string, unknown> = {};
+        for (const f of fields) if (rand() < 0.4) body[f] = values[Math.floor(rand() * values.length)];
+        const method = ["Register", "Recognize", "Verify", "Detect", "SyncFrame", "ListUsers", "GetUserFace", "DeleteUser", "CreateWebhook"][i % 9];
+        const json = await fetch(`${server.url}/face.v1.FaceService/${method}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+        assert.ok(json.status < 500, `${method} ${JSON.stringify(body).slice(0, 200)} -> ${json.status} ${await json.text()}`);
+        const proto = Uint8Array.from({ length: Math.floor(rand() * 64) }, () => Math.floor(rand() * 256));
+        const binary = await fetch(`${server.url}/face.v1.FaceService/${method}`, { method: "POST", headers: { "content-type": "application/proto" }, body: proto });
+        const text = await binary.text();
+        // See "refuses malformed messages": unparseable protobuf is connect-es's Internal "parse binary".
+        assert.ok(binary.status < 500 || /parse binary/.test(text), `${method} binary -> ${binary.status} ${text}`);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
