@@ -28,6 +28,12 @@ export interface AppDeps {
   telemetry: Telemetry;
 }
 
+/**
+ * An image file with no row after this long belongs to a registration that was interrupted (the
+ * file is written before the row commits); younger ones may be another instance's in-flight write.
+ */
+const ORPHAN_IMAGE_AGE_MS = 10 * 60_000;
+
 /** Request ids a client may choose (they end up in logs): short and printable. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -76,7 +82,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
   const faceRoutes = createFaceRoutes({ service, webhooks, telemetry, logger: app.log });
-  app.addHook("onReady", async () => dispatcher.start());
+  app.addHook("onReady", async () => {
+    dispatcher.start();
+    const removed = await identities.sweepOrphanImages(ORPHAN_IMAGE_AGE_MS);
+    if (removed > 0) app.log.warn({ removed }, "removed image files left by interrupted registrations");
+  });
   app.addHook("onClose", async () => dispatcher.stop());
   const ready = async () => {
     await database.knex.raw("SELECT 1");

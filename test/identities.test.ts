@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
@@ -213,6 +213,28 @@ describe("two service instances on one database", () => {
 });
 
 describe("a failed register leaves nothing behind", () => {
+  it("removes at start the image files a killed process left without a row", async () => {
+    const first = await startTestServer();
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: first.url }));
+    await client.register({ identifier: "obama", image: OBAMA });
+    await first.close(true);
+    // What a process killed between writing the file and committing the row leaves behind.
+    const orphan = "ab".repeat(32);
+    const dir = join(first.dataDir, "images", "ab");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, orphan), "half a registration");
+    await writeFile(join(dir, `${orphan}.1234.tmp`), "half a file");
+    const old = new Date(Date.now() - 3_600_000);
+    for (const f of [orphan, `${orphan}.1234.tmp`]) await utimes(join(dir, f), old, old);
+    const restarted = await startTestServer({}, undefined, first);
+    try {
+      const files = await storedFiles(restarted);
+      assert.deepEqual(files, [sha256(OBAMA)]);
+    } finally {
+      await restarted.close();
+    }
+  });
+
   it("answers Unavailable when the database is gone, and writes no orphan image", async () => {
     const server = await startTestServer();
     const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));

@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import type { Knex } from "knex";
 import pgvector from "pgvector";
 import type { ImageFiles } from "./image-files.js";
@@ -54,6 +55,12 @@ export interface IdentityStore {
   primaryImage(collection: string, identifier: string): Promise<{ bytes: Uint8Array; contentType: string } | undefined>;
   /** Removes the user, its faces, and images no other face references; undefined when unknown. */
   deleteUser(collection: string, identifier: string): Promise<{ faces: number; images: number } | undefined>;
+  /**
+   * Removes image files no row references that are older than `olderThanMs`: what a process killed
+   * between writing a file and committing its row leaves behind. The age keeps it away from
+   * registrations other instances have in flight. Returns how many files it removed.
+   */
+  sweepOrphanImages(olderThanMs: number): Promise<number>;
 }
 
 export interface IdentityStoreOptions {
@@ -255,6 +262,23 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         .first("i.sha256", "i.content_type");
       if (row === undefined) return undefined;
       return { bytes: await files.read(row.sha256), contentType: row.content_type };
+    },
+
+    async sweepOrphanImages(olderThanMs) {
+      const cutoff = Date.now() - olderThanMs;
+      const old = (await files.list()).filter((f) => f.modified.getTime() < cutoff);
+      let removed = 0;
+      for (let i = 0; i < old.length; i += 500) {
+        const batch = old.slice(i, i + 500);
+        const hashes = batch.map((f) => f.name).filter((n) => /^[0-9a-f]{64}$/.test(n));
+        const known = new Set((await knex("images").whereIn("sha256", hashes).select("sha256")).map((r: { sha256: string }) => r.sha256));
+        for (const f of batch) {
+          if (known.has(f.name)) continue;
+          await rm(f.path, { force: true });
+          removed++;
+        }
+      }
+      return removed;
     },
 
     async deleteUser(collection, identifier) {

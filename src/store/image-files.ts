@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 /** Original images on disk, named by the SHA-256 of their bytes. */
@@ -10,6 +10,8 @@ export interface ImageFiles {
   remove(sha256: string): Promise<void>;
   exists(sha256: string): Promise<boolean>;
   path(sha256: string): string;
+  /** Every stored image (and leftover temporary file) with its last modification time. */
+  list(): Promise<{ name: string; path: string; modified: Date }[]>;
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -52,6 +54,17 @@ export function createImageFiles(root: string): ImageFiles {
     },
     async remove(sha256) {
       await rm(path(sha256), { force: true });
+    },
+    async list() {
+      const result: { name: string; path: string; modified: Date }[] = [];
+      for (const dir of await readdir(root).catch(() => [] as string[])) {
+        for (const name of await readdir(join(root, dir)).catch(() => [] as string[])) {
+          const file = join(root, dir, name);
+          const info = await stat(file).catch(() => undefined);
+          if (info?.isFile()) result.push({ name, path: file, modified: info.mtime });
+        }
+      }
+      return result;
     },
   };
 }

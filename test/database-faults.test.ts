@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import { describe, it } from "node:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { FaceService } from "../gen/face/v1/face_pb.js";
+import { face } from "./support/testdata.js";
+import { startTestServer } from "./support/server.js";
+
+/** A TCP proxy in front of PostgreSQL that the test can cut and restore, as a network outage would. */
+async function databaseProxy(target: URL) {
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const up = async () => {
+    server = createServer((client) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on("close", () => sockets.delete(s));
+        s.on("error", () => s.destroy());
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((r) => server!.listen(port, "127.0.0.1", () => r()));
+    port = (server.address() as AddressInfo).port;
+  };
+  await up();
+  return {
+    url: () => Object.assign(new URL(target.toString()), { host: `127.0.0.1:${port}` }).toString(),
+    async down() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server!.close(r));
+    },
+    up,
+  };
+}
+
+describe("a database that goes away", { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL (a PostgreSQL server; .ci/run starts one)" }, () => {
+  it("answers Unavailable while it is down and recovers by itself when it is back", async () => {
+    // A fresh database on the server, reached through the proxy.
+    const direct = await startTestServer();
+    const databaseUrl = new URL(direct.config.databaseUrl!);
+    await direct.close();
+    const proxy = await databaseProxy(databaseUrl);
+    const server = await startTestServer({ DATABASE_URL: proxy.url() });
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    try {
+      await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+      await proxy.down();
+      await assert.rejects(client.recognize({ image: face("face_recognition/obama2.jpg") }), (e) => ConnectError.from(e).code === Code.Unavailable);
+      await assert.rejects(client.register({ identifier: "biden", image: face("face_recognition/biden.jpg") }), (e) => ConnectError.from(e).code === Code.Unavailable);
+      assert.equal((await fetch(`${server.url}/health`)).status, 503);
+      await proxy.up();
+      const deadline = Date.now() + 15_000;
+      let recognized = "";
+      while (Date.now() < deadline && recognized === "") {
+        recognized = await client.recognize({ image: face("face_recognition/obama2.jpg") }).then((r) => r.identifier, () => "");
+        if (!recognized) await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(recognized, "obama");
+      assert.equal((await fetch(`${server.url}/health`)).status, 200);
+    } finally {
+      await server.close();
+      await proxy.down().catch(() => undefined);
+    }
+  });
+});
