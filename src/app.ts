@@ -18,7 +18,7 @@ import { createFaceRoutes, requestIdKey } from "./transport/connect.js";
 import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
 import { createHealthRoutes } from "./transport/health.js";
 import { registerRestRoutes } from "./transport/rest.js";
-import { registerAccessControl } from "./transport/access.js";
+import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { join } from "node:path";
 
 export interface AppDeps {
@@ -81,7 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     stage: telemetry.stage,
   });
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
-  const faceRoutes = createFaceRoutes({ service, webhooks, telemetry, logger: app.log });
+  const faceRoutes = createFaceRoutes({ service, webhooks, telemetry, logger: app.log, interceptors: [createCollectionScopeInterceptor(config.apiKeys)] });
   app.addHook("onReady", async () => {
     dispatcher.start();
     const removed = await identities.sweepOrphanImages(ORPHAN_IMAGE_AGE_MS);

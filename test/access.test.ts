@@ -34,9 +34,23 @@ describe("API keys", () => {
     const grpc = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
     assert.deepEqual((await grpc.listUsers({}, { headers: { authorization: `Bearer ${KEY}` } })).identifiers, []);
     const connect = createClient(FaceService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
-    assert.deepEqual((await connect.listUsers({}, { headers: { "x-api-key": "second-key-0123456789" } })).identifiers, []);
+    assert.deepEqual((await connect.listUsers({ collection: "site1" }, { headers: { "x-api-key": "second-key-0123456789" } })).identifiers, []);
     const rest = await fetch(`${server.url}/api/v1/users`, { headers: { "x-api-key": KEY } });
     assert.equal(rest.status, 200);
+  });
+
+  it("keeps a key bound to collections inside them (PermissionDenied / 403 elsewhere)", async () => {
+    const scoped = { "x-api-key": "second-key-0123456789" };
+    const grpc = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    assert.deepEqual((await grpc.listUsers({ collection: "site1" }, { headers: scoped })).identifiers, []);
+    await assert.rejects(grpc.listUsers({ collection: "site3" }, { headers: scoped }), (e) => ConnectError.from(e).code === Code.PermissionDenied);
+    await assert.rejects(grpc.listUsers({}, { headers: scoped }), (e) => ConnectError.from(e).code === Code.PermissionDenied, "default is not site1|site2");
+    const rest = await fetch(`${server.url}/api/v1/users?collection=other`, { headers: scoped });
+    assert.equal(rest.status, 403);
+    assert.equal((await fetch(`${server.url}/api/v1/users?collection=site2`, { headers: scoped })).status, 200);
+    assert.equal((await grpc.listUsers({ collection: "anything" }, { headers: { "x-api-key": KEY } })).identifiers.length, 0, "an unbound key may use any collection");
+    const stream = grpc.sync((async function* () { yield { image: new Uint8Array([1]), collection: "site9" }; })(), { headers: scoped });
+    await assert.rejects((async () => { for await (const _ of stream); })(), (e) => ConnectError.from(e).code === Code.PermissionDenied, "streams are checked per frame");
   });
 
   it("leaves health open", async () => {

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Code } from "@connectrpc/connect";
 import { codeName, httpStatusOf } from "./errors.js";
-import { ConnectError } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 
 /** One API key and the collections it may use (undefined: every collection). */
 export interface ApiKey {
@@ -94,10 +94,57 @@ declare module "fastify" {
 }
 
 function presentedKey(request: FastifyRequest): string | undefined {
-  const auth = request.headers.authorization;
-  if (typeof auth === "string" && /^Bearer /i.test(auth)) return auth.slice(7).trim();
-  const header = request.headers["x-api-key"];
-  return typeof header === "string" && header !== "" ? header : undefined;
+  return keyFromHeaders((name) => {
+    const value = request.headers[name];
+    return typeof value === "string" ? value : undefined;
+  });
+}
+
+/** The API key a request presents, from `authorization: Bearer` or `x-api-key`. */
+function keyFromHeaders(get: (name: string) => string | undefined): string | undefined {
+  const auth = get("authorization");
+  if (auth !== undefined && /^Bearer /i.test(auth)) return auth.slice(7).trim();
+  const header = get("x-api-key");
+  return header !== undefined && header !== "" ? header : undefined;
+}
+
+/**
+ * Keys bound to collections (`key:a|b`) may only name those collections: an RPC whose request has
+ * a `collection` field outside the key's list gets PermissionDenied. Authentication itself happened
+ * in the onRequest hook; this runs where the request message is parsed.
+ */
+export function createCollectionScopeInterceptor(apiKeys: readonly ApiKey[]): Interceptor {
+  const scoped = apiKeys.filter((k) => k.collections !== undefined).map((k) => ({ ...k, digest: digest(k.key) }));
+  return (next) => async (req) => {
+    if (scoped.length === 0) return next(req);
+    const presented = keyFromHeaders((name) => req.header.get(name) ?? undefined);
+    if (presented === undefined) return next(req);
+    const d = digest(presented);
+    const key = scoped.find((k) => timingSafeEqual(d, k.digest));
+    if (key === undefined) return next(req);
+    const check = (message: { collection?: unknown }) => {
+      if (typeof message.collection !== "string") return;
+      const collection = message.collection === "" ? "default" : message.collection;
+      if (!key.collections!.includes(collection)) {
+        throw new ConnectError(`this API key may not use collection ${JSON.stringify(collection)}`, Code.PermissionDenied);
+      }
+    };
+    if (!req.stream) {
+      check(req.message as { collection?: unknown });
+      return next(req);
+    }
+    // A stream is checked message by message: each frame names its collection.
+    const messages = req.message;
+    return next({
+      ...req,
+      message: (async function* () {
+        for await (const m of messages) {
+          check(m as { collection?: unknown });
+          yield m;
+        }
+      })(),
+    });
+  };
 }
 
 /** Answers an error before any handler ran, in the protocol the client speaks. */

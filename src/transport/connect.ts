@@ -20,6 +20,8 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 
 export interface FaceRoutesDeps {
   service: FaceUseCases;
+  /** Checks that run on every RPC after the error mapping (e.g. API-key collection scopes). */
+  interceptors: Interceptor[];
   webhooks: ReturnType<typeof createWebhookService>;
   telemetry: Telemetry;
   logger: FastifyBaseLogger;
@@ -106,7 +108,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         listWebhooks: (req) => deps.webhooks.list(req),
         deleteWebhook: (req) => deps.webhooks.delete(req),
       },
-      { interceptors: [createErrorInterceptor(deps.logger)] },
+      { interceptors: [createErrorInterceptor(deps.logger), ...deps.interceptors] },
     );
   };
 }

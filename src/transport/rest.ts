@@ -90,7 +90,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
         });
         try {
           const response = await client[binding.method.localName](message.message, {
-            headers: { "x-request-id": String(request.id) },
+            headers: forwardedHeaders(request),
             signal: controller.signal,
           });
           return sendResponse(reply, binding, response);
@@ -100,6 +100,16 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
       },
     });
   }
+}
+
+/** Headers the RPC handlers read (request id, credentials for collection scopes). */
+function forwardedHeaders(request: FastifyRequest): Record<string, string> {
+  const headers: Record<string, string> = { "x-request-id": String(request.id) };
+  for (const name of ["authorization", "x-api-key"]) {
+    const value = request.headers[name];
+    if (typeof value === "string") headers[name] = value;
+  }
+  return headers;
 }
 
 async function requestMessage(binding: RestBinding, schema: DescMessage, request: FastifyRequest): Promise<ReflectMessage> {
