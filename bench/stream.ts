@@ -7,16 +7,13 @@
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face, FACES_DIR } from "../test/support/testdata.js";
-import { startTestServer } from "../test/support/server.js";
+import { faceClient, startTestServer } from "../test/support/server.js";
 import { percentile, printTable } from "./table.js";
 
 const clip = readdirSync(join(FACES_DIR, "video/frames30")).sort().map((f) => face(`video/frames30/${f}`));
 const server = await startTestServer();
-const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+const client = faceClient(server);
 await client.register({ identifier: "lin-manuel-miranda", image: face("video/lin-manuel-miranda.png") });
 await client.register({ identifier: "alex-lacamoire", image: face("video/alex-lacamoire.png") });
 

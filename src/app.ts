@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { createContextValues, cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
-import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import fastifyCors from "@fastify/cors";
 import fastify, { type FastifyInstance } from "fastify";
 import type { Config } from "./config.js";
@@ -16,6 +15,7 @@ import { createFaceService } from "./service/face-service.js";
 import type { Telemetry } from "./telemetry.js";
 import { createFaceRoutes, requestIdKey } from "./transport/connect.js";
 import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
+import { connectPlugin } from "./transport/connect-plugin.js";
 import { createHealthRoutes } from "./transport/health.js";
 import { registerRestRoutes } from "./transport/rest.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
@@ -116,7 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.status(up ? 200 : 503).send({ status: up ? "ok" : "unavailable", database: database.kind });
   });
 
-  await app.register(fastifyConnectPlugin, {
+  await app.register(connectPlugin, {
     routes,
     readMaxBytes: config.maxMessageBytes,
     contextValues: (request) => createContextValues().set(requestIdKey, String(request.id)),

@@ -4,7 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 const KEY = "test-key-0123456789abcdef";
 
@@ -31,7 +31,7 @@ describe("API keys", () => {
   });
 
   it("accepts a key as Bearer token or x-api-key on every protocol", async () => {
-    const grpc = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    const grpc = faceClient(server);
     assert.deepEqual((await grpc.listUsers({}, { headers: { authorization: `Bearer ${KEY}` } })).identifiers, []);
     const connect = createClient(FaceService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
     assert.deepEqual((await connect.listUsers({ collection: "site1" }, { headers: { "x-api-key": "second-key-0123456789" } })).identifiers, []);
@@ -41,7 +41,7 @@ describe("API keys", () => {
 
   it("keeps a key bound to collections inside them (PermissionDenied / 403 elsewhere)", async () => {
     const scoped = { "x-api-key": "second-key-0123456789" };
-    const grpc = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    const grpc = faceClient(server);
     assert.deepEqual((await grpc.listUsers({ collection: "site1" }, { headers: scoped })).identifiers, []);
     await assert.rejects(grpc.listUsers({ collection: "site3" }, { headers: scoped }), (e) => ConnectError.from(e).code === Code.PermissionDenied);
     await assert.rejects(grpc.listUsers({}, { headers: scoped }), (e) => ConnectError.from(e).code === Code.PermissionDenied, "default is not site1|site2");
@@ -71,7 +71,7 @@ describe("rate limiting", () => {
     const statuses = [];
     for (let i = 0; i < 5; i++) statuses.push((await fetch(`${server.url}/api/v1/users`)).status);
     assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    const client = faceClient(server);
     await assert.rejects(client.listUsers({}), (e) => ConnectError.from(e).code === Code.ResourceExhausted);
     assert.equal((await fetch(`${server.url}/health`)).status, 200, "health is never limited");
   });

@@ -1,17 +1,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { type Client } from "@connectrpc/connect";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 describe("Detect, ExtractFeatures and Analyze", () => {
   let server: TestServer;
   let client: Client<typeof FaceService>;
   before(async () => {
     server = await startTestServer();
-    client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    client = faceClient(server);
   });
   after(() => server.close());
 

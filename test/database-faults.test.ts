@@ -2,11 +2,9 @@ import assert from "node:assert/strict";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { FaceService } from "../gen/face/v1/face_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { face } from "./support/testdata.js";
-import { startTestServer } from "./support/server.js";
+import { faceClient, startTestServer } from "./support/server.js";
 
 /** A TCP proxy in front of PostgreSQL that the test can cut and restore, as a network outage would. */
 async function databaseProxy(target: URL) {
@@ -45,7 +43,7 @@ describe("a database that goes away", { skip: process.env.TEST_DATABASE_URL ? fa
     await direct.close();
     const proxy = await databaseProxy(databaseUrl);
     const server = await startTestServer({ DATABASE_URL: proxy.url() });
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    const client = faceClient(server);
     try {
       await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
       await proxy.down();

@@ -3,12 +3,11 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import sharp from "sharp";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 const OBAMA = face("face_recognition/obama.jpg");
 const OBAMA_2 = face("face_recognition/obama2.jpg");
@@ -35,7 +34,7 @@ describe("identities: register, recognize, verify, users", () => {
   let client: Client<typeof FaceService>;
   before(async () => {
     server = await startTestServer();
-    client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    client = faceClient(server);
   });
   after(() => server.close());
 
@@ -159,7 +158,7 @@ describe("auto-healing", () => {
   let client: Client<typeof FaceService>;
   before(async () => {
     server = await startTestServer();
-    client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    client = faceClient(server);
   });
   after(() => server.close());
 
@@ -202,8 +201,8 @@ describe("two service instances on one database", () => {
   });
 
   it("recognizes through one instance a person registered through the other", async () => {
-    const clientA = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
-    const clientB = createClient(FaceService, createGrpcTransport({ baseUrl: b.url }));
+    const clientA = faceClient(a);
+    const clientB = faceClient(b);
     await clientA.register({ identifier: "obama", image: OBAMA });
     const seen = await clientB.recognize({ image: OBAMA_3 });
     assert.equal(seen.identifier, "obama");
@@ -215,7 +214,7 @@ describe("two service instances on one database", () => {
 describe("a failed register leaves nothing behind", () => {
   it("removes at start the image files a killed process left without a row", async () => {
     const first = await startTestServer();
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: first.url }));
+    const client = faceClient(first);
     await client.register({ identifier: "obama", image: OBAMA });
     await first.close(true);
     // What a process killed between writing the file and committing the row leaves behind.
@@ -237,7 +236,7 @@ describe("a failed register leaves nothing behind", () => {
 
   it("answers Unavailable when the database is gone, and writes no orphan image", async () => {
     const server = await startTestServer();
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    const client = faceClient(server);
     try {
       await server.database.close();
       await assert.rejects(client.register({ identifier: "obama", image: OBAMA }), (e) => codeOf(e) === Code.Unavailable);

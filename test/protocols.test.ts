@@ -6,7 +6,7 @@ import { FaceService } from "../gen/face/v1/face_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { restBindings } from "../src/transport/rest.js";
 import { face } from "./support/testdata.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 describe("one port serves every protocol", () => {
   let server: TestServer;
@@ -92,7 +92,7 @@ describe("one port serves every protocol", () => {
     assert.equal(rest.status, 413);
     assert.equal((await rest.json()).code, "resource_exhausted");
 
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    const client = faceClient(server);
     await assert.rejects(client.register({ identifier: "obama", image: big }), (e) => ConnectError.from(e).code === Code.ResourceExhausted);
   });
 

@@ -2,11 +2,8 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face, FACES_DIR, manifest } from "./support/testdata.js";
-import { startTestServer } from "./support/server.js";
+import { faceClient, startTestServer } from "./support/server.js";
 
 /** How long the mixed load runs; bounded so CI stays fast. */
 const SOAK_MS = Number(process.env.FACE_SOAK_MS ?? 20_000);
@@ -16,7 +13,7 @@ describe("soak", () => {
   it(`serves concurrent register, recognize and stream clients for ${SOAK_MS / 1000} s without an error or a lost registration`, async () => {
     const server = await startTestServer();
     try {
-      const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+      const client = faceClient(server);
       const photos = manifest().filter((e) => !e.file.startsWith("faceapijs/")).map((e) => face(e.file));
       const frames = readdirSync(join(FACES_DIR, "video/frames")).sort().map((f) => face(`video/frames/${f}`));
       const rssStart = process.memoryUsage().rss;

@@ -2,15 +2,14 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { type Client } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { FaceService, type SyncRequestSchema, type SyncResponse } from "../gen/face/v1/face_pb.js";
 
 type SyncRequestInit = MessageInitShape<typeof SyncRequestSchema>;
 import { createDetectionLog } from "../src/store/detections.js";
 import { face, FACES_DIR } from "./support/testdata.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 const frames = (dir: string) => readdirSync(join(FACES_DIR, "video", dir)).filter((f) => f.endsWith(".jpg")).sort().map((f) => face(`video/${dir}/${f}`));
 
@@ -37,7 +36,7 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
   let client: Client<typeof FaceService>;
   before(async () => {
     server = await startTestServer();
-    client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    client = faceClient(server);
     await client.register({ identifier: "lin-manuel-miranda", image: face("video/lin-manuel-miranda.png") });
     await client.register({ identifier: "alex-lacamoire", image: face("video/alex-lacamoire.png") });
   });

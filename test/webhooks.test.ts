@@ -3,12 +3,10 @@ import { createHmac } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { FaceService } from "../gen/face/v1/face_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createWebhookStore } from "../src/store/webhooks.js";
 import { face } from "./support/testdata.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 interface Received {
   event: { id: string; type: string; identifier: string; time: string; collection: string };
@@ -64,7 +62,7 @@ describe("webhooks", () => {
     const port = await receiver.listen();
     env = { FACE_WEBHOOK_ALLOWED_HOSTS: `127.0.0.1:${port}`, FACE_WEBHOOK_RETRY_BASE_MS: "100", FACE_WEBHOOK_POLL_MS: "100" };
     a = await startTestServer(env);
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    const client = faceClient(a);
     const created = await client.createWebhook({ url: `http://127.0.0.1:${port}/hook`, events: ["user.registered", "face.recognized", "user.deleted"] });
     secret = created.secret;
     assert.equal(secret.length, 64);
@@ -76,7 +74,7 @@ describe("webhooks", () => {
   });
 
   it("manages subscriptions: list by identifier, validated URLs and events, delete", async () => {
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    const client = faceClient(a);
     const own = await client.createWebhook({ url: "http://127.0.0.1:1/x", identifier: "someone", events: [] }).catch((e) => e);
     assert.equal(ConnectError.from(own).code, Code.InvalidArgument, "port 1 is not on the allow-list");
     await assert.rejects(client.createWebhook({ url: "ftp://example.com/x" }), (e) => ConnectError.from(e).code === Code.InvalidArgument);
@@ -88,7 +86,7 @@ describe("webhooks", () => {
   });
 
   it("delivers signed user.registered and face.recognized events", async () => {
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    const client = faceClient(a);
     await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
     await client.recognize({ image: face("face_recognition/obama2.jpg") });
     await until(() => receiver.received.some((r) => r.event.type === "face.recognized"), "face.recognized");
@@ -99,7 +97,7 @@ describe("webhooks", () => {
   });
 
   it("keeps events while the receiver is down and delivers them when it is back", async () => {
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    const client = faceClient(a);
     receiver.setUp(false);
     const before = receiver.received.length;
     await client.register({ identifier: "biden", image: face("face_recognition/biden.jpg") });
@@ -114,8 +112,8 @@ describe("webhooks", () => {
   it("delivers each event exactly once with two instances on one database", async () => {
     const b = await startTestServer(env, a);
     try {
-      const clientA = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
-      const clientB = createClient(FaceService, createGrpcTransport({ baseUrl: b.url }));
+      const clientA = faceClient(a);
+      const clientB = faceClient(b);
       await clientA.register({ identifier: "amy", image: face("faceapijs/amy1.png") });
       await clientB.register({ identifier: "howard", image: face("faceapijs/howard1.png") });
       for (let i = 0; i < 4; i++) await (i % 2 ? clientA : clientB).recognize({ image: face("faceapijs/amy2.png") });
@@ -130,7 +128,7 @@ describe("webhooks", () => {
 
   it("delivers after a restart what was committed but not yet delivered", async () => {
     receiver.setUp(false);
-    const client = createClient(FaceService, createGrpcTransport({ baseUrl: a.url }));
+    const client = faceClient(a);
     await client.deleteUser({ identifier: "howard" });
     await a.close(true); // the service goes away with the event committed and undelivered
     receiver.setUp(true);

@@ -9,6 +9,9 @@ import { createFaceEngine, type FaceEngine } from "../../src/engine/pipeline.js"
 import { createOnnxRuntime } from "../../src/runtime/onnx.js";
 import { openDatabase, type Database } from "../../src/store/database.js";
 import { startTelemetry } from "../../src/telemetry.js";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { FaceService } from "../../gen/face/v1/face_pb.js";
 
 let sharedEngine: FaceEngine | undefined;
 
@@ -80,4 +83,9 @@ async function freshDatabase(adminUrl: string): Promise<string> {
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return url.toString();
+}
+
+/** A gRPC (HTTP/2) client of FaceService on a test server. */
+export function faceClient(server: TestServer): Client<typeof FaceService> {
+  return createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
 }
