@@ -80,6 +80,8 @@ const MAX_BRIGHTNESS = 235;
  * is turned too far for a reference photo.
  */
 const FRONTAL_NOSE_BAND = [0.15, 0.85] as const;
+/** A larger face must keep at least this fraction of the stored reference's sharpness to replace it. */
+const UPGRADE_KEEPS_SHARPNESS = 0.8;
 const MAX_CANDIDATES = 100;
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
@@ -172,7 +174,7 @@ export function createFaceService(deps: FaceServiceDeps) {
     const sharper = face.quality.sharpness >= current.sharpness * config.upgradeSharpnessFactor;
     const larger = face.quality.faceWidth >= current.faceWidth * config.upgradeSizeFactor;
     // Larger but blurrier (an upscaled photo) is not better; sharper but tiny is not either.
-    const better = (sharper && face.quality.faceWidth >= current.faceWidth) || (larger && face.quality.sharpness >= current.sharpness * 0.8);
+    const better = (sharper && face.quality.faceWidth >= current.faceWidth) || (larger && face.quality.sharpness >= current.sharpness * UPGRADE_KEEPS_SHARPNESS);
     if (!better) return false;
     const img = storedImage(bytes, image);
     if (img.sha256 === current.imageSha256) return false;
@@ -267,14 +269,17 @@ export function createFaceService(deps: FaceServiceDeps) {
     /**
      * Identifies every face of one frame; registers the largest unknown face when `identifier` is
      * given. With a tracker (one per stream), faces identified in the previous frame keep their
-     * identity without a new embedding and search.
+     * identity without a new embedding and search; `previousFrameDone` orders the tracking of frames
+     * processed concurrently.
      */
-    async syncFrame(input: SyncInput, tracker: FaceTracker = createFaceTracker()): Promise<{ faces: SyncFaceView[] }> {
+    async syncFrame(input: SyncInput, tracker: FaceTracker = createFaceTracker(), previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
       const collection = collectionOf(input.collection);
       const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
       const bytes = checkImageSize(input.image, limits.maxImageBytes);
       if (bytes.length === 0) throw new FaceError("invalid_argument", "image is required");
       const { image, faces } = await facesOf(bytes, input.maxFaces);
+      // Decoding and detection overlap with the previous frame; tracking must follow frame order.
+      await previousFrameDone;
       const assigned = tracker.assign(faces.map((f) => f.box));
       const toSearch = faces.filter((_, i) => assigned[i].needsSearch);
       const embeddings = await engine.embed(toSearch);

@@ -12,8 +12,12 @@ import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import type { FaceService as FaceUseCases } from "../service/face-service.js";
 import type { createWebhookService } from "../service/webhooks.js";
 import { createFaceTracker, type FaceTracker } from "../service/tracker.js";
+import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { codeName, toConnectError } from "./errors.js";
+
+/** Frames of one Sync stream processed at once. */
+const FRAMES_IN_FLIGHT = 2;
 
 /** The request id of the HTTP request carrying an RPC (the same value as the x-request-id header). */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
@@ -60,9 +64,9 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
     return { ...result, flameGraph: flameGraphField(flameGraph), serverProcessTimeMs: totalMs };
   }
 
-  async function syncOne(request: SyncRequest, tracker: FaceTracker): Promise<SyncResponse> {
+  async function syncOne(request: SyncRequest, tracker: FaceTracker, previousFrameDone: Promise<void>): Promise<SyncResponse> {
     try {
-      const response = await timed("Sync", () => service.syncFrame(request, tracker));
+      const response = await timed("Sync", () => service.syncFrame(request, tracker, previousFrameDone));
       return create(SyncResponseSchema, { ...response, frameId: request.frameId });
     } catch (e) {
       // A bad frame is answered with its error; the stream goes on.
@@ -90,12 +94,12 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
           return { ...response, frameId: req.frameId };
         },
         async *sync(requests: AsyncIterable<SyncRequest>, context: HandlerContext) {
-          // One frame at a time: the next frame is read only after this one's answer was taken by
-          // the transport, so a slow client holds back the reading (back-pressure), not memory.
+          // Two frames at a time (both cores busy on one stream), answered in order; reading waits
+          // while answers wait to be taken, so a slow client holds back the stream, not memory.
           const tracker = createFaceTracker();
-          for await (const request of requests) {
+          for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request, previousDone) => syncOne(request, tracker, previousDone))) {
             if (context.signal.aborted) return;
-            yield await syncOne(request, tracker);
+            yield response;
           }
         },
         listUsers: (req) => service.listUsers(req),

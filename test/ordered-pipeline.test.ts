@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { pipelineInOrder } from "../src/transport/ordered-pipeline.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("pipelineInOrder", () => {
+  it("yields in source order though later items finish first, and orders the sequential step", async () => {
+    const sequential: number[] = [];
+    const out: number[] = [];
+    let running = 0;
+    let maxRunning = 0;
+    const source = (async function* () { for (let i = 0; i < 10; i++) yield i; })();
+    for await (const r of pipelineInOrder(source, 3, async (i, previousDone) => {
+      maxRunning = Math.max(maxRunning, ++running);
+      await sleep(i % 2 ? 1 : 15); // odd items finish before even ones
+      await previousDone;
+      sequential.push(i);
+      running--;
+      return i * 10;
+    })) out.push(r);
+    assert.deepEqual(out, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+    assert.deepEqual(sequential, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.ok(maxRunning > 1 && maxRunning <= 3, `ran ${maxRunning} at once`);
+  });
+
+  it("stops reading while results wait to be taken (back-pressure)", async () => {
+    let read = 0;
+    const source = (async function* () { for (let i = 0; i < 100; i++) { read++; yield i; } })();
+    const it = pipelineInOrder(source, 2, async (i) => i)[Symbol.asyncIterator]();
+    await it.next();
+    await sleep(20);
+    assert.ok(read <= 4, `read ${read} items with 1 taken`);
+    await it.return(undefined);
+  });
+
+  it("answers each item before the source ends (a client waiting for each answer)", async () => {
+    let release!: () => void;
+    const source = (async function* () {
+      yield 1;
+      await new Promise<void>((r) => (release = r));
+      yield 2;
+    })();
+    const it = pipelineInOrder(source, 2, async (i) => i)[Symbol.asyncIterator]();
+    assert.deepEqual(await it.next(), { value: 1, done: false });
+    release();
+    assert.deepEqual(await it.next(), { value: 2, done: false });
+    assert.equal((await it.next()).done, true);
+  });
+});
