@@ -118,17 +118,17 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
     assert.equal(again.faces[0].registered, false);
   });
 
-  it("survives a long stream (1,200 frames) answering every frame in order", async () => {
+  it("survives a long stream (2,000 frames) answering every frame in order", async () => {
     const clip = frames("frames30");
     let count = 0;
     const stream = client.sync((async function* () {
-      for (let i = 0; i < 1200; i++) yield { image: clip[i % clip.length], frameId: String(i), collection: "long" };
+      for (let i = 0; i < 2000; i++) yield { image: clip[i % clip.length], frameId: String(i), collection: "long" };
     })());
     for await (const r of stream) {
       assert.equal(r.frameId, String(count));
       assert.equal(r.error, undefined);
       count++;
     }
-    assert.equal(count, 1200);
+    assert.equal(count, 2000);
   });
 });
