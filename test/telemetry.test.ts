@@ -79,6 +79,8 @@ describe("OpenTelemetry", () => {
     const response = await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
     const labels = response.flameGraph.map((e) => e.label);
     for (const stage of ["decode", "detect", "landmarks", "align", "quality", "embed", "store"]) assert.ok(labels.includes(stage), `${stage} in ${labels}`);
+    const scans = response.flameGraph.filter((e) => e.label === "detect_scan");
+    assert.ok(scans.length >= 1 && scans.every((e) => e.parent === "detect"), "nested stages keep their parent");
     const sum = response.flameGraph.filter((e) => e.parent === "").reduce((s, e) => s + e.durationMs, 0);
     assert.ok(sum <= response.serverProcessTimeMs);
 

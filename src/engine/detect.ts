@@ -1,4 +1,5 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
+import type { StageTimer } from "./pipeline.js";
 import { toPlanarTensor, warpAffine, type Affine, type RgbImage } from "./image.js";
 
 /** A face box in pixels of the original image. */
@@ -58,9 +59,13 @@ const PAD_CANVAS_FACTOR = 2;
  * already decoded: per anchor, face probability and a normalised corner box. Frames are letterboxed
  * (aspect kept), big frames are also tiled, and images with no face found are padded and retried.
  */
-export function createUltraLightDetector(runtime: OnnxRuntime): Detector {
-  /** Runs the model on the region (x, y, w, h) of the image (it may extend past the edges). */
-  async function scanRegion(image: RgbImage, x: number, y: number, w: number, h: number): Promise<Detection[]> {
+export function createUltraLightDetector(runtime: OnnxRuntime, stage: StageTimer): Detector {
+  /** Runs the model on the region (x, y, w, h) of the image (it may extend past the edges); one nested stage per scan. */
+  function scanRegion(image: RgbImage, x: number, y: number, w: number, h: number): Promise<Detection[]> {
+    return stage("detect_scan", () => scan(image, x, y, w, h));
+  }
+
+  async function scan(image: RgbImage, x: number, y: number, w: number, h: number): Promise<Detection[]> {
     // Letterbox: the same scale on both axes, the region at the top left, grey elsewhere.
     const scale = Math.max(w / INPUT_WIDTH, h / INPUT_HEIGHT);
     const map: Affine = [scale, 0, x + scale * 0.5 - 0.5, 0, scale, y + scale * 0.5 - 0.5];

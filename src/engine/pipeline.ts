@@ -48,7 +48,7 @@ export interface FaceEngineOptions {
 export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
   const { runtime, limits } = options;
   const stage = options.stage ?? untimed;
-  const detector = options.detector ?? createUltraLightDetector(runtime);
+  const detector = options.detector ?? createUltraLightDetector(runtime, stage);
 
   return {
     decode(bytes) {
