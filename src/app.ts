@@ -11,6 +11,8 @@ import { createDetectionLog } from "./store/detections.js";
 import { createWebhookStore } from "./store/webhooks.js";
 import { createWebhookDispatcher } from "./service/webhook-dispatcher.js";
 import { createWebhookService } from "./service/webhooks.js";
+import { createCollectionService } from "./service/collections.js";
+import { createCollectionStore } from "./store/collections.js";
 import { createFaceService } from "./service/face-service.js";
 import type { Telemetry } from "./telemetry.js";
 import { createFaceRoutes, requestIdKey } from "./transport/connect.js";
@@ -67,7 +69,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     app.log,
   );
-  const identities = createIdentityStore(database.knex, createImageFiles(join(config.dataDir, "images")), {
+  const imageFiles = createImageFiles(join(config.dataDir, "images"));
+  const identities = createIdentityStore(database.knex, imageFiles, {
     efSearch: config.hnswEfSearch,
     outbox: webhookStore,
   });
@@ -81,7 +84,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     stage: telemetry.stage,
   });
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
-  const faceRoutes = createFaceRoutes({ service, webhooks, telemetry, logger: app.log, interceptors: [createCollectionScopeInterceptor(config.apiKeys)] });
+  const collections = createCollectionService(createCollectionStore(database.knex, imageFiles));
+  const faceRoutes = createFaceRoutes({ service, webhooks, collections, telemetry, logger: app.log, interceptors: [createCollectionScopeInterceptor(config.apiKeys)] });
   app.addHook("onReady", async () => {
     dispatcher.start();
     const removed = await identities.sweepOrphanImages(ORPHAN_IMAGE_AGE_MS);

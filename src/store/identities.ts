@@ -134,17 +134,6 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
     };
   }
 
-  /** Deletes images no face references any more; returns their hashes (files are removed after commit). */
-  async function deleteOrphanImages(trx: Knex.Transaction, candidates: string[]): Promise<string[]> {
-    if (candidates.length === 0) return [];
-    const rows: { sha256: string }[] = await trx("images")
-      .whereIn("sha256", candidates)
-      .whereNotExists(trx("faces").whereRaw("faces.image_sha256 = images.sha256"))
-      .delete()
-      .returning("sha256");
-    return rows.map((r) => r.sha256);
-  }
-
   return {
     async addFace(collection, identifier, face, image) {
       return withImageFile(image, () =>
@@ -298,4 +287,15 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
       return { faces: outcome.faces, images: outcome.orphans.length };
     },
   };
+}
+
+/** Deletes the image rows among `candidates` no face references any more; returns their hashes (files go after the commit). */
+export async function deleteOrphanImages(trx: Knex.Transaction, candidates: string[]): Promise<string[]> {
+  if (candidates.length === 0) return [];
+  const rows: { sha256: string }[] = await trx("images")
+    .whereIn("sha256", candidates)
+    .whereNotExists(trx("faces").whereRaw("faces.image_sha256 = images.sha256"))
+    .delete()
+    .returning("sha256");
+  return rows.map((r) => r.sha256);
 }

@@ -130,7 +130,10 @@ export function createCollectionScopeInterceptor(apiKeys: readonly ApiKey[]): In
       }
     };
     if (!req.stream) {
-      check(req.message as { collection?: unknown });
+      // Collection management names its collection `name`; listing every collection is not for scoped keys.
+      if (req.method.name === "ListCollections") throw new ConnectError("this API key may not list collections", Code.PermissionDenied);
+      const message = req.message as { collection?: unknown; name?: unknown };
+      check(req.method.name.endsWith("Collection") ? { collection: message.name } : message);
       return next(req);
     }
     // A stream is checked message by message: each frame names its collection.

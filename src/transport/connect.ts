@@ -11,6 +11,7 @@ import {
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import type { FaceService as FaceUseCases } from "../service/face-service.js";
 import type { createWebhookService } from "../service/webhooks.js";
+import type { createCollectionService } from "../service/collections.js";
 import { createFaceTracker, type FaceTracker } from "../service/tracker.js";
 import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
@@ -27,6 +28,7 @@ export interface FaceRoutesDeps {
   /** Checks that run on every RPC after the error mapping (e.g. API-key collection scopes). */
   interceptors: Interceptor[];
   webhooks: ReturnType<typeof createWebhookService>;
+  collections: ReturnType<typeof createCollectionService>;
   telemetry: Telemetry;
   logger: FastifyBaseLogger;
 }
@@ -111,6 +113,9 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         createWebhook: (req) => deps.webhooks.create(req),
         listWebhooks: (req) => deps.webhooks.list(req),
         deleteWebhook: (req) => deps.webhooks.delete(req),
+        createCollection: (req) => deps.collections.create(req),
+        listCollections: () => deps.collections.list(),
+        deleteCollection: (req) => deps.collections.delete(req),
       },
       { interceptors: [createErrorInterceptor(deps.logger), ...deps.interceptors] },
     );

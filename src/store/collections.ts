@@ -1,0 +1,52 @@
+import type { Knex } from "knex";
+import type { ImageFiles } from "./image-files.js";
+import { deleteOrphanImages } from "./identities.js";
+
+export interface CollectionRecord {
+  name: string;
+  createdAt: Date;
+  users: number;
+}
+
+/** Galleries: every user, face, detection and webhook row belongs to one. */
+export interface CollectionStore {
+  /** Creates the collection; returns false when it already existed. */
+  create(name: string): Promise<boolean>;
+  list(): Promise<CollectionRecord[]>;
+  /**
+   * Deletes the collection and, by cascade, its users, faces, detections, webhooks and pending
+   * deliveries; then the images no remaining face references. Undefined when it does not exist.
+   */
+  delete(name: string): Promise<{ users: number; images: number } | undefined>;
+}
+
+export function createCollectionStore(knex: Knex, files: ImageFiles): CollectionStore {
+  return {
+    async create(name) {
+      const inserted = await knex("collections").insert({ name }).onConflict("name").ignore().returning("name");
+      return inserted.length > 0;
+    },
+    async list() {
+      const rows: { name: string; created_at: string; users: string | number }[] = await knex("collections as c")
+        .leftJoin("users as u", "u.collection", "c.name")
+        .groupBy("c.name", "c.created_at")
+        .orderBy("c.name")
+        .select("c.name", "c.created_at")
+        .count({ users: "u.id" });
+      return rows.map((r) => ({ name: r.name, createdAt: new Date(r.created_at), users: Number(r.users) }));
+    },
+    async delete(name) {
+      const outcome = await knex.transaction(async (trx) => {
+        if ((await trx("collections").where({ name }).first("name").forUpdate()) === undefined) return undefined;
+        const images: { image_sha256: string }[] = await trx("faces").where({ collection: name }).whereNotNull("image_sha256").distinct("image_sha256");
+        const users = Number((await trx("users").where({ collection: name }).count({ n: "*" }))[0].n);
+        await trx("webhook_deliveries").where({ collection: name }).delete();
+        await trx("collections").where({ name }).delete(); // cascades to users, faces, detections, webhooks
+        return { users, orphans: await deleteOrphanImages(trx, images.map((i) => i.image_sha256)) };
+      });
+      if (outcome === undefined) return undefined;
+      await Promise.all(outcome.orphans.map((sha) => files.remove(sha)));
+      return { users: outcome.users, images: outcome.orphans.length };
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { FaceService } from "../gen/face/v1/face_pb.js";
+import { face } from "./support/testdata.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+
+const OBAMA = face("face_recognition/obama.jpg");
+const OBAMA_2 = face("face_recognition/obama2.jpg");
+
+describe("collections", () => {
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  before(async () => {
+    server = await startTestServer();
+    client = faceClient(server);
+  });
+  after(() => server.close());
+
+  it("never searches across collections", async () => {
+    await client.register({ identifier: "obama", image: OBAMA, collection: "a" });
+    const inA = await client.recognize({ image: OBAMA_2, collection: "a", topK: 5 });
+    assert.equal(inA.identifier, "obama");
+    for (const collection of ["b", ""]) {
+      const elsewhere = await client.recognize({ image: OBAMA_2, collection, topK: 5 });
+      assert.equal(elsewhere.matched, false, `collection ${collection || "default"}`);
+      assert.deepEqual(elsewhere.candidates, []);
+    }
+    await assert.rejects(client.verify({ image: OBAMA_2, identifier: "obama", collection: "b" }), (e) => ConnectError.from(e).code === Code.NotFound);
+    const rest = await fetch(`${server.url}/api/v1/users?collection=a`);
+    assert.deepEqual(await rest.json(), ["obama"]);
+    assert.deepEqual(await (await fetch(`${server.url}/api/v1/users`)).json(), []);
+  });
+
+  it("creates, lists and refuses duplicate or invalid collections", async () => {
+    const created = await client.createCollection({ name: "site-1" });
+    assert.equal(created.collection?.name, "site-1");
+    await assert.rejects(client.createCollection({ name: "site-1" }), (e) => ConnectError.from(e).code === Code.AlreadyExists);
+    await assert.rejects(client.createCollection({ name: "Not Valid!" }), (e) => ConnectError.from(e).code === Code.InvalidArgument);
+    const listed = await client.listCollections({});
+    const byName = Object.fromEntries(listed.collections.map((c) => [c.name, c.users]));
+    assert.equal(byName.a, 1);
+    assert.equal(byName["site-1"], 0);
+    assert.ok("default" in byName);
+  });
+
+  it("deletes a collection with everything in it", async () => {
+    await client.syncFrame({ image: OBAMA_2, collection: "a", frameId: "f1" });
+    const deleted = await client.deleteCollection({ name: "a" });
+    assert.equal(deleted.usersDeleted, 1);
+    assert.equal(deleted.imagesDeleted, 1);
+    assert.equal((await client.recognize({ image: OBAMA_2, collection: "a" })).matched, false);
+    assert.equal((await server.database.knex("detections").where({ collection: "a" })).length, 0);
+    assert.equal((await server.database.knex("faces").where({ collection: "a" })).length, 0);
+    const rest = await fetch(`${server.url}/api/v1/collections/a`, { method: "DELETE" });
+    assert.equal(rest.status, 404);
+  });
+});
