@@ -39,6 +39,8 @@ export interface Config {
   readonly upgradeSharpnessFactor: number;
   /** ... or at least this factor wider than the stored reference. */
   readonly upgradeSizeFactor: number;
+  /** CorrectMatch: a face this close to a "not them" example is never matched to that user. */
+  readonly negativeMaxDistance: number;
   /** hnsw.ef_search for similarity queries (recall against speed). */
   readonly hnswEfSearch: number;
   /** `host` or `host:port` that image_url may reach even on private or loopback addresses. */
@@ -142,6 +144,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upgradeMaxDistance: decimal("FACE_UPGRADE_MAX_DISTANCE", 0.4, 0, 2),
     upgradeSharpnessFactor: decimal("FACE_UPGRADE_SHARPNESS_FACTOR", 1.5, 1, 100),
     upgradeSizeFactor: decimal("FACE_UPGRADE_SIZE_FACTOR", 1.5, 1, 100),
+    // Catches most photos of the same stranger (genuine pairs: bench/accuracy) while two different
+    // people are closer than this far less often than FAR 1e-3 (0.725), so a user's own photos stay matched.
+    negativeMaxDistance: decimal("FACE_NEGATIVE_MAX_DISTANCE", 0.5, 0, 2),
     hnswEfSearch: integer("FACE_HNSW_EF_SEARCH", 100, 1, 1000),
     imageUrlAllowedHosts: list(env.FACE_IMAGE_URL_ALLOWED_HOSTS),
     imageUrlTimeoutMs: integer("FACE_IMAGE_URL_TIMEOUT_MS", 10_000, 100, 120_000),

@@ -56,3 +56,35 @@ describe("collections", () => {
     assert.equal(rest.status, 404);
   });
 });
+
+describe("corrections", () => {
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  before(async () => {
+    server = await startTestServer();
+    client = faceClient(server);
+    await client.register({ identifier: "obama", image: OBAMA });
+  });
+  after(() => server.close());
+
+  it("never matches a face to a user again after CorrectMatch said it is not them; their own photos still match", async () => {
+    const stranger = face("face_recognition/biden.jpg");
+    // A loose threshold makes the stranger match, as a bad match would in production.
+    const before = await client.recognize({ image: stranger, threshold: 1.5 });
+    assert.equal(before.identifier, "obama");
+    await client.correctMatch({ image: stranger, identifier: "obama", isMatch: false });
+    const after = await client.recognize({ image: stranger, threshold: 1.5, topK: 5 });
+    assert.notEqual(after.identifier, "obama");
+    assert.ok(!after.candidates.some((c) => c.identifier === "obama"));
+    assert.equal((await client.recognize({ image: OBAMA_2 })).identifier, "obama");
+    assert.equal((await client.recognize({ image: face("face_recognition/obama3.jpg") })).identifier, "obama");
+  });
+
+  it("adds a quality-checked reference photo when CorrectMatch says it is them", async () => {
+    await client.correctMatch({ image: OBAMA_2, identifier: "obama", isMatch: true });
+    assert.equal((await server.database.knex("faces")).length, 2);
+    const blurred = await (await import("sharp")).default(OBAMA_2).blur(12).jpeg().toBuffer();
+    await assert.rejects(client.correctMatch({ image: new Uint8Array(blurred), identifier: "obama", isMatch: true }), (e) => ConnectError.from(e).metadata.get("x-face-reason") === "LOW_SHARPNESS");
+    await assert.rejects(client.correctMatch({ image: OBAMA_2, identifier: "nobody", isMatch: false }), (e) => ConnectError.from(e).code === Code.NotFound);
+  });
+});

@@ -325,6 +325,22 @@ export function createFaceService(deps: FaceServiceDeps) {
       return { faces: result };
     },
 
+    /** "Not them" remembers the face as a negative example; "it is them" adds it as a reference photo. */
+    async correctMatch(input: ImageSource & { identifier: string; isMatch: boolean; collection: string }) {
+      const identifier = identifierOf(input.identifier);
+      const collection = collectionOf(input.collection);
+      const bytes = await imageBytesOf(input, limits);
+      const { image, face, others } = await primaryFaceOf(bytes);
+      if (input.isMatch) requireQuality(face, others);
+      const [embedding] = await engine.embed([face]);
+      const known = input.isMatch
+        ? await identities.distanceToUser(collection, identifier, embedding).then((d) => d !== undefined)
+        : await identities.addNegativeExample(collection, identifier, embedding, EMBEDDING_MODEL);
+      if (!known) throw new FaceError("not_found", `no user ${JSON.stringify(identifier)} in collection ${collection}`);
+      if (input.isMatch) await stage("store", () => identities.addFace(collection, identifier, storedFace(face, embedding), storedImage(bytes, image)));
+      return { identifier, isMatch: input.isMatch };
+    },
+
     async listUsers(input: { collection: string; pageSize: number; pageToken: string }) {
       const collection = collectionOf(input.collection);
       const pageSize = input.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(input.pageSize, MAX_PAGE_SIZE);

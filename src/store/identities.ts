@@ -43,8 +43,13 @@ export interface PrimaryFace {
 export interface IdentityStore {
   /** Adds a face to `identifier` (creating the user when new); returns whether the user was created. */
   addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage): Promise<{ created: boolean }>;
-  /** Nearest users (not faces) by cosine distance, closest first. */
+  /**
+   * Nearest users (not faces) by cosine distance, closest first, leaving out users with a negative
+   * example within `negativeMaxDistance` of the query.
+   */
   search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]>;
+  /** Remembers that this face is not the user; false when the user does not exist. */
+  addNegativeExample(collection: string, identifier: string, embedding: Float32Array, model: string): Promise<boolean>;
   /** Smallest distance between `embedding` and any face of the user; undefined when the user does not exist. */
   distanceToUser(collection: string, identifier: string, embedding: Float32Array): Promise<number | undefined>;
   primaryFace(collection: string, identifier: string): Promise<PrimaryFace | undefined>;
@@ -66,6 +71,8 @@ export interface IdentityStore {
 export interface IdentityStoreOptions {
   /** hnsw.ef_search: candidates the index scan keeps; more is slower and more exact. */
   efSearch: number;
+  /** A query this close to a user's negative example is never matched to that user. */
+  negativeMaxDistance: number;
   /** Receives the events of each change inside the change's own transaction (the webhook outbox). */
   outbox?: { enqueue(event: FaceEvent, trx: Knex.Transaction): Promise<void> };
 }
@@ -164,6 +171,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         // from returning too few rows when the collection is a small part of the index.
         await trx.raw(`SET LOCAL hnsw.ef_search = ${Math.max(options.efSearch, limit * FACES_PER_USER_FETCHED)}`);
         await trx.raw("SET LOCAL hnsw.iterative_scan = relaxed_order");
+        // Users with a negative example close to the query are left out (CorrectMatch "not them").
         const result = await trx.raw(
           `SELECT u.identifier, min(n.distance) AS distance
              FROM (SELECT user_id, embedding <=> ?::vector AS distance
@@ -172,16 +180,25 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
                     ORDER BY embedding <=> ?::vector
                     LIMIT ?) n
              JOIN users u ON u.id = n.user_id
+            WHERE NOT EXISTS (SELECT 1 FROM negative_examples x
+                               WHERE x.user_id = n.user_id AND (x.embedding <=> ?::vector) <= ?)
             GROUP BY u.identifier
             ORDER BY distance
             LIMIT ?`,
-          [vector, collection, vector, limit * FACES_PER_USER_FETCHED, limit],
+          [vector, collection, vector, limit * FACES_PER_USER_FETCHED, vector, options.negativeMaxDistance, limit],
         );
         return (result.rows as { identifier: string; distance: number | string }[]).map((r) => ({
           identifier: r.identifier,
           distance: Number(r.distance),
         }));
       });
+    },
+
+    async addNegativeExample(collection, identifier, embedding, model) {
+      const user = await knex("users").where({ collection, identifier }).first("id");
+      if (user === undefined) return false;
+      await knex("negative_examples").insert({ user_id: user.id, collection, embedding: pgvector.toSql(Array.from(embedding)), model });
+      return true;
     },
 
     async distanceToUser(collection, identifier, embedding) {

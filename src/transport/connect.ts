@@ -113,6 +113,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         createWebhook: (req) => deps.webhooks.create(req),
         listWebhooks: (req) => deps.webhooks.list(req),
         deleteWebhook: (req) => deps.webhooks.delete(req),
+        correctMatch: (req) => service.correctMatch(req),
         createCollection: (req) => deps.collections.create(req),
         listCollections: () => deps.collections.list(),
         deleteCollection: (req) => deps.collections.delete(req),
