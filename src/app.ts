@@ -75,11 +75,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     negativeMaxDistance: config.negativeMaxDistance,
     outbox: webhookStore,
   });
+  const detections = createDetectionLog(database.knex);
   const service = createFaceService({
     config,
     engine,
     identities,
-    detections: createDetectionLog(database.knex),
+    detections,
     publish: (event) => webhookStore.enqueue(event),
     eventsWritten: () => dispatcher.kick(),
     stage: telemetry.stage,
@@ -87,12 +88,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
   const collections = createCollectionService(createCollectionStore(database.knex, imageFiles));
   const faceRoutes = createFaceRoutes({ service, webhooks, collections, telemetry, logger: app.log, interceptors: [createCollectionScopeInterceptor(config.apiKeys)] });
+  // Detection-log retention: purged at start and then hourly.
+  let retentionTimer: NodeJS.Timeout | undefined;
+  const purgeDetections = () =>
+    detections.purgeOlderThan(config.detectionRetentionDays).catch((err) => app.log.warn({ err }, "detection log purge failed"));
   app.addHook("onReady", async () => {
     dispatcher.start();
+    if (config.detectionRetentionDays > 0) {
+      await purgeDetections();
+      retentionTimer = setInterval(purgeDetections, 3_600_000).unref();
+    }
     const removed = await identities.sweepOrphanImages(ORPHAN_IMAGE_AGE_MS);
     if (removed > 0) app.log.warn({ removed }, "removed image files left by interrupted registrations");
   });
-  app.addHook("onClose", async () => dispatcher.stop());
+  app.addHook("onClose", async () => {
+    clearInterval(retentionTimer);
+    await dispatcher.stop();
+  });
   const ready = async () => {
     await database.knex.raw("SELECT 1");
     return true;

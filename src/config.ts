@@ -39,6 +39,10 @@ export interface Config {
   readonly upgradeSharpnessFactor: number;
   /** ... or at least this factor wider than the stored reference. */
   readonly upgradeSizeFactor: number;
+  /** Keep original photos (GetUserFace); false keeps only embeddings. */
+  readonly storeImages: boolean;
+  /** Detection log rows older than this many days are deleted (0 keeps them forever). */
+  readonly detectionRetentionDays: number;
   /** CorrectMatch: a face this close to a "not them" example is never matched to that user. */
   readonly negativeMaxDistance: number;
   /** hnsw.ef_search for similarity queries (recall against speed). */
@@ -100,6 +104,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     return value;
   }
 
+  function boolean(name: string, fallback: boolean): boolean {
+    const raw = env[name]?.trim().toLowerCase();
+    if (raw === undefined || raw === "") return fallback;
+    if (["true", "1", "yes"].includes(raw)) return true;
+    if (["false", "0", "no"].includes(raw)) return false;
+    problems.push(`${name}=${JSON.stringify(env[name])} must be true or false`);
+    return fallback;
+  }
+
   const list = (raw: string | undefined): string[] =>
     (raw ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
 
@@ -146,6 +159,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upgradeSizeFactor: decimal("FACE_UPGRADE_SIZE_FACTOR", 1.5, 1, 100),
     // Catches most photos of the same stranger (genuine pairs: bench/accuracy) while two different
     // people are closer than this far less often than FAR 1e-3 (0.725), so a user's own photos stay matched.
+    storeImages: boolean("FACE_STORE_IMAGES", true),
+    detectionRetentionDays: integer("FACE_DETECTION_RETENTION_DAYS", 30, 0, 36_500),
     negativeMaxDistance: decimal("FACE_NEGATIVE_MAX_DISTANCE", 0.5, 0, 2),
     hnswEfSearch: integer("FACE_HNSW_EF_SEARCH", 100, 1, 1000),
     imageUrlAllowedHosts: list(env.FACE_IMAGE_URL_ALLOWED_HOSTS),

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { FaceService } from "../gen/face/v1/face_pb.js";
@@ -86,5 +88,36 @@ describe("corrections", () => {
     const blurred = await (await import("sharp")).default(OBAMA_2).blur(12).jpeg().toBuffer();
     await assert.rejects(client.correctMatch({ image: new Uint8Array(blurred), identifier: "obama", isMatch: true }), (e) => ConnectError.from(e).metadata.get("x-face-reason") === "LOW_SHARPNESS");
     await assert.rejects(client.correctMatch({ image: OBAMA_2, identifier: "nobody", isMatch: false }), (e) => ConnectError.from(e).code === Code.NotFound);
+  });
+});
+
+describe("privacy", () => {
+  it("keeps no original photo with FACE_STORE_IMAGES=false, and still recognizes", async () => {
+    const server = await startTestServer({ FACE_STORE_IMAGES: "false" });
+    try {
+      const client = faceClient(server);
+      await client.register({ identifier: "obama", image: OBAMA });
+      assert.equal((await client.recognize({ image: OBAMA_2 })).identifier, "obama");
+      await assert.rejects(client.getUserFace({ identifier: "obama" }), (e) => ConnectError.from(e).code === Code.FailedPrecondition);
+      assert.equal((await server.database.knex("images")).length, 0);
+      assert.deepEqual(await readdir(join(server.dataDir, "images")).catch(() => []), []);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("purges detection log entries older than the retention period at start", async () => {
+    const first = await startTestServer();
+    await faceClient(first).syncFrame({ image: OBAMA_2, frameId: "old" });
+    await first.database.knex("detections").update({ created_at: first.database.knex.raw("now() - interval '40 days'") });
+    await faceClient(first).syncFrame({ image: OBAMA_2, frameId: "new" });
+    await first.close(true);
+    const restarted = await startTestServer({ FACE_DETECTION_RETENTION_DAYS: "30" }, undefined, first);
+    try {
+      const left = await restarted.database.knex("detections").select("frame_id");
+      assert.deepEqual(left.map((r) => r.frame_id), ["new"]);
+    } finally {
+      await restarted.close();
+    }
   });
 });

@@ -149,9 +149,11 @@ export function createFaceService(deps: FaceServiceDeps) {
     return { embedding, model: EMBEDDING_MODEL, box: face.box, score: face.score, sharpness: face.quality.sharpness, brightness: face.quality.brightness };
   }
 
-  function storedImage(bytes: Uint8Array, image: DecodedImage): StoredImage {
+  /** The original to keep with a face, or undefined when FACE_STORE_IMAGES=false. */
+  function storedImage(bytes: Uint8Array, image: DecodedImage): StoredImage | undefined {
+    if (!config.storeImages) return undefined;
     return {
-      sha256: createHash("sha256").update(bytes).digest("hex"),
+      sha256: sha256Of(bytes),
       bytes,
       contentType: CONTENT_TYPE_OF_FORMAT[image.format] ?? "application/octet-stream",
       width: image.width,
@@ -177,7 +179,7 @@ export function createFaceService(deps: FaceServiceDeps) {
     const better = (sharper && face.quality.faceWidth >= current.faceWidth) || (larger && face.quality.sharpness >= current.sharpness * UPGRADE_KEEPS_SHARPNESS);
     if (!better) return false;
     const img = storedImage(bytes, image);
-    if (img.sha256 === current.imageSha256) return false;
+    if (img !== undefined && img.sha256 === current.imageSha256) return false;
     return stage("store", () => identities.replacePrimaryFace(current, storedFace(face, embedding), img));
   }
 
@@ -192,7 +194,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       const img = storedImage(bytes, image);
       const { created } = await stage("store", () => identities.addFace(collection, identifier, storedFace(face, embedding), img));
       eventsWritten();
-      return { identifier, collection, face: view(face), imageSha256: img.sha256, created };
+      return { identifier, collection, face: view(face), imageSha256: img?.sha256 ?? sha256Of(bytes), created };
     },
 
     async recognize(input: RecognizeInput) {
@@ -352,6 +354,7 @@ export function createFaceService(deps: FaceServiceDeps) {
     },
 
     async getUserFace(input: { identifier: string; collection: string }) {
+      if (!config.storeImages) throw new FaceError("failed_precondition", "original images are not kept (FACE_STORE_IMAGES=false)");
       const identifier = identifierOf(input.identifier);
       const collection = collectionOf(input.collection);
       const found = await identities.primaryImage(collection, identifier);
@@ -368,6 +371,10 @@ export function createFaceService(deps: FaceServiceDeps) {
       return { identifier, facesDeleted: deleted.faces, imagesDeleted: deleted.images };
     },
   };
+}
+
+function sha256Of(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** Page tokens are opaque to clients: the last identifier of the page, base64url. */

@@ -13,6 +13,8 @@ export interface DetectionRecord {
 /** The detection log: every face SyncFrame and Sync saw. */
 export interface DetectionLog {
   record(collection: string, detections: readonly DetectionRecord[]): Promise<void>;
+  /** Deletes entries older than `days` days; returns how many. */
+  purgeOlderThan(days: number): Promise<number>;
   /** Most recent first. */
   recent(collection: string, limit: number): Promise<(DetectionRecord & { createdAt: Date })[]>;
 }
@@ -36,6 +38,9 @@ export function createDetectionLog(knex: Knex): DetectionLog {
           distance: d.distance,
         })),
       );
+    },
+    async purgeOlderThan(days) {
+      return knex("detections").where("created_at", "<", knex.raw("now() - (? * interval '1 day')", [days])).delete();
     },
     async recent(collection, limit) {
       const rows = await knex("detections").where({ collection }).orderBy("id", "desc").limit(limit);

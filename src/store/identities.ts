@@ -42,7 +42,8 @@ export interface PrimaryFace {
 /** Users, their face embeddings and their reference images, in PostgreSQL + pgvector and on disk. */
 export interface IdentityStore {
   /** Adds a face to `identifier` (creating the user when new); returns whether the user was created. */
-  addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage): Promise<{ created: boolean }>;
+  /** `image` undefined: the original is not kept (FACE_STORE_IMAGES=false). */
+  addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage | undefined): Promise<{ created: boolean }>;
   /**
    * Nearest users (not faces) by cosine distance, closest first, leaving out users with a negative
    * example within `negativeMaxDistance` of the query.
@@ -54,7 +55,7 @@ export interface IdentityStore {
   distanceToUser(collection: string, identifier: string, embedding: Float32Array): Promise<number | undefined>;
   primaryFace(collection: string, identifier: string): Promise<PrimaryFace | undefined>;
   /** Replaces the primary face (embedding and image) if it is still `expected.faceId`; returns whether it did. */
-  replacePrimaryFace(expected: PrimaryFace, face: StoredFace, image: StoredImage): Promise<boolean>;
+  replacePrimaryFace(expected: PrimaryFace, face: StoredFace, image: StoredImage | undefined): Promise<boolean>;
   listUsers(collection: string, limit: number, after: string): Promise<string[]>;
   /** Bytes and content type of the user's primary reference image. */
   primaryImage(collection: string, identifier: string): Promise<{ bytes: Uint8Array; contentType: string } | undefined>;
@@ -91,7 +92,8 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
   const writers = new Map<string, number>();
 
   /** Writes the image file first (idempotent), then runs `work`; a failed `work` leaves no orphan file. */
-  async function withImageFile<T>(image: StoredImage, work: () => Promise<T>): Promise<T> {
+  async function withImageFile<T>(image: StoredImage | undefined, work: () => Promise<T>): Promise<T> {
+    if (image === undefined) return work();
     const existedBefore = await files.exists(image.sha256);
     writers.set(image.sha256, (writers.get(image.sha256) ?? 0) + 1);
     try {
@@ -120,7 +122,8 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
     }
   }
 
-  async function insertImage(trx: Knex.Transaction, image: StoredImage): Promise<void> {
+  async function insertImage(trx: Knex.Transaction, image: StoredImage | undefined): Promise<void> {
+    if (image === undefined) return;
     await trx("images")
       .insert({ sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height })
       .onConflict("sha256")
@@ -156,9 +159,9 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
           const userId = created
             ? inserted[0].id
             : (await trx("users").where({ collection, identifier }).first("id").forUpdate()).id;
-          await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image.sha256, is_primary: created });
+          await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image?.sha256 ?? null, is_primary: created });
           await trx("users").where({ id: userId }).update({ updated_at: trx.fn.now() });
-          if (created) await publish({ type: "user.registered", collection, identifier, data: { image_sha256: image.sha256, box: face.box } }, trx);
+          if (created) await publish({ type: "user.registered", collection, identifier, data: { image_sha256: image?.sha256 ?? null, box: face.box } }, trx);
           return { created };
         }),
       );
@@ -236,11 +239,11 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
           await insertImage(trx, image);
           const updated = await trx("faces")
             .where({ id: expected.faceId, is_primary: true })
-            .update({ ...faceColumns(face), image_sha256: image.sha256, created_at: trx.fn.now() });
+            .update({ ...faceColumns(face), image_sha256: image?.sha256 ?? null, created_at: trx.fn.now() });
           if (updated === 0) return false; // replaced or deleted concurrently
           await trx("users").where({ id: expected.userId }).update({ updated_at: trx.fn.now() });
           const { collection } = await trx("users").where({ id: expected.userId }).first("collection");
-          await publish({ type: "profile.upgraded", collection, identifier: expected.identifier, data: { image_sha256: image.sha256, sharpness: face.sharpness, face_width: face.box.width } }, trx);
+          await publish({ type: "profile.upgraded", collection, identifier: expected.identifier, data: { image_sha256: image?.sha256 ?? null, sharpness: face.sharpness, face_width: face.box.width } }, trx);
           orphans = await deleteOrphanImages(trx, expected.imageSha256 ? [expected.imageSha256] : []);
           return true;
         }),
