@@ -106,6 +106,20 @@ describe("privacy", () => {
     }
   });
 
+  it("deletes a user's detection log with the user", async () => {
+    const server = await startTestServer();
+    try {
+      const client = faceClient(server);
+      await client.register({ identifier: "obama", image: OBAMA });
+      await client.syncFrame({ image: OBAMA_2, frameId: "seen" });
+      assert.equal((await server.database.knex("detections").where({ identifier: "obama" })).length, 1);
+      await client.deleteUser({ identifier: "obama" });
+      assert.equal((await server.database.knex("detections").where({ identifier: "obama" })).length, 0);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("purges detection log entries older than the retention period at start", async () => {
     const first = await startTestServer();
     await faceClient(first).syncFrame({ image: OBAMA_2, frameId: "old" });

@@ -298,6 +298,10 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         await trx("users").where({ id: user.id }).delete();
         const candidates = [...new Set(faces.map((f) => f.image_sha256).filter((s): s is string => s !== null))];
         const orphans = await deleteOrphanImages(trx, candidates);
+        // Deleting is complete: the person's detection log and undelivered events go too (before
+        // the user.deleted event itself is written).
+        await trx("detections").where({ collection, identifier }).delete();
+        await trx("webhook_deliveries").where({ collection, identifier, status: "pending" }).delete();
         await publish({ type: "user.deleted", collection, identifier, data: { faces_deleted: faces.length } }, trx);
         return { faces: faces.length, orphans };
       });
