@@ -106,6 +106,30 @@ describe("privacy", () => {
     }
   });
 
+  it("exports everything stored about a user", async () => {
+    const server = await startTestServer();
+    try {
+      const client = faceClient(server);
+      await client.register({ identifier: "obama", image: OBAMA });
+      await client.syncFrame({ image: OBAMA_2, frameId: "seen" });
+      await client.correctMatch({ image: face("face_recognition/biden.jpg"), identifier: "obama", isMatch: false });
+      const exported = await client.exportUser({ identifier: "obama" });
+      assert.equal(exported.faces.length, 1);
+      assert.equal(exported.faces[0].embedding.length, 512);
+      assert.equal(exported.faces[0].primary, true);
+      assert.deepEqual(Buffer.from(exported.faces[0].image), Buffer.from(OBAMA));
+      assert.equal(exported.faces[0].imageContentType, "image/jpeg");
+      assert.deepEqual(exported.detections.map((d) => d.frameId), ["seen"]);
+      assert.equal(exported.negativeExamples, 1);
+      const rest = await fetch(`${server.url}/api/v1/users/obama/export`);
+      assert.equal(rest.status, 200);
+      assert.equal((await rest.json()).faces.length, 1);
+      assert.equal((await fetch(`${server.url}/api/v1/users/nobody/export`)).status, 404);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("deletes a user's detection log with the user", async () => {
     const server = await startTestServer();
     try {

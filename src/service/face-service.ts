@@ -83,6 +83,8 @@ const FRONTAL_NOSE_BAND = [0.15, 0.85] as const;
 /** A larger face must keep at least this fraction of the stored reference's sharpness to replace it. */
 const UPGRADE_KEEPS_SHARPNESS = 0.8;
 const MAX_CANDIDATES = 100;
+/** Detection log entries an export carries (most recent first); retention bounds the rest. */
+const MAX_EXPORTED_DETECTIONS = 10_000;
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
@@ -360,6 +362,23 @@ export function createFaceService(deps: FaceServiceDeps) {
       const found = await identities.primaryImage(collection, identifier);
       if (found === undefined) throw new FaceError("not_found", `no user ${JSON.stringify(identifier)} in collection ${collection}`);
       return found;
+    },
+
+    /** Everything stored about one person (the data-subject export of privacy law). */
+    async exportUser(input: { identifier: string; collection: string }) {
+      const identifier = identifierOf(input.identifier);
+      const collection = collectionOf(input.collection);
+      const exported = await identities.exportUser(collection, identifier);
+      if (exported === undefined) throw new FaceError("not_found", `no user ${JSON.stringify(identifier)} in collection ${collection}`);
+      const logged = await detections.recent(collection, MAX_EXPORTED_DETECTIONS, identifier);
+      return {
+        identifier,
+        collection,
+        createdAt: exported.createdAt.toISOString(),
+        faces: exported.faces.map((f) => ({ ...f, createdAt: f.createdAt.toISOString() })),
+        detections: logged.map((d) => ({ ...d, createdAt: d.createdAt.toISOString() })),
+        negativeExamples: exported.negativeExamples,
+      };
     },
 
     async deleteUser(input: { identifier: string; collection: string }) {

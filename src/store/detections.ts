@@ -15,8 +15,8 @@ export interface DetectionLog {
   record(collection: string, detections: readonly DetectionRecord[]): Promise<void>;
   /** Deletes entries older than `days` days; returns how many. */
   purgeOlderThan(days: number): Promise<number>;
-  /** Most recent first. */
-  recent(collection: string, limit: number): Promise<(DetectionRecord & { createdAt: Date })[]>;
+  /** Most recent first; only those of `identifier` when given. */
+  recent(collection: string, limit: number, identifier?: string): Promise<(DetectionRecord & { createdAt: Date })[]>;
 }
 
 export function createDetectionLog(knex: Knex): DetectionLog {
@@ -42,8 +42,8 @@ export function createDetectionLog(knex: Knex): DetectionLog {
     async purgeOlderThan(days) {
       return knex("detections").where("created_at", "<", knex.raw("now() - (? * interval '1 day')", [days])).delete();
     },
-    async recent(collection, limit) {
-      const rows = await knex("detections").where({ collection }).orderBy("id", "desc").limit(limit);
+    async recent(collection, limit, identifier) {
+      const rows = await knex("detections").where(identifier === undefined ? { collection } : { collection, identifier }).orderBy("id", "desc").limit(limit);
       return rows.map((r) => ({
         identifier: r.identifier ?? "",
         frameId: r.frame_id,

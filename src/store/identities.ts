@@ -39,6 +39,25 @@ export interface PrimaryFace {
   imageSha256: string | null;
 }
 
+/** What ExportUser returns from the identity store. */
+export interface UserExport {
+  createdAt: Date;
+  faces: {
+    embedding: number[];
+    model: string;
+    box: { x: number; y: number; width: number; height: number };
+    score: number;
+    sharpness: number;
+    brightness: number;
+    primary: boolean;
+    imageSha256: string;
+    imageContentType: string;
+    image: Uint8Array;
+    createdAt: Date;
+  }[];
+  negativeExamples: number;
+}
+
 /** Users, their face embeddings and their reference images, in PostgreSQL + pgvector and on disk. */
 export interface IdentityStore {
   /** Adds a face to `identifier` (creating the user when new); returns whether the user was created. */
@@ -49,6 +68,8 @@ export interface IdentityStore {
    * example within `negativeMaxDistance` of the query.
    */
   search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]>;
+  /** Everything stored about a user (faces with embeddings and images, negative examples); undefined when unknown. */
+  exportUser(collection: string, identifier: string): Promise<UserExport | undefined>;
   /** Remembers that this face is not the user; false when the user does not exist. */
   addNegativeExample(collection: string, identifier: string, embedding: Float32Array, model: string): Promise<boolean>;
   /** Smallest distance between `embedding` and any face of the user; undefined when the user does not exist. */
@@ -195,6 +216,33 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
           distance: Number(r.distance),
         }));
       });
+    },
+
+    async exportUser(collection, identifier) {
+      const user = await knex("users").where({ collection, identifier }).first("id", "created_at");
+      if (user === undefined) return undefined;
+      const rows = await knex("faces as f")
+        .leftJoin("images as i", "i.sha256", "f.image_sha256")
+        .where({ "f.user_id": user.id })
+        .orderBy("f.id")
+        .select("f.*", "i.content_type");
+      const faces = await Promise.all(
+        rows.map(async (r) => ({
+          embedding: pgvector.fromSql(r.embedding) as number[],
+          model: r.model,
+          box: { x: Number(r.box_x), y: Number(r.box_y), width: Number(r.box_width), height: Number(r.box_height) },
+          score: Number(r.score),
+          sharpness: Number(r.sharpness),
+          brightness: Number(r.brightness),
+          primary: Boolean(r.is_primary),
+          imageSha256: r.image_sha256 ?? "",
+          imageContentType: r.content_type ?? "",
+          image: r.image_sha256 ? await files.read(r.image_sha256) : new Uint8Array(),
+          createdAt: new Date(r.created_at),
+        })),
+      );
+      const [{ n }] = await knex("negative_examples").where({ user_id: user.id }).count({ n: "*" });
+      return { createdAt: new Date(user.created_at), faces, negativeExamples: Number(n) };
     },
 
     async addNegativeExample(collection, identifier, embedding, model) {

@@ -110,6 +110,11 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
           return create(HttpBodySchema, { contentType, data: bytes });
         },
         deleteUser: (req) => service.deleteUser(req),
+        exportUser: async (req) => {
+          const exported = await service.exportUser(req);
+          const { webhooks } = await deps.webhooks.list({ identifier: exported.identifier, collection: exported.collection });
+          return { ...exported, webhooks };
+        },
         createWebhook: (req) => deps.webhooks.create(req),
         listWebhooks: (req) => deps.webhooks.list(req),
         deleteWebhook: (req) => deps.webhooks.delete(req),
