@@ -12,8 +12,9 @@ export function createCollectionService(store: CollectionStore) {
   return {
     async create(input: { name: string }) {
       const name = nameOf(input.name);
-      if (!(await store.create(name))) throw new FaceError("already_exists", `collection ${name} already exists`);
-      return { collection: view((await store.list()).find((c) => c.name === name)!) };
+      const created = await store.create(name);
+      if (created === undefined) throw new FaceError("already_exists", `collection ${name} already exists`);
+      return { collection: view(created) };
     },
     async list() {
       return { collections: (await store.list()).map(view) };

@@ -10,8 +10,8 @@ export interface CollectionRecord {
 
 /** Galleries: every user, face, detection and webhook row belongs to one. */
 export interface CollectionStore {
-  /** Creates the collection; returns false when it already existed. */
-  create(name: string): Promise<boolean>;
+  /** Creates the collection; undefined when it already existed. */
+  create(name: string): Promise<CollectionRecord | undefined>;
   list(): Promise<CollectionRecord[]>;
   /**
    * Deletes the collection and, by cascade, its users, faces, detections, webhooks and pending
@@ -23,8 +23,8 @@ export interface CollectionStore {
 export function createCollectionStore(knex: Knex, files: ImageFiles): CollectionStore {
   return {
     async create(name) {
-      const inserted = await knex("collections").insert({ name }).onConflict("name").ignore().returning("name");
-      return inserted.length > 0;
+      const inserted: { name: string; created_at: string }[] = await knex("collections").insert({ name }).onConflict("name").ignore().returning(["name", "created_at"]);
+      return inserted.length === 0 ? undefined : { name, createdAt: new Date(inserted[0].created_at), users: 0 };
     },
     async list() {
       const rows: { name: string; created_at: string; users: string | number }[] = await knex("collections as c")

@@ -245,6 +245,6 @@ function fastifyErrorToConnect(error: { code?: string; statusCode?: number; mess
   else if (status === 404) code = Code.NotFound;
   else if (status === 429) code = Code.ResourceExhausted;
   const connectError = new ConnectError(status >= 500 ? "internal error" : error.message, code);
-  if (status < 500) connectError.metadata.set("x-http-status", String(status === 400 && code === Code.ResourceExhausted ? 413 : status));
+  if (status < 500) connectError.metadata.set("x-http-status", String(code === Code.ResourceExhausted && status !== 429 ? 413 : status));
   return connectError;
 }
