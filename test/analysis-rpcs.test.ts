@@ -1,18 +1,17 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { type Client } from "@connectrpc/connect";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
-import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { useTestServer, type TestServer } from "./support/server.js";
 
 describe("Detect, ExtractFeatures and Analyze", () => {
   let server: TestServer;
   let client: Client<typeof FaceService>;
-  before(async () => {
-    server = await startTestServer();
-    client = faceClient(server);
+  useTestServer((s, c) => {
+    server = s;
+    client = c;
   });
-  after(() => server.close());
 
   it("detects every face largest first, honouring max_faces, over gRPC and REST multipart", async () => {
     const all = await client.detect({ image: face("multi/two_people.jpg") });

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
-import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, useTestServer, type TestServer } from "./support/server.js";
 
 const OBAMA = face("face_recognition/obama.jpg");
 const OBAMA_2 = face("face_recognition/obama2.jpg");
@@ -13,11 +13,10 @@ const OBAMA_2 = face("face_recognition/obama2.jpg");
 describe("collections", () => {
   let server: TestServer;
   let client: Client<typeof FaceService>;
-  before(async () => {
-    server = await startTestServer();
-    client = faceClient(server);
+  useTestServer((s, c) => {
+    server = s;
+    client = c;
   });
-  after(() => server.close());
 
   it("never searches across collections", async () => {
     await client.register({ identifier: "obama", image: OBAMA, collection: "a" });
@@ -62,12 +61,11 @@ describe("collections", () => {
 describe("corrections", () => {
   let server: TestServer;
   let client: Client<typeof FaceService>;
-  before(async () => {
-    server = await startTestServer();
-    client = faceClient(server);
+  useTestServer(async (s, c) => {
+    server = s;
+    client = c;
     await client.register({ identifier: "obama", image: OBAMA });
   });
-  after(() => server.close());
 
   it("never matches a face to a user again after CorrectMatch said it is not them; their own photos still match", async () => {
     const stranger = face("face_recognition/biden.jpg");

@@ -7,7 +7,7 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import sharp from "sharp";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
-import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, useTestServer, type TestServer } from "./support/server.js";
 
 const OBAMA = face("face_recognition/obama.jpg");
 const OBAMA_2 = face("face_recognition/obama2.jpg");
@@ -32,11 +32,10 @@ const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 describe("identities: register, recognize, verify, users", () => {
   let server: TestServer;
   let client: Client<typeof FaceService>;
-  before(async () => {
-    server = await startTestServer();
-    client = faceClient(server);
+  useTestServer((s, c) => {
+    server = s;
+    client = c;
   });
-  after(() => server.close());
 
   it("registers a person, and a second photo of the same identifier adds a reference", async () => {
     const first = await client.register({ identifier: "obama", image: OBAMA });
@@ -156,11 +155,10 @@ describe("identities: register, recognize, verify, users", () => {
 describe("auto-healing", () => {
   let server: TestServer;
   let client: Client<typeof FaceService>;
-  before(async () => {
-    server = await startTestServer();
-    client = faceClient(server);
+  useTestServer((s, c) => {
+    server = s;
+    client = c;
   });
-  after(() => server.close());
 
   it("replaces a 240p reference with a matching 1080p face and serves the new image", async () => {
     const low = face("resolution/obama-240p.jpg");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { type Client } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { FaceService, type SyncRequestSchema, type SyncResponse } from "../gen/face/v1/face_pb.js";
@@ -9,7 +9,7 @@ import { FaceService, type SyncRequestSchema, type SyncResponse } from "../gen/f
 type SyncRequestInit = MessageInitShape<typeof SyncRequestSchema>;
 import { createDetectionLog } from "../src/store/detections.js";
 import { face, FACES_DIR } from "./support/testdata.js";
-import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { useTestServer, type TestServer } from "./support/server.js";
 
 const frames = (dir: string) => readdirSync(join(FACES_DIR, "video", dir)).filter((f) => f.endsWith(".jpg")).sort().map((f) => face(`video/${dir}/${f}`));
 
@@ -34,13 +34,12 @@ function requestQueue() {
 describe("streaming: SyncFrame and bidirectional Sync", () => {
   let server: TestServer;
   let client: Client<typeof FaceService>;
-  before(async () => {
-    server = await startTestServer();
-    client = faceClient(server);
+  useTestServer(async (s, c) => {
+    server = s;
+    client = c;
     await client.register({ identifier: "lin-manuel-miranda", image: face("video/lin-manuel-miranda.png") });
     await client.register({ identifier: "alex-lacamoire", image: face("video/alex-lacamoire.png") });
   });
-  after(() => server.close());
 
   it("answers each of the 20 clip frames in order, as it arrives, with identities and flame graphs", async () => {
     const clip = frames("frames");

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from "node:fs/promises";
+import { after, before } from "node:test";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
@@ -88,4 +89,17 @@ async function freshDatabase(adminUrl: string): Promise<string> {
 /** A gRPC (HTTP/2) client of FaceService on a test server. */
 export function faceClient(server: TestServer): Client<typeof FaceService> {
   return createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+}
+
+/**
+ * Starts a server and a gRPC client before the tests of the enclosing describe block and stops the
+ * server after them; `ready` receives both (and may register fixtures).
+ */
+export function useTestServer(ready: (server: TestServer, client: Client<typeof FaceService>) => void | Promise<void>, env: Record<string, string> = {}): void {
+  let server: TestServer | undefined;
+  before(async () => {
+    server = await startTestServer(env);
+    await ready(server, faceClient(server));
+  });
+  after(() => server?.close());
 }
