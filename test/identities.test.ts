@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import sharp from "sharp";
 import { FaceService } from "../gen/face/v1/face_pb.js";
+import { reasonOf } from "./support/reason.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, useTestServer, type TestServer } from "./support/server.js";
 
@@ -114,12 +115,12 @@ describe("identities: register, recognize, verify, users", () => {
     const blank = new Uint8Array(await sharp({ create: { width: 400, height: 300, channels: 3, background: "#808080" } }).jpeg().toBuffer());
     await assert.rejects(client.register({ identifier: "nobody", image: blank }), (e) => {
       const error = ConnectError.from(e);
-      return error.code === Code.FailedPrecondition && error.metadata.get("x-face-reason") === "NO_FACE";
+      return error.code === Code.FailedPrecondition && reasonOf(e) === "NO_FACE";
     });
     const tiny = new Uint8Array(await sharp(OBAMA).resize({ width: 80 }).jpeg().toBuffer());
-    await assert.rejects(client.register({ identifier: "tiny", image: tiny }), (e) => ConnectError.from(e).metadata.get("x-face-reason") === "SMALL_FACE");
+    await assert.rejects(client.register({ identifier: "tiny", image: tiny }), (e) => reasonOf(e) === "SMALL_FACE");
     const blurred = new Uint8Array(await sharp(OBAMA).blur(12).jpeg().toBuffer());
-    await assert.rejects(client.register({ identifier: "blurred", image: blurred }), (e) => ConnectError.from(e).metadata.get("x-face-reason") === "LOW_SHARPNESS");
+    await assert.rejects(client.register({ identifier: "blurred", image: blurred }), (e) => reasonOf(e) === "LOW_SHARPNESS");
     const rest = await fetch(`${server.url}/api/v1/register`, {
       method: "POST",
       headers: { "content-type": "application/json" },

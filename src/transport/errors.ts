@@ -1,5 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { FaceError, type FaceErrorKind } from "../errors.js";
+
+/** The `domain` of the google.rpc.ErrorInfo detail that carries a quality reason code. */
+export const ERROR_DOMAIN = "face.v1.FaceService";
 
 const CODE_OF_KIND: Record<FaceErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -44,7 +49,10 @@ const DATABASE_DOWN = /^(08|57P0[1-3]|53300)|^(ECONNREFUSED|ECONNRESET|ETIMEDOUT
 export function toConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof FaceError) {
-    const connectError = new ConnectError(error.message, CODE_OF_KIND[error.kind], undefined, undefined, error);
+    // A reason code travels three ways: a google.rpc.ErrorInfo detail (what gRPC clients of large
+    // services read), the `x-face-reason` header/trailer and, for REST, the body's `reason`.
+    const details = error.reason === undefined ? [] : [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: error.reason, domain: ERROR_DOMAIN }) }];
+    const connectError = new ConnectError(error.message, CODE_OF_KIND[error.kind], undefined, details, error);
     if (error.reason !== undefined) connectError.metadata.set("x-face-reason", error.reason);
     return connectError;
   }
