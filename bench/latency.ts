@@ -5,12 +5,11 @@
  *   npm run bench:latency
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import sharp from "sharp";
 import type { StageTimer } from "../src/engine/pipeline.js";
 import { createFaceEngine } from "../src/engine/pipeline.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
 import { loadConfig } from "../src/config.js";
-import { face } from "../test/support/testdata.js";
+import { singleFace640x480 } from "./support/images.js";
 import { percentile, printTable } from "./table.js";
 
 const RUNS = 50;
@@ -26,11 +25,6 @@ const stage: StageTimer = async (label, work) => {
   }
 };
 const engine = createFaceEngine({ runtime: createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers }), limits: { maxPixels: config.maxImagePixels }, stage });
-
-/** The test portrait fitted into 640x480, as a camera would send it. */
-export async function singleFace640x480(): Promise<Uint8Array> {
-  return new Uint8Array(await sharp(face("face_recognition/obama.jpg")).resize(640, 480, { fit: "cover", position: "top" }).jpeg({ quality: 90 }).toBuffer());
-}
 
 async function once(bytes: Uint8Array): Promise<void> {
   const image = await engine.decode(bytes);

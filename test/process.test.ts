@@ -1,42 +1,23 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { face } from "./support/testdata.js";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe("the service process (what npm start runs)", () => {
   let child: ChildProcess;
   let dataDir: string;
   let base: string;
-  let output = "";
+  let service: ServiceProcess;
 
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "face-process-"));
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", FACE_DATA_DIR: dataDir, LOG_LEVEL: "info", DATABASE_URL: process.env.TEST_DATABASE_URL ?? "" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child.stdout!.on("data", (d) => (output += d));
-    child.stderr!.on("data", (d) => (output += d));
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (Date.now() > deadline) throw new Error(`service did not start:\n${output}`);
-      if ((await fetch(`${base}/health`).then((r) => r.ok).catch(() => false))) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "info", DATABASE_URL: process.env.TEST_DATABASE_URL ?? "" });
+    child = service.child;
+    base = service.url;
   });
   after(async () => {
     if (child.exitCode === null) child.kill("SIGKILL");
@@ -64,7 +45,7 @@ describe("the service process (what npm start runs)", () => {
     assert.equal(response.status, 200, await response.clone().text());
     assert.equal((await response.json()).identifier, "obama");
     const code = await new Promise((r) => (child.exitCode !== null ? r(child.exitCode) : child.on("exit", r)));
-    assert.equal(code, 0, output);
-    assert.match(output, /shutting down/);
+    assert.equal(code, 0, service.output());
+    assert.match(service.output(), /shutting down/);
   });
 });

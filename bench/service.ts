@@ -1,0 +1,167 @@
+/**
+ * The speed table: the service as `npm start` runs it (its own process, PGlite), driven by a gRPC
+ * client, beside @vladmandic/face-api on the same images in the same run.
+ *
+ *   npm run bench                 (first run seeds 10k and 100k synthetic users into bench/.data)
+ *   BENCH_DATABASE_URL=postgres://user:pass@host/db npm run bench   (adds search on a server, to 1M)
+ *
+ * Recognize sends a 640x480 single-face JPEG to a gallery of 10k synthetic users plus the person in
+ * the photo. Search rows run the service's own query (see bench/search.ts for the sweep).
+ */
+import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { FaceService } from "../gen/face/v1/face_pb.js";
+import { loadConfig } from "../src/config.js";
+import { face, FACES_DIR } from "../test/support/testdata.js";
+import { startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
+import { loadFaceApi } from "./support/face-api.js";
+import { BENCH_DATA_DIR, openGallery } from "./support/galleries.js";
+import { singleFace640x480 } from "./support/images.js";
+import { gallerySearch, searchTargets } from "./support/search-runs.js";
+import { percentile, printTable } from "./table.js";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const LATENCY_RUNS = 100;
+const FACE_API_FRAMES = Number(process.env.BENCH_FACE_API_FRAMES ?? 60);
+const config = loadConfig();
+
+const photo = await singleFace640x480();
+const clip = (await readdir(join(FACES_DIR, "video/frames30"))).sort().map((f) => face(`video/frames30/${f}`));
+
+type Client_ = Client<typeof FaceService>;
+
+/** A server process on a private copy of a seeded PGlite gallery (runs never change the gallery). */
+async function serverOnGallery(size: number): Promise<{ service: ServiceProcess; client: Client_; stop(): Promise<void> }> {
+  const gallery = await openGallery({ kind: "pglite" }, `gallery-${size}`, size, ["default"], "1GB");
+  await gallery.close();
+  const dataDir = await mkdtemp(join(tmpdir(), "face-bench-"));
+  await cp(join(BENCH_DATA_DIR, `pglite-gallery-${size}`), dataDir, { recursive: true });
+  const service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: "", LOG_LEVEL: "warn" });
+  const client = createClient(FaceService, createGrpcTransport({ baseUrl: service.url }));
+  await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+  await client.register({ identifier: "lin-manuel-miranda", image: face("video/lin-manuel-miranda.png") });
+  await client.register({ identifier: "alex-lacamoire", image: face("video/alex-lacamoire.png") });
+  return {
+    service,
+    client,
+    async stop() {
+      service.child.kill("SIGTERM");
+      await new Promise((r) => (service.child.exitCode !== null ? r(null) : service.child.once("exit", r)));
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function recognizeLatencies(client: Client_): Promise<number[]> {
+  for (let i = 0; i < 10; i++) await client.recognize({ image: photo });
+  const ms: number[] = [];
+  for (let i = 0; i < LATENCY_RUNS; i++) {
+    const start = performance.now();
+    const reply = await client.recognize({ image: photo });
+    ms.push(performance.now() - start);
+    if (reply.identifier !== "obama") throw new Error("Recognize did not find the enrolled person");
+  }
+  return ms;
+}
+
+/** Calls per second with `clients` concurrent callers, each calling again as soon as answered. */
+async function throughput(clients: number, call: (client: number, i: number) => Promise<unknown>): Promise<number> {
+  const end = performance.now() + SECONDS * 1000;
+  let done = 0;
+  const start = performance.now();
+  await Promise.all(Array.from({ length: clients }, async (_, c) => {
+    for (let i = 0; performance.now() < end; i++, done++) await call(c, i);
+  }));
+  return done / ((performance.now() - start) / 1000);
+}
+
+async function syncFramesPerSecond(client: Client_, streams: number): Promise<number> {
+  const start = performance.now();
+  let frames = 0;
+  await Promise.all(Array.from({ length: streams }, async () => {
+    const requests = (async function* () { for (const [i, image] of clip.entries()) yield { image, frameId: String(i) }; })();
+    for await (const reply of client.sync(requests)) {
+      if (reply.error) throw new Error(reply.error.message);
+      frames++;
+    }
+  }));
+  return frames / ((performance.now() - start) / 1000);
+}
+
+// --- the service, 10k users
+const small = await serverOnGallery(10_000);
+const latency = await recognizeLatencies(small.client);
+const recognizeRate = new Map<number, number>();
+for (const clients of [1, 4, 16]) recognizeRate.set(clients, await throughput(clients, () => small.client.recognize({ image: photo })));
+const registerRate = await throughput(4, (c, i) => small.client.register({ identifier: `bench-${c}-${i}`, image: photo }));
+await syncFramesPerSecond(small.client, 1); // warm-up
+const syncRate1 = await syncFramesPerSecond(small.client, 1);
+const syncRate2 = await syncFramesPerSecond(small.client, 2);
+const smallRss = small.service.peakRssMiB();
+await small.stop();
+
+// --- the service, 100k users: the same load, for latency and memory at that size
+const large = await serverOnGallery(100_000);
+const largeLatency = await recognizeLatencies(large.client);
+await throughput(4, () => large.client.recognize({ image: photo }));
+await syncFramesPerSecond(large.client, 2);
+const largeRss = large.service.peakRssMiB();
+await large.stop();
+
+// --- search at scale, the service's query with the configured ef_search
+const search: { label: string; p50: number; recall: number; target?: number }[] = [];
+for (const { target, sizes, maintenanceWorkMem } of searchTargets()) {
+  for (const size of sizes) {
+    const [row] = await gallerySearch(target, size, maintenanceWorkMem, [config.hnswEfSearch]);
+    const limit = target.kind === "pglite" && size === 100_000 ? 10 : target.kind === "postgres" && size === 1_000_000 ? 5 : undefined;
+    search.push({ label: `${target.kind === "pglite" ? "PGlite" : "PostgreSQL"}, ${size / 1000}k faces`, p50: Number(row["p50 ms"]), recall: Number(row["recall@1"]), target: limit });
+  }
+}
+
+// --- face-api, same photo, same clip (a prefix of it: it runs at a few frames per second)
+const faceApi = await loadFaceApi();
+for (let i = 0; i < 3; i++) await faceApi.describeAll(photo);
+const faceApiMs: number[] = [];
+for (let i = 0; i < 30; i++) {
+  const start = performance.now();
+  await faceApi.describeAll(photo);
+  faceApiMs.push(performance.now() - start);
+}
+const faceApiRate = 1000 / (faceApiMs.reduce((a, b) => a + b) / faceApiMs.length);
+const clipStart = performance.now();
+for (const frame of clip.slice(0, FACE_API_FRAMES)) await faceApi.describeAll(frame);
+const faceApiFps = FACE_API_FRAMES / ((performance.now() - clipStart) / 1000);
+
+// --- the table
+const f1 = (n: number) => n.toFixed(1);
+const verdict = (ok: boolean) => (ok ? "yes" : "NO");
+const rows: Record<string, string>[] = [
+  { measure: "Recognize p50 ms (640x480, 10k users)", ours: f1(percentile(latency, 50)), "face-api": f1(percentile(faceApiMs, 50)), "x faster": f1(percentile(faceApiMs, 50) / percentile(latency, 50)), target: "<= 25", met: verdict(percentile(latency, 50) <= 25) },
+  { measure: "Recognize p95 ms (10k users)", ours: f1(percentile(latency, 95)), "face-api": f1(percentile(faceApiMs, 95)), "x faster": f1(percentile(faceApiMs, 95) / percentile(latency, 95)), target: "", met: "" },
+  { measure: "Recognize p50 ms (100k users)", ours: f1(percentile(largeLatency, 50)), "face-api": "", "x faster": "", target: "", met: "" },
+  ...[1, 4, 16].map((clients) => ({
+    measure: `Recognize/s, ${clients} client${clients > 1 ? "s" : ""}`,
+    ours: f1(recognizeRate.get(clients)!),
+    "face-api": f1(faceApiRate),
+    "x faster": f1(recognizeRate.get(clients)! / faceApiRate),
+    target: clients === 4 ? ">= 60, >= 10x" : "",
+    met: clients === 4 ? verdict(recognizeRate.get(4)! >= 60 && recognizeRate.get(4)! >= 10 * faceApiRate) : "",
+  })),
+  { measure: "Register/s, 4 clients", ours: f1(registerRate), "face-api": "", "x faster": "", target: "", met: "" },
+  { measure: "Sync frames/s, video/frames30, 1 stream", ours: f1(syncRate1), "face-api": f1(faceApiFps), "x faster": f1(syncRate1 / faceApiFps), target: ">= 60", met: verdict(syncRate1 >= 60) },
+  { measure: "Sync frames/s, 2 streams", ours: f1(syncRate2), "face-api": "", "x faster": f1(syncRate2 / faceApiFps), target: "", met: "" },
+  ...search.map((s) => ({
+    measure: `1:N search p50 ms, ${s.label} (recall@1 ${s.recall.toFixed(3)})`,
+    ours: s.p50.toFixed(2),
+    "face-api": "",
+    "x faster": "",
+    target: s.target === undefined ? "" : `<= ${s.target}, recall >= 0.99`,
+    met: s.target === undefined ? "" : verdict(s.p50 <= s.target && s.recall >= 0.99),
+  })),
+  { measure: "Peak RSS MiB, 10k users", ours: smallRss.toFixed(0), "face-api": "", "x faster": "", target: "", met: "" },
+  { measure: "Peak RSS MiB, 100k users", ours: largeRss.toFixed(0), "face-api": "", "x faster": "", target: "<= 1536", met: verdict(largeRss <= 1536) },
+];
+printTable(`Speed, this machine (${(await import("node:os")).cpus().length} cores); throughput over ${SECONDS} s; ${faceApi.version}, Sync column: ${FACE_API_FRAMES} frames`, rows);

@@ -1,0 +1,166 @@
+/** The runs behind bench/search.ts and the search rows of bench/service.ts. */
+import type { Knex } from "knex";
+import pgvector from "pgvector";
+import { loadConfig } from "../../src/config.js";
+import { createImageFiles } from "../../src/store/image-files.js";
+import { createIdentityStore } from "../../src/store/identities.js";
+import { openGallery, BENCH_DATA_DIR, type GalleryTarget } from "./galleries.js";
+import { probeNear, sampleUsers } from "./gallery.js";
+import { percentile } from "../table.js";
+
+export const PROBES = Number(process.env.BENCH_SEARCH_PROBES ?? 100);
+export const PROBE_DISTANCE = 0.5;
+const config = loadConfig();
+
+export interface SearchTarget {
+  target: GalleryTarget;
+  sizes: number[];
+  maintenanceWorkMem: string;
+}
+
+/** PGlite always; the PostgreSQL server of BENCH_DATABASE_URL when set. */
+export function searchTargets(): SearchTarget[] {
+  const targets: SearchTarget[] = [{ target: { kind: "pglite" }, sizes: [10_000, 100_000], maintenanceWorkMem: "1GB" }];
+  if (process.env.BENCH_DATABASE_URL) {
+    targets.push({ target: { kind: "postgres", serverUrl: process.env.BENCH_DATABASE_URL }, sizes: [10_000, 100_000, 1_000_000], maintenanceWorkMem: "4GB" });
+  }
+  return targets;
+}
+
+export type Row = Record<string, string | number>;
+
+/** The user of the exact nearest face: a sequential (or bitmap) scan, no approximate index. */
+async function exactTop1(knex: Knex, table: string, collection: string, probe: Float32Array): Promise<string> {
+  return knex.transaction(async (trx) => {
+    await trx.raw("SET LOCAL enable_indexscan = off");
+    const result = await trx.raw(
+      `SELECT user_id FROM ${table} WHERE collection = ? ORDER BY embedding <=> ?::vector LIMIT 1`,
+      [collection, pgvector.toSql(Array.from(probe))],
+    );
+    return String(result.rows[0].user_id);
+  });
+}
+
+async function userIds(knex: Knex, identifiers: string[], collection: string): Promise<Map<string, string>> {
+  const rows = await knex("users").whereIn("identifier", identifiers).andWhere({ collection }).select("id", "identifier");
+  return new Map(rows.map((r: { id: number; identifier: string }) => [r.identifier, String(r.id)]));
+}
+
+function latencyColumns(ms: number[]): Row {
+  return { "p50 ms": percentile(ms, 50).toFixed(2), "p95 ms": percentile(ms, 95).toFixed(2) };
+}
+
+/** The service's search query on one gallery, for several ef_search values. */
+export async function gallerySearch(target: GalleryTarget, size: number, maintenanceWorkMem: string, efSearchValues: number[]): Promise<Row[]> {
+  const collection = "default";
+  const database = await openGallery(target, `gallery-${size}`, size, [collection], maintenanceWorkMem);
+  try {
+    const samples = await sampleUsers(database.knex, collection, PROBES);
+    const probes = samples.map((s) => ({ ...s, probe: probeNear(s.embedding, PROBE_DISTANCE) }));
+    const ids = await userIds(database.knex, probes.map((p) => p.identifier), collection);
+    const exact: string[] = [];
+    for (const p of probes) exact.push(await exactTop1(database.knex, "faces", collection, p.probe));
+    const rows: Row[] = [];
+    for (const efSearch of efSearchValues) {
+      const store = createIdentityStore(database.knex, createImageFiles(`${BENCH_DATA_DIR}/no-images`), { efSearch, negativeMaxDistance: config.negativeMaxDistance });
+      for (const p of probes.slice(0, 10)) await store.search(collection, p.probe, 1); // warm-up
+      const ms: number[] = [];
+      let agree = 0;
+      for (const [i, p] of probes.entries()) {
+        const start = performance.now();
+        const [hit] = await store.search(collection, p.probe, 1);
+        ms.push(performance.now() - start);
+        if (hit !== undefined && ids.get(hit.identifier) === exact[i]) agree++;
+      }
+      rows.push({
+        database: target.kind,
+        faces: size,
+        ef_search: efSearch === config.hnswEfSearch ? `${efSearch} (default)` : efSearch,
+        ...latencyColumns(ms),
+        "recall@1": (agree / probes.length).toFixed(3),
+      });
+    }
+    return rows;
+  } finally {
+    await database.close();
+  }
+}
+
+/**
+ * The same top-4 query run four ways over 100k faces in 100 collections of 1k: it is what the
+ * service asks before grouping faces by user.
+ */
+export async function collectionStrategies(target: GalleryTarget, maintenanceWorkMem: string): Promise<Row[]> {
+  const collections = Array.from({ length: 100 }, (_, i) => `site-${i}`);
+  const database = await openGallery(target, "collections-100x1000", 100_000, collections, maintenanceWorkMem);
+  const knex = database.knex;
+  try {
+    await preparePartitionsAndPartialIndexes(knex, collections, maintenanceWorkMem);
+    const probes = await Promise.all(
+      Array.from({ length: PROBES }, async (_, i) => {
+        const collection = collections[(i * 37) % collections.length];
+        const [sample] = await sampleUsers(knex, collection, 1);
+        return { collection, probe: probeNear(sample.embedding, PROBE_DISTANCE) };
+      }),
+    );
+    const exact: string[] = [];
+    for (const p of probes) exact.push(await exactTop1(knex, "faces", p.collection, p.probe));
+
+    const query = (table: string) => `SELECT user_id FROM ${table} WHERE collection = ? ORDER BY embedding <=> ?::vector LIMIT 4`;
+    const strategies: { name: string; settings: string[]; table: string }[] = [
+      { name: "one HNSW index, filtered (iterative scan)", table: "faces", settings: [`SET LOCAL hnsw.ef_search = ${config.hnswEfSearch}`, "SET LOCAL hnsw.iterative_scan = relaxed_order"] },
+      { name: "one HNSW index, filtered (no iterative scan)", table: "faces", settings: [`SET LOCAL hnsw.ef_search = ${config.hnswEfSearch}`, "SET LOCAL hnsw.iterative_scan = off"] },
+      { name: "partial HNSW index per collection", table: "faces_by_partial_index", settings: [`SET LOCAL hnsw.ef_search = ${config.hnswEfSearch}`] },
+      { name: "list partition per collection (HNSW each)", table: "faces_partitioned", settings: [`SET LOCAL hnsw.ef_search = ${config.hnswEfSearch}`] },
+      { name: "exact scan of the collection (B-tree on collection)", table: "faces", settings: ["SET LOCAL enable_indexscan = off"] },
+    ];
+    const rows: Row[] = [];
+    for (const strategy of strategies) {
+      const run = (collection: string, probe: Float32Array) =>
+        knex.transaction(async (trx) => {
+          for (const setting of strategy.settings) await trx.raw(setting);
+          return (await trx.raw(query(strategy.table), [collection, pgvector.toSql(Array.from(probe))])).rows as { user_id: number }[];
+        });
+      for (const p of probes.slice(0, 10)) await run(p.collection, p.probe); // warm-up
+      const ms: number[] = [];
+      let agree = 0;
+      let short = 0;
+      for (const [i, p] of probes.entries()) {
+        const start = performance.now();
+        const result = await run(p.collection, p.probe);
+        ms.push(performance.now() - start);
+        if (result.length > 0 && String(result[0].user_id) === exact[i]) agree++;
+        if (result.length < 4) short++;
+      }
+      rows.push({ database: target.kind, strategy: strategy.name, ...latencyColumns(ms), "recall@1": (agree / probes.length).toFixed(3), "fewer than 4 rows": short });
+    }
+    return rows;
+  } finally {
+    await database.close();
+  }
+}
+
+/** Copies of the faces table laid out the two alternative ways, made once per gallery. */
+async function preparePartitionsAndPartialIndexes(knex: Knex, collections: string[], maintenanceWorkMem: string): Promise<void> {
+  const exists = async (table: string) => (await knex.raw("SELECT to_regclass(?) AS t", [table])).rows[0].t !== null;
+  await knex.raw(`SET maintenance_work_mem = '${maintenanceWorkMem}'`);
+  if (!(await exists("faces_by_partial_index"))) {
+    await knex.raw("CREATE TABLE faces_by_partial_index AS SELECT id, user_id, collection, embedding FROM faces");
+    await knex.raw("CREATE INDEX ON faces_by_partial_index (collection)");
+    for (const [i, collection] of collections.entries()) {
+      await knex.raw(`CREATE INDEX faces_partial_${i} ON faces_by_partial_index USING hnsw (embedding vector_cosine_ops) WHERE collection = '${collection}'`);
+    }
+    await knex.raw("ANALYZE faces_by_partial_index");
+  }
+  if (!(await exists("faces_partitioned"))) {
+    await knex.raw("CREATE TABLE faces_partitioned (id bigint, user_id bigint, collection text NOT NULL, embedding vector(512)) PARTITION BY LIST (collection)");
+    for (const [i, collection] of collections.entries()) {
+      await knex.raw(`CREATE TABLE faces_partition_${i} PARTITION OF faces_partitioned FOR VALUES IN ('${collection}')`);
+    }
+    await knex.raw("INSERT INTO faces_partitioned SELECT id, user_id, collection, embedding FROM faces");
+    await knex.raw("CREATE INDEX ON faces_partitioned USING hnsw (embedding vector_cosine_ops)");
+    await knex.raw("ANALYZE faces_partitioned");
+  }
+  await knex.raw("RESET maintenance_work_mem");
+}
+
