@@ -20,6 +20,7 @@ import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
 import { connectPlugin } from "./transport/connect-plugin.js";
 import { createHealthRoutes } from "./transport/health.js";
 import { registerRestRoutes } from "./transport/rest.js";
+import { registerMetricsRoute } from "./transport/metrics.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { join } from "node:path";
 
@@ -132,6 +133,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const up = await ready().catch(() => false);
     return reply.status(up ? 200 : 503).send({ status: up ? "ok" : "unavailable", database: database.kind });
   });
+
+  registerMetricsRoute(app);
 
   await app.register(connectPlugin, {
     routes,

@@ -3,6 +3,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { BatchSpanProcessor, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { StageTimer } from "./engine/pipeline.js";
+import { StageMetricsProcessor } from "./metrics.js";
 
 /** One stage of a request, as the `flame_graph` field reports it. */
 export interface FlameGraphEntry {
@@ -67,7 +68,7 @@ export class FlameGraphCollector implements SpanProcessor {
   }
 }
 
-/** The tracing of the process: stage spans, flame graphs, and (optionally) OTLP export. */
+/** The tracing of the process: stage spans, flame graphs, stage metrics and (optionally) OTLP export. */
 export interface Telemetry {
   readonly collector: FlameGraphCollector;
   /** Times an engine or store stage as a child span of the current one. */
@@ -87,7 +88,7 @@ let started: Telemetry | undefined;
 export function startTelemetry(env: NodeJS.ProcessEnv = process.env): Telemetry {
   if (started !== undefined) return started;
   const collector = new FlameGraphCollector();
-  const spanProcessors: SpanProcessor[] = [collector];
+  const spanProcessors: SpanProcessor[] = [collector, new StageMetricsProcessor((span) => span.attributes[STAGE_ATTRIBUTE] === true)];
   if (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
     spanProcessors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
   }

@@ -5,6 +5,7 @@ import type { FaceAttributes } from "../engine/analyze.js";
 import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
 import { cosineDistance } from "../engine/embed.js";
 import type { FaceEngine, LocatedFace, StageTimer } from "../engine/pipeline.js";
+import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
 import type { FaceEvent } from "../store/webhooks.js";
@@ -97,6 +98,7 @@ export function createFaceService(deps: FaceServiceDeps) {
     eventsWritten();
   }
   const limits = config;
+  const metrics = processMetrics();
 
   function view(face: LocatedFace): FaceView {
     return { box: face.box, landmarks: face.landmarks, score: face.score, quality: face.quality };
@@ -105,7 +107,9 @@ export function createFaceService(deps: FaceServiceDeps) {
   /** Decodes and finds faces, largest first. */
   async function facesOf(bytes: Uint8Array, maxFaces: number): Promise<{ image: DecodedImage; faces: LocatedFace[] }> {
     const image = await engine.decode(bytes);
-    return { image, faces: await engine.locate(image, maxFaces) };
+    const faces = await engine.locate(image, maxFaces);
+    metrics.facesDetected.inc(faces.length);
+    return { image, faces };
   }
 
   /** The one face a register/recognize/verify call is about: the largest. */
@@ -209,6 +213,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       const hits = await searchBest(collection, embedding, Math.max(1, topK));
       const best = hits[0];
       const matched = best !== undefined && best.distance <= threshold;
+      if (matched) metrics.matches.inc({ rpc: "Recognize" });
       const profileUpgraded = matched ? await maybeUpgrade(collection, best.identifier, best.distance, face, others, embedding, bytes, image) : false;
       await publishAll([
         matched
@@ -292,6 +297,7 @@ export function createFaceService(deps: FaceServiceDeps) {
         if (!needsSearch) return track;
         const best = hits[toSearch.indexOf(faces[i])][0];
         const known = best !== undefined && best.distance <= config.matchThreshold;
+        if (known) metrics.matches.inc({ rpc: "Sync" });
         return { ...track, identifier: known ? best.identifier : "", distance: best?.distance ?? 2, framesSinceSearch: 0 };
       });
       const registered = new Set<number>();

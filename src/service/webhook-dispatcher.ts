@@ -2,6 +2,7 @@ import { createHmac } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { FastifyBaseLogger } from "fastify";
+import { processMetrics } from "../metrics.js";
 import type { DueDelivery, WebhookStore } from "../store/webhooks.js";
 import { pinnedLookup, resolvePublicAddress } from "./network-policy.js";
 
@@ -78,12 +79,14 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
     try {
       await post(delivery);
       await store.markDelivered(delivery.id);
+      processMetrics().webhookDeliveries.inc({ outcome: "delivered" });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       const giveUp = delivery.attempts >= options.maxAttempts;
       const ceiling = Math.min(MAX_RETRY_DELAY_MS, options.retryBaseMs * 2 ** (delivery.attempts - 1));
       const retryAt = giveUp ? undefined : new Date(Date.now() + ceiling / 2 + Math.random() * (ceiling / 2));
       await store.markFailed(delivery.id, message, retryAt);
+      processMetrics().webhookDeliveries.inc({ outcome: giveUp ? "gave_up" : "failed" });
       logger.warn({ delivery: delivery.id, event: delivery.eventId, attempt: delivery.attempts, giveUp, err: message }, "webhook delivery failed");
     }
   }

@@ -31,7 +31,7 @@ export interface AccessOptions {
 }
 
 /** Paths anyone may call: load balancers and orchestrators probe them without credentials. */
-const OPEN_PATHS = /^\/health$|^\/grpc\.health\.v1\.Health\//;
+const OPEN_PATHS = /^\/health$|^\/metrics$|^\/grpc\.health\.v1\.Health\//;
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 

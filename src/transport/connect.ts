@@ -16,6 +16,7 @@ import { createFaceTracker, type FaceTracker } from "../service/tracker.js";
 import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { codeName, toConnectError } from "./errors.js";
+import { createMetricsInterceptor } from "./metrics.js";
 
 /** Frames of one Sync stream processed at once. */
 const FRAMES_IN_FLIGHT = 2;
@@ -123,7 +124,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         listCollections: () => deps.collections.list(),
         deleteCollection: (req) => deps.collections.delete(req),
       },
-      { interceptors: [createErrorInterceptor(deps.logger), ...deps.interceptors] },
+      { interceptors: [createMetricsInterceptor(), createErrorInterceptor(deps.logger), ...deps.interceptors] },
     );
   };
 }
