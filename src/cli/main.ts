@@ -1,0 +1,104 @@
+/**
+ * The command-line tool: bulk import, export, list and delete, against a running service.
+ *
+ *   npm run cli -- import <folder>            one sub-folder per person, named by the identifier
+ *   npm run cli -- export <identifier> [--out file.json]
+ *   npm run cli -- delete <identifier>...
+ *   npm run cli -- list
+ *
+ * Options: --server URL (FACE_SERVER_URL, default http://127.0.0.1:8080), --collection NAME,
+ * --api-key KEY (FACE_API_KEY), --concurrency N (import; default 2).
+ */
+import { writeFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { toJsonString } from "@bufbuild/protobuf";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ExportUserResponseSchema, FaceService } from "../../gen/face/v1/face_pb.js";
+import { importFolder } from "./import-folder.js";
+
+const USAGE = `usage: npm run cli -- <command> [options]
+  import <folder>               register every photo of <folder>/<identifier>/*
+  export <identifier>           everything stored about a person, as JSON (--out file)
+  delete <identifier>...        delete people with their faces, photos and logs
+  list                          every identifier of the collection
+options: --server URL  --collection NAME  --api-key KEY  --concurrency N  --out FILE`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      server: { type: "string", default: process.env.FACE_SERVER_URL ?? "http://127.0.0.1:8080" },
+      collection: { type: "string", default: "" },
+      "api-key": { type: "string", default: process.env.FACE_API_KEY ?? "" },
+      concurrency: { type: "string", default: "2" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  const apiKey = values["api-key"];
+  const withKey: Interceptor = (next) => (req) => {
+    if (apiKey !== "") req.header.set("x-api-key", apiKey);
+    return next(req);
+  };
+  const client = createClient(FaceService, createGrpcTransport({ baseUrl: values.server, interceptors: [withKey] }));
+  const collection = values.collection;
+
+  switch (command) {
+    case "import": {
+      if (args.length !== 1) throw new UsageError("import takes one folder");
+      const summary = await importFolder(client, args[0], { collection, concurrency: Number(values.concurrency) });
+      for (const r of summary.refused) process.stderr.write(`refused: ${r.file} (${r.reason})\n`);
+      process.stdout.write(`${summary.people} people, ${summary.photos} photos: ${summary.registered} registered, ${summary.refused.length} refused\n`);
+      if (summary.peopleMissing.length > 0) process.stdout.write(`not registered at all: ${summary.peopleMissing.join(", ")}\n`);
+      return summary.peopleMissing.length > 0 ? 1 : 0;
+    }
+    case "export": {
+      if (args.length !== 1) throw new UsageError("export takes one identifier");
+      const json = toJsonString(ExportUserResponseSchema, await client.exportUser({ identifier: args[0], collection }), { prettySpaces: 2 });
+      if (values.out !== undefined) await writeFile(values.out, `${json}\n`, { mode: 0o600 });
+      else process.stdout.write(`${json}\n`);
+      return 0;
+    }
+    case "delete": {
+      if (args.length === 0) throw new UsageError("delete takes one or more identifiers");
+      for (const identifier of args) {
+        const deleted = await client.deleteUser({ identifier, collection });
+        process.stdout.write(`deleted ${deleted.identifier}: ${deleted.facesDeleted} faces, ${deleted.imagesDeleted} images\n`);
+      }
+      return 0;
+    }
+    case "list": {
+      let pageToken = "";
+      do {
+        const page = await client.listUsers({ collection, pageSize: 1000, pageToken });
+        for (const identifier of page.identifiers) process.stdout.write(`${identifier}\n`);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof UsageError || (e instanceof Error && e.name === "TypeError" && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
+      process.stderr.write(`${e.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    // A ConnectError's message reads "[unavailable] ...".
+    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, mkdir, readFile, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { face, FACES_DIR, manifest } from "./support/testdata.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+
+/** Runs `npm run cli -- args` as a user would (without npm's banner), to the end. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+describe("the command-line tool", () => {
+  let server: TestServer;
+  let folder: string;
+  const people = new Map<string, string[]>();
+
+  before(async () => {
+    server = await startTestServer();
+    // ../shared/faces is labelled by a manifest; the tool wants one folder per person. Links, not copies.
+    folder = await mkdtemp(join(tmpdir(), "face-import-"));
+    for (const { file, identity } of manifest()) people.set(identity, [...(people.get(identity) ?? []), file]);
+    for (const [identity, files] of people) {
+      await mkdir(join(folder, identity));
+      for (const file of files) await symlink(join(FACES_DIR, file), join(folder, identity, basename(file)));
+    }
+  });
+  after(async () => {
+    await server?.close();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("imports a folder per person with progress, and then recognizes every person", async () => {
+    const { code, stdout, stderr } = await cli(["import", folder, "--server", server.url]);
+    assert.equal(code, 0, stderr + stdout);
+    const progress = stderr.split("\n").filter((l) => /^\[[#.]{30}\] +\d+% \d+\/\d+ /.test(l));
+    const photos = [...people.values()].flat().length;
+    assert.equal(progress.length, photos, "one progress line per photo");
+    assert.match(progress.at(-1)!, new RegExp(`100% ${photos}/${photos} `));
+    assert.match(stdout, new RegExp(`${people.size} people, ${photos} photos: \\d+ registered`));
+
+    const client = faceClient(server);
+    for (const [identity, files] of people) {
+      const answer = await client.recognize({ image: face(files[files.length - 1]) });
+      assert.equal(answer.identifier, identity, files[files.length - 1]);
+    }
+  });
+
+  it("exports, lists and deletes users", async () => {
+    const out = join(folder, "barack_obama.json");
+    assert.equal((await cli(["export", "barack_obama", "--server", server.url, "--out", out])).code, 0);
+    const exported = JSON.parse(await readFile(out, "utf8"));
+    assert.equal(exported.identifier, "barack_obama");
+    assert.ok(exported.faces.length >= 1 && exported.faces[0].embedding.length === 512);
+    const listed = await cli(["list", "--server", server.url]);
+    assert.ok(listed.stdout.split("\n").includes("barack_obama"));
+    const deleted = await cli(["delete", "barack_obama", "joe_biden", "--server", server.url]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.match(deleted.stdout, /deleted barack_obama: \d+ faces/);
+    const again = await cli(["delete", "barack_obama", "--server", server.url]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^error: \[not_found\]/);
+    const usage = await cli(["frobnicate"]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /unknown command/);
+  });
+});
