@@ -22,7 +22,8 @@ const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const database = options.databaseUrl ? openServer(options.databaseUrl) : await openEmbedded(options.dataDir);
   try {
-    await migrate(database.knex);
+    if (database.kind === "postgres") await migrateExclusively(database.knex);
+    else await migrate(database.knex);
   } catch (e) {
     await database.close();
     throw e;
@@ -57,6 +58,28 @@ async function openEmbedded(dataDir: string): Promise<Database> {
   } as Knex.Config);
   // knex.destroy() closes the PGlite instance it was given.
   return { knex, kind: "pglite", close: () => knex.destroy() };
+}
+
+/** Key of the advisory lock replicas take to migrate one at a time (any constant; "face" in ASCII). */
+const MIGRATION_LOCK_KEY = 0x66616365;
+
+/**
+ * Migrates while holding a session advisory lock, so replicas started together wait for the first
+ * one instead of racing to create the same tables (knex's own lock table fails the losers instead
+ * of making them wait). The lock lives on a connection of its own, held only for this.
+ */
+async function migrateExclusively(knex: Knex): Promise<void> {
+  const connection = await knex.client.acquireConnection();
+  try {
+    await knex.raw("SELECT pg_advisory_lock(?)", [MIGRATION_LOCK_KEY]).connection(connection);
+    try {
+      await migrate(knex);
+    } finally {
+      await knex.raw("SELECT pg_advisory_unlock(?)", [MIGRATION_LOCK_KEY]).connection(connection);
+    }
+  } finally {
+    await knex.client.releaseConnection(connection);
+  }
 }
 
 /**

@@ -71,7 +71,7 @@ export async function startTestServer(env: Record<string, string> = {}, shareWit
 }
 
 /** Creates an empty database on the test server, so each test server starts clean. */
-async function freshDatabase(adminUrl: string): Promise<string> {
+export async function freshDatabase(adminUrl: string): Promise<string> {
   const { default: pg } = await import("pg");
   const name = `face_test_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
   const client = new pg.Client({ connectionString: adminUrl });
