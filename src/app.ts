@@ -21,6 +21,7 @@ import { connectPlugin } from "./transport/connect-plugin.js";
 import { createHealthRoutes } from "./transport/health.js";
 import { registerRestRoutes } from "./transport/rest.js";
 import { registerMetricsRoute } from "./transport/metrics.js";
+import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/realtime.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { join } from "node:path";
 
@@ -119,6 +120,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header("x-request-id", request.id);
   });
 
+  await registerWebSocketSupport(app, config.maxMessageBytes);
   await app.register(fastifyCors, {
     origin: config.corsOrigins.includes("*") ? true : [...config.corsOrigins],
     methods: [...new Set([...connectCors.allowedMethods, "GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"])],
@@ -135,6 +137,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   registerMetricsRoute(app);
+  registerRealtimeRoute(app, routes);
 
   await app.register(connectPlugin, {
     routes,

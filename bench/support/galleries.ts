@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import knexFactory from "knex";
 import { openDatabase, type Database } from "../../src/store/database.js";
-import { seedSyntheticUsers, withIndexRebuiltAfter } from "./gallery.js";
+import { seedSyntheticUsers, SYNTHETIC_DIMENSIONS, withIndexRebuiltAfter } from "./gallery.js";
 
 export const BENCH_DATA_DIR = fileURLToPath(new URL("../.data", import.meta.url));
 
@@ -41,7 +41,8 @@ async function ensureServerDatabase(serverUrl: string, databaseUrl: string): Pro
  * the given collections. Seeding is logged to stderr with its duration.
  */
 export async function openGallery(target: GalleryTarget, name: string, size: number, collections: string[], maintenanceWorkMem: string): Promise<Database> {
-  const where = place(target, name);
+  // The name records how the embeddings were made, so a change of recipe seeds afresh.
+  const where = place(target, `${name}-d${SYNTHETIC_DIMENSIONS}`);
   if (where.databaseUrl !== undefined) await ensureServerDatabase(target.serverUrl!, where.databaseUrl);
   const database = await openDatabase(where);
   const [{ n }] = (await database.knex.raw("SELECT count(*)::int AS n FROM faces WHERE model = 'synthetic'")).rows;

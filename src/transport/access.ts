@@ -30,6 +30,9 @@ export interface AccessOptions {
   rateLimitBurst: number;
 }
 
+/** The WebSocket route, whose clients may present their key in the query. */
+export const REALTIME_PATH = "/ws/realtime";
+
 /** Paths anyone may call: load balancers and orchestrators probe them without credentials. */
 const OPEN_PATHS = /^\/health$|^\/metrics$|^\/grpc\.health\.v1\.Health\//;
 
@@ -93,11 +96,18 @@ declare module "fastify" {
   }
 }
 
-function presentedKey(request: FastifyRequest): string | undefined {
-  return keyFromHeaders((name) => {
+/**
+ * The API key of a request. Browsers cannot set headers on a WebSocket, so /ws/realtime also takes
+ * it as the `api_key` query parameter (and only there: URLs end up in logs).
+ */
+export function presentedKey(request: FastifyRequest): string | undefined {
+  const fromHeaders = keyFromHeaders((name) => {
     const value = request.headers[name];
     return typeof value === "string" ? value : undefined;
   });
+  if (fromHeaders !== undefined || request.routeOptions.url !== REALTIME_PATH) return fromHeaders;
+  const fromQuery = (request.query as Record<string, unknown> | undefined)?.api_key;
+  return typeof fromQuery === "string" && fromQuery !== "" ? fromQuery : undefined;
 }
 
 /** The API key a request presents, from `authorization: Bearer` or `x-api-key`. */

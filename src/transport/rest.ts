@@ -103,7 +103,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
 }
 
 /** Headers the RPC handlers read (request id, credentials for collection scopes). */
-function forwardedHeaders(request: FastifyRequest): Record<string, string> {
+export function forwardedHeaders(request: FastifyRequest): Record<string, string> {
   const headers: Record<string, string> = { "x-request-id": String(request.id) };
   for (const name of ["authorization", "x-api-key"]) {
     const value = request.headers[name];

@@ -1,0 +1,170 @@
+import { toJson } from "@bufbuild/protobuf";
+import { ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import websocket from "@fastify/websocket";
+import type { FastifyInstance } from "fastify";
+import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
+import { presentedKey, REALTIME_PATH } from "./access.js";
+import { codeName } from "./errors.js";
+import { forwardedHeaders } from "./rest.js";
+
+/** Frames received and not yet answered before the server stops reading the socket (TCP back-pressure). */
+const MAX_UNANSWERED_FRAMES = 4;
+
+/**
+ * Registers WebSocket support. It must come before any onRequest hook that may answer (auth, rate
+ * limits): the plugin's own hook marks upgrade requests so that a refused upgrade's socket is
+ * destroyed after the answer; registered later, a 401 would leave that socket open forever.
+ * Messages over `maxMessageBytes` close the socket with 1009 (message too big).
+ */
+export async function registerWebSocketSupport(app: FastifyInstance, maxMessageBytes: number): Promise<void> {
+  await app.register(websocket, { options: { maxPayload: maxMessageBytes } });
+}
+
+/** What one client message becomes: a frame for the Sync stream, or an error answered in its turn. */
+type Slot = { frameId: string; answer: Promise<object> };
+
+/**
+ * GET /ws/realtime: the bidirectional Sync stream for browsers. Each text message is a JSON frame
+ * {"type": "frame", "image": base64, "frame_id", "max_faces", "identifier"}, each binary message the
+ * bytes of one image. Every frame gets one answer, in order: {"type": "results", ...SyncResponse
+ * fields, "count"} or {"type": "error", "frame_id", "code", "message"}; the socket stays open.
+ *
+ * Frames go through the same in-process Connect router as gRPC Sync calls, so interceptors (collection
+ * scopes per frame, metrics), pipelining and tracking are the same. Auth and rate limits apply to the
+ * upgrade request (the `api_key` query parameter counts there).
+ */
+export function registerRealtimeRoute(app: FastifyInstance, routes: (router: ConnectRouter) => void): void {
+  const client = createClient(FaceService, createRouterTransport(routes));
+
+  app.get(REALTIME_PATH, { websocket: true }, (socket, request) => {
+    const query = request.query as Record<string, string | undefined>;
+    const collection = query.collection ?? "";
+    const headers = forwardedHeaders(request);
+    const key = presentedKey(request);
+    if (key !== undefined) headers["x-api-key"] = key;
+
+    const frames = createAsyncQueue<SyncRequest>();
+    /** Answers of frames handed to the stream, in order; resolved as its responses arrive. */
+    const awaitingStream: { frameId: string; resolve: (answer: object) => void }[] = [];
+    const slots = createAsyncQueue<Slot>();
+    let unanswered = 0;
+    let nextFrameNumber = 0;
+    const controller = new AbortController();
+    let streamFailure: ConnectError | undefined;
+
+    socket.on("message", (data: Buffer, isBinary: boolean) => {
+      const frameNumber = nextFrameNumber++;
+      let request: Omit<SyncRequest, "$typeName" | "$unknown">;
+      try {
+        request = isBinary ? { image: new Uint8Array(data), frameId: String(frameNumber), identifier: "", maxFaces: 0, collection } : parseFrame(data.toString("utf8"), frameNumber, collection);
+      } catch (e) {
+        const frameId = e instanceof BadFrame && e.frameId !== undefined ? e.frameId : String(frameNumber);
+        slots.push({ frameId, answer: Promise.resolve(errorMessage(frameId, "invalid_argument", e instanceof Error ? e.message : String(e))) });
+        countIn();
+        return;
+      }
+      slots.push({ frameId: request.frameId, answer: new Promise((resolve) => awaitingStream.push({ frameId: request.frameId, resolve })) });
+      frames.push(request as SyncRequest);
+      countIn();
+    });
+    socket.on("close", () => {
+      frames.end();
+      slots.end();
+      controller.abort();
+    });
+
+    function countIn(): void {
+      if (++unanswered >= MAX_UNANSWERED_FRAMES) socket.pause();
+    }
+
+    // The stream: responses come in frame order and resolve the waiting slots in that order.
+    void (async () => {
+      try {
+        for await (const response of client.sync(frames, { headers, signal: controller.signal })) awaitingStream.shift()?.resolve(resultMessage(response));
+      } catch (e) {
+        if (controller.signal.aborted) return;
+        // The whole stream failed (e.g. a frame named a collection the key may not use): what
+        // waits is answered with the error, then the writer closes the socket.
+        streamFailure = ConnectError.from(e);
+        for (const { frameId, resolve } of awaitingStream.splice(0)) resolve(errorMessage(frameId, codeName(streamFailure.code), streamFailure.rawMessage));
+        slots.end();
+      }
+    })();
+
+    // The writer: one answer at a time, in order; a client that does not read holds back the
+    // writer (send's callback waits for the socket), then the reader (pause), then TCP.
+    void (async () => {
+      for await (const slot of slots) {
+        const answer = await slot.answer;
+        if (socket.readyState !== socket.OPEN) return;
+        await new Promise<void>((resolve) => socket.send(JSON.stringify(answer), () => resolve()));
+        if (--unanswered < MAX_UNANSWERED_FRAMES) socket.resume();
+      }
+      if (streamFailure !== undefined) socket.close(1008, streamFailure.rawMessage.slice(0, 120));
+    })();
+  });
+}
+
+/** A message that is not a frame; answered with its frame_id when it had one. */
+class BadFrame extends Error {
+  constructor(message: string, readonly frameId?: string) {
+    super(message);
+  }
+}
+
+function parseFrame(text: string, frameNumber: number, collection: string): Omit<SyncRequest, "$typeName" | "$unknown"> {
+  let message: Record<string, unknown>;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    throw new BadFrame("a text message must be JSON: {\"type\": \"frame\", \"image\": \"<base64>\", ...}");
+  }
+  if (message === null || typeof message !== "object") throw new BadFrame("a text message must be a JSON object");
+  const frameId = typeof message.frame_id === "string" ? message.frame_id : undefined;
+  if (message.type !== "frame") throw new BadFrame('a text message must have "type": "frame"', frameId);
+  if (typeof message.image !== "string" || message.image === "") throw new BadFrame('"image" (base64) is required', frameId);
+  const maxFaces = message.max_faces ?? 0;
+  if (typeof maxFaces !== "number" || !Number.isInteger(maxFaces) || maxFaces < 0) throw new BadFrame('"max_faces" must be a non-negative integer', frameId);
+  return {
+    image: new Uint8Array(Buffer.from(message.image, "base64")),
+    frameId: frameId ?? String(frameNumber),
+    identifier: typeof message.identifier === "string" ? message.identifier : "",
+    maxFaces,
+    collection: typeof message.collection === "string" ? message.collection : collection,
+  };
+}
+
+function resultMessage(response: SyncResponse): object {
+  if (response.error !== undefined) return errorMessage(response.frameId, response.error.code, response.error.message);
+  const fields = toJson(SyncResponseSchema, response, { useProtoFieldName: true, alwaysEmitImplicit: true }) as Record<string, unknown>;
+  return { type: "results", ...fields, count: response.faces.length };
+}
+
+function errorMessage(frameId: string, code: string, message: string): object {
+  return { type: "error", frame_id: frameId, code, message };
+}
+
+/** An async iterable fed by push(); end() finishes it after what was pushed. */
+function createAsyncQueue<T>(): AsyncIterable<T> & { push(item: T): void; end(): void } {
+  const items: T[] = [];
+  let ended = false;
+  let wake: (() => void) | undefined;
+  return {
+    push(item) {
+      if (ended) return;
+      items.push(item);
+      wake?.();
+    },
+    end() {
+      ended = true;
+      wake?.();
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        if (items.length > 0) yield items.shift()!;
+        else if (ended) return;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import WebSocket from "ws";
+import { face, FACES_DIR } from "./support/testdata.js";
+import { useTestServer, type TestServer } from "./support/server.js";
+import type { Client } from "@connectrpc/connect";
+import type { FaceService } from "../gen/face/v1/face_pb.js";
+
+const FRAMES = readdirSync(join(FACES_DIR, "video/frames")).sort().map((f) => `video/frames/${f}`);
+
+/** Opens /ws/realtime and collects every answer; resolves once `expected` answers arrived. */
+async function session(server: TestServer, query: string, send: (ws: WebSocket) => void, expected: number): Promise<Record<string, unknown>[]> {
+  const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime${query}`);
+  const answers: Record<string, unknown>[] = [];
+  await new Promise<void>((resolve, reject) => {
+    ws.on("open", () => send(ws));
+    ws.on("message", (data) => {
+      answers.push(JSON.parse(String(data)));
+      if (answers.length === expected) resolve();
+    });
+    ws.on("error", reject);
+    ws.on("close", (code, reason) => reject(new Error(`closed ${code} ${reason}`)));
+  });
+  ws.removeAllListeners("close");
+  ws.close();
+  return answers;
+}
+
+describe("/ws/realtime", () => {
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  useTestServer(async (s, c) => {
+    server = s;
+    client = c;
+    await c.register({ identifier: "lin-manuel-miranda", image: face("video/lin-manuel-miranda.png") });
+  });
+
+  it("answers every frame in order: SyncFrame's faces, the gRPC Sync stream's identities; binary and JSON alike", async () => {
+    const answers = await session(server, "", (ws) => {
+      FRAMES.forEach((f, i) => (i % 2 ? ws.send(face(f)) : ws.send(JSON.stringify({ type: "frame", image: Buffer.from(face(f)).toString("base64"), frame_id: `f${i}` }))));
+    }, FRAMES.length);
+    assert.deepEqual(answers.map((a) => a.frame_id), FRAMES.map((_, i) => (i % 2 ? String(i) : `f${i}`)));
+    // A stream remembers who it followed (tracking), a lone SyncFrame cannot: faces are compared with
+    // SyncFrame, identities with a gRPC Sync stream over the same frames.
+    const stream = [];
+    for await (const r of client.sync((async function* () { for (const f of FRAMES) yield { image: face(f) }; })())) stream.push(r);
+    for (const [i, answer] of answers.entries()) {
+      assert.equal(answer.type, "results");
+      const single = await client.syncFrame({ image: face(FRAMES[i]) });
+      const faces = answer.faces as { identifier: string; box: { x: number; y: number; width: number } }[];
+      assert.equal(answer.count, faces.length);
+      assert.equal(faces.length, single.faces.length, FRAMES[i]);
+      faces.forEach((f, j) => {
+        const box = single.faces[j].box!;
+        assert.ok(Math.abs(f.box.x - box.x) < 1 && Math.abs(f.box.y - box.y) < 1 && Math.abs(f.box.width - box.width) < 1, FRAMES[i]);
+      });
+      assert.deepEqual(faces.map((f) => f.identifier), stream[i].faces.map((f) => f.identifier), FRAMES[i]);
+      assert.ok(Number(answer.server_process_time_ms) > 0);
+      assert.ok((answer.flame_graph as { label: string }[]).some((e) => e.label === "detect"));
+    }
+    assert.ok(answers.some((a) => (a.faces as { identifier: string }[]).some((f) => f.identifier === "lin-manuel-miranda")), "the registered person is recognized");
+  });
+
+  it("answers a bad frame with an error in its turn and keeps the socket open", async () => {
+    const good = Buffer.from(face(FRAMES[10])).toString("base64");
+    const answers = await session(server, "", (ws) => {
+      ws.send(JSON.stringify({ type: "frame", image: good, frame_id: "a" }));
+      ws.send("not json");
+      ws.send(new TextEncoder().encode("GIF89a not an image"));
+      ws.send(JSON.stringify({ type: "frame", frame_id: "no-image" }));
+      ws.send(JSON.stringify({ type: "frame", image: good, frame_id: "b" }));
+    }, 5);
+    assert.deepEqual(answers.map((a) => a.type), ["results", "error", "error", "error", "results"]);
+    assert.deepEqual(answers.map((a) => a.frame_id), ["a", "1", "2", "no-image", "b"]);
+    assert.equal(answers[2].code, "invalid_argument");
+  });
+});
+
+describe("/ws/realtime with API keys", () => {
+  let server: TestServer;
+  useTestServer((s) => { server = s; }, { FACE_API_KEYS: "realtime-key-0123456789:site-a" });
+
+  it("refuses an upgrade without a key, accepts ?api_key=, and keeps a bound key in its collections", async () => {
+    const refused = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+    const status = await new Promise<number>((resolve) =>
+      refused.on("unexpected-response", (req, res) => {
+        resolve(res.statusCode ?? 0);
+        req.destroy(); // ws leaves a refused upgrade's connection to the caller
+      }),
+    );
+    assert.equal(status, 401);
+    const frame = Buffer.from(face(FRAMES[10])).toString("base64");
+    const ok = await session(server, "?api_key=realtime-key-0123456789&collection=site-a", (ws) => ws.send(JSON.stringify({ type: "frame", image: frame })), 1);
+    assert.equal(ok[0].type, "results");
+    const denied = await session(server, "?api_key=realtime-key-0123456789&collection=site-a", (ws) => ws.send(JSON.stringify({ type: "frame", image: frame, collection: "site-b" })), 1);
+    assert.equal(denied[0].type, "error");
+    assert.equal(denied[0].code, "permission_denied");
+  });
+});
