@@ -23,6 +23,7 @@ COPY gen ./gen
 COPY src ./src
 COPY migrations ./migrations
 COPY models ./models
+COPY public ./public
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME /data

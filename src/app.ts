@@ -22,6 +22,7 @@ import { createHealthRoutes } from "./transport/health.js";
 import { registerRestRoutes } from "./transport/rest.js";
 import { registerMetricsRoute } from "./transport/metrics.js";
 import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/realtime.js";
+import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { join } from "node:path";
 
@@ -138,6 +139,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   registerMetricsRoute(app);
   registerRealtimeRoute(app, routes);
+  registerDemoRoute(app);
 
   await app.register(connectPlugin, {
     routes,

@@ -34,7 +34,7 @@ export interface AccessOptions {
 export const REALTIME_PATH = "/ws/realtime";
 
 /** Paths anyone may call: load balancers and orchestrators probe them without credentials. */
-const OPEN_PATHS = /^\/health$|^\/metrics$|^\/grpc\.health\.v1\.Health\//;
+const OPEN_PATHS = /^\/health$|^\/metrics$|^\/demo$|^\/grpc\.health\.v1\.Health\//;
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
