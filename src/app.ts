@@ -6,6 +6,7 @@ import type { Config } from "./config.js";
 import type { FaceEngine } from "./engine/pipeline.js";
 import type { Database } from "./store/database.js";
 import { createImageFiles } from "./store/image-files.js";
+import { countStaleFaces } from "./jobs/reembed.js";
 import { createIdentityStore } from "./store/identities.js";
 import { createDetectionLog } from "./store/detections.js";
 import { createWebhookStore } from "./store/webhooks.js";
@@ -101,6 +102,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await purgeDetections();
       retentionTimer = setInterval(purgeDetections, 3_600_000).unref();
     }
+    const stale = await countStaleFaces(database.knex);
+    if (stale > 0) app.log.warn({ faces: stale }, "faces embedded by another model version are not comparable: run `npm run reembed`");
     const removed = await identities.sweepOrphanImages(ORPHAN_IMAGE_AGE_MS);
     if (removed > 0) app.log.warn({ removed }, "removed image files left by interrupted registrations");
   });

@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import pgvector from "pgvector";
+import { countStaleFaces, reembedFaces } from "../src/jobs/reembed.js";
+import { EMBEDDING_MODEL } from "../src/runtime/models.js";
+import { createImageFiles } from "../src/store/image-files.js";
+import { face } from "./support/testdata.js";
+import { testEngine, useTestServer, type TestServer } from "./support/server.js";
+import type { Client } from "@connectrpc/connect";
+import type { FaceService } from "../gen/face/v1/face_pb.js";
+
+describe("re-embedding after a model upgrade (npm run reembed)", () => {
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  useTestServer(async (s, c) => {
+    server = s;
+    client = c;
+    await c.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+    await c.register({ identifier: "biden", image: face("face_recognition/biden.jpg") });
+  });
+
+  it("re-embeds faces of an older model from their photos, after which they match again", async () => {
+    const knex = server.database.knex;
+    // What an older model left behind: other vectors, another model name.
+    const noise = Array.from({ length: 512 }, (_, i) => Math.sin(i * 7.3));
+    await knex("faces").update({ model: "old-model@0", embedding: pgvector.toSql(noise) });
+    assert.equal(await countStaleFaces(knex), 2);
+    assert.equal((await client.recognize({ image: face("face_recognition/obama2.jpg") })).matched, false, "old vectors do not match");
+
+    const seen: string[] = [];
+    const summary = await reembedFaces(knex, createImageFiles(join(server.dataDir, "images")), testEngine(), (d) => seen.push(d));
+    assert.deepEqual(summary, { reembedded: 2, withoutPhoto: 0, notFound: 0 });
+    assert.equal(seen.length, 2);
+    assert.equal(await countStaleFaces(knex), 0);
+    assert.deepEqual([...new Set((await knex("faces").select("model")).map((r: { model: string }) => r.model))], [EMBEDDING_MODEL]);
+    const answer = await client.recognize({ image: face("face_recognition/obama2.jpg") });
+    assert.equal(answer.identifier, "obama");
+    assert.ok(answer.distance < 0.5);
+    assert.deepEqual(await reembedFaces(knex, createImageFiles(join(server.dataDir, "images")), testEngine()), { reembedded: 0, withoutPhoto: 0, notFound: 0 }, "a second run has nothing to do");
+  });
+});
