@@ -1,0 +1,42 @@
+/**
+ * How the model's embeddings are spread, which is what approximate search depends on: cosine
+ * similarity of photos of different people (impostors) and of the same person (genuine) over the
+ * labelled photos, and the dimension in which random directions would be spread the same way
+ * (1 / sd² of impostor similarity). bench/support/gallery.ts builds its synthetic galleries from it.
+ *
+ *   npm run bench:embeddings
+ */
+import { createFaceEngine } from "../src/engine/pipeline.js";
+import { createOnnxRuntime } from "../src/runtime/onnx.js";
+import { face, manifest } from "../test/support/testdata.js";
+import { printTable } from "./table.js";
+
+const runtime = createOnnxRuntime({ intraOpThreads: 1, workers: 2 });
+const engine = createFaceEngine({ runtime, limits: { maxPixels: 40_000_000 } });
+const embedded: { identity: string; embedding: Float32Array }[] = [];
+for (const entry of manifest()) {
+  const faces = await engine.locate(await engine.decode(face(entry.file)), 1);
+  if (faces.length > 0) embedded.push({ identity: entry.identity, embedding: (await engine.embed(faces))[0] });
+}
+const impostor: number[] = [];
+const genuine: number[] = [];
+for (let i = 0; i < embedded.length; i++) {
+  for (let j = i + 1; j < embedded.length; j++) {
+    let dot = 0;
+    for (let k = 0; k < 512; k++) dot += embedded[i].embedding[k] * embedded[j].embedding[k];
+    (embedded[i].identity === embedded[j].identity ? genuine : impostor).push(dot);
+  }
+}
+const stats = (values: number[]) => {
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length);
+  return { pairs: values.length, "mean cosine similarity": mean.toFixed(3), sd: sd.toFixed(3), sdValue: sd };
+};
+const imp = stats(impostor);
+const gen = stats(genuine);
+printTable(`Embeddings of ${embedded.length} labelled photos`, [
+  { pairs: "impostor", count: imp.pairs, "mean cosine similarity": imp["mean cosine similarity"], sd: imp.sd, "random directions with this sd: dimensions": (1 / imp.sdValue ** 2).toFixed(0) },
+  { pairs: "genuine", count: gen.pairs, "mean cosine similarity": gen["mean cosine similarity"], sd: gen.sd, "random directions with this sd: dimensions": "" },
+  { pairs: "isotropic random, 512-d", count: "", "mean cosine similarity": "0.000", sd: (1 / Math.sqrt(512)).toFixed(3), "random directions with this sd: dimensions": "512" },
+]);
+await runtime.close();
