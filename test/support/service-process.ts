@@ -10,7 +10,12 @@ export interface ServiceProcess {
   output(): string;
   /** The process's peak resident set size (VmHWM) in MiB; Linux only. */
   peakRssMiB(): number;
+  /** CPU seconds the process has used so far (user + system, every thread); Linux only. */
+  cpuSeconds(): number;
 }
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -47,6 +52,12 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
     peakRssMiB() {
       const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
       return match ? Number(match[1]) / 1024 : NaN;
+    },
+    cpuSeconds() {
+      // Fields after the command name (which may hold spaces) in /proc/<pid>/stat: utime is the 14th, stime the 15th.
+      const stat = readFileSync(`/proc/${child.pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
     },
   };
 }
