@@ -18,7 +18,7 @@ import { loadConfig } from "../src/config.js";
 import { face, FACES_DIR } from "../test/support/testdata.js";
 import { startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
 import { loadFaceApi } from "./support/face-api.js";
-import { BENCH_DATA_DIR, openGallery } from "./support/galleries.js";
+import { openGallery, pgliteGalleryDir, place, type GalleryTarget } from "./support/galleries.js";
 import { singleFace640x480 } from "./support/images.js";
 import { gallerySearch, searchTargets } from "./support/search-runs.js";
 import { percentile, printTable } from "./table.js";
@@ -33,13 +33,18 @@ const clip = (await readdir(join(FACES_DIR, "video/frames30"))).sort().map((f) =
 
 type Client_ = Client<typeof FaceService>;
 
-/** A server process on a private copy of a seeded PGlite gallery (runs never change the gallery). */
-async function serverOnGallery(size: number): Promise<{ service: ServiceProcess; client: Client_; stop(): Promise<void> }> {
-  const gallery = await openGallery({ kind: "pglite" }, `gallery-${size}`, size, ["default"], "1GB");
+/**
+ * A server process on a seeded gallery: a private copy of a PGlite one (runs never change it), or
+ * the PostgreSQL one of `serverUrl` (runs add a few users to it).
+ */
+async function serverOnGallery(size: number, serverUrl?: string): Promise<{ service: ServiceProcess; client: Client_; stop(): Promise<void> }> {
+  const target: GalleryTarget = serverUrl === undefined ? { kind: "pglite" } : { kind: "postgres", serverUrl };
+  const gallery = await openGallery(target, `gallery-${size}`, size, ["default"], "1GB");
   await gallery.close();
   const dataDir = await mkdtemp(join(tmpdir(), "face-bench-"));
-  await cp(join(BENCH_DATA_DIR, `pglite-gallery-${size}`), dataDir, { recursive: true });
-  const service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: "", LOG_LEVEL: "warn" });
+  if (serverUrl === undefined) await cp(pgliteGalleryDir(`gallery-${size}`), dataDir, { recursive: true });
+  const databaseUrl = serverUrl === undefined ? "" : place(target, `gallery-${size}`).databaseUrl!;
+  const service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: databaseUrl, LOG_LEVEL: "warn" });
   const client = createClient(FaceService, createGrpcTransport({ baseUrl: service.url }));
   await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
   await client.register({ identifier: "lin-manuel-miranda", image: face("video/lin-manuel-miranda.png") });
@@ -128,6 +133,17 @@ await syncFramesPerSecond(large.client, 2);
 const largeRss = large.service.peakRssMiB();
 await large.stop();
 
+// --- the same Recognize load with the database in its own process (PostgreSQL), when there is one:
+// PGlite runs inside the service's main thread, PostgreSQL does not.
+let onServer: { p50: number; rate: number; cores: number } | undefined;
+if (process.env.BENCH_DATABASE_URL) {
+  const pg = await serverOnGallery(10_000, process.env.BENCH_DATABASE_URL);
+  const { ms } = await recognizeLatencies(pg.client);
+  const { result, cores } = await coresBusy(pg.service, () => throughput(4, () => pg.client.recognize({ image: photo })));
+  onServer = { p50: percentile(ms, 50), rate: result, cores };
+  await pg.stop();
+}
+
 // --- search at scale, the service's query with the configured ef_search
 const search: { label: string; p50: number; recall: number; target?: number }[] = [];
 for (const { target, sizes, maintenanceWorkMem } of searchTargets()) {
@@ -167,6 +183,10 @@ const rows: Record<string, string>[] = [
     target: clients === 4 ? ">= 60, >= 10x" : "",
     met: clients === 4 ? verdict(recognizeRate.get(4)! >= 60 && recognizeRate.get(4)! >= 10 * faceApiRate) : "",
   })),
+  ...(onServer === undefined ? [] : [
+    { measure: "Recognize p50 ms, PostgreSQL server (10k users)", ours: f1(onServer.p50), "face-api": "", "x faster": "", target: "", met: "" },
+    { measure: `Recognize/s, 4 clients, PostgreSQL server (server busy ${onServer.cores.toFixed(2)} cores)`, ours: f1(onServer.rate), "face-api": f1(faceApiRate), "x faster": f1(onServer.rate / faceApiRate), target: "", met: "" },
+  ]),
   { measure: "Register/s, 4 clients", ours: f1(registerRate), "face-api": "", "x faster": "", target: "", met: "" },
   { measure: `Sync frames/s, video/frames30, 1 stream (server busy ${syncCores1.toFixed(2)} cores)`, ours: f1(syncRate1), "face-api": f1(faceApiFps), "x faster": f1(syncRate1 / faceApiFps), target: ">= 60", met: verdict(syncRate1 >= 60) },
   { measure: `Sync frames/s, 2 streams (server busy ${syncCores2.toFixed(2)} cores)`, ours: f1(syncRate2), "face-api": "", "x faster": f1(syncRate2 / faceApiFps), target: "", met: "" },

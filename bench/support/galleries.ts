@@ -17,11 +17,19 @@ export interface GalleryTarget {
   serverUrl?: string;
 }
 
+/**
+ * The data directory of a PGlite gallery (what FACE_DATA_DIR would be). The name records how the
+ * embeddings were made, so a change of recipe seeds afresh.
+ */
+export function pgliteGalleryDir(name: string): string {
+  return join(BENCH_DATA_DIR, `pglite-${name}-d${SYNTHETIC_DIMENSIONS}`);
+}
+
 /** A database name or directory for one gallery layout. */
-function place(target: GalleryTarget, name: string): { databaseUrl: string | undefined; dataDir: string } {
-  if (target.kind === "pglite") return { databaseUrl: undefined, dataDir: join(BENCH_DATA_DIR, `pglite-${name}`) };
+export function place(target: GalleryTarget, name: string): { databaseUrl: string | undefined; dataDir: string } {
+  if (target.kind === "pglite") return { databaseUrl: undefined, dataDir: pgliteGalleryDir(name) };
   const url = new URL(target.serverUrl!);
-  url.pathname = `/face_bench_${name.replace(/[^a-z0-9]/g, "_")}`;
+  url.pathname = `/face_bench_${`${name}-d${SYNTHETIC_DIMENSIONS}`.replace(/[^a-z0-9]/g, "_")}`;
   return { databaseUrl: url.toString(), dataDir: join(BENCH_DATA_DIR, "unused") };
 }
 
@@ -41,8 +49,7 @@ async function ensureServerDatabase(serverUrl: string, databaseUrl: string): Pro
  * the given collections. Seeding is logged to stderr with its duration.
  */
 export async function openGallery(target: GalleryTarget, name: string, size: number, collections: string[], maintenanceWorkMem: string): Promise<Database> {
-  // The name records how the embeddings were made, so a change of recipe seeds afresh.
-  const where = place(target, `${name}-d${SYNTHETIC_DIMENSIONS}`);
+  const where = place(target, name);
   if (where.databaseUrl !== undefined) await ensureServerDatabase(target.serverUrl!, where.databaseUrl);
   const database = await openDatabase(where);
   const [{ n }] = (await database.knex.raw("SELECT count(*)::int AS n FROM faces WHERE model = 'synthetic'")).rows;
