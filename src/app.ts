@@ -52,7 +52,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, engine, database, telemetry } = deps;
   const app = fastify({
     serverFactory: createDualProtocolServer,
-    logger: { level: config.logLevel },
+    logger: {
+      level: config.logLevel,
+      serializers: {
+        // /ws/realtime takes API keys in the query (browsers cannot set headers): never log them.
+        req: (request) => ({ method: request.method, url: request.url.replace(/([?&]api_key=)[^&]*/gi, "$1[redacted]"), remoteAddress: request.ip }),
+      },
+    },
     bodyLimit: config.maxMessageBytes,
     requestIdHeader: false,
     genReqId: (req) => {

@@ -34,6 +34,13 @@ describe("the service process (what npm start runs)", () => {
     assert.match(err, /LOG_LEVEL/);
   });
 
+  it("logs requests without the API key a WebSocket URL may carry", async () => {
+    await fetch(`${base}/ws/realtime?collection=x&api_key=key-that-must-not-be-logged`);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.match(service.output(), /\/ws\/realtime\?collection=x&api_key=\[redacted\]/);
+    assert.doesNotMatch(service.output(), /key-that-must-not-be-logged/);
+  });
+
   it("finishes in-flight requests on SIGTERM, then exits 0", async () => {
     const form = new FormData();
     form.append("identifier", "obama");
