@@ -81,7 +81,9 @@ describe("three replicas on one PostgreSQL", { skip: process.env.TEST_DATABASE_U
           return;
         } catch (e) {
           const code = ConnectError.from(e).code;
-          if (attempt >= 5 || (code !== Code.Unavailable && code !== Code.Unknown && code !== Code.Internal && code !== Code.Canceled)) throw e;
+          // What a dying replica's connection looks like to a client (reset: Aborted; refused: Unavailable).
+          const replicaGone = [Code.Unavailable, Code.Aborted, Code.Unknown, Code.Internal, Code.Canceled].includes(code);
+          if (attempt >= 5 || !replicaGone) throw e;
           retried++;
         }
       }
