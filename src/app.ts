@@ -108,8 +108,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await purgeDetections();
       retentionTimer = setInterval(purgeDetections, 3_600_000).unref();
     }
-    const stale = await countStaleFaces(database.knex);
-    if (stale > 0) app.log.warn({ faces: stale }, "faces embedded by another model version are not comparable: run `npm run reembed`");
+    // Counting scans the faces table: done in the background so a large gallery does not delay start.
+    countStaleFaces(database.knex).then(
+      (stale) => stale > 0 && app.log.warn({ faces: stale }, "faces embedded by another model version are not comparable: run `npm run reembed`"),
+      (err) => app.log.debug({ err }, "could not count faces of other model versions"),
+    );
     const removed = await identities.sweepOrphanImages(ORPHAN_IMAGE_AGE_MS);
     if (removed > 0) app.log.warn({ removed }, "removed image files left by interrupted registrations");
   });

@@ -99,3 +99,16 @@ describe("/ws/realtime with API keys", () => {
     assert.equal(denied[0].code, "permission_denied");
   });
 });
+
+describe("/ws/realtime with a small message limit", () => {
+  let server: TestServer;
+  useTestServer((s) => { server = s; }, { FACE_MAX_IMAGE_BYTES: "1024" });
+
+  it("closes the socket with 1009 for a message over the limit", async () => {
+    const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+    await new Promise((resolve) => ws.on("open", resolve));
+    ws.send(new Uint8Array(server.config.maxMessageBytes + 1));
+    const code = await new Promise<number>((resolve) => ws.on("close", (c) => resolve(c)));
+    assert.equal(code, 1009);
+  });
+});

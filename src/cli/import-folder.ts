@@ -22,16 +22,16 @@ export interface ImportSummary {
  */
 export async function importFolder(client: Client<typeof FaceService>, root: string, options: { collection: string; concurrency: number }): Promise<ImportSummary> {
   const folders = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
-  const photos: { identifier: string; file: string }[] = [];
+  // One entry per person: their photos go in order (the first creates the user); people run concurrently.
+  const queue: { identifier: string; file: string }[][] = [];
   for (const identifier of folders) {
     const files = (await readdir(join(root, identifier))).filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
-    for (const file of files) photos.push({ identifier, file: join(identifier, file) });
+    queue.push(files.map((file) => ({ identifier, file: join(identifier, file) })));
   }
-  const summary: ImportSummary = { people: folders.length, photos: photos.length, registered: 0, refused: [], peopleMissing: [] };
+  const photoCount = queue.reduce((n, person) => n + person.length, 0);
+  const summary: ImportSummary = { people: folders.length, photos: photoCount, registered: 0, refused: [], peopleMissing: [] };
   const registeredPeople = new Set<string>();
-  const progress = createProgress(photos.length);
-  // A person's photos go in order (the first one creates the user); people run concurrently.
-  const queue = folders.map((identifier) => photos.filter((p) => p.identifier === identifier));
+  const progress = createProgress(photoCount);
   const work = async () => {
     for (let person = queue.shift(); person !== undefined; person = queue.shift()) {
       for (const photo of person) {

@@ -151,9 +151,8 @@ export function nonMaximumSuppression(detections: Detection[]): Detection[] {
   const kept: Detection[] = [];
   for (const d of sorted) {
     const duplicate = kept.some((k) => {
-      const inter = intersection(k.box, d.box);
       const smaller = Math.min(area(k.box), area(d.box));
-      return inter / (area(k.box) + area(d.box) - inter) > NMS_IOU || inter / smaller > NMS_CONTAINED;
+      return intersectionOverUnion(k.box, d.box) > NMS_IOU || intersection(k.box, d.box) / smaller > NMS_CONTAINED;
     });
     if (!duplicate) kept.push(d);
   }
@@ -162,6 +161,12 @@ export function nonMaximumSuppression(detections: Detection[]): Detection[] {
 
 function area(b: BoxPx): number {
   return b.width * b.height;
+}
+
+/** Shared area over combined area: 1 for the same box, 0 for boxes apart. */
+export function intersectionOverUnion(a: BoxPx, b: BoxPx): number {
+  const inter = intersection(a, b);
+  return inter / (area(a) + area(b) - inter);
 }
 
 /** Area shared by two boxes. */

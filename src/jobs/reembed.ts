@@ -12,7 +12,7 @@ import type { Knex } from "knex";
 import pgvector from "pgvector";
 import { createProgress } from "../cli/progress.js";
 import { loadConfig } from "../config.js";
-import type { BoxPx } from "../engine/detect.js";
+import { intersectionOverUnion, type BoxPx } from "../engine/detect.js";
 import { createFaceEngine, type FaceEngine } from "../engine/pipeline.js";
 import { createOnnxRuntime } from "../runtime/onnx.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
@@ -68,13 +68,6 @@ export async function reembedFaces(knex: Knex, files: ImageFiles, engine: FaceEn
       onFace?.(`face ${row.id}: re-embedded`);
     }
   }
-}
-
-function intersectionOverUnion(a: BoxPx, b: BoxPx): number {
-  const w = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
-  const h = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
-  const inter = Math.max(0, w) * Math.max(0, h);
-  return inter / (a.width * a.height + b.width * b.height - inter);
 }
 
 async function main(): Promise<void> {

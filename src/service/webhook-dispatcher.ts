@@ -45,6 +45,7 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
   let stopped = true;
   // A lease longer than a post can take: another instance may retry only after it expires.
   const leaseMs = options.timeoutMs * 2 + 5_000;
+  const deliveries = processMetrics().webhookDeliveries;
 
   async function post(delivery: DueDelivery): Promise<void> {
     const url = new URL(delivery.url);
@@ -79,14 +80,14 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
     try {
       await post(delivery);
       await store.markDelivered(delivery.id);
-      processMetrics().webhookDeliveries.inc({ outcome: "delivered" });
+      deliveries.inc({ outcome: "delivered" });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       const giveUp = delivery.attempts >= options.maxAttempts;
       const ceiling = Math.min(MAX_RETRY_DELAY_MS, options.retryBaseMs * 2 ** (delivery.attempts - 1));
       const retryAt = giveUp ? undefined : new Date(Date.now() + ceiling / 2 + Math.random() * (ceiling / 2));
       await store.markFailed(delivery.id, message, retryAt);
-      processMetrics().webhookDeliveries.inc({ outcome: giveUp ? "gave_up" : "failed" });
+      deliveries.inc({ outcome: giveUp ? "gave_up" : "failed" });
       logger.warn({ delivery: delivery.id, event: delivery.eventId, attempt: delivery.attempts, giveUp, err: message }, "webhook delivery failed");
     }
   }

@@ -42,19 +42,14 @@ export interface PrimaryFace {
 /** What ExportUser returns from the identity store. */
 export interface UserExport {
   createdAt: Date;
-  faces: {
+  faces: (Omit<StoredFace, "embedding"> & {
     embedding: number[];
-    model: string;
-    box: { x: number; y: number; width: number; height: number };
-    score: number;
-    sharpness: number;
-    brightness: number;
     primary: boolean;
     imageSha256: string;
     imageContentType: string;
     image: Uint8Array;
     createdAt: Date;
-  }[];
+  })[];
   negativeExamples: number;
 }
 

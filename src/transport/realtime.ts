@@ -20,9 +20,6 @@ export async function registerWebSocketSupport(app: FastifyInstance, maxMessageB
   await app.register(websocket, { options: { maxPayload: maxMessageBytes } });
 }
 
-/** What one client message becomes: a frame for the Sync stream, or an error answered in its turn. */
-type Slot = { frameId: string; answer: Promise<object> };
-
 /**
  * GET /ws/realtime: the bidirectional Sync stream for browsers. Each text message is a JSON frame
  * {"type": "frame", "image": base64, "frame_id", "max_faces", "identifier"}, each binary message the
@@ -46,7 +43,8 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
     const frames = createAsyncQueue<SyncRequest>();
     /** Answers of frames handed to the stream, in order; resolved as its responses arrive. */
     const awaitingStream: { frameId: string; resolve: (answer: object) => void }[] = [];
-    const slots = createAsyncQueue<Slot>();
+    /** One answer per client message, in arrival order: a frame's comes from the stream, a bad message's at once. */
+    const answers = createAsyncQueue<Promise<object>>();
     let unanswered = 0;
     let nextFrameNumber = 0;
     const controller = new AbortController();
@@ -59,17 +57,17 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
         request = isBinary ? { image: new Uint8Array(data), frameId: String(frameNumber), identifier: "", maxFaces: 0, collection } : parseFrame(data.toString("utf8"), frameNumber, collection);
       } catch (e) {
         const frameId = e instanceof BadFrame && e.frameId !== undefined ? e.frameId : String(frameNumber);
-        slots.push({ frameId, answer: Promise.resolve(errorMessage(frameId, "invalid_argument", e instanceof Error ? e.message : String(e))) });
+        answers.push(Promise.resolve(errorMessage(frameId, "invalid_argument", e instanceof Error ? e.message : String(e))));
         countIn();
         return;
       }
-      slots.push({ frameId: request.frameId, answer: new Promise((resolve) => awaitingStream.push({ frameId: request.frameId, resolve })) });
+      answers.push(new Promise((resolve) => awaitingStream.push({ frameId: request.frameId, resolve })));
       frames.push(request as SyncRequest);
       countIn();
     });
     socket.on("close", () => {
       frames.end();
-      slots.end();
+      answers.end();
       controller.abort();
     });
 
@@ -77,7 +75,7 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
       if (++unanswered >= MAX_UNANSWERED_FRAMES) socket.pause();
     }
 
-    // The stream: responses come in frame order and resolve the waiting slots in that order.
+    // The stream: responses come in frame order and resolve the waiting answers in that order.
     void (async () => {
       try {
         for await (const response of client.sync(frames, { headers, signal: controller.signal })) awaitingStream.shift()?.resolve(resultMessage(response));
@@ -87,15 +85,15 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
         // waits is answered with the error, then the writer closes the socket.
         streamFailure = ConnectError.from(e);
         for (const { frameId, resolve } of awaitingStream.splice(0)) resolve(errorMessage(frameId, codeName(streamFailure.code), streamFailure.rawMessage));
-        slots.end();
+        answers.end();
       }
     })();
 
     // The writer: one answer at a time, in order; a client that does not read holds back the
     // writer (send's callback waits for the socket), then the reader (pause), then TCP.
     void (async () => {
-      for await (const slot of slots) {
-        const answer = await slot.answer;
+      for await (const pending of answers) {
+        const answer = await pending;
         if (socket.readyState !== socket.OPEN) return;
         await new Promise<void>((resolve) => socket.send(JSON.stringify(answer), () => resolve()));
         if (--unanswered < MAX_UNANSWERED_FRAMES) socket.resume();
