@@ -9,7 +9,7 @@ import { probeNear, sampleUsers } from "./gallery.js";
 import { percentile } from "../table.js";
 
 export const PROBES = Number(process.env.BENCH_SEARCH_PROBES ?? 100);
-export const PROBE_DISTANCE = 0.5;
+export const PROBE_DISTANCE = Number(process.env.BENCH_PROBE_DISTANCE ?? 0.5);
 const config = loadConfig();
 
 export interface SearchTarget {

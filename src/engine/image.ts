@@ -37,6 +37,7 @@ export function warpAffine(src: RgbImage, map: Affine, width: number, height: nu
     const shift = 0.5 * f - 0.5;
     return warpAffine(small, [map[0] * f, map[1] * f, (map[2] - x0) * f + shift, map[3] * f, map[4] * f, (map[5] - y0) * f + shift], width, height, 1);
   }
+  if (map[1] === 0 && map[3] === 0) return resizeAxisAligned(src, map, width, height);
   const out = new Uint8Array(width * height * 3);
   const { data, width: sw, height: sh } = src;
   const [a, b, c, d, e, f] = map;
@@ -73,6 +74,96 @@ export function warpAffine(src: RgbImage, map: Affine, width: number, height: nu
   return { data: out, width, height };
 }
 
+/** Where one output column (or row) of an axis-aligned map reads: two source indices and the weight of the second, or -1 outside. */
+interface Taps {
+  first: Int32Array;
+  second: Int32Array;
+  weight: Float64Array;
+}
+
+function tapsOf(scale: number, offset: number, count: number, size: number): Taps {
+  const taps = { first: new Int32Array(count), second: new Int32Array(count), weight: new Float64Array(count) };
+  for (let i = 0; i < count; i++) {
+    const x = scale * i + offset;
+    const x0 = Math.floor(x);
+    if (x0 < -1 || x0 >= size) {
+      taps.first[i] = -1;
+      continue;
+    }
+    taps.first[i] = x0 < 0 ? 0 : x0;
+    taps.second[i] = x0 + 1 >= size ? size - 1 : x0 + 1;
+    taps.weight[i] = x - x0;
+  }
+  return taps;
+}
+
+/**
+ * warpAffine for maps without rotation (crops, letterboxes): the same bilinear samples, with each
+ * column's and row's taps computed once instead of per pixel, and plain copies where a row of the
+ * output is a row of the source (scale 1, integer offset: the detector's letterbox after averaging).
+ */
+function resizeAxisAligned(src: RgbImage, map: Affine, width: number, height: number): RgbImage {
+  const out = new Uint8Array(width * height * 3);
+  const { data, width: sw, height: sh } = src;
+  const columns = tapsOf(map[0], map[2], width, sw);
+  const rows = tapsOf(map[4], map[5], height, sh);
+  const columnsAreCopies = map[0] === 1 && Number.isInteger(map[2]);
+  for (let v = 0; v < height; v++) {
+    const rowOut = v * width * 3;
+    const ya = rows.first[v];
+    if (ya < 0) {
+      out.fill(OUTSIDE, rowOut, rowOut + width * 3);
+      continue;
+    }
+    const fy = rows.weight[v];
+    const rowA = ya * sw * 3;
+    const rowB = rows.second[v] * sw * 3;
+    if (columnsAreCopies && fy === 0) {
+      copyRow(data, rowA, out, rowOut, columns, width);
+      continue;
+    }
+    for (let u = 0, o = rowOut; u < width; u++, o += 3) {
+      const xa = columns.first[u];
+      if (xa < 0) {
+        out[o] = out[o + 1] = out[o + 2] = OUTSIDE;
+        continue;
+      }
+      const fx = columns.weight[u];
+      const w00 = (1 - fx) * (1 - fy);
+      const w01 = fx * (1 - fy);
+      const w10 = (1 - fx) * fy;
+      const w11 = fx * fy;
+      const p00 = rowA + xa * 3;
+      const p01 = rowA + columns.second[u] * 3;
+      const p10 = rowB + xa * 3;
+      const p11 = rowB + columns.second[u] * 3;
+      out[o] = data[p00] * w00 + data[p01] * w01 + data[p10] * w10 + data[p11] * w11 + 0.5;
+      out[o + 1] = data[p00 + 1] * w00 + data[p01 + 1] * w01 + data[p10 + 1] * w10 + data[p11 + 1] * w11 + 0.5;
+      out[o + 2] = data[p00 + 2] * w00 + data[p01 + 2] * w01 + data[p10 + 2] * w10 + data[p11 + 2] * w11 + 0.5;
+    }
+  }
+  return { data: out, width, height };
+}
+
+/** One output row read 1:1 from a source row (columns shifted by an integer), grey outside. */
+function copyRow(data: Uint8Array, rowStart: number, out: Uint8Array, outStart: number, columns: Taps, width: number): void {
+  for (let u = 0; u < width; ) {
+    const first = columns.first[u];
+    if (first < 0) {
+      const o = outStart + u * 3;
+      out[o] = out[o + 1] = out[o + 2] = OUTSIDE;
+      u++;
+      continue;
+    }
+    // The run of columns reading consecutive source pixels is one copy (a column left of the
+    // source's edge reads the edge pixel, which breaks the run).
+    let end = u + 1;
+    while (end < width && columns.first[end] === first + (end - u)) end++;
+    out.set(data.subarray(rowStart + first * 3, rowStart + (first + end - u) * 3), outStart + u * 3);
+    u = end;
+  }
+}
+
 /** Averages factor x factor blocks of the region [x0, x1) x [y0, y1) (partial blocks at the end are dropped). */
 export function boxDownsample(src: RgbImage, factor: number, x0 = 0, y0 = 0, x1 = src.width, y1 = src.height): RgbImage {
   const width = Math.max(1, Math.floor((x1 - x0) / factor));
@@ -80,25 +171,47 @@ export function boxDownsample(src: RgbImage, factor: number, x0 = 0, y0 = 0, x1 
   const out = new Uint8Array(width * height * 3);
   const sums = new Uint32Array(width * 3);
   const { data, width: sw } = src;
+  if (factor === 2) {
+    halveInto(data, sw, x0, y0, width, height, out);
+    return { data: out, width, height };
+  }
   const area = factor * factor;
+  const half = area >> 1;
   for (let y = 0; y < height; y++) {
     sums.fill(0);
     for (let dy = 0; dy < factor; dy++) {
-      const row = (Math.min(y0 + y * factor + dy, src.height - 1) * sw + x0) * 3;
-      for (let x = 0; x < width; x++) {
-        let p = row + x * factor * 3;
-        const s = x * 3;
+      // Source pixels of one row are read in order, summed per block in locals.
+      let p = (Math.min(y0 + y * factor + dy, src.height - 1) * sw + x0) * 3;
+      for (let s = 0; s < width * 3; s += 3) {
+        let r = 0, g = 0, b = 0;
         for (let dx = 0; dx < factor; dx++, p += 3) {
-          sums[s] += data[p];
-          sums[s + 1] += data[p + 1];
-          sums[s + 2] += data[p + 2];
+          r += data[p];
+          g += data[p + 1];
+          b += data[p + 2];
         }
+        sums[s] += r;
+        sums[s + 1] += g;
+        sums[s + 2] += b;
       }
     }
     const o = y * width * 3;
-    for (let i = 0; i < width * 3; i++) out[o + i] = (sums[i] + (area >> 1)) / area;
+    for (let i = 0; i < width * 3; i++) out[o + i] = (sums[i] + half) / area;
   }
   return { data: out, width, height };
+}
+
+/** boxDownsample for factor 2, the common case (a 640x480 frame into the 320x240 detector): two source rows at a time. */
+function halveInto(data: Uint8Array, sw: number, x0: number, y0: number, width: number, height: number, out: Uint8Array): void {
+  let o = 0;
+  for (let y = 0; y < height; y++) {
+    let a = ((y0 + 2 * y) * sw + x0) * 3;
+    let b = a + sw * 3;
+    for (let x = 0; x < width; x++, a += 6, b += 6, o += 3) {
+      out[o] = (data[a] + data[a + 3] + data[b] + data[b + 3] + 2) >> 2;
+      out[o + 1] = (data[a + 1] + data[a + 4] + data[b + 1] + data[b + 4] + 2) >> 2;
+      out[o + 2] = (data[a + 2] + data[a + 5] + data[b + 2] + data[b + 5] + 2) >> 2;
+    }
+  }
 }
 
 function clamp(v: number, lo: number, hi: number): number {
