@@ -81,7 +81,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
   const imageFiles = createImageFiles(join(config.dataDir, "images"));
   const identities = createIdentityStore(database.knex, imageFiles, {
-    efSearch: config.hnswEfSearch,
     negativeMaxDistance: config.negativeMaxDistance,
     outbox: webhookStore,
   });

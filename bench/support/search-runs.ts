@@ -4,7 +4,8 @@ import pgvector from "pgvector";
 import { loadConfig } from "../../src/config.js";
 import { createImageFiles } from "../../src/store/image-files.js";
 import { createIdentityStore } from "../../src/store/identities.js";
-import { openGallery, BENCH_DATA_DIR, type GalleryTarget } from "./galleries.js";
+import { openDatabase } from "../../src/store/database.js";
+import { openGallery, place, BENCH_DATA_DIR, type GalleryTarget } from "./galleries.js";
 import { probeNear, sampleUsers } from "./gallery.js";
 import { percentile } from "../table.js";
 
@@ -66,12 +67,15 @@ async function measure<P>(probes: P[], exact: string[], search: (probe: P, timed
 /** The service's search query on one gallery, for several ef_search values. */
 export async function gallerySearch(target: GalleryTarget, size: number, maintenanceWorkMem: string, efSearchValues: number[]): Promise<Row[]> {
   const collection = "default";
-  const database = await openGallery(target, `gallery-${size}`, size, [collection], maintenanceWorkMem);
+  const name = `gallery-${size}`;
+  const database = await openGallery(target, name, size, [collection], maintenanceWorkMem);
+  let probes: { identifier: string; probe: Float32Array }[];
+  let ids: Map<string, string>;
+  const exact: string[] = [];
   try {
     const samples = await sampleUsers(database.knex, collection, PROBES);
-    const probes = samples.map((s) => ({ ...s, probe: probeNear(s.embedding, PROBE_DISTANCE) }));
-    const ids = await userIds(database.knex, probes.map((p) => p.identifier), collection);
-    const exact: string[] = [];
+    probes = samples.map((s) => ({ ...s, probe: probeNear(s.embedding, PROBE_DISTANCE) }));
+    ids = await userIds(database.knex, probes.map((p) => p.identifier), collection);
     for (const p of probes) exact.push(await exactTop1(database.knex, "faces", collection, p.probe));
     // Measured warm, as a serving database is: its index pages in memory (the exact scans above
     // pushed them out).
@@ -79,19 +83,25 @@ export async function gallerySearch(target: GalleryTarget, size: number, mainten
       await database.knex.raw("CREATE EXTENSION IF NOT EXISTS pg_prewarm");
       await database.knex.raw("SELECT pg_prewarm('faces_embedding_hnsw'), pg_prewarm('faces')");
     }
-    const rows: Row[] = [];
-    for (const efSearch of efSearchValues) {
-      const store = createIdentityStore(database.knex, createImageFiles(`${BENCH_DATA_DIR}/no-images`), { efSearch, negativeMaxDistance: config.negativeMaxDistance });
+  } finally {
+    await database.close();
+  }
+  const rows: Row[] = [];
+  for (const efSearch of efSearchValues) {
+    // ef_search is a setting of the service's connections, so each value gets its own handle.
+    const searching = await openDatabase({ ...place(target, name), hnswEfSearch: efSearch });
+    try {
+      const store = createIdentityStore(searching.knex, createImageFiles(`${BENCH_DATA_DIR}/no-images`), { negativeMaxDistance: config.negativeMaxDistance });
       const columns = await measure(probes, exact, async (p) => {
         const [hit] = await store.search(collection, p.probe, 1);
         return hit === undefined ? undefined : ids.get(hit.identifier);
       });
       rows.push({ database: target.kind, faces: size, ef_search: efSearch === config.hnswEfSearch ? `${efSearch} (default)` : efSearch, ...columns });
+    } finally {
+      await searching.close();
     }
-    return rows;
-  } finally {
-    await database.close();
   }
+  return rows;
 }
 
 /**

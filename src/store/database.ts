@@ -14,13 +14,30 @@ export interface DatabaseOptions {
   /** A PostgreSQL server; the embedded PGlite database in `dataDir` when undefined. */
   databaseUrl: string | undefined;
   dataDir: string;
+  /** hnsw.ef_search of every connection: candidates an HNSW scan keeps; more is slower and more exact. */
+  hnswEfSearch?: number;
+}
+
+/** pgvector's own default for hnsw.ef_search. */
+const DEFAULT_EF_SEARCH = 40;
+
+/**
+ * Settings every connection gets once, when it opens: the similarity search is then a single
+ * statement (no transaction with SET LOCAL around it), which on PGlite saves four statements of
+ * ~0.4 ms each (measured: 5.5 instead of 7.0 ms per search at 10k faces between requests).
+ * Iterative scans keep filtered HNSW searches from returning too few rows when the collection is a
+ * small part of the index, and let a search ask for more rows than ef_search.
+ */
+function sessionSettings(options: DatabaseOptions): string[] {
+  return [`SET hnsw.ef_search = ${Math.trunc(options.hnswEfSearch ?? DEFAULT_EF_SEARCH)}`, "SET hnsw.iterative_scan = relaxed_order"];
 }
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url));
 
 /** Opens the database and applies pending migrations. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  const database = options.databaseUrl ? openServer(options.databaseUrl) : await openEmbedded(options.dataDir);
+  const settings = sessionSettings(options);
+  const database = options.databaseUrl ? openServer(options.databaseUrl, settings) : await openEmbedded(options.dataDir, settings);
   try {
     if (database.kind === "postgres") await migrateExclusively(database.knex);
     else await migrate(database.knex);
@@ -31,18 +48,24 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return database;
 }
 
-function openServer(url: string): Database {
+function openServer(url: string, settings: string[]): Database {
   const knex = knexFactory({
     client: "pg",
     connection: { connectionString: url, connectionTimeoutMillis: 5_000 },
-    pool: { min: 0, max: 10 },
+    pool: {
+      min: 0,
+      max: 10,
+      afterCreate(connection: { query(sql: string): Promise<unknown> }, done: (error: Error | null, connection: unknown) => void) {
+        connection.query(settings.join("; ")).then(() => done(null, connection), (error: Error) => done(error, connection));
+      },
+    },
     // Fail fast when the server is down instead of queueing requests for a minute.
     acquireConnectionTimeout: 5_000,
   });
   return { knex, kind: "postgres", close: () => knex.destroy() };
 }
 
-async function openEmbedded(dataDir: string): Promise<Database> {
+async function openEmbedded(dataDir: string, settings: string[]): Promise<Database> {
   const [{ PGlite }, { vector }, { default: ClientPgLite }] = await Promise.all([
     import("@electric-sql/pglite"),
     import("@electric-sql/pglite-pgvector"),
@@ -51,6 +74,8 @@ async function openEmbedded(dataDir: string): Promise<Database> {
   const directory = join(dataDir, "pgdata");
   await mkdir(directory, { recursive: true });
   const pglite = await PGlite.create({ dataDir: directory, extensions: { vector } });
+  // PGlite is one session: set once.
+  for (const setting of settings) await pglite.exec(setting);
   const knex = knexFactory({
     client: ClientPgLite,
     dialect: "postgres",

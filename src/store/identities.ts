@@ -86,8 +86,6 @@ export interface IdentityStore {
 }
 
 export interface IdentityStoreOptions {
-  /** hnsw.ef_search: candidates the index scan keeps; more is slower and more exact. */
-  efSearch: number;
   /** A query this close to a user's negative example is never matched to that user. */
   negativeMaxDistance: number;
   /** Receives the events of each change inside the change's own transaction (the webhook outbox). */
@@ -185,32 +183,27 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
 
     async search(collection, embedding, limit) {
       const vector = pgvector.toSql(Array.from(embedding));
-      return knex.transaction(async (trx) => {
-        // SET LOCAL applies to this transaction only; iterative scans keep filtered HNSW searches
-        // from returning too few rows when the collection is a small part of the index.
-        await trx.raw(`SET LOCAL hnsw.ef_search = ${Math.max(options.efSearch, limit * FACES_PER_USER_FETCHED)}`);
-        await trx.raw("SET LOCAL hnsw.iterative_scan = relaxed_order");
-        // Users with a negative example close to the query are left out (CorrectMatch "not them").
-        const result = await trx.raw(
-          `SELECT u.identifier, min(n.distance) AS distance
-             FROM (SELECT user_id, embedding <=> ?::vector AS distance
-                     FROM faces
-                    WHERE collection = ?
-                    ORDER BY embedding <=> ?::vector
-                    LIMIT ?) n
-             JOIN users u ON u.id = n.user_id
-            WHERE NOT EXISTS (SELECT 1 FROM negative_examples x
-                               WHERE x.user_id = n.user_id AND (x.embedding <=> ?::vector) <= ?)
-            GROUP BY u.identifier
-            ORDER BY distance
-            LIMIT ?`,
-          [vector, collection, vector, limit * FACES_PER_USER_FETCHED, vector, options.negativeMaxDistance, limit],
-        );
-        return (result.rows as { identifier: string; distance: number | string }[]).map((r) => ({
-          identifier: r.identifier,
-          distance: Number(r.distance),
-        }));
-      });
+      // One statement: hnsw.ef_search and iterative scans are set on each connection (database.ts).
+      // Users with a negative example close to the query are left out (CorrectMatch "not them").
+      const result = await knex.raw(
+        `SELECT u.identifier, min(n.distance) AS distance
+           FROM (SELECT user_id, embedding <=> ?::vector AS distance
+                   FROM faces
+                  WHERE collection = ?
+                  ORDER BY embedding <=> ?::vector
+                  LIMIT ?) n
+           JOIN users u ON u.id = n.user_id
+          WHERE NOT EXISTS (SELECT 1 FROM negative_examples x
+                             WHERE x.user_id = n.user_id AND (x.embedding <=> ?::vector) <= ?)
+          GROUP BY u.identifier
+          ORDER BY distance
+          LIMIT ?`,
+        [vector, collection, vector, limit * FACES_PER_USER_FETCHED, vector, options.negativeMaxDistance, limit],
+      );
+      return (result.rows as { identifier: string; distance: number | string }[]).map((r) => ({
+        identifier: r.identifier,
+        distance: Number(r.distance),
+      }));
     },
 
     async exportUser(collection, identifier) {

@@ -1,0 +1,33 @@
+/**
+ * Every connection the service opens carries the search settings (the similarity search is one
+ * statement and relies on them): PGlite's single session, and each pooled connection to a server
+ * (TEST_DATABASE_URL).
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { openDatabase } from "../src/store/database.js";
+import { freshDatabase } from "./support/server.js";
+
+test("hnsw.ef_search and iterative scans are set on every connection", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "face-db-test-"));
+  const databaseUrl = process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined;
+  const database = await openDatabase({ databaseUrl, dataDir, hnswEfSearch: 77 });
+  try {
+    // Concurrent queries that hold their connection a moment: a server pool opens one connection each.
+    const sleep = database.kind === "postgres" ? ", pg_sleep(0.2)" : "";
+    const sessions = await Promise.all(
+      Array.from({ length: 3 }, () =>
+        database.knex.raw(`SELECT pg_backend_pid() AS pid, current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS scan${sleep}`),
+      ),
+    );
+    const rows = sessions.map((s) => s.rows[0] as { pid: number; ef: string; scan: string });
+    if (database.kind === "postgres") assert.equal(new Set(rows.map((r) => r.pid)).size, 3, "three pooled connections");
+    for (const row of rows) assert.deepEqual([row.ef, row.scan], ["77", "relaxed_order"]);
+  } finally {
+    await database.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
