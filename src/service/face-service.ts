@@ -9,7 +9,7 @@ import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
 import type { FaceEvent } from "../store/webhooks.js";
-import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
+import type { IdentityStore, SearchHit, StoredFace, StoredImage } from "../store/identities.js";
 import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
 import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
 
@@ -175,10 +175,9 @@ export function createFaceService(deps: FaceServiceDeps) {
    * Auto-healing: replaces the user's primary reference when the new face is a strong match and
    * clearly sharper or larger. Returns whether it did.
    */
-  async function maybeUpgrade(collection: string, identifier: string, distance: number, face: LocatedFace, others: LocatedFace[], embedding: Float32Array, bytes: Uint8Array, image: DecodedImage): Promise<boolean> {
-    if (distance > config.upgradeMaxDistance || qualityProblem(face, others) !== undefined) return false;
-    const current = await identities.primaryFace(collection, identifier);
-    if (current === undefined) return false;
+  async function maybeUpgrade(hit: SearchHit, face: LocatedFace, others: LocatedFace[], embedding: Float32Array, bytes: Uint8Array, image: DecodedImage): Promise<boolean> {
+    const current = hit.primary;
+    if (current === undefined || hit.distance > config.upgradeMaxDistance || qualityProblem(face, others) !== undefined) return false;
     const sharper = face.quality.sharpness >= current.sharpness * config.upgradeSharpnessFactor;
     const larger = face.quality.faceWidth >= current.faceWidth * config.upgradeSizeFactor;
     // Larger but blurrier (an upscaled photo) is not better; sharper but tiny is not either.
@@ -214,7 +213,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       const best = hits[0];
       const matched = best !== undefined && best.distance <= threshold;
       if (matched) metrics.matches.inc({ rpc: "Recognize" });
-      const profileUpgraded = matched ? await maybeUpgrade(collection, best.identifier, best.distance, face, others, embedding, bytes, image) : false;
+      const profileUpgraded = matched ? await maybeUpgrade(best, face, others, embedding, bytes, image) : false;
       await publishAll([
         matched
           ? { type: "face.recognized", collection, identifier: best.identifier, data: { distance: best.distance, box: face.box, profile_upgraded: profileUpgraded } }

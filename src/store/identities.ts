@@ -27,6 +27,8 @@ export interface StoredImage {
 export interface SearchHit {
   identifier: string;
   distance: number;
+  /** The user's primary reference face (what auto-healing compares), fetched by the same statement. */
+  primary: PrimaryFace | undefined;
 }
 
 /** The primary reference face of a user, as auto-healing compares it. */
@@ -69,7 +71,6 @@ export interface IdentityStore {
   addNegativeExample(collection: string, identifier: string, embedding: Float32Array, model: string): Promise<boolean>;
   /** Smallest distance between `embedding` and any face of the user; undefined when the user does not exist. */
   distanceToUser(collection: string, identifier: string, embedding: Float32Array): Promise<number | undefined>;
-  primaryFace(collection: string, identifier: string): Promise<PrimaryFace | undefined>;
   /** Replaces the primary face (embedding and image) if it is still `expected.faceId`; returns whether it did. */
   replacePrimaryFace(expected: PrimaryFace, face: StoredFace, image: StoredImage | undefined): Promise<boolean>;
   listUsers(collection: string, limit: number, after: string): Promise<string[]>;
@@ -186,23 +187,36 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
       // One statement: hnsw.ef_search and iterative scans are set on each connection (database.ts).
       // Users with a negative example close to the query are left out (CorrectMatch "not them").
       const result = await knex.raw(
-        `SELECT u.identifier, min(n.distance) AS distance
+        `SELECT u.identifier, min(n.distance) AS distance,
+                u.id AS user_id, p.id AS primary_id, p.box_width AS primary_width, p.sharpness AS primary_sharpness, p.image_sha256 AS primary_image
            FROM (SELECT user_id, embedding <=> ?::vector AS distance
                    FROM faces
                   WHERE collection = ?
                   ORDER BY embedding <=> ?::vector
                   LIMIT ?) n
            JOIN users u ON u.id = n.user_id
+           LEFT JOIN faces p ON p.user_id = u.id AND p.is_primary
           WHERE NOT EXISTS (SELECT 1 FROM negative_examples x
                              WHERE x.user_id = n.user_id AND (x.embedding <=> ?::vector) <= ?)
-          GROUP BY u.identifier
+          GROUP BY u.id, p.id
           ORDER BY distance
           LIMIT ?`,
         [vector, collection, vector, limit * FACES_PER_USER_FETCHED, vector, options.negativeMaxDistance, limit],
       );
-      return (result.rows as { identifier: string; distance: number | string }[]).map((r) => ({
-        identifier: r.identifier,
+      return (result.rows as Record<string, string | number | null>[]).map((r) => ({
+        identifier: String(r.identifier),
         distance: Number(r.distance),
+        primary:
+          r.primary_id === null
+            ? undefined
+            : {
+                faceId: Number(r.primary_id),
+                userId: Number(r.user_id),
+                identifier: String(r.identifier),
+                faceWidth: Number(r.primary_width),
+                sharpness: Number(r.primary_sharpness),
+                imageSha256: r.primary_image === null ? null : String(r.primary_image),
+              },
       }));
     },
 
@@ -250,22 +264,6 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
       );
       const row = result.rows[0] as { distance: number | string | null } | undefined;
       return row === undefined || row.distance === null ? undefined : Number(row.distance);
-    },
-
-    async primaryFace(collection, identifier) {
-      const row = await knex("faces as f")
-        .join("users as u", "u.id", "f.user_id")
-        .where({ "u.collection": collection, "u.identifier": identifier, "f.is_primary": true })
-        .first("f.id", "f.user_id", "f.box_width", "f.sharpness", "f.image_sha256");
-      if (row === undefined) return undefined;
-      return {
-        faceId: Number(row.id),
-        userId: Number(row.user_id),
-        identifier,
-        faceWidth: Number(row.box_width),
-        sharpness: Number(row.sharpness),
-        imageSha256: row.image_sha256,
-      };
     },
 
     async replacePrimaryFace(expected, face, image) {
