@@ -145,12 +145,13 @@ if (process.env.BENCH_DATABASE_URL) {
 }
 
 // --- search at scale, the service's query with the configured ef_search
-const search: { label: string; p50: number; recall: number; target?: number }[] = [];
+// Latency and the target's recall from typical second photos; recall of hard ones beside it.
+const search: { label: string; p50: number; recall: number; hardRecall: number; target?: number }[] = [];
 for (const { target, sizes, maintenanceWorkMem } of searchTargets()) {
   for (const size of sizes) {
-    const [row] = await gallerySearch(target, size, maintenanceWorkMem, [config.hnswEfSearch]);
+    const [typical, hard] = await gallerySearch(target, size, maintenanceWorkMem, [config.hnswEfSearch]);
     const limit = target.kind === "pglite" && size === 100_000 ? 10 : target.kind === "postgres" && size === 1_000_000 ? 5 : undefined;
-    search.push({ label: `${target.kind === "pglite" ? "PGlite" : "PostgreSQL"}, ${size / 1000}k faces`, p50: Number(row["p50 ms"]), recall: Number(row["recall@1"]), target: limit });
+    search.push({ label: `${target.kind === "pglite" ? "PGlite" : "PostgreSQL"}, ${size / 1000}k faces`, p50: Number(typical["p50 ms"]), recall: Number(typical["recall@1"]), hardRecall: Number(hard["recall@1"]), target: limit });
   }
 }
 
@@ -191,7 +192,7 @@ const rows: Record<string, string>[] = [
   { measure: `Sync frames/s, video/frames30, 1 stream (server busy ${syncCores1.toFixed(2)} cores)`, ours: f1(syncRate1), "face-api": f1(faceApiFps), "x faster": f1(syncRate1 / faceApiFps), target: ">= 60", met: verdict(syncRate1 >= 60) },
   { measure: `Sync frames/s, 2 streams (server busy ${syncCores2.toFixed(2)} cores)`, ours: f1(syncRate2), "face-api": "", "x faster": f1(syncRate2 / faceApiFps), target: "", met: "" },
   ...search.map((s) => ({
-    measure: `1:N search p50 ms, ${s.label} (recall@1 ${s.recall.toFixed(3)})`,
+    measure: `1:N search p50 ms, ${s.label} (recall@1 ${s.recall.toFixed(3)}; hard photos ${s.hardRecall.toFixed(3)})`,
     ours: s.p50.toFixed(2),
     "face-api": "",
     "x faster": "",
