@@ -169,12 +169,12 @@ export function boxDownsample(src: RgbImage, factor: number, x0 = 0, y0 = 0, x1 
   const width = Math.max(1, Math.floor((x1 - x0) / factor));
   const height = Math.max(1, Math.floor((y1 - y0) / factor));
   const out = new Uint8Array(width * height * 3);
-  const sums = new Uint32Array(width * 3);
   const { data, width: sw } = src;
   if (factor === 2) {
     halveInto(data, sw, x0, y0, width, height, out);
     return { data: out, width, height };
   }
+  const sums = new Uint32Array(width * 3);
   const area = factor * factor;
   const half = area >> 1;
   for (let y = 0; y < height; y++) {
