@@ -162,7 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storeImages: boolean("FACE_STORE_IMAGES", true),
     detectionRetentionDays: integer("FACE_DETECTION_RETENTION_DAYS", 30, 0, 36_500),
     negativeMaxDistance: decimal("FACE_NEGATIVE_MAX_DISTANCE", 0.5, 0, 2),
-    hnswEfSearch: integer("FACE_HNSW_EF_SEARCH", 100, 1, 1000),
+    hnswEfSearch: integer("FACE_HNSW_EF_SEARCH", 64, 1, 1000),
     imageUrlAllowedHosts: list(env.FACE_IMAGE_URL_ALLOWED_HOSTS),
     imageUrlTimeoutMs: integer("FACE_IMAGE_URL_TIMEOUT_MS", 10_000, 100, 120_000),
     webhookAllowedHosts: list(env.FACE_WEBHOOK_ALLOWED_HOSTS),
