@@ -7,7 +7,7 @@
  * collection's rows.
  *
  *   npm run bench:search                      (PGlite; the first run seeds bench/.data, ~5 min)
- *   BENCH_DATABASE_URL=postgres://... npm run bench:search   (adds the server; 1M seeds in ~15 min)
+ *   BENCH_DATABASE_URL=postgres://... npm run bench:search   (adds the server; the 1M seed takes about an hour)
  *
  * Probes are enrolled embeddings moved to cosine distance 0.31 (a typical second photo) and 0.5 (a
  * hard one); recall@1 counts agreement of the top user with an exact scan.
@@ -17,7 +17,7 @@ import { collectionStrategies, gallerySearch, PROBE_DISTANCES, PROBES, searchTar
 import { printTable } from "./table.js";
 
 /**
- * ef_search values of the sweep. Much beyond 100 the planner estimates the HNSW scan dearer than
+ * ef_search values of the sweep. At 200 the planner already estimates the HNSW scan dearer than
  * reading the table and sorts every row instead (exact, and ~145 ms at 100k on PostgreSQL).
  */
 const EF_SEARCH_VALUES = [40, 64, 100];
