@@ -6,7 +6,7 @@
  * (iterative scans), per-collection partial indexes, list partitions, and an exact scan of the
  * collection's rows.
  *
- *   npm run bench:search                      (PGlite; the first run seeds bench/.data, ~5 min)
+ *   npm run bench:search                      (PGlite; the first run seeds bench/.data, up to 40 min)
  *   BENCH_DATABASE_URL=postgres://... npm run bench:search   (adds the server; the 1M seed takes about an hour)
  *
  * Probes are enrolled embeddings moved to cosine distance 0.31 (a typical second photo) and 0.5 (a
