@@ -1,6 +1,6 @@
 /**
  * Per-stage latency of the engine on a 640x480 single-face JPEG (median and p95 of 50 runs, after
- * warm-up), and the event-loop delay while 4 pipelines run at once.
+ * warm-up), the models alone, and the event-loop delay while 4 pipelines run at once.
  *
  *   npm run bench:latency
  */
@@ -8,6 +8,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { StageTimer } from "../src/engine/pipeline.js";
 import { createFaceEngine } from "../src/engine/pipeline.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
+import type { ModelName } from "../src/runtime/models.js";
 import { loadConfig } from "../src/config.js";
 import { singleFace640x480 } from "./support/images.js";
 import { percentile, printTable } from "./table.js";
@@ -24,7 +25,8 @@ const stage: StageTimer = async (label, work) => {
     if (recording) timings.set(label, [...(timings.get(label) ?? []), performance.now() - start]);
   }
 };
-const engine = createFaceEngine({ runtime: createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers }), limits: { maxPixels: config.maxImagePixels }, stage });
+const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers });
+const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels }, stage });
 
 async function once(bytes: Uint8Array): Promise<void> {
   const image = await engine.decode(bytes);
@@ -44,6 +46,24 @@ recording = false;
 const rows = [...timings].map(([label, values]) => ({ stage: label, "p50 ms": percentile(values, 50).toFixed(2), "p95 ms": percentile(values, 95).toFixed(2) }));
 rows.push({ stage: "total", "p50 ms": percentile(totals, 50).toFixed(2), "p95 ms": percentile(totals, 95).toFixed(2) });
 printTable(`Engine latency, 640x480 single-face JPEG, ${RUNS} runs, FACE_ONNX_THREADS=${config.onnxIntraOpThreads}`, rows);
+
+// The models alone, through the same worker pool (random inputs of each model's shape): how much of
+// each stage is the model and how much the work around it.
+const modelInputs: [ModelName, number[]][] = [["detect", [1, 3, 240, 320]], ["landmark", [1, 1, 64, 64]], ["feature", [1, 3, 112, 112]]];
+const modelRows = [];
+for (const [model, dims] of modelInputs) {
+  const input = () => ({ data: Float32Array.from({ length: dims.reduce((a, b) => a * b) }, () => Math.random() - 0.5), dims });
+  for (let i = 0; i < 5; i++) await runtime.run(model, input());
+  const ms: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const data = input();
+    const start = performance.now();
+    await runtime.run(model, data);
+    ms.push(performance.now() - start);
+  }
+  modelRows.push({ model, "p50 ms": percentile(ms, 50).toFixed(2), "p95 ms": percentile(ms, 95).toFixed(2) });
+}
+printTable(`Models alone on the inference workers, ${RUNS} runs`, modelRows);
 
 const delay = monitorEventLoopDelay({ resolution: 1 });
 delay.enable();

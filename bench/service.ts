@@ -69,14 +69,15 @@ async function recognizeLatencies(client: Client_): Promise<{ ms: number[]; stag
   for (let i = 0; i < 10; i++) await client.recognize({ image: photo });
   const ms: number[] = [];
   const stages = new Map<string, number[]>();
+  const record = (label: string, value: number) => stages.set(label, [...(stages.get(label) ?? []), value]);
   let found = 0;
   for (let i = 0; i < LATENCY_RUNS; i++) {
     const start = performance.now();
     const reply = await client.recognize({ image: photo });
     ms.push(performance.now() - start);
     if (reply.identifier === "obama") found++;
-    stages.set("server total", [...(stages.get("server total") ?? []), reply.serverProcessTimeMs]);
-    for (const e of reply.flameGraph) if (e.parent === "") stages.set(e.label, [...(stages.get(e.label) ?? []), e.durationMs]);
+    record("server total", reply.serverProcessTimeMs);
+    for (const e of reply.flameGraph) if (e.parent === "") record(e.label, e.durationMs);
   }
   return { ms, stages, found };
 }

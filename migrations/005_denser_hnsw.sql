@@ -1,7 +1,7 @@
 -- A denser HNSW graph for the faces: m 32, ef_construction 200 instead of pgvector's defaults
--- (16, 64). Measured on 100k faces on PostgreSQL (npm run bench:search, typical second photos at
--- cosine distance 0.31): recall@1 0.97 at ef_search 40 in 4.3 ms where the old graph gave 0.73 in
--- 3.5 ms, and 0.86 at ef_search 100 in 7.4 ms. The price is build time (100k faces: 260 s instead
+-- (16, 64). Measured by hand on the 100k PostgreSQL gallery of npm run bench:search (typical
+-- second photos at cosine distance 0.31): recall@1 0.97 at ef_search 40 in 4.3 ms where the old
+-- graph gave 0.73 in 3.5 ms, and 0.86 at ef_search 100 in 7.4 ms. The price is build time (100k faces: 260 s instead
 -- of ~60 s on 2 cores) and a slower insert per Register. Rebuilding takes that long once, at the
 -- first start after upgrading; the service starts listening when it is done.
 -- The graph is built fastest while it fits in maintenance_work_mem: at least 1GB for this

@@ -10,9 +10,14 @@ import type { FaceService } from "../gen/face/v1/face_pb.js";
 
 const FRAMES = readdirSync(join(FACES_DIR, "video/frames")).sort().map((f) => `video/frames/${f}`);
 
+/** The WebSocket URL of /ws/realtime on a test server. */
+function realtimeUrl(server: TestServer, query = ""): string {
+  return `${server.url.replace("http", "ws")}/ws/realtime${query}`;
+}
+
 /** Opens /ws/realtime and collects every answer; resolves once `expected` answers arrived. */
 async function session(server: TestServer, query: string, send: (ws: WebSocket) => void, expected: number): Promise<Record<string, unknown>[]> {
-  const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime${query}`);
+  const ws = new WebSocket(realtimeUrl(server, query));
   const answers: Record<string, unknown>[] = [];
   await new Promise<void>((resolve, reject) => {
     ws.on("open", () => send(ws));
@@ -83,7 +88,7 @@ describe("/ws/realtime with API keys", () => {
   useTestServer((s) => { server = s; }, { FACE_API_KEYS: "realtime-key-0123456789:site-a" });
 
   it("refuses an upgrade without a key, accepts ?api_key=, and keeps a bound key in its collections", async () => {
-    const refused = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+    const refused = new WebSocket(realtimeUrl(server));
     const status = await new Promise<number>((resolve) =>
       refused.on("unexpected-response", (req, res) => {
         resolve(res.statusCode ?? 0);
@@ -105,7 +110,7 @@ describe("/ws/realtime with a small message limit", () => {
   useTestServer((s) => { server = s; }, { FACE_MAX_IMAGE_BYTES: "1024" });
 
   it("closes the socket with 1009 for a message over the limit", async () => {
-    const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+    const ws = new WebSocket(realtimeUrl(server));
     await new Promise((resolve) => ws.on("open", resolve));
     ws.send(new Uint8Array(server.config.maxMessageBytes + 1));
     const code = await new Promise<number>((resolve) => ws.on("close", (c) => resolve(c)));
