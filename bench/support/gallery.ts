@@ -12,8 +12,8 @@
  */
 import type { Knex } from "knex";
 import pgvector from "pgvector";
+import { EMBEDDING_SIZE } from "../../src/engine/embed.js";
 
-const DIMENSIONS = 512;
 /** Effective dimension of the model's embeddings (see above). */
 export const SYNTHETIC_DIMENSIONS = 123;
 const BATCH = 10_000;
@@ -39,7 +39,7 @@ export async function seedSyntheticUsers(knex: Knex, collection: string, count: 
        INSERT INTO faces (user_id, collection, embedding, model, is_primary, box_x, box_y, box_width, box_height, score, sharpness, brightness)
        SELECT u.id, u.collection,
               l2_normalize(ARRAY(SELECT CASE WHEN d <= ${SYNTHETIC_DIMENSIONS} THEN ${GAUSSIAN} ELSE 0 END
-                                  FROM generate_series(1, ${DIMENSIONS}) d WHERE u.id IS NOT NULL)::vector),
+                                  FROM generate_series(1, ${EMBEDDING_SIZE}) d WHERE u.id IS NOT NULL)::vector),
               'synthetic', true, 0, 0, 112, 112, 1, 100, 128
          FROM new_users u`,
       [collection, start, end],
