@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import knexFactory, { type Knex } from "knex";
+import { relationBytesIn, sharedBuffersMbFor } from "./embedded-buffers.js";
 
 /** A knex handle on PostgreSQL with pgvector, embedded (PGlite) or a server. */
 export interface Database {
@@ -71,7 +72,12 @@ async function openEmbedded(dataDir: string, settings: string[]): Promise<Databa
   ]);
   const directory = join(dataDir, "pgdata");
   await mkdir(directory, { recursive: true });
-  const pglite = await PGlite.create({ dataDir: directory, extensions: { vector } });
+  const sharedBuffersMb = sharedBuffersMbFor(await relationBytesIn(directory));
+  const pglite = await PGlite.create({
+    dataDir: directory,
+    extensions: { vector },
+    startParams: [...PGlite.defaultStartParams, "-c", `shared_buffers=${sharedBuffersMb}MB`],
+  });
   // PGlite is one session: set once.
   for (const setting of settings) await pglite.exec(setting);
   const knex = knexFactory({
