@@ -80,6 +80,14 @@ describe("webhooks", () => {
     }
   });
 
+  it("writes deliveries only for subscribed events and says how many (none: the dispatcher is not woken)", async () => {
+    const store = createWebhookStore(a.database.knex);
+    assert.equal(await store.enqueue({ type: "face.unknown", collection: "default", identifier: "", data: {} }), 0, "nobody subscribed to face.unknown");
+    assert.equal(await store.enqueue({ type: "face.recognized", collection: "other", identifier: "", data: {} }), 0, "no subscription in that collection");
+    assert.equal(await store.enqueue({ type: "face.recognized", collection: "default", identifier: "count-check", data: {} }), 1);
+    await until(() => receiver.received.some((r) => r.event.identifier === "count-check"), "the written delivery");
+  });
+
   it("delivers after a restart what was committed but not yet delivered", async () => {
     receiver.setUp(false);
     const client = faceClient(a);

@@ -64,8 +64,8 @@ export interface FaceServiceDeps {
   engine: FaceEngine;
   identities: IdentityStore;
   detections: DetectionLog;
-  /** Publishes an event in its own transaction (recognitions change no other row). */
-  publish: (event: FaceEvent) => Promise<void>;
+  /** Publishes an event in its own transaction (recognitions change no other row); returns the deliveries it wrote. */
+  publish: (event: FaceEvent) => Promise<number>;
   /** Called after a change that may have written events, so they go out now rather than at the next poll. */
   eventsWritten: () => void;
   stage: StageTimer;
@@ -94,8 +94,10 @@ export function createFaceService(deps: FaceServiceDeps) {
 
   async function publishAll(events: FaceEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await stage("publish", () => Promise.all(events.map(publish)));
-    eventsWritten();
+    const deliveries = await stage("publish", () => Promise.all(events.map(publish)));
+    // With no subscriber nothing was written: waking the dispatcher would only cost an outbox query
+    // (on PGlite, on the main thread, while this call's reply waits).
+    if (deliveries.some((n) => n > 0)) eventsWritten();
   }
   const limits = config;
   const metrics = processMetrics();

@@ -90,7 +90,7 @@ export interface IdentityStoreOptions {
   /** A query this close to a user's negative example is never matched to that user. */
   negativeMaxDistance: number;
   /** Receives the events of each change inside the change's own transaction (the webhook outbox). */
-  outbox?: { enqueue(event: FaceEvent, trx: Knex.Transaction): Promise<void> };
+  outbox?: { enqueue(event: FaceEvent, trx: Knex.Transaction): Promise<unknown> };
 }
 
 /**

@@ -40,8 +40,8 @@ export interface WebhookStore {
   create(input: { collection: string; url: string; identifier: string; events: EventType[]; secret: string }): Promise<WebhookRecord>;
   list(collection: string, identifier: string): Promise<WebhookRecord[]>;
   delete(id: string): Promise<boolean>;
-  /** Writes one delivery per matching subscription, inside the caller's transaction when given. */
-  enqueue(event: FaceEvent, trx?: Knex.Transaction): Promise<void>;
+  /** Writes one delivery per matching subscription, inside the caller's transaction when given; returns how many. */
+  enqueue(event: FaceEvent, trx?: Knex.Transaction): Promise<number>;
   /** Leases up to `limit` due deliveries for `leaseMs`; other dispatchers skip them meanwhile. */
   claimDue(limit: number, leaseMs: number): Promise<DueDelivery[]>;
   markDelivered(id: number): Promise<void>;
@@ -99,12 +99,13 @@ export function createWebhookStore(knex: Knex): WebhookStore {
         identifier: event.identifier,
         ...event.data,
       });
-      await db.raw(
+      const result = await db.raw(
         `INSERT INTO webhook_deliveries (webhook_id, collection, identifier, event_id, event_type, payload)
          SELECT id, collection, ?, ?, ?, ? FROM webhooks
           WHERE collection = ? AND ? = ANY (events) AND (identifier IS NULL OR identifier = ?)`,
         [event.identifier || null, eventId, event.type, payload, event.collection, event.type, event.identifier],
       );
+      return Number(result.rowCount ?? 0);
     },
 
     async claimDue(limit, leaseMs) {
