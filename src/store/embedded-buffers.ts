@@ -9,7 +9,7 @@ const MIN_SHARED_BUFFERS_MB = 128;
 /**
  * PGlite allocates and touches all of shared_buffers at start (measured: 387 MiB RSS with 128 MB,
  * 794 with 512 MB, 1336 with 1 GB), inside a 2 GB WebAssembly memory that index builds also need
- * (maintenance_work_mem is 1 GB while migration 005 runs). 512 MB holds the index of ~170k faces.
+ * (maintenance_work_mem is 1 GB while migration 005 runs). 512 MB holds the index of ~200k faces.
  */
 const MAX_SHARED_BUFFERS_MB = 512;
 const STEP_MB = 64;
