@@ -67,7 +67,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
-  const webhookStore = createWebhookStore(database.knex);
+  // The dispatcher is woken by the outbox itself whenever a committed change wrote deliveries.
+  const webhookStore = createWebhookStore(database.knex, { deliveriesWritten: () => dispatcher.kick() });
   const dispatcher = createWebhookDispatcher(
     webhookStore,
     {
@@ -91,7 +92,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     identities,
     detections,
     publish: (event) => webhookStore.enqueue(event),
-    eventsWritten: () => dispatcher.kick(),
     stage: telemetry.stage,
   });
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });

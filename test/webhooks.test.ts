@@ -98,3 +98,28 @@ describe("webhooks", () => {
     await until(() => receiver.received.some((r) => r.event.type === "user.deleted" && r.event.identifier === "howard"), "user.deleted after restart");
   });
 });
+
+describe("webhooks with a slow poll", () => {
+  let secret = "";
+  const receiver = createReceiver(() => secret);
+  let server: TestServer;
+
+  before(async () => {
+    const port = await receiver.listen();
+    // A minute between polls: only the outbox waking the dispatcher delivers within the test.
+    server = await startTestServer({ FACE_WEBHOOK_ALLOWED_HOSTS: `127.0.0.1:${port}`, FACE_WEBHOOK_POLL_MS: "60000" });
+    secret = (await faceClient(server).createWebhook({ url: `http://127.0.0.1:${port}/hook`, events: ["user.registered", "face.recognized"] })).secret;
+  });
+  after(async () => {
+    await server.close();
+    await receiver.close();
+  });
+
+  it("delivers at once what a committed change wrote, in a transaction (Register) or not (Recognize)", async () => {
+    const client = faceClient(server);
+    await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+    await until(() => receiver.received.some((r) => r.event.type === "user.registered"), "user.registered before the next poll", 10_000);
+    await client.recognize({ image: face("face_recognition/obama2.jpg") });
+    await until(() => receiver.received.some((r) => r.event.type === "face.recognized"), "face.recognized before the next poll", 10_000);
+  });
+});

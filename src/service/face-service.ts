@@ -64,10 +64,8 @@ export interface FaceServiceDeps {
   engine: FaceEngine;
   identities: IdentityStore;
   detections: DetectionLog;
-  /** Publishes an event in its own transaction (recognitions change no other row); returns the deliveries it wrote. */
-  publish: (event: FaceEvent) => Promise<number>;
-  /** Called after a change that may have written events, so they go out now rather than at the next poll. */
-  eventsWritten: () => void;
+  /** Publishes an event in its own transaction (recognitions change no other row). */
+  publish: (event: FaceEvent) => Promise<unknown>;
   stage: StageTimer;
 }
 
@@ -90,14 +88,11 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
 export function createFaceService(deps: FaceServiceDeps) {
-  const { config, engine, identities, detections, publish, eventsWritten, stage } = deps;
+  const { config, engine, identities, detections, publish, stage } = deps;
 
   async function publishAll(events: FaceEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const deliveries = await stage("publish", () => Promise.all(events.map(publish)));
-    // With no subscriber nothing was written: waking the dispatcher would only cost an outbox query
-    // (on PGlite, on the main thread, while this call's reply waits).
-    if (deliveries.some((n) => n > 0)) eventsWritten();
+    await stage("publish", () => Promise.all(events.map(publish)));
   }
   const limits = config;
   const metrics = processMetrics();
@@ -200,7 +195,6 @@ export function createFaceService(deps: FaceServiceDeps) {
       const [embedding] = await engine.embed([face]);
       const img = storedImage(bytes, image);
       const { created } = await stage("store", () => identities.addFace(collection, identifier, storedFace(face, embedding), img));
-      eventsWritten();
       return { identifier, collection, face: view(face), imageSha256: img?.sha256 ?? sha256Of(bytes), created };
     },
 
@@ -393,7 +387,6 @@ export function createFaceService(deps: FaceServiceDeps) {
       const collection = collectionOf(input.collection);
       const deleted = await identities.deleteUser(collection, identifier);
       if (deleted === undefined) throw new FaceError("not_found", `no user ${JSON.stringify(identifier)} in collection ${collection}`);
-      eventsWritten();
       return { identifier, facesDeleted: deleted.faces, imagesDeleted: deleted.images };
     },
   };

@@ -51,7 +51,16 @@ export interface WebhookStore {
   countByStatus(collection: string): Promise<Record<string, number>>;
 }
 
-export function createWebhookStore(knex: Knex): WebhookStore {
+export interface WebhookStoreOptions {
+  /**
+   * Called once deliveries written by `enqueue` are committed (after the caller's transaction, or at
+   * once without one), so they go out now rather than at the next poll. Not called when an event
+   * matched no subscription: on PGlite the dispatcher's outbox query would run on the main thread.
+   */
+  deliveriesWritten?: () => void;
+}
+
+export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}): WebhookStore {
   const toRecord = (r: Record<string, unknown>): WebhookRecord => ({
     id: String(r.id),
     collection: String(r.collection),
@@ -105,7 +114,13 @@ export function createWebhookStore(knex: Knex): WebhookStore {
           WHERE collection = ? AND ? = ANY (events) AND (identifier IS NULL OR identifier = ?)`,
         [event.identifier || null, eventId, event.type, payload, event.collection, event.type, event.identifier],
       );
-      return Number(result.rowCount ?? 0);
+      const written = Number(result.rowCount ?? 0);
+      if (written > 0 && options.deliveriesWritten) {
+        if (trx === undefined) options.deliveriesWritten();
+        // A rolled-back transaction wrote nothing: the rejection needs no handling here.
+        else trx.executionPromise.then(options.deliveriesWritten, () => {});
+      }
+      return written;
     },
 
     async claimDue(limit, leaseMs) {
