@@ -28,21 +28,10 @@ export function sharedBuffersMbFor(relationBytes: number): number {
 
 /** Bytes of the relation files under a PostgreSQL data directory (`base/`; WAL excluded); 0 when there are none yet. */
 export async function relationBytesIn(pgdata: string): Promise<number> {
-  let total = 0;
-  async function walk(directory: string): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(directory, { withFileTypes: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw e;
-    }
-    for (const entry of entries) {
-      const path = join(directory, entry.name);
-      if (entry.isDirectory()) await walk(path);
-      else if (entry.isFile()) total += (await stat(path)).size;
-    }
-  }
-  await walk(join(pgdata, "base"));
-  return total;
+  const entries = await readdir(join(pgdata, "base"), { recursive: true, withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return [];
+    throw e;
+  });
+  const sizes = await Promise.all(entries.filter((e) => e.isFile()).map(async (e) => (await stat(join(e.parentPath, e.name))).size));
+  return sizes.reduce((a, b) => a + b, 0);
 }
