@@ -1,23 +1,54 @@
 import { lookup } from "node:dns/promises";
 import type { LookupFunction } from "node:net";
-import { BlockList, isIP } from "node:net";
+import ipaddr from "ipaddr.js";
 import { invalidArgument } from "../errors.js";
 
 /**
- * Addresses a server-side fetch must not reach unless allowed: loopback, private, link-local
- * (cloud metadata), carrier-grade NAT, unspecified, multicast and their IPv6 counterparts.
+ * The only range a server-side fetch may reach unless allowed: ipaddr.js names every special-purpose
+ * block of the IANA registries (loopback, private, link-local and cloud metadata, carrier-grade NAT,
+ * unique-local, site-local, multicast, documentation, reserved, Teredo, ...) and calls the rest
+ * "unicast".
  */
-const BLOCKED = new BlockList();
-for (const [net, prefix] of [
-  ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16],
-  ["172.16.0.0", 12], ["192.0.0.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15], ["224.0.0.0", 3],
-] as const) BLOCKED.addSubnet(net, prefix, "ipv4");
-for (const [net, prefix] of [["::", 128], ["::1", 128], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8], ["::ffff:0:0", 96]] as const) {
-  BLOCKED.addSubnet(net, prefix, "ipv6");
+const PUBLIC_RANGE = "unicast";
+
+/**
+ * The IPv4 address an IPv6 address carries and reaches, for the forms that reach it: IPv4-mapped
+ * (::ffff:a.b.c.d), translated (::ffff:0:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 with the
+ * well-known prefix (64:ff9b::a.b.c.d) and 6to4 (2002:aabb:ccdd::/48 routes to a.b.c.d).
+ * Undefined for any other address.
+ */
+export function embeddedIPv4(address: ipaddr.IPv6): ipaddr.IPv4 | undefined {
+  const p = address.parts;
+  const v4 = (hi: number, lo: number) => new ipaddr.IPv4([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff]);
+  const zeros = (from: number, to: number) => p.slice(from, to).every((x) => x === 0);
+  if (zeros(0, 5) && (p[5] === 0xffff || p[5] === 0)) return v4(p[6], p[7]);
+  if (zeros(0, 4) && p[4] === 0xffff && p[5] === 0) return v4(p[6], p[7]);
+  if (p[0] === 0x64 && p[1] === 0xff9b && zeros(2, 6)) return v4(p[6], p[7]);
+  if (p[0] === 0x2002) return v4(p[1], p[2]);
+  return undefined;
 }
 
 /**
- * Resolves the URL's host and refuses it when it is not http(s) or resolves to a blocked address,
+ * Why a literal address must not be fetched (its range name, e.g. "loopback"), or undefined when it
+ * is public. IPv6 forms that carry an IPv4 address are judged by that address, so
+ * `[::ffff:127.0.0.1]`, `[::7f00:1]` or `[64:ff9b::7f00:1]` are loopback, and `[::ffff:8.8.8.8]` is public.
+ */
+export function blockedRange(address: string): string | undefined {
+  if (!ipaddr.isValid(address)) return "invalid";
+  let parsed = ipaddr.parse(address);
+  if (parsed.kind() === "ipv6") {
+    const v6 = parsed as ipaddr.IPv6;
+    // ::/128 and ::1 are IPv4-compatible in form only.
+    const range = v6.range();
+    if (range === "unspecified" || range === "loopback") return range;
+    parsed = embeddedIPv4(v6) ?? v6;
+  }
+  const range = parsed.range();
+  return range === PUBLIC_RANGE ? undefined : range;
+}
+
+/**
+ * Resolves the URL's host and refuses it when it is not http(s) or resolves to a non-public address,
  * unless `allowedHosts` lists `host` or `host:port`. The caller connects to the returned address
  * (see pinnedLookup), so a second DNS answer cannot point the request elsewhere.
  */
@@ -29,12 +60,13 @@ export async function resolvePublicAddress(url: URL, allowedHosts: readonly stri
   const allowed = allowedHosts.includes(host) || allowedHosts.includes(`${host}:${port}`);
   let resolved: { address: string; family: number };
   try {
-    resolved = isIP(host) ? { address: host, family: isIP(host) } : await lookup(host);
+    resolved = ipaddr.isValid(host) ? { address: host, family: ipaddr.parse(host).kind() === "ipv6" ? 6 : 4 } : await lookup(host);
   } catch {
     throw invalidArgument(`${field} host ${host} does not resolve`);
   }
-  if (!allowed && BLOCKED.check(resolved.address, resolved.family === 6 ? "ipv6" : "ipv4")) {
-    throw invalidArgument(`${field} host ${host} is a private, loopback or link-local address`);
+  const blocked = blockedRange(resolved.address);
+  if (!allowed && blocked !== undefined) {
+    throw invalidArgument(`${field} host ${host} is not a public address (${blocked}); allow it in the configuration to reach it`);
   }
   return resolved;
 }
