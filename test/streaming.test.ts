@@ -87,6 +87,22 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
     assert.ok(log.some((d) => d.frameId === "t29"));
   });
 
+  it("never carries an identity from one collection's frame to another's on the same stream", async () => {
+    const image = face("face_recognition/obama.jpg");
+    await client.register({ identifier: "obama", image, collection: "stream-a" });
+    await client.createCollection({ name: "stream-b" });
+    const answers: SyncResponse[] = [];
+    const requests = [
+      { image, frameId: "a1", collection: "stream-a" },
+      { image, frameId: "b1", collection: "stream-b" },
+      { image, frameId: "a2", collection: "stream-a" },
+    ];
+    for await (const r of client.sync((async function* () { yield* requests; })())) answers.push(r);
+    assert.deepEqual(answers.map((a) => a.faces[0]?.identifier), ["obama", "", "obama"]);
+    const logB = await createDetectionLog(server.database.knex).recent("stream-b", 10);
+    assert.deepEqual(logB.map((d) => d.identifier ?? ""), [""], "b's log holds no identity of a");
+  });
+
   it("answers a bad frame with an error entry and goes on", async () => {
     const good = frames("frames")[0];
     const answers: SyncResponse[] = [];

@@ -284,7 +284,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       const { image, faces } = await facesOf(bytes, input.maxFaces);
       // Decoding and detection overlap with the previous frame; tracking must follow frame order.
       await previousFrameDone;
-      const assigned = tracker.assign(faces.map((f) => f.box));
+      const assigned = tracker.assign(collection, faces.map((f) => f.box));
       const toSearch = faces.filter((_, i) => assigned[i].needsSearch);
       const embeddings = await engine.embed(toSearch);
       const hits = await stage("similarity_search", () => Promise.all(embeddings.map((e) => identities.search(collection, e, 1))));
@@ -315,7 +315,7 @@ export function createFaceService(deps: FaceServiceDeps) {
           data: { distance: t.distance, box: t.box, frame_id: input.frameId, track_id: t.id },
         })),
       );
-      tracker.commit(tracks);
+      tracker.commit(collection, tracks);
       const result = tracks.map((t, i) => ({
         identifier: t.identifier,
         box: faces[i].box,

@@ -23,24 +23,29 @@ const RECHECK_UNKNOWN_EVERY_FRAMES = 5;
 /**
  * Follows faces across the frames of one stream by box overlap: a face already identified in the
  * previous frame keeps its identity and track id without a new embedding and search.
+ *
+ * An identity holds only within the collection it was found in: a frame of another collection
+ * continues no track (its gallery may not hold that person at all), so it starts afresh.
  */
 export interface FaceTracker {
-  /** For each box of the new frame: its track (continuing or new) and whether it must be searched. */
-  assign(boxes: readonly BoxPx[]): { track: Track; needsSearch: boolean; isNew: boolean }[];
-  /** Replaces the tracks with this frame's faces. */
-  commit(tracks: readonly Track[]): void;
+  /** For each box of the new frame of `collection`: its track (continuing or new) and whether it must be searched. */
+  assign(collection: string, boxes: readonly BoxPx[]): { track: Track; needsSearch: boolean; isNew: boolean }[];
+  /** Replaces the tracks with this frame's faces, found in `collection`. */
+  commit(collection: string, tracks: readonly Track[]): void;
 }
 
 export function createFaceTracker(): FaceTracker {
   let previous: Track[] = [];
+  let previousCollection = "";
   let nextId = 1;
   return {
-    assign(boxes) {
+    assign(collection, boxes) {
+      const candidates = collection === previousCollection ? previous : [];
       const taken = new Set<number>();
       return boxes.map((box) => {
         let best: Track | undefined;
         let bestIou = SAME_FACE_IOU;
-        for (const t of previous) {
+        for (const t of candidates) {
           if (taken.has(t.id)) continue;
           const inter = intersection(t.box, box);
           const iou = inter / (t.box.width * t.box.height + box.width * box.height - inter);
@@ -58,8 +63,9 @@ export function createFaceTracker(): FaceTracker {
         return { track, needsSearch: track.framesSinceSearch >= every, isNew: false };
       });
     },
-    commit(tracks) {
+    commit(collection, tracks) {
       previous = [...tracks];
+      previousCollection = collection;
     },
   };
 }

@@ -185,23 +185,26 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
     async search(collection, embedding, limit) {
       const vector = pgvector.toSql(Array.from(embedding));
       // One statement: hnsw.ef_search and iterative scans are set on each connection (database.ts).
-      // Users with a negative example close to the query are left out (CorrectMatch "not them").
+      // Users with a negative example close to the query (CorrectMatch "not them") are left out
+      // inside the index scan, before LIMIT: filtered after it, a user's many close faces could fill
+      // the limit, be dropped, and leave out the right candidate. The iterative scan goes on until
+      // the limit is filled with faces that pass.
       const result = await knex.raw(
         `SELECT u.identifier, min(n.distance) AS distance,
                 u.id AS user_id, p.id AS primary_id, p.box_width AS primary_width, p.sharpness AS primary_sharpness, p.image_sha256 AS primary_image
-           FROM (SELECT user_id, embedding <=> ?::vector AS distance
-                   FROM faces
-                  WHERE collection = ?
-                  ORDER BY embedding <=> ?::vector
+           FROM (SELECT f.user_id, f.embedding <=> ?::vector AS distance
+                   FROM faces f
+                  WHERE f.collection = ?
+                    AND NOT EXISTS (SELECT 1 FROM negative_examples x
+                                     WHERE x.user_id = f.user_id AND (x.embedding <=> ?::vector) <= ?)
+                  ORDER BY f.embedding <=> ?::vector
                   LIMIT ?) n
            JOIN users u ON u.id = n.user_id
            LEFT JOIN faces p ON p.user_id = u.id AND p.is_primary
-          WHERE NOT EXISTS (SELECT 1 FROM negative_examples x
-                             WHERE x.user_id = n.user_id AND (x.embedding <=> ?::vector) <= ?)
           GROUP BY u.id, p.id
           ORDER BY distance
           LIMIT ?`,
-        [vector, collection, vector, limit * FACES_PER_USER_FETCHED, vector, options.negativeMaxDistance, limit],
+        [vector, collection, vector, options.negativeMaxDistance, vector, limit * FACES_PER_USER_FETCHED, limit],
       );
       return (result.rows as Record<string, string | number | null>[]).map((r) => ({
         identifier: String(r.identifier),

@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { EMBEDDING_SIZE } from "../src/engine/embed.js";
+import { createIdentityStore, type IdentityStore, type StoredFace } from "../src/store/identities.js";
+import { createImageFiles } from "../src/store/image-files.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+/** A unit vector at cosine distance `distance` from axis 0, turned towards axis `axis`. */
+export function vectorAt(distance: number, axis: number): Float32Array {
+  const v = new Float32Array(EMBEDDING_SIZE);
+  const cos = 1 - distance;
+  v[0] = cos;
+  v[axis] = Math.sqrt(1 - cos * cos);
+  return v;
+}
+
+function storedFace(embedding: Float32Array): StoredFace {
+  return { embedding, model: "test", box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.99, sharpness: 100, brightness: 120 };
+}
+
+/** The identity store on the test database (PGlite, or the PostgreSQL server of TEST_DATABASE_URL). */
+describe("identity store on synthetic embeddings", () => {
+  let server: TestServer;
+  let store: IdentityStore;
+  before(async () => {
+    server = await startTestServer();
+    store = createIdentityStore(server.database.knex, createImageFiles(join(server.dataDir, "images")), { negativeMaxDistance: 0.1 });
+  });
+  after(() => server.close());
+
+  it("leaves out a user's negative examples before the limit, so they cannot push the right user out", async () => {
+    const collection = "negatives";
+    // A look-alike with many faces closer to the query than the right person's one face.
+    for (let i = 0; i < 12; i++) await store.addFace(collection, "look-alike", storedFace(vectorAt(0.05, 10 + i)), undefined);
+    await store.addFace(collection, "right", storedFace(vectorAt(0.2, 100)), undefined);
+    const query = vectorAt(0, 1);
+    assert.equal((await store.search(collection, query, 1))[0].identifier, "look-alike");
+    assert.equal(await store.addNegativeExample(collection, "look-alike", query, "test"), true);
+    const hits = await store.search(collection, query, 1);
+    assert.equal(hits.length, 1, "the right person is still found");
+    assert.equal(hits[0].identifier, "right");
+    assert.ok(Math.abs(hits[0].distance - 0.2) < 1e-4);
+  });
+});
