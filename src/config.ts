@@ -33,7 +33,11 @@ export interface Config {
   readonly minSharpness: number;
   /** Faces whose detection score is lower are refused for registration. */
   readonly minDetectionScore: number;
-  /** Auto-healing: a match closer than this may replace the stored reference. */
+  /** Auto-healing: a clearly better capture of a matched user becomes its primary reference. */
+  readonly autoUpgrade: boolean;
+  /** Auto-healing: at most this many auto-added faces per user (the newest); registered faces are never removed. */
+  readonly upgradeMaxFaces: number;
+  /** Auto-healing: a match closer than this to the user's registered faces may add a reference. */
   readonly upgradeMaxDistance: number;
   /** Auto-healing: the new face must be at least this factor sharper ... */
   readonly upgradeSharpnessFactor: number;
@@ -154,6 +158,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     minFaceSize: integer("FACE_MIN_FACE_SIZE", 40, 8, 10_000),
     minSharpness: decimal("FACE_MIN_SHARPNESS", 15, 0, 1e6),
     minDetectionScore: decimal("FACE_MIN_DETECTION_SCORE", 0.8, 0, 1),
+    autoUpgrade: boolean("FACE_AUTO_UPGRADE", true),
+    upgradeMaxFaces: integer("FACE_UPGRADE_MAX_FACES", 3, 1, 100),
     upgradeMaxDistance: decimal("FACE_UPGRADE_MAX_DISTANCE", 0.4, 0, 2),
     upgradeSharpnessFactor: decimal("FACE_UPGRADE_SHARPNESS_FACTOR", 1.5, 1, 100),
     upgradeSizeFactor: decimal("FACE_UPGRADE_SIZE_FACTOR", 1.5, 1, 100),

@@ -49,6 +49,14 @@ describe("identities: register, recognize, verify, users", () => {
     assert.equal(second.created, false);
   });
 
+  it("keeps one reference when the same photo is registered twice for one user", async () => {
+    await client.register({ identifier: "twice", image: BIDEN });
+    const again = await client.register({ identifier: "twice", image: BIDEN });
+    assert.equal(again.created, false);
+    assert.equal((await client.exportUser({ identifier: "twice" })).faces.length, 1);
+    await client.deleteUser({ identifier: "twice" });
+  });
+
   it("stores the same image bytes once, whoever registers them", async () => {
     await client.register({ identifier: "obama-twin", image: OBAMA });
     const files = await storedFiles(server);
@@ -161,7 +169,7 @@ describe("auto-healing", () => {
     client = c;
   });
 
-  it("replaces a 240p reference with a matching 1080p face and serves the new image", async () => {
+  it("makes a matching 1080p face the primary reference and keeps the registered 240p photo", async () => {
     const low = face("resolution/obama-240p.jpg");
     const high = face("resolution/obama-1080p.jpg");
     await client.register({ identifier: "obama", image: low });
@@ -170,7 +178,13 @@ describe("auto-healing", () => {
     assert.equal(result.profileUpgraded, true);
     const stored = await client.getUserFace({ identifier: "obama" });
     assert.equal(sha256(stored.data), sha256(high));
-    assert.ok(!(await storedFiles(server)).includes(sha256(low)), "the replaced image is gone");
+    const exported = await client.exportUser({ identifier: "obama" });
+    assert.deepEqual(
+      exported.faces.map((f) => [f.imageSha256, f.autoAdded, f.primary]),
+      [[sha256(low), false, false], [sha256(high), true, true]],
+      "the registered photo stays a reference",
+    );
+    assert.ok((await storedFiles(server)).includes(sha256(low)), "the registered image is kept");
     const again = await client.recognize({ image: high });
     assert.equal(again.profileUpgraded, false, "the same face is not better than itself");
     const lowAgain = await client.recognize({ image: low });
@@ -184,6 +198,38 @@ describe("auto-healing", () => {
     assert.equal(weak.profileUpgraded, false);
     const stored = await client.getUserFace({ identifier: "obama" });
     assert.notEqual(sha256(stored.data), sha256(BIDEN));
+  });
+});
+
+describe("auto-healing bounds", () => {
+  it("keeps at most FACE_UPGRADE_MAX_FACES auto-added faces, the newest, and every registered one", async () => {
+    const server = await startTestServer({ FACE_UPGRADE_MAX_FACES: "1" });
+    const client = faceClient(server);
+    try {
+      const [low, mid, high] = ["240p", "480p", "720p"].map((p) => face(`resolution/obama-${p}.jpg`));
+      await client.register({ identifier: "obama", image: low });
+      assert.equal((await client.recognize({ image: mid })).profileUpgraded, true);
+      assert.equal((await client.recognize({ image: high })).profileUpgraded, true);
+      const exported = await client.exportUser({ identifier: "obama" });
+      assert.deepEqual(exported.faces.map((f) => [f.imageSha256, f.autoAdded, f.primary]), [[sha256(low), false, false], [sha256(high), true, true]]);
+      assert.ok(!(await storedFiles(server)).includes(sha256(mid)), "the pruned capture's image is gone");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("never changes references when FACE_AUTO_UPGRADE=false", async () => {
+    const server = await startTestServer({ FACE_AUTO_UPGRADE: "false" });
+    const client = faceClient(server);
+    try {
+      await client.register({ identifier: "obama", image: face("resolution/obama-240p.jpg") });
+      const result = await client.recognize({ image: face("resolution/obama-1080p.jpg") });
+      assert.equal(result.matched, true);
+      assert.equal(result.profileUpgraded, false);
+      assert.equal((await client.exportUser({ identifier: "obama" })).faces.length, 1);
+    } finally {
+      await server.close();
+    }
   });
 });
 

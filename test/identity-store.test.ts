@@ -42,4 +42,37 @@ describe("identity store on synthetic embeddings", () => {
     assert.equal(hits[0].identifier, "right");
     assert.ok(Math.abs(hits[0].distance - 0.2) < 1e-4);
   });
+
+  /** Users with no face, or not exactly one primary face: what a half-written registration leaves. */
+  async function halfWritten(collection: string): Promise<string[]> {
+    const result = await server.database.knex.raw(
+      `SELECT u.identifier FROM users u LEFT JOIN faces f ON f.user_id = u.id
+        WHERE u.collection = ? GROUP BY u.id HAVING count(f.id) = 0 OR count(*) FILTER (WHERE f.is_primary) <> 1`,
+      [collection],
+    );
+    return (result.rows as { identifier: string }[]).map((r) => r.identifier);
+  }
+
+  it("turns concurrent first registrations of one identifier into one user with one primary face", async () => {
+    const collection = "concurrent-register";
+    const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => store.addFace(collection, "same", storedFace(vectorAt(0.1, 20 + i)), undefined)));
+    assert.equal(outcomes.filter((o) => o.created).length, 1, "exactly one call created the user");
+    assert.deepEqual(await store.listUsers(collection, 10, ""), ["same"]);
+    assert.equal((await store.exportUser(collection, "same"))!.faces.length, 8);
+    assert.deepEqual(await halfWritten(collection), []);
+  });
+
+  it("settles Register racing DeleteUser without a failure or a half-written user", async () => {
+    const collection = "register-delete";
+    for (let round = 0; round < 40; round++) {
+      const results = await Promise.allSettled([
+        store.addFace(collection, "racer", storedFace(vectorAt(0.1, 30 + (round % 50))), undefined),
+        store.deleteUser(collection, "racer"),
+        store.addFace(collection, "racer", storedFace(vectorAt(0.2, 90 + (round % 50))), undefined),
+        store.addNegativeExample(collection, "racer", vectorAt(0.3, 200), "test"),
+      ]);
+      for (const r of results) assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
+      assert.deepEqual(await halfWritten(collection), [], `round ${round}`);
+    }
+  });
 });

@@ -169,12 +169,14 @@ export function createFaceService(deps: FaceServiceDeps) {
   }
 
   /**
-   * Auto-healing: replaces the user's primary reference when the new face is a strong match and
-   * clearly sharper or larger. Returns whether it did.
+   * Auto-healing: when the new face is a strong match and clearly sharper or larger than the primary
+   * reference, it is added and becomes the primary. Strength is measured against the faces the user
+   * registered, never against earlier auto-added ones, so a chain of upgrades cannot drift to
+   * someone else. Returns whether it did.
    */
-  async function maybeUpgrade(hit: SearchHit, face: LocatedFace, others: LocatedFace[], embedding: Float32Array, bytes: Uint8Array, image: DecodedImage): Promise<boolean> {
+  async function maybeUpgrade(collection: string, hit: SearchHit, face: LocatedFace, others: LocatedFace[], embedding: Float32Array, bytes: Uint8Array, image: DecodedImage): Promise<boolean> {
     const current = hit.primary;
-    if (current === undefined || hit.distance > config.upgradeMaxDistance || qualityProblem(face, others) !== undefined) return false;
+    if (!config.autoUpgrade || current === undefined || hit.distance > config.upgradeMaxDistance || qualityProblem(face, others) !== undefined) return false;
     const sharper = face.quality.sharpness >= current.sharpness * config.upgradeSharpnessFactor;
     const larger = face.quality.faceWidth >= current.faceWidth * config.upgradeSizeFactor;
     // Larger but blurrier (an upscaled photo) is not better; sharper but tiny is not either.
@@ -182,7 +184,9 @@ export function createFaceService(deps: FaceServiceDeps) {
     if (!better) return false;
     const img = storedImage(bytes, image);
     if (img !== undefined && img.sha256 === current.imageSha256) return false;
-    return stage("store", () => identities.replacePrimaryFace(current, storedFace(face, embedding), img));
+    const toRegistered = await stage("similarity_search", () => identities.distanceToUser(collection, current.identifier, embedding, "registered"));
+    if (toRegistered === undefined || toRegistered > config.upgradeMaxDistance) return false;
+    return stage("store", () => identities.addUpgradedFace(current, storedFace(face, embedding), img, config.upgradeMaxFaces));
   }
 
   return {
@@ -209,7 +213,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       const best = hits[0];
       const matched = best !== undefined && best.distance <= threshold;
       if (matched) metrics.matches.inc({ rpc: "Recognize" });
-      const profileUpgraded = matched ? await maybeUpgrade(best, face, others, embedding, bytes, image) : false;
+      const profileUpgraded = matched ? await maybeUpgrade(collection, best, face, others, embedding, bytes, image) : false;
       await publishAll([
         matched
           ? { type: "face.recognized", collection, identifier: best.identifier, data: { distance: best.distance, box: face.box, profile_upgraded: profileUpgraded } }
@@ -376,7 +380,7 @@ export function createFaceService(deps: FaceServiceDeps) {
         identifier,
         collection,
         createdAt: exported.createdAt.toISOString(),
-        faces: exported.faces.map((f) => ({ ...f, createdAt: f.createdAt.toISOString() })),
+        faces: exported.faces.map(({ origin, ...f }) => ({ ...f, autoAdded: origin === "auto", createdAt: f.createdAt.toISOString() })),
         detections: logged.map((d) => ({ ...d, createdAt: d.createdAt.toISOString() })),
         negativeExamples: exported.negativeExamples,
       };

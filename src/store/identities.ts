@@ -2,6 +2,7 @@ import { rm } from "node:fs/promises";
 import type { Knex } from "knex";
 import pgvector from "pgvector";
 import type { ImageFiles } from "./image-files.js";
+import { rowCount } from "./row-count.js";
 import type { FaceEvent } from "./webhooks.js";
 
 /** What is stored about one reference face. */
@@ -22,6 +23,9 @@ export interface StoredImage {
   width: number;
   height: number;
 }
+
+/** Where a reference face came from (migrations/006_face_origin.sql). */
+export type FaceOrigin = "registered" | "auto";
 
 /** A registered user close to a query embedding. */
 export interface SearchHit {
@@ -47,6 +51,7 @@ export interface UserExport {
   faces: (Omit<StoredFace, "embedding"> & {
     embedding: number[];
     primary: boolean;
+    origin: FaceOrigin;
     imageSha256: string;
     imageContentType: string;
     image: Uint8Array;
@@ -69,10 +74,17 @@ export interface IdentityStore {
   exportUser(collection: string, identifier: string): Promise<UserExport | undefined>;
   /** Remembers that this face is not the user; false when the user does not exist. */
   addNegativeExample(collection: string, identifier: string, embedding: Float32Array, model: string): Promise<boolean>;
-  /** Smallest distance between `embedding` and any face of the user; undefined when the user does not exist. */
-  distanceToUser(collection: string, identifier: string, embedding: Float32Array): Promise<number | undefined>;
-  /** Replaces the primary face (embedding and image) if it is still `expected.faceId`; returns whether it did. */
-  replacePrimaryFace(expected: PrimaryFace, face: StoredFace, image: StoredImage | undefined): Promise<boolean>;
+  /**
+   * Smallest distance between `embedding` and any face of the user (only its registered faces when
+   * `origin` is "registered"); undefined when the user does not exist or has no such face.
+   */
+  distanceToUser(collection: string, identifier: string, embedding: Float32Array, origin?: FaceOrigin): Promise<number | undefined>;
+  /**
+   * Auto-healing: adds `face` as the user's primary reference if the primary is still
+   * `expected.faceId`, keeping every registered face and at most `maxAutoFaces` auto-added ones (the
+   * newest); returns whether it did.
+   */
+  addUpgradedFace(expected: PrimaryFace, face: StoredFace, image: StoredImage | undefined, maxAutoFaces: number): Promise<boolean>;
   listUsers(collection: string, limit: number, after: string): Promise<string[]>;
   /** Bytes and content type of the user's primary reference image. */
   primaryImage(collection: string, identifier: string): Promise<{ bytes: Uint8Array; contentType: string } | undefined>;
@@ -165,17 +177,25 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         knex.transaction(async (trx) => {
           await trx("collections").insert({ name: collection }).onConflict("name").ignore();
           await insertImage(trx, image);
-          const inserted: { id: number }[] = await trx("users")
-            .insert({ collection, identifier })
-            .onConflict(["collection", "identifier"])
-            .ignore()
-            .returning("id");
-          const created = inserted.length > 0;
-          const userId = created
-            ? inserted[0].id
-            : (await trx("users").where({ collection, identifier }).first("id").forUpdate()).id;
-          await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image?.sha256 ?? null, is_primary: created });
-          await trx("users").where({ id: userId }).update({ updated_at: trx.fn.now() });
+          // One statement creates the user or locks the existing row: PostgreSQL retries it when a
+          // concurrent DeleteUser removed the conflicting row, so there is always a user row to add
+          // the face to (a separate SELECT after "insert or ignore" found none and failed), and a
+          // DeleteUser arriving now waits for this commit and then deletes the face too.
+          // xmax is 0 only on a row this statement inserted.
+          const upserted = await trx.raw(
+            `INSERT INTO users (collection, identifier) VALUES (?, ?)
+             ON CONFLICT (collection, identifier) DO UPDATE SET updated_at = now()
+             RETURNING id, (xmax = 0) AS created`,
+            [collection, identifier],
+          );
+          const { id: userId, created } = upserted.rows[0] as { id: number | string; created: boolean };
+          // The same photo twice for one user is one reference, not two.
+          const same = image === undefined ? undefined : await trx("faces").where({ user_id: userId, image_sha256: image.sha256 }).first("id");
+          if (same === undefined) {
+            await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image?.sha256 ?? null, is_primary: created, origin: "registered" });
+          } else {
+            await trx("faces").where({ id: same.id }).update({ origin: "registered" });
+          }
           if (created) await publish({ type: "user.registered", collection, identifier, data: { image_sha256: image?.sha256 ?? null, box: face.box } }, trx);
           return { created };
         }),
@@ -240,6 +260,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
           sharpness: Number(r.sharpness),
           brightness: Number(r.brightness),
           primary: Boolean(r.is_primary),
+          origin: r.origin as FaceOrigin,
           imageSha256: r.image_sha256 ?? "",
           imageContentType: r.content_type ?? "",
           image: r.image_sha256 ? await files.read(r.image_sha256) : new Uint8Array(),
@@ -251,37 +272,48 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
     },
 
     async addNegativeExample(collection, identifier, embedding, model) {
-      const user = await knex("users").where({ collection, identifier }).first("id");
-      if (user === undefined) return false;
-      await knex("negative_examples").insert({ user_id: user.id, collection, embedding: pgvector.toSql(Array.from(embedding)), model });
-      return true;
+      // One statement: a user deleted between a lookup and an insert cannot be written to.
+      const result = await knex.raw(
+        `INSERT INTO negative_examples (user_id, collection, embedding, model)
+         SELECT id, collection, ?::vector, ? FROM users WHERE collection = ? AND identifier = ?
+         FOR KEY SHARE`,
+        [pgvector.toSql(Array.from(embedding)), model, collection, identifier],
+      );
+      return rowCount(result) > 0;
     },
 
-    async distanceToUser(collection, identifier, embedding) {
+    async distanceToUser(collection, identifier, embedding, origin) {
       const result = await knex.raw(
         `SELECT u.id, min(f.embedding <=> ?::vector) AS distance
-           FROM users u LEFT JOIN faces f ON f.user_id = u.id
+           FROM users u LEFT JOIN faces f ON f.user_id = u.id AND (?::text IS NULL OR f.origin = ?)
           WHERE u.collection = ? AND u.identifier = ?
           GROUP BY u.id`,
-        [pgvector.toSql(Array.from(embedding)), collection, identifier],
+        [pgvector.toSql(Array.from(embedding)), origin ?? null, origin ?? null, collection, identifier],
       );
       const row = result.rows[0] as { distance: number | string | null } | undefined;
       return row === undefined || row.distance === null ? undefined : Number(row.distance);
     },
 
-    async replacePrimaryFace(expected, face, image) {
+    async addUpgradedFace(expected, face, image, maxAutoFaces) {
       let orphans: string[] = [];
       const replaced = await withImageFile(image, () =>
         knex.transaction(async (trx) => {
           await insertImage(trx, image);
-          const updated = await trx("faces")
-            .where({ id: expected.faceId, is_primary: true })
-            .update({ ...faceColumns(face), image_sha256: image?.sha256 ?? null, created_at: trx.fn.now() });
-          if (updated === 0) return false; // replaced or deleted concurrently
+          // Locking the user serializes upgrades (and a DeleteUser) of one person.
+          const user = await trx("users").where({ id: expected.userId }).first("collection").forUpdate();
+          if (user === undefined) return false; // deleted concurrently
+          const demoted = await trx("faces").where({ id: expected.faceId, is_primary: true }).update({ is_primary: false }).returning("id");
+          if (demoted.length === 0) return false; // upgraded concurrently
+          await trx("faces").insert({ ...faceColumns(face), user_id: expected.userId, collection: user.collection, image_sha256: image?.sha256 ?? null, is_primary: true, origin: "auto" });
+          // The oldest auto-added faces beyond the cap go; registered faces never do.
+          const pruned: { image_sha256: string | null }[] = await trx("faces")
+            .where({ user_id: expected.userId, origin: "auto", is_primary: false })
+            .whereNotIn("id", trx("faces").where({ user_id: expected.userId, origin: "auto" }).orderBy("id", "desc").limit(maxAutoFaces).select("id"))
+            .delete()
+            .returning("image_sha256");
           await trx("users").where({ id: expected.userId }).update({ updated_at: trx.fn.now() });
-          const { collection } = await trx("users").where({ id: expected.userId }).first("collection");
-          await publish({ type: "profile.upgraded", collection, identifier: expected.identifier, data: { image_sha256: image?.sha256 ?? null, sharpness: face.sharpness, face_width: face.box.width } }, trx);
-          orphans = await deleteOrphanImages(trx, expected.imageSha256 ? [expected.imageSha256] : []);
+          await publish({ type: "profile.upgraded", collection: user.collection, identifier: expected.identifier, data: { image_sha256: image?.sha256 ?? null, sharpness: face.sharpness, face_width: face.box.width } }, trx);
+          orphans = await deleteOrphanImages(trx, [...new Set(pruned.map((f) => f.image_sha256).filter((sha): sha is string => sha !== null))]);
           return true;
         }),
       );
@@ -335,10 +367,11 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         await trx("users").where({ id: user.id }).delete();
         const candidates = [...new Set(faces.map((f) => f.image_sha256).filter((s): s is string => s !== null))];
         const orphans = await deleteOrphanImages(trx, candidates);
-        // Deleting is complete: the person's detection log and undelivered events go too (before
+        // Deleting is complete: the person's detection log and every event about them go too (before
         // the user.deleted event itself is written).
         await trx("detections").where({ collection, identifier }).delete();
-        await trx("webhook_deliveries").where({ collection, identifier, status: "pending" }).delete();
+        // Delivered and abandoned payloads name the person too.
+        await trx("webhook_deliveries").where({ collection, identifier }).delete();
         await publish({ type: "user.deleted", collection, identifier, data: { faces_deleted: faces.length } }, trx);
         return { faces: faces.length, orphans };
       });
