@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { createContextValues, cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
+import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
 import fastify, { type FastifyInstance } from "fastify";
 import type { Config } from "./config.js";
@@ -16,7 +16,8 @@ import { createCollectionService } from "./service/collections.js";
 import { createCollectionStore } from "./store/collections.js";
 import { createFaceService } from "./service/face-service.js";
 import type { Telemetry } from "./telemetry.js";
-import { createFaceRoutes, requestIdKey } from "./transport/connect.js";
+import { createFaceRoutes } from "./transport/connect.js";
+import { callContextValues } from "./transport/call-context.js";
 import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
 import { connectPlugin } from "./transport/connect-plugin.js";
 import { createHealthRoutes } from "./transport/health.js";
@@ -97,16 +98,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
   const collections = createCollectionService(createCollectionStore(database.knex, imageFiles));
   const faceRoutes = createFaceRoutes({ service, webhooks, collections, telemetry, logger: app.log, interceptors: [createCollectionScopeInterceptor(config.apiKeys)] });
-  // Detection-log retention: purged at start and then hourly.
+  // Retention of the detection log and of finished webhook deliveries: purged at start and then hourly.
   let retentionTimer: NodeJS.Timeout | undefined;
-  const purgeDetections = () =>
-    detections.purgeOlderThan(config.detectionRetentionDays).catch((err) => app.log.warn({ err }, "detection log purge failed"));
+  const purgeExpired = async () => {
+    if (config.detectionRetentionDays > 0) {
+      await detections.purgeOlderThan(config.detectionRetentionDays).catch((err) => app.log.warn({ err }, "detection log purge failed"));
+    }
+    if (config.webhookRetentionDays > 0) {
+      await webhookStore.purgeFinished(config.webhookRetentionDays).catch((err) => app.log.warn({ err }, "webhook delivery purge failed"));
+    }
+  };
   app.addHook("onReady", async () => {
     dispatcher.start();
-    if (config.detectionRetentionDays > 0) {
-      await purgeDetections();
-      retentionTimer = setInterval(purgeDetections, 3_600_000).unref();
-    }
+    await purgeExpired();
+    retentionTimer = setInterval(purgeExpired, 3_600_000).unref();
     // Counting scans the faces table: done in the background so a large gallery does not delay start.
     countStaleFaces(database.knex).then(
       (stale) => stale > 0 && app.log.warn({ faces: stale }, "faces embedded by another model version are not comparable: run `npm run reembed`"),
@@ -155,7 +160,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(connectPlugin, {
     routes,
     readMaxBytes: config.maxMessageBytes,
-    contextValues: (request) => createContextValues().set(requestIdKey, String(request.id)),
+    contextValues: callContextValues,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
   });
 

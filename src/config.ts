@@ -61,6 +61,8 @@ export interface Config {
   readonly webhookRetryBaseMs: number;
   readonly webhookTimeoutMs: number;
   readonly webhookPollMs: number;
+  /** Delivered and given-up webhook deliveries older than this many days are deleted (0 keeps them). */
+  readonly webhookRetentionDays: number;
   /** API keys (FACE_API_KEYS: `key` or `key:collection1|collection2`); none means no authentication. */
   readonly apiKeys: readonly ApiKey[];
   /** Requests per second per key or client address; 0 turns rate limiting off. */
@@ -176,6 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookRetryBaseMs: integer("FACE_WEBHOOK_RETRY_BASE_MS", 2_000, 10, 3_600_000),
     webhookTimeoutMs: integer("FACE_WEBHOOK_TIMEOUT_MS", 5_000, 100, 60_000),
     webhookPollMs: integer("FACE_WEBHOOK_POLL_MS", 1_000, 10, 60_000),
+    webhookRetentionDays: integer("FACE_WEBHOOK_RETENTION_DAYS", 7, 0, 36_500),
     apiKeys: parseApiKeys(env.FACE_API_KEYS),
     rateLimitPerSecond: decimal("FACE_RATE_LIMIT_PER_SECOND", 0, 0, 100_000),
     rateLimitBurst: integer("FACE_RATE_LIMIT_BURST", 50, 1, 100_000),

@@ -10,7 +10,11 @@ export type FaceErrorKind =
   | "resource_exhausted"
   | "unavailable"
   | "unauthenticated"
-  | "permission_denied";
+  | "permission_denied"
+  /** The client's deadline passed before the call was done. */
+  | "deadline_exceeded"
+  /** The client went away or cancelled the call. */
+  | "canceled";
 
 /**
  * Why a face was refused, modelled on the reasons large face services report, so a client can tell

@@ -1,3 +1,4 @@
+import { throwIfCallEnded } from "./call-signal.js";
 import { SpanStatusCode, trace, type Span } from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { NodeSDK } from "@opentelemetry/sdk-node";
@@ -104,6 +105,8 @@ export function startTelemetry(env: NodeJS.ProcessEnv = process.env): Telemetry 
   const stage: StageTimer = (label, work) =>
     tracer.startActiveSpan(label, { attributes: { [STAGE_ATTRIBUTE]: true } }, async (span) => {
       try {
+        // Every stage is a point where the work of a call its client gave up on stops.
+        throwIfCallEnded();
         return await work();
       } catch (e) {
         span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });

@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { createTrickler, SLOW_HTTP_ANSWER } from "./support/trickler.js";
 
 /** An image host on loopback: serves a photo, redirects, sends too much, or never answers. */
 function imageHost(): { server: Server; port: () => number } {
@@ -30,13 +31,18 @@ function imageHost(): { server: Server; port: () => number } {
 
 describe("image_url", () => {
   const host = imageHost();
+  // Headers and body one byte every 300 ms: never idle for long, never done.
+  const trickler = createTrickler(SLOW_HTTP_ANSWER, 300);
   let service: TestServer;
   let base = "";
+  let trickling = "";
   before(async () => {
     await new Promise<void>((r) => host.server.listen(0, "127.0.0.1", () => r()));
     base = `http://127.0.0.1:${host.port()}`;
+    const tricklerPort = await trickler.listen();
+    trickling = `http://127.0.0.1:${tricklerPort}/photo.jpg`;
     service = await startTestServer({
-      FACE_IMAGE_URL_ALLOWED_HOSTS: `127.0.0.1:${host.port()}`,
+      FACE_IMAGE_URL_ALLOWED_HOSTS: `127.0.0.1:${host.port()},127.0.0.1:${tricklerPort}`,
       FACE_IMAGE_URL_TIMEOUT_MS: "1000",
       FACE_MAX_IMAGE_BYTES: String(1024 * 1024),
     });
@@ -46,6 +52,14 @@ describe("image_url", () => {
     await service.close();
     host.server.closeAllConnections();
     host.server.close();
+    await trickler.close();
+  });
+
+  it("ends a download that trickles at the total deadline (connect, headers and body)", async () => {
+    const start = Date.now();
+    await assert.rejects(faceClient(service).recognize({ imageUrl: trickling }), (e) => code(e) === Code.InvalidArgument && /within 1000 ms/.test(String(e)));
+    const took = Date.now() - start;
+    assert.ok(took >= 900 && took < 2_500, `answered after ${took} ms with a 1000 ms limit`);
   });
 
   const code = (e: unknown) => ConnectError.from(e).code;

@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import ort from "onnxruntime-node";
+import { throwIfCallEnded } from "../call-signal.js";
 import { loadModelBytes, type ModelName } from "./models.js";
 
 /** Float32 input of one model run, NCHW. */
@@ -124,7 +125,9 @@ function createWorkerPool(size: number, intraOpThreads: number): OnnxRuntime {
   }
 
   return {
-    run(model, input) {
+    async run(model, input) {
+      // A run queued behind others is not sent for a call whose client gave up.
+      throwIfCallEnded();
       const worker = workers.reduce((a, b) => (b.busy < a.busy ? b : a));
       return send(worker, { model, data: input.data, dims: [...input.dims] }, [input.data.buffer as ArrayBuffer]);
     },

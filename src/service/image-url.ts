@@ -1,13 +1,13 @@
-import http from "node:http";
-import https from "node:https";
+import { callSignal } from "../call-signal.js";
 import { FaceError, invalidArgument } from "../errors.js";
-import { pinnedLookup, resolvePublicAddress } from "./network-policy.js";
+import { sendOutbound } from "./outbound-http.js";
 
 /** What `image_url` may point at and how much may be read from it. */
 export interface ImageUrlPolicy {
   maxImageBytes: number;
   /** `host` or `host:port` entries allowed even when they resolve to private or loopback addresses. */
   imageUrlAllowedHosts: readonly string[];
+  /** Total time for the download, redirects included. */
   imageUrlTimeoutMs: number;
 }
 
@@ -22,12 +22,27 @@ export async function fetchImageUrl(url: string, policy: ImageUrlPolicy): Promis
   } catch {
     throw invalidArgument("image_url is not a valid URL");
   }
+  const deadline = Date.now() + policy.imageUrlTimeoutMs;
   for (let redirects = 0; ; redirects++) {
-    const response = await fetchOnce(target, policy);
-    if (response.redirect === undefined) return response.body;
-    if (redirects >= MAX_REDIRECTS) throw invalidArgument(`image_url redirected more than ${MAX_REDIRECTS} times`);
-    // Each hop is checked again: a public URL must not redirect into the private network.
-    target = new URL(response.redirect, target);
+    const response = await sendOutbound({
+      url: target,
+      method: "GET",
+      headers: { accept: "image/*" },
+      allowedHosts: policy.imageUrlAllowedHosts,
+      field: "image_url",
+      // One deadline for the whole chain of redirects.
+      deadlineMs: Math.max(1, deadline - Date.now()),
+      maxBodyBytes: policy.maxImageBytes,
+      signal: callSignal(),
+    });
+    if (response.status >= 300 && response.status < 400 && response.location !== undefined) {
+      if (redirects >= MAX_REDIRECTS) throw invalidArgument(`image_url redirected more than ${MAX_REDIRECTS} times`);
+      // Each hop is checked again: a public URL must not redirect into the private network.
+      target = new URL(response.location, target);
+      continue;
+    }
+    if (response.status !== 200) throw invalidArgument(`image_url answered HTTP ${response.status}`);
+    return response.body;
   }
 }
 
@@ -38,51 +53,4 @@ function decodeDataUri(uri: string, maxBytes: number): Uint8Array {
     throw new FaceError("resource_exhausted", `image_url data is more than the limit of ${maxBytes} bytes`);
   }
   return new Uint8Array(Buffer.from(match[3], "base64"));
-}
-
-async function fetchOnce(url: URL, policy: ImageUrlPolicy): Promise<{ body: Uint8Array; redirect?: string }> {
-  const pinned = await resolvePublicAddress(url, policy.imageUrlAllowedHosts, "image_url");
-  const client = url.protocol === "https:" ? https : http;
-  return new Promise((resolve, reject) => {
-    const request = client.get(
-      url,
-      {
-        timeout: policy.imageUrlTimeoutMs,
-        // Connect to the address that was checked, not to whatever a second DNS answer says.
-        lookup: pinnedLookup(pinned),
-        headers: { accept: "image/*" },
-      },
-      (response) => {
-        const status = response.statusCode ?? 0;
-        if (status >= 300 && status < 400 && response.headers.location) {
-          response.resume();
-          resolve({ body: new Uint8Array(), redirect: response.headers.location });
-          return;
-        }
-        if (status !== 200) {
-          response.resume();
-          reject(invalidArgument(`image_url answered HTTP ${status}`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > policy.maxImageBytes) {
-            request.destroy();
-            reject(new FaceError("resource_exhausted", `image_url body is more than the limit of ${policy.maxImageBytes} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        response.on("end", () => resolve({ body: new Uint8Array(Buffer.concat(chunks)) }));
-        response.on("error", (cause) => reject(new FaceError("invalid_argument", "image_url download failed", { cause })));
-      },
-    );
-    request.on("timeout", () => {
-      request.destroy();
-      reject(invalidArgument(`image_url did not answer within ${policy.imageUrlTimeoutMs} ms`));
-    });
-    request.on("error", (cause) => reject(new FaceError("invalid_argument", `image_url could not be fetched: ${cause.message}`, { cause })));
-  });
 }

@@ -1,17 +1,15 @@
 import { createHmac } from "node:crypto";
-import http from "node:http";
-import https from "node:https";
 import type { FastifyBaseLogger } from "fastify";
 import { processMetrics } from "../metrics.js";
 import type { DueDelivery, WebhookStore } from "../store/webhooks.js";
-import { pinnedLookup, resolvePublicAddress } from "./network-policy.js";
+import { sendOutbound } from "./outbound-http.js";
 
 export interface DispatcherOptions {
   /** Attempts before a delivery is given up (and its last error kept). */
   maxAttempts: number;
   /** First retry delay; each later one doubles, with full jitter, up to an hour. */
   retryBaseMs: number;
-  /** A receiver answering slower than this counts as a failure. */
+  /** A post not done within this (connecting, sending, the whole answer) counts as a failure. */
   timeoutMs: number;
   /** How often the outbox is polled when nothing kicks the dispatcher. */
   pollMs: number;
@@ -19,7 +17,12 @@ export interface DispatcherOptions {
 }
 
 const MAX_RETRY_DELAY_MS = 3_600_000;
-const BATCH = 16;
+/** Posts in flight at once per instance; each goes on alone, so a slow one holds up no other. */
+const MAX_IN_FLIGHT = 16;
+/** Posts in flight at once per webhook (over all instances): one slow receiver takes at most these slots. */
+const MAX_IN_FLIGHT_PER_WEBHOOK = 4;
+/** A receiver's answer body is not used; reading more of it than this is pointless. */
+const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** Delivers the outbox: posts each event signed with its webhook's secret, retries, gives up. */
 export interface WebhookDispatcher {
@@ -43,61 +46,70 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = true;
-  // A lease longer than a post can take: another instance may retry only after it expires.
+  const inFlight = new Set<Promise<void>>();
+  // The lease outlasts a post's total deadline by a wide margin, so no other instance claims a row
+  // while its post may still be going on; recording the outcome checks the lease besides.
   const leaseMs = options.timeoutMs * 2 + 5_000;
   const deliveries = processMetrics().webhookDeliveries;
 
   async function post(delivery: DueDelivery): Promise<void> {
-    const url = new URL(delivery.url);
-    const pinned = await resolvePublicAddress(url, options.allowedHosts, "webhook url");
-    const client = url.protocol === "https:" ? https : http;
     const body = delivery.payload;
-    await new Promise<void>((resolve, reject) => {
-      const request = client.request(url, {
-        method: "POST",
-        timeout: options.timeoutMs,
-        lookup: pinnedLookup(pinned),
-        headers: {
-          "content-type": "application/json",
-          "user-agent": "face-service-webhooks",
-          "x-face-event-id": delivery.eventId,
-          "x-face-event-type": delivery.eventType,
-          "x-face-signature": signatureHeader(delivery.secret, body, Math.floor(Date.now() / 1000)),
-        },
-      }, (response) => {
-        response.resume();
-        const status = response.statusCode ?? 0;
-        if (status >= 200 && status < 300) resolve();
-        else reject(new Error(`receiver answered HTTP ${status}`));
-      });
-      request.on("timeout", () => request.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
-      request.on("error", reject);
-      request.end(body);
+    const response = await sendOutbound({
+      url: new URL(delivery.url),
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "face-service-webhooks",
+        "x-face-event-id": delivery.eventId,
+        "x-face-event-type": delivery.eventType,
+        "x-face-signature": signatureHeader(delivery.secret, body, Math.floor(Date.now() / 1000)),
+      },
+      body,
+      allowedHosts: options.allowedHosts,
+      field: "webhook url",
+      deadlineMs: options.timeoutMs,
+      maxBodyBytes: MAX_ANSWER_BYTES,
     });
+    if (response.status < 200 || response.status >= 300) throw new Error(`receiver answered HTTP ${response.status}`);
   }
 
   async function deliver(delivery: DueDelivery): Promise<void> {
+    let recorded: boolean;
     try {
       await post(delivery);
-      await store.markDelivered(delivery.id);
-      deliveries.inc({ outcome: "delivered" });
+      recorded = await store.markDelivered(delivery);
+      if (recorded) deliveries.inc({ outcome: "delivered" });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       const giveUp = delivery.attempts >= options.maxAttempts;
       const ceiling = Math.min(MAX_RETRY_DELAY_MS, options.retryBaseMs * 2 ** (delivery.attempts - 1));
       const retryAt = giveUp ? undefined : new Date(Date.now() + ceiling / 2 + Math.random() * (ceiling / 2));
-      await store.markFailed(delivery.id, message, retryAt);
-      deliveries.inc({ outcome: giveUp ? "gave_up" : "failed" });
-      logger.warn({ delivery: delivery.id, event: delivery.eventId, attempt: delivery.attempts, giveUp, err: message }, "webhook delivery failed");
+      recorded = await store.markFailed(delivery, message, retryAt);
+      if (recorded) {
+        deliveries.inc({ outcome: giveUp ? "gave_up" : "failed" });
+        logger.warn({ delivery: delivery.id, event: delivery.eventId, attempt: delivery.attempts, giveUp, err: message }, "webhook delivery failed");
+      }
     }
+    if (!recorded) logger.warn({ delivery: delivery.id, event: delivery.eventId }, "webhook delivery lease lost before its outcome was recorded");
   }
 
-  async function drain(): Promise<void> {
+  /** Claims as many due deliveries as there are free slots and starts each on its own. */
+  async function fill(): Promise<void> {
     do {
       again = false;
-      const due = await store.claimDue(BATCH, leaseMs);
-      await Promise.all(due.map(deliver));
-      if (due.length === BATCH) again = true;
+      const free = MAX_IN_FLIGHT - inFlight.size;
+      if (free <= 0) return; // a finishing delivery fills again
+      const due = await store.claimDue(free, leaseMs, MAX_IN_FLIGHT_PER_WEBHOOK);
+      for (const delivery of due) {
+        const done: Promise<void> = deliver(delivery)
+          .catch((e) => logger.warn({ err: e, delivery: delivery.id }, "webhook outcome not recorded; the lease expires and it is retried"))
+          .finally(() => {
+            inFlight.delete(done);
+            run();
+          });
+        inFlight.add(done);
+      }
+      if (due.length === free) again = true;
     } while (again && !stopped);
   }
 
@@ -107,7 +119,7 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
       again = true;
       return;
     }
-    running = drain()
+    running = fill()
       .catch((e) => logger.warn({ err: e }, "webhook outbox not reachable; retrying"))
       .finally(() => {
         running = undefined;
@@ -134,6 +146,7 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
       stopped = true;
       clearTimeout(timer);
       await running;
+      await Promise.allSettled([...inFlight]);
     },
   };
 }

@@ -35,9 +35,10 @@ export function createWebhookService(store: WebhookStore, options: { allowedHost
       const identifier = input.identifier === "" ? "" : identifierOf(input.identifier);
       return { webhooks: (await store.list(collectionOf(input.collection), identifier)).map(view) };
     },
-    async delete(input: { id: string }) {
+    async delete(input: { id: string; collection: string }) {
+      const collection = collectionOf(input.collection);
       if (!UUID.test(input.id)) throw invalidArgument("id is not a webhook id");
-      if (!(await store.delete(input.id))) throw new FaceError("not_found", `no webhook ${input.id}`);
+      if (!(await store.delete(collection, input.id))) throw new FaceError("not_found", `no webhook ${input.id} in collection ${collection}`);
       return { id: input.id };
     },
   };

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Knex } from "knex";
+import { rowCount } from "./row-count.js";
 
 /** Event types a webhook can subscribe to. */
 export const EVENT_TYPES = ["user.registered", "face.recognized", "profile.upgraded", "user.deleted", "face.unknown"] as const;
@@ -27,6 +28,8 @@ export interface WebhookRecord {
 /** A delivery leased by one dispatcher. */
 export interface DueDelivery {
   id: number;
+  /** The lease's token: outcomes are recorded only while the row still carries it. */
+  leaseId: string;
   url: string;
   secret: string;
   eventId: string;
@@ -39,14 +42,25 @@ export interface DueDelivery {
 export interface WebhookStore {
   create(input: { collection: string; url: string; identifier: string; events: EventType[]; secret: string }): Promise<WebhookRecord>;
   list(collection: string, identifier: string): Promise<WebhookRecord[]>;
-  delete(id: string): Promise<boolean>;
+  /** Deletes the webhook `id` of `collection`; false when there is none there. */
+  delete(collection: string, id: string): Promise<boolean>;
   /** Writes one delivery per matching subscription, inside the caller's transaction when given; returns how many. */
   enqueue(event: FaceEvent, trx?: Knex.Transaction): Promise<number>;
-  /** Leases up to `limit` due deliveries for `leaseMs`; other dispatchers skip them meanwhile. */
-  claimDue(limit: number, leaseMs: number): Promise<DueDelivery[]>;
-  markDelivered(id: number): Promise<void>;
-  /** Records a failed attempt: retried at `retryAt`, or given up when `retryAt` is undefined. */
-  markFailed(id: number, error: string, retryAt: Date | undefined): Promise<void>;
+  /**
+   * Leases up to `limit` due deliveries for `leaseMs`, at most `perWebhook` in flight per webhook
+   * (counting other instances' leases), so one slow receiver cannot take every slot; other
+   * dispatchers skip leased rows meanwhile.
+   */
+  claimDue(limit: number, leaseMs: number, perWebhook: number): Promise<DueDelivery[]>;
+  /** Records the delivery; false (nothing written) when the lease was lost. */
+  markDelivered(delivery: DueDelivery): Promise<boolean>;
+  /**
+   * Records a failed attempt: retried at `retryAt`, or given up when `retryAt` is undefined; false
+   * (nothing written) when the lease was lost.
+   */
+  markFailed(delivery: DueDelivery, error: string, retryAt: Date | undefined): Promise<boolean>;
+  /** Deletes delivered and given-up rows older than `days` days; returns how many. */
+  purgeFinished(days: number): Promise<number>;
   /** Deliveries of the collection by status, for tests and operations. */
   countByStatus(collection: string): Promise<Record<string, number>>;
 }
@@ -93,8 +107,8 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
       return (await query).map(toRecord);
     },
 
-    async delete(id) {
-      return (await knex("webhooks").where({ id }).delete()) > 0;
+    async delete(collection, id) {
+      return rowCount(await knex("webhooks").where({ id, collection }).delete()) > 0;
     },
 
     async enqueue(event, trx) {
@@ -123,23 +137,35 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
       return written;
     },
 
-    async claimDue(limit, leaseMs) {
+    async claimDue(limit, leaseMs, perWebhook) {
+      // Candidates: due rows, ranked within their webhook after the ones already in flight, then
+      // locked (FOR UPDATE cannot sit beside a window function, hence two steps).
       const result = await knex.raw(
-        `UPDATE webhook_deliveries d
-            SET locked_until = now() + (? * interval '1 millisecond'), attempts = d.attempts + 1
+        `WITH in_flight AS (
+           SELECT webhook_id, count(*) AS n FROM webhook_deliveries
+            WHERE status = 'pending' AND locked_until >= now() GROUP BY webhook_id
+         ), ranked AS (
+           SELECT d.id, row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.id) + coalesce(f.n, 0) AS slot
+             FROM webhook_deliveries d LEFT JOIN in_flight f ON f.webhook_id = d.webhook_id
+            WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+              AND (d.locked_until IS NULL OR d.locked_until < now())
+         )
+         UPDATE webhook_deliveries d
+            SET locked_until = now() + (? * interval '1 millisecond'), attempts = d.attempts + 1, lease_id = gen_random_uuid()
            FROM webhooks w
           WHERE w.id = d.webhook_id
             AND d.id IN (SELECT id FROM webhook_deliveries
-                          WHERE status = 'pending' AND next_attempt_at <= now()
-                            AND (locked_until IS NULL OR locked_until < now())
+                          WHERE id IN (SELECT id FROM ranked WHERE slot <= ?)
+                            AND status = 'pending' AND (locked_until IS NULL OR locked_until < now())
                           ORDER BY id
                           LIMIT ?
                           FOR UPDATE SKIP LOCKED)
-         RETURNING d.id, w.url, w.secret, d.event_id, d.event_type, d.payload, d.attempts`,
-        [leaseMs, limit],
+         RETURNING d.id, d.lease_id, w.url, w.secret, d.event_id, d.event_type, d.payload, d.attempts`,
+        [leaseMs, perWebhook, limit],
       );
       return (result.rows as Record<string, unknown>[]).map((r) => ({
         id: Number(r.id),
+        leaseId: String(r.lease_id),
         url: String(r.url),
         secret: String(r.secret),
         eventId: String(r.event_id),
@@ -149,14 +175,31 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
       }));
     },
 
-    async markDelivered(id) {
-      await knex("webhook_deliveries").where({ id }).update({ status: "delivered", delivered_at: knex.fn.now(), locked_until: null, last_error: null });
+    async markDelivered(delivery) {
+      const updated = await knex("webhook_deliveries")
+        .where({ id: delivery.id, lease_id: delivery.leaseId, status: "pending" })
+        .update({ status: "delivered", delivered_at: knex.fn.now(), locked_until: null, lease_id: null, last_error: null });
+      return rowCount(updated) > 0;
     },
 
-    async markFailed(id, error, retryAt) {
-      await knex("webhook_deliveries")
-        .where({ id })
-        .update(retryAt ? { last_error: error, next_attempt_at: retryAt, locked_until: null } : { status: "failed", last_error: error, locked_until: null });
+    async markFailed(delivery, error, retryAt) {
+      const updated = await knex("webhook_deliveries")
+        .where({ id: delivery.id, lease_id: delivery.leaseId, status: "pending" })
+        .update(
+          retryAt
+            ? { last_error: error, next_attempt_at: retryAt, locked_until: null, lease_id: null }
+            : { status: "failed", last_error: error, locked_until: null, lease_id: null },
+        );
+      return rowCount(updated) > 0;
+    },
+
+    async purgeFinished(days) {
+      return rowCount(
+        await knex("webhook_deliveries")
+          .whereNot({ status: "pending" })
+          .andWhere("created_at", "<", knex.raw("now() - (? * interval '1 day')", [days]))
+          .delete(),
+      );
     },
 
     async countByStatus(collection) {

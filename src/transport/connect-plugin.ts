@@ -4,11 +4,11 @@ import * as protoGrpc from "@connectrpc/connect/protocol-grpc";
 import * as protoGrpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 
 export interface ConnectPluginOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
-  contextValues: (request: FastifyRequest) => ContextValues;
+  contextValues: (request: FastifyRequest, reply: FastifyReply) => ContextValues;
   /** On close, streams still open after this long are aborted (long-lived Sync streams). */
   shutdownTimeoutMs: number;
 }
@@ -37,7 +37,7 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
   for (const handler of router.handlers) {
     app.all(handler.requestPath, async (request, reply) => {
       try {
-        const response = await handler(universalRequestFromNodeRequest(request.raw, reply.raw, request.body as never, options.contextValues(request)));
+        const response = await handler(universalRequestFromNodeRequest(request.raw, reply.raw, request.body as never, options.contextValues(request, reply)));
         // fastify keeps its headers (x-request-id, CORS) until reply.send, which is not used here.
         for (const [key, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(key, value);
         await universalResponseToNodeResponse(await reclassifyParseError(response), reply.raw);

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { FastifyBaseLogger } from "fastify";
 import {
   FaceService,
@@ -15,14 +15,14 @@ import type { createCollectionService } from "../service/collections.js";
 import { createFaceTracker, type FaceTracker } from "../service/tracker.js";
 import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
-import { codeName, toConnectError } from "./errors.js";
+import { runInCall } from "../call-signal.js";
+import { callEndOf, codeName, toConnectError } from "./errors.js";
+import { clientSideKey, requestIdKey } from "./call-context.js";
 import { createMetricsInterceptor } from "./metrics.js";
 
 /** Frames of one Sync stream processed at once. */
 const FRAMES_IN_FLIGHT = 2;
 
-/** The request id of the HTTP request carrying an RPC (the same value as the x-request-id header). */
-export const requestIdKey = createContextKey<string>("", { description: "request id" });
 
 export interface FaceRoutesDeps {
   service: FaceUseCases;
@@ -57,6 +57,31 @@ export function createErrorInterceptor(logger: FastifyBaseLogger): Interceptor {
   };
 }
 
+/**
+ * The signal of one call's work: it fires when the client's deadline passes, the client cancels or
+ * goes away, or the server shuts down, with the FaceError to stop with; not when connect-es ends a
+ * completed call.
+ */
+function workSignalOf(signal: AbortSignal, contextValues: ContextValues): AbortSignal {
+  const controller = new AbortController();
+  const end = () => {
+    const ended = callEndOf(signal.reason);
+    if (ended !== undefined) controller.abort(ended);
+  };
+  const gone = contextValues.get(clientSideKey).gone;
+  const canceled = () => controller.abort(callEndOf(new ConnectError("client gone", Code.Canceled)));
+  if (signal.aborted) end();
+  else signal.addEventListener("abort", end, { once: true });
+  if (gone.aborted) canceled();
+  else gone.addEventListener("abort", canceled, { once: true });
+  return controller.signal;
+}
+
+/** Runs a unary call's handler as a call that ends with its client (call-signal.ts). */
+export function createCallSignalInterceptor(): Interceptor {
+  return (next) => (req) => (req.stream ? next(req) : runInCall(workSignalOf(req.signal, req.contextValues), () => next(req)));
+}
+
 /** Registers face.v1.FaceService on a Connect router: transport shapes in, use cases, transport shapes out. */
 export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) => void {
   const { service, telemetry } = deps;
@@ -67,9 +92,9 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
     return { ...result, flameGraph: flameGraphField(flameGraph), serverProcessTimeMs: totalMs };
   }
 
-  async function syncOne(request: SyncRequest, tracker: FaceTracker, previousFrameDone: Promise<void>): Promise<SyncResponse> {
+  async function syncOne(request: SyncRequest, tracker: FaceTracker, previousFrameDone: Promise<void>, signal: AbortSignal): Promise<SyncResponse> {
     try {
-      const response = await timed("Sync", () => service.syncFrame(request, tracker, previousFrameDone));
+      const response = await runInCall(signal, () => timed("Sync", () => service.syncFrame(request, tracker, previousFrameDone)));
       return create(SyncResponseSchema, { ...response, frameId: request.frameId });
     } catch (e) {
       // A bad frame is answered with its error; the stream goes on.
@@ -100,7 +125,8 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
           // Two frames at a time (both cores busy on one stream), answered in order; reading waits
           // while answers wait to be taken, so a slow client holds back the stream, not memory.
           const tracker = createFaceTracker();
-          for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request, previousDone) => syncOne(request, tracker, previousDone))) {
+          const signal = workSignalOf(context.signal, context.values);
+          for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request, previousDone) => syncOne(request, tracker, previousDone, signal))) {
             if (context.signal.aborted) return;
             yield response;
           }
@@ -124,7 +150,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         listCollections: () => deps.collections.list(),
         deleteCollection: (req) => deps.collections.delete(req),
       },
-      { interceptors: [createMetricsInterceptor(), createErrorInterceptor(deps.logger), ...deps.interceptors] },
+      { interceptors: [createMetricsInterceptor(), createErrorInterceptor(deps.logger), createCallSignalInterceptor(), ...deps.interceptors] },
     );
   };
 }

@@ -15,6 +15,8 @@ const CODE_OF_KIND: Record<FaceErrorKind, Code> = {
   unavailable: Code.Unavailable,
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
+  deadline_exceeded: Code.DeadlineExceeded,
+  canceled: Code.Canceled,
 };
 
 /** HTTP status for each code, as the Connect protocol maps them (https://connectrpc.com/docs/protocol#error-codes). */
@@ -69,6 +71,18 @@ function isDatabaseUnavailable(error: unknown): boolean {
     if (/Connection terminated|connect ECONNREFUSED|Knex: Timeout acquiring a connection|Unable to acquire a connection|PGlite is clos/.test(e.message)) return true;
   }
   return false;
+}
+
+/**
+ * Why a call's signal fired, as the FaceError its work stops with: the client's deadline
+ * (grpc-timeout, connect-timeout-ms), its cancellation, or the server shutting down. Undefined for
+ * the abort connect-es signals once a call has completed (its reason is no ConnectError).
+ */
+export function callEndOf(reason: unknown): FaceError | undefined {
+  if (!(reason instanceof ConnectError)) return undefined;
+  if (reason.code === Code.DeadlineExceeded) return new FaceError("deadline_exceeded", "the client's deadline passed before the call was done");
+  if (reason.code === Code.Unavailable) return new FaceError("unavailable", "the server is shutting down");
+  return new FaceError("canceled", "the client canceled the call");
 }
 
 /** The HTTP status REST answers with for a ConnectError. */

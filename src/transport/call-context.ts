@@ -1,0 +1,44 @@
+import { constants, type ServerHttp2Stream } from "node:http2";
+import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
+import type { FastifyReply, FastifyRequest } from "fastify";
+
+/** The request id of the HTTP request carrying an RPC (the same value as the x-request-id header). */
+export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+/** What the transport knows about the client's side of one call. */
+export interface ClientSide {
+  /** Fires when the client cancels or goes away before its answer was sent. */
+  gone: AbortSignal;
+  /** Settles when the call's HTTP exchange is over (answered, reset or disconnected). */
+  closed: Promise<void>;
+}
+
+/**
+ * connect-es does not tell a cancelled call from a finished one: a cancelled stream just ends its
+ * request messages, and the handler's own signal fires only once the handler is done. The HTTP
+ * layer knows (an HTTP/2 reset code, an HTTP/1.1 connection closed before the answer).
+ */
+export const clientSideKey = createContextKey<ClientSide>({ gone: new AbortController().signal, closed: Promise.resolve() }, { description: "client side" });
+
+/** The context values of one RPC, from the fastify request and reply carrying it. */
+export function callContextValues(request: FastifyRequest, reply: FastifyReply): ContextValues {
+  const gone = new AbortController();
+  const stream = (request.raw as unknown as { stream?: ServerHttp2Stream }).stream;
+  const closed = new Promise<void>((resolve) => {
+    if (stream !== undefined) {
+      // A client's reset arrives as "aborted" while the answer is still being written; one that
+      // half-closed first (as Node's client does) shows only in the reset code at close.
+      stream.once("aborted", () => gone.abort());
+      stream.once("close", () => {
+        if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) gone.abort();
+        resolve();
+      });
+    } else {
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableFinished) gone.abort();
+        resolve();
+      });
+    }
+  });
+  return createContextValues().set(requestIdKey, String(request.id)).set(clientSideKey, { gone: gone.signal, closed });
+}

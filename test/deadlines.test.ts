@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import sharp from "sharp";
+import type { FaceService } from "../gen/face/v1/face_pb.js";
+import { processMetrics } from "../src/metrics.js";
+import { face } from "./support/testdata.js";
+import { createTrickler, SLOW_HTTP_ANSWER } from "./support/trickler.js";
+import { until } from "./support/webhook-receiver.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+
+const codeOf = (e: unknown) => ConnectError.from(e).code;
+
+/** Calls answered with `code` so far, as face_requests_total counts them. */
+async function requests(rpc: string, code: string): Promise<number> {
+  const { values } = await processMetrics().requests.get();
+  return values.find((v) => v.labels.rpc === rpc && v.labels.code === code)?.value ?? 0;
+}
+
+/** How many times `stage` has run in this process. */
+async function stageRuns(stage: string): Promise<number> {
+  const { values } = await processMetrics().stageSeconds.get();
+  return values.find((v) => v.metricName === "face_stage_duration_seconds_count" && v.labels.stage === stage)?.value ?? 0;
+}
+
+describe("client deadlines and cancellations stop the server's work", () => {
+  const trickler = createTrickler(SLOW_HTTP_ANSWER, 100);
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  let large: Uint8Array;
+  let slowImageUrl = "";
+  before(async () => {
+    const port = await trickler.listen();
+    slowImageUrl = `http://127.0.0.1:${port}/slow.jpg`;
+    server = await startTestServer({ FACE_IMAGE_URL_ALLOWED_HOSTS: `127.0.0.1:${port}`, FACE_IMAGE_URL_TIMEOUT_MS: "20000" });
+    client = faceClient(server);
+    await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+    // Large enough that decoding and detecting alone take longer than the deadline below.
+    large = new Uint8Array(await sharp(face("face_recognition/obama.jpg")).resize({ width: 4000 }).jpeg().toBuffer());
+  });
+  after(async () => {
+    await server.close();
+    await trickler.close();
+  });
+
+  it("answers DeadlineExceeded once grpc-timeout passed, never reaches the search, and counts deadline_exceeded", async () => {
+    const searchesBefore = await stageRuns("similarity_search");
+    const countedBefore = await requests("Recognize", "deadline_exceeded");
+    // The header alone (no client-side timer), so the server's own deadline is what ends the call.
+    await assert.rejects(client.recognize({ image: large }, { headers: { "grpc-timeout": "10m" } }), (e) => codeOf(e) === Code.DeadlineExceeded);
+    await until(async () => (await requests("Recognize", "deadline_exceeded")) === countedBefore + 1, "the call counted as deadline_exceeded");
+    await new Promise((r) => setTimeout(r, 300)); // time for work that would have gone on
+    assert.equal(await stageRuns("similarity_search"), searchesBefore, "no search ran for a call past its deadline");
+    assert.equal((await client.recognize({ image: large })).identifier, "obama", "without a deadline the same call succeeds");
+  });
+
+  it("stops downloading an image_url when the client's deadline passes", async () => {
+    const opened = trickler.openMs.length;
+    const start = Date.now();
+    await assert.rejects(client.recognize({ imageUrl: slowImageUrl }, { headers: { "grpc-timeout": "300m" } }), (e) => codeOf(e) === Code.DeadlineExceeded);
+    assert.ok(Date.now() - start < 2_000);
+    await until(() => trickler.openMs.length > opened, "the download connection closed", 3_000);
+  });
+
+  it("counts a Sync stream the client cancels as canceled, not ok", async () => {
+    const canceledBefore = await requests("Sync", "canceled");
+    const okBefore = await requests("Sync", "ok");
+    const abort = new AbortController();
+    const frames = (async function* () {
+      yield { image: face("face_recognition/obama.jpg"), frameId: "1" };
+      await new Promise(() => {}); // the stream stays open until the client cancels it
+    })();
+    const answers = client.sync(frames, { signal: abort.signal })[Symbol.asyncIterator]();
+    assert.equal(((await answers.next()).value as { frameId: string }).frameId, "1");
+    abort.abort();
+    await assert.rejects(answers.next(), (e) => codeOf(e) === Code.Canceled);
+    await until(async () => (await requests("Sync", "canceled")) === canceledBefore + 1, "the stream counted as canceled");
+    assert.equal(await requests("Sync", "ok"), okBefore);
+  });
+});
