@@ -37,15 +37,68 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
   for (const handler of router.handlers) {
     app.all(handler.requestPath, async (request, reply) => {
       try {
-        const response = await handler(universalRequestFromNodeRequest(request.raw, reply.raw, request.body as never, options.contextValues(request, reply)));
+        const universal = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as never, options.contextValues(request, reply));
+        // connect-es stops reading a message over the limit by ending its iterator, which destroys
+        // the request by default: reading it this way keeps it, so the rest can be drained below.
+        const body = request.body === undefined ? request.raw.iterator({ destroyOnReturn: false }) : universal.body;
+        const response = await handler({ ...universal, body });
         // fastify keeps its headers (x-request-id, CORS) until reply.send, which is not used here.
         for (const [key, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(key, value);
-        await universalResponseToNodeResponse(await reclassifyParseError(response), reply.raw);
+        const answer = await reclassifyParseError(response);
+        await universalResponseToNodeResponse(handler.method.methodKind === "unary" ? afterRequestRead(answer, request.raw) : answer, reply.raw);
       } catch (e) {
         if (ConnectError.from(e).code !== Code.Aborted) request.log.error({ err: e, rpc: handler.method.name }, "rpc transport failed");
       }
     });
   }
+}
+
+/**
+ * How much of a request that was refused before it was read (a message over the size limit) is
+ * still read, and for how long, before the answer goes out.
+ */
+const UNREAD_DRAIN_MAX_BYTES = 256 * 1024 * 1024;
+const UNREAD_DRAIN_MAX_MS = 10_000;
+
+/**
+ * Holds a unary answer until the request has been read to its end (discarding it), within bounds.
+ * A client that sent a message over the limit still has it queued: Node's HTTP/2 client counts that
+ * queue against its session memory (10 MB by default) and, while over it, resets every stream whose
+ * answer headers arrive with ENHANCE_YOUR_CALM: the refused call and every later call of that
+ * connection. Reading the rest lets the queue drain first, so the client gets ResourceExhausted and
+ * keeps its connection; HTTP/1.1 clients likewise get the answer instead of a reset while writing.
+ */
+function afterRequestRead(response: UniversalServerResponse, request: NodeJS.ReadableStream & { readableEnded?: boolean; destroyed?: boolean }): UniversalServerResponse {
+  const body = response.body;
+  if (body === undefined) return response;
+  return {
+    ...response,
+    body: (async function* () {
+      const chunks = body[Symbol.asyncIterator]();
+      let chunk = await chunks.next();
+      await drainUnread(request);
+      for (; chunk.done !== true; chunk = await chunks.next()) yield chunk.value;
+    })(),
+  };
+}
+
+function drainUnread(request: NodeJS.ReadableStream & { readableEnded?: boolean; destroyed?: boolean }): Promise<void> {
+  if (request.readableEnded || request.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    let read = 0;
+    const done = () => {
+      clearTimeout(timer);
+      request.off("data", onData).off("end", done).off("close", done).off("error", done);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > UNREAD_DRAIN_MAX_BYTES) done();
+    };
+    const timer = setTimeout(done, UNREAD_DRAIN_MAX_MS);
+    request.on("data", onData).once("end", done).once("close", done).once("error", done);
+    request.resume();
+  });
 }
 
 const PARSE_FAILURE = /^parse binary/;

@@ -1,0 +1,58 @@
+"""A face.v1.FaceService client on Debian's python3-grpcio, with stubs generated from proto/.
+
+Usage: face_client.py HOST:PORT SCENARIO [ARGS...]; prints one JSON document with what it saw.
+"""
+import json
+import queue
+import sys
+
+import grpc
+
+from face.v1 import face_pb2, face_pb2_grpc
+
+
+def frames_from(q):
+    """Request iterator of a Sync stream fed from a queue; None ends it."""
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        yield item
+
+
+def oversized(stub, photo_path):
+    """One channel: an open Sync stream, a 40 MB Register, then the stream and a new call again."""
+    photo = open(photo_path, "rb").read()
+    q = queue.Queue()
+    answers = stub.Sync(frames_from(q))
+    seen = {}
+    q.put(face_pb2.SyncRequest(image=photo, frame_id="1"))
+    seen["frame1"] = next(answers).frame_id
+    try:
+        stub.Register(face_pb2.RegisterRequest(identifier="huge", image=bytes(40 * 1024 * 1024)), timeout=60)
+        seen["register"] = "OK"
+    except grpc.RpcError as e:
+        seen["register"] = e.code().name
+    q.put(face_pb2.SyncRequest(image=photo, frame_id="2"))
+    answer = next(answers)
+    seen["frame2"] = answer.frame_id
+    seen["frame2_faces"] = len(answer.faces)
+    q.put(None)
+    seen["stream_rest"] = len(list(answers))
+    seen["list_users"] = list(stub.ListUsers(face_pb2.ListUsersRequest(), timeout=30).identifiers)
+    return seen
+
+
+SCENARIOS = {"oversized": oversized}
+
+
+def main():
+    target, scenario, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        stub = face_pb2_grpc.FaceServiceStub(channel)
+        print(json.dumps(SCENARIOS[scenario](stub, *args)))
+
+
+if __name__ == "__main__":
+    main()
