@@ -15,6 +15,7 @@ import { createWebhookService } from "./service/webhooks.js";
 import { createCollectionService } from "./service/collections.js";
 import { createCollectionStore } from "./store/collections.js";
 import { createFaceService } from "./service/face-service.js";
+import { createAdmission } from "./service/admission.js";
 import type { Telemetry } from "./telemetry.js";
 import { createFaceRoutes } from "./transport/connect.js";
 import { callContextValues } from "./transport/call-context.js";
@@ -94,6 +95,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     detections,
     publish: (event) => webhookStore.enqueue(event),
     stage: telemetry.stage,
+    admission: createAdmission({ maxInFlight: config.maxInFlight, maxQueued: config.maxQueued }),
   });
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
   const collections = createCollectionService(createCollectionStore(database.knex, imageFiles));
@@ -146,7 +148,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxAge: 7200,
   });
   // After CORS, so a browser can read a 401 or 429 too.
-  registerAccessControl(app, { apiKeys: config.apiKeys, rateLimitPerSecond: config.rateLimitPerSecond, rateLimitBurst: config.rateLimitBurst });
+  const rateLimit = registerAccessControl(app, { apiKeys: config.apiKeys, rateLimitPerSecond: config.rateLimitPerSecond, rateLimitBurst: config.rateLimitBurst });
 
   app.get("/health", async (_request, reply) => {
     const up = await ready().catch(() => false);
@@ -154,7 +156,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   registerMetricsRoute(app);
-  registerRealtimeRoute(app, routes);
+  registerRealtimeRoute(app, routes, rateLimit);
   registerDemoRoute(app);
 
   await app.register(connectPlugin, {

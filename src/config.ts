@@ -25,6 +25,10 @@ export interface Config {
   readonly onnxIntraOpThreads: number;
   /** Worker threads running inference off the event loop (0 = on it). */
   readonly onnxWorkers: number;
+  /** Calls doing image work at once (decode, detection, inference, search); more wait. */
+  readonly maxInFlight: number;
+  /** Calls waiting for image work; beyond this they are refused at once (Unavailable, retry-after). */
+  readonly maxQueued: number;
   /** Largest cosine distance that still counts as the same person. */
   readonly matchThreshold: number;
   /** Faces narrower than this (pixels in the original image) are refused for registration. */
@@ -156,6 +160,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // threads of one run fighting those of another (see bench/latency).
     onnxIntraOpThreads: integer("FACE_ONNX_THREADS", 1, 1, 256),
     onnxWorkers: integer("FACE_ONNX_WORKERS", Math.max(1, availableParallelism()), 0, 64),
+    // Three calls per core keep the inference workers fed while others decode, search or wait on
+    // the database; a queue of six per core bounds the wait of the rest. Measured with
+    // `npm run bench:overload` (32 clients, 2 cores): 6/12 served 45/s at p50 421 ms, 4/8 35.8/s at
+    // 348 ms, 8/8 43.0/s at 412 ms, no limit 47.7/s at 677 ms (p99 944).
+    maxInFlight: integer("FACE_MAX_IN_FLIGHT", 3 * availableParallelism(), 1, 1024),
+    maxQueued: integer("FACE_MAX_QUEUED", 6 * availableParallelism(), 0, 100_000),
     matchThreshold: decimal("FACE_MATCH_THRESHOLD", 0.6, 0, 2),
     minFaceSize: integer("FACE_MIN_FACE_SIZE", 40, 8, 10_000),
     minSharpness: decimal("FACE_MIN_SHARPNESS", 15, 0, 1e6),

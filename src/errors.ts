@@ -34,15 +34,18 @@ export class FaceError extends Error {
   constructor(
     readonly kind: FaceErrorKind,
     message: string,
-    options?: { cause?: unknown; reason?: QualityReason },
+    options?: { cause?: unknown; reason?: QualityReason; retryAfterMs?: number },
   ) {
     super(message, { cause: options?.cause });
     this.name = "FaceError";
     this.reason = options?.reason;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 
   /** Set when a face was refused for its quality. */
   readonly reason: QualityReason | undefined;
+  /** Set when the call may succeed if retried after this long (the server was at capacity). */
+  readonly retryAfterMs: number | undefined;
 }
 
 /** Shorthand for the most common failure: a bad field in the request. */

@@ -57,6 +57,11 @@ describe("collections", () => {
     const rest = await fetch(`${server.url}/api/v1/collections/a`, { method: "DELETE" });
     assert.equal(rest.status, 404);
   });
+
+  it("refuses to delete the default collection", async () => {
+    await assert.rejects(client.deleteCollection({ name: "default" }), (e) => ConnectError.from(e).code === Code.FailedPrecondition);
+    assert.ok((await client.listCollections({})).collections.some((c) => c.name === "default"));
+  });
 });
 
 describe("corrections", () => {

@@ -28,11 +28,14 @@ export interface LocatedFace {
 /** From image bytes to faces, embeddings and attributes. Pure: no transport, no storage. */
 export interface FaceEngine {
   decode(bytes: Uint8Array): Promise<DecodedImage>;
-  /** Every face, largest first, at most `maxFaces` (0 = all), with landmarks, alignment and quality. */
-  locate(image: RgbImage, maxFaces: number): Promise<LocatedFace[]>;
+  /**
+   * Every face, largest first, at most `maxFaces` (0 = all), with landmarks, alignment and quality;
+   * boxes and landmarks in the photo's own pixels.
+   */
+  locate(image: DecodedImage, maxFaces: number): Promise<LocatedFace[]>;
   /** One L2-normalised 512-d embedding per face, in order. */
   embed(faces: readonly LocatedFace[]): Promise<Float32Array[]>;
-  analyze(image: RgbImage, faces: readonly LocatedFace[]): Promise<FaceAttributes[]>;
+  analyze(image: DecodedImage, faces: readonly LocatedFace[]): Promise<FaceAttributes[]>;
   /** Loads every model the hot path needs, so the first request is not slow. */
   warmUp(): Promise<void>;
 }
@@ -62,10 +65,13 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
         Promise.all(detections.map((d) => predictFivePoints(runtime, image, d.box))),
       );
       const aligned = await stage("align", async () => landmarks.map((points) => alignFace(image, points)));
+      // Found on the working copy; answered in the photo's own pixels.
+      const s = image.scale;
       return stage("quality", async () =>
         detections.map((d, i) => {
-          const box = clipBox(d.box, image.width, image.height);
-          return { box, landmarks: landmarks[i], score: d.score, aligned: aligned[i], quality: measureQuality(aligned[i], box) };
+          const box = scaleBox(clipBox(d.box, image.width, image.height), s);
+          const points = s === 1 ? landmarks[i] : landmarks[i].map((p) => ({ x: p.x * s, y: p.y * s }));
+          return { box, landmarks: points, score: d.score, aligned: aligned[i], quality: measureQuality(aligned[i], box) };
         }),
       );
     },
@@ -75,11 +81,16 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
     },
 
     analyze(image, faces) {
-      return stage("analyze", () => Promise.all(faces.map((f) => analyzeFace(runtime, image, f.box))));
+      return stage("analyze", () => Promise.all(faces.map((f) => analyzeFace(runtime, image, scaleBox(f.box, 1 / image.scale)))));
     },
 
     async warmUp() {
       await runtime.warmUp(["detect", "landmark", "feature"]);
     },
   };
+}
+
+/** A box scaled about the origin (working-copy pixels to the photo's, or back). */
+function scaleBox(box: BoxPx, s: number): BoxPx {
+  return s === 1 ? box : { x: box.x * s, y: box.y * s, width: box.width * s, height: box.height * s };
 }

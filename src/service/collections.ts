@@ -1,6 +1,6 @@
 import { FaceError } from "../errors.js";
 import type { CollectionRecord, CollectionStore } from "../store/collections.js";
-import { collectionOf } from "./inputs.js";
+import { collectionOf, DEFAULT_COLLECTION } from "./inputs.js";
 
 /** Collections as the API offers them. */
 export function createCollectionService(store: CollectionStore) {
@@ -21,6 +21,8 @@ export function createCollectionService(store: CollectionStore) {
     },
     async delete(input: { name: string }) {
       const name = nameOf(input.name);
+      // Every request without a collection lands in it: it is always there (empty it by deleting its users).
+      if (name === DEFAULT_COLLECTION) throw new FaceError("failed_precondition", `the ${DEFAULT_COLLECTION} collection cannot be deleted; delete its users instead`);
       const deleted = await store.delete(name);
       if (deleted === undefined) throw new FaceError("not_found", `no collection ${name}`);
       return { name, usersDeleted: deleted.users, imagesDeleted: deleted.images };

@@ -10,6 +10,7 @@ import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
 import type { FaceEvent } from "../store/webhooks.js";
 import type { IdentityStore, SearchHit, StoredFace, StoredImage } from "../store/identities.js";
+import type { Admission } from "./admission.js";
 import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
 import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
 
@@ -67,6 +68,8 @@ export interface FaceServiceDeps {
   /** Publishes an event in its own transaction (recognitions change no other row). */
   publish: (event: FaceEvent) => Promise<unknown>;
   stage: StageTimer;
+  /** The server-wide bound on image work. */
+  admission: Admission;
 }
 
 /** A second face at least this fraction of the largest one's area makes "the" face of a photo ambiguous. */
@@ -88,7 +91,7 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
 export function createFaceService(deps: FaceServiceDeps) {
-  const { config, engine, identities, detections, publish, stage } = deps;
+  const { config, engine, identities, detections, publish, stage, admission } = deps;
 
   async function publishAll(events: FaceEvent[]): Promise<void> {
     if (events.length === 0) return;
@@ -159,8 +162,8 @@ export function createFaceService(deps: FaceServiceDeps) {
       sha256: sha256Of(bytes),
       bytes,
       contentType: CONTENT_TYPE_OF_FORMAT[image.format] ?? "application/octet-stream",
-      width: image.width,
-      height: image.height,
+      width: image.originalWidth,
+      height: image.originalHeight,
     };
   }
 
@@ -189,7 +192,7 @@ export function createFaceService(deps: FaceServiceDeps) {
     return stage("store", () => identities.addUpgradedFace(current, storedFace(face, embedding), img, config.upgradeMaxFaces));
   }
 
-  return {
+  const useCases = {
     async register(input: RegisterInput) {
       const identifier = identifierOf(input.identifier);
       const collection = collectionOf(input.collection);
@@ -257,7 +260,7 @@ export function createFaceService(deps: FaceServiceDeps) {
     async detect(input: ImageSource & { maxFaces: number }) {
       const bytes = await imageBytesOf(input, limits);
       const { image, faces } = await facesOf(bytes, input.maxFaces);
-      return { faces: faces.map(view), imageWidth: image.width, imageHeight: image.height };
+      return { faces: faces.map(view), imageWidth: image.originalWidth, imageHeight: image.originalHeight };
     },
 
     async extractFeatures(input: ImageSource & { maxFaces: number }) {
@@ -393,6 +396,29 @@ export function createFaceService(deps: FaceServiceDeps) {
       if (deleted === undefined) throw new FaceError("not_found", `no user ${JSON.stringify(identifier)} in collection ${collection}`);
       return { identifier, facesDeleted: deleted.faces, imagesDeleted: deleted.images };
     },
+  };
+
+  /**
+   * Runs an image use case under the server-wide admission limit, once its image is in hand: a
+   * slow image_url host holds no slot of the image work.
+   */
+  function admitted<I extends ImageSource, A extends unknown[], R>(useCase: (input: I, ...rest: A) => Promise<R>) {
+    return async (input: I, ...rest: A): Promise<R> => {
+      const image = await imageBytesOf(input, limits);
+      return admission.run(() => useCase({ ...input, image, imageUrl: "" }, ...rest));
+    };
+  }
+
+  return {
+    ...useCases,
+    register: admitted(useCases.register),
+    recognize: admitted(useCases.recognize),
+    verify: admitted(useCases.verify),
+    detect: admitted(useCases.detect),
+    extractFeatures: admitted(useCases.extractFeatures),
+    analyze: admitted(useCases.analyze),
+    correctMatch: admitted(useCases.correctMatch),
+    syncFrame: (...args: Parameters<typeof useCases.syncFrame>) => admission.run(() => useCases.syncFrame(...args)),
   };
 }
 

@@ -30,6 +30,15 @@ export interface AccessOptions {
   rateLimitBurst: number;
 }
 
+/** The rate limit of requests that carry more work after they were admitted. */
+export interface RateLimit {
+  /**
+   * Takes one more token for a unit of work inside an admitted request (a WebSocket frame) from
+   * the request's client; false when it has none left.
+   */
+  allowMore(request: FastifyRequest): boolean;
+}
+
 /** The WebSocket route, whose clients may present their key in the query. */
 export const REALTIME_PATH = "/ws/realtime";
 
@@ -43,7 +52,7 @@ const digest = (s: string) => createHash("sha256").update(s).digest();
  * come as `authorization: Bearer <key>` or `x-api-key`, and are compared in constant time (digests
  * of equal length, every key compared). Errors are answered in the caller's protocol.
  */
-export function registerAccessControl(app: FastifyInstance, options: AccessOptions): void {
+export function registerAccessControl(app: FastifyInstance, options: AccessOptions): RateLimit {
   const keys = options.apiKeys.map((k) => ({ ...k, digest: digest(k.key) }));
   const buckets = new Map<string, { tokens: number; at: number }>();
 
@@ -80,6 +89,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
       request.apiKey = key;
       client = `key:${key.key}`;
     }
+    request.rateLimitClient = client;
     if (options.rateLimitPerSecond > 0 && !allow(client)) {
       reply.header("retry-after", "1");
       const error = new ConnectError("rate limit exceeded; slow down", Code.ResourceExhausted);
@@ -87,12 +97,20 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
       return deny(request, reply, error);
     }
   });
+
+  return {
+    allowMore(request) {
+      return options.rateLimitPerSecond <= 0 || allow(request.rateLimitClient ?? `ip:${request.ip}`);
+    },
+  };
 }
 
 declare module "fastify" {
   interface FastifyRequest {
     /** The API key the request authenticated with, when keys are configured. */
     apiKey?: ApiKey;
+    /** Whose token bucket the request drew from (its key, or its address without keys). */
+    rateLimitClient?: string;
   }
 }
 

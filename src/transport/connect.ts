@@ -16,6 +16,7 @@ import { createFaceTracker, type FaceTracker } from "../service/tracker.js";
 import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { runInCall } from "../call-signal.js";
+import { FaceError } from "../errors.js";
 import { callEndOf, codeName, toConnectError } from "./errors.js";
 import { clientSideKey, requestIdKey } from "./call-context.js";
 import { createMetricsInterceptor } from "./metrics.js";
@@ -49,7 +50,9 @@ export function createErrorInterceptor(logger: FastifyBaseLogger): Interceptor {
       return await next(req);
     } catch (e) {
       const error = toConnectError(e);
-      if (error.code === Code.Internal || error.code === Code.Unknown || error.code === Code.Unavailable) {
+      // A FaceError is a deliberate answer (a refusal at capacity, a shutdown), not a fault to log.
+      const deliberate = error.cause instanceof FaceError;
+      if (!deliberate && (error.code === Code.Internal || error.code === Code.Unknown || error.code === Code.Unavailable)) {
         logger.error({ err: error.cause ?? e, rpc: req.method.name, reqId: req.contextValues.get(requestIdKey) }, "rpc failed");
       }
       throw error;

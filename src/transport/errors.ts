@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { FaceError, type FaceErrorKind } from "../errors.js";
 
 /** The `domain` of the google.rpc.ErrorInfo detail that carries a quality reason code. */
@@ -53,9 +53,16 @@ export function toConnectError(error: unknown): ConnectError {
   if (error instanceof FaceError) {
     // A reason code travels three ways: a google.rpc.ErrorInfo detail (what gRPC clients of large
     // services read), the `x-face-reason` header/trailer and, for REST, the body's `reason`.
-    const details = error.reason === undefined ? [] : [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: error.reason, domain: ERROR_DOMAIN }) }];
+    const details: ConstructorParameters<typeof ConnectError>[3] = [];
+    if (error.reason !== undefined) details.push({ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: error.reason, domain: ERROR_DOMAIN }) });
+    // A retry delay travels as google.rpc.RetryInfo (gRPC clients) and `retry-after` (HTTP, seconds).
+    if (error.retryAfterMs !== undefined) {
+      const seconds = Math.floor(error.retryAfterMs / 1000);
+      details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: { seconds: BigInt(seconds), nanos: (error.retryAfterMs % 1000) * 1e6 } }) });
+    }
     const connectError = new ConnectError(error.message, CODE_OF_KIND[error.kind], undefined, details, error);
     if (error.reason !== undefined) connectError.metadata.set("x-face-reason", error.reason);
+    if (error.retryAfterMs !== undefined) connectError.metadata.set("retry-after", String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
     return connectError;
   }
   if (isDatabaseUnavailable(error)) {

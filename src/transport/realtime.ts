@@ -3,7 +3,7 @@ import { ConnectError, createClient, createRouterTransport, type ConnectRouter }
 import websocket from "@fastify/websocket";
 import type { FastifyInstance } from "fastify";
 import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
-import { presentedKey, REALTIME_PATH } from "./access.js";
+import { presentedKey, REALTIME_PATH, type RateLimit } from "./access.js";
 import { codeName } from "./errors.js";
 import { forwardedHeaders } from "./rest.js";
 
@@ -27,13 +27,14 @@ export async function registerWebSocketSupport(app: FastifyInstance, maxMessageB
  * fields, "count"} or {"type": "error", "frame_id", "code", "message"}; the socket stays open.
  *
  * Frames go through the same in-process Connect router as gRPC Sync calls, so interceptors (collection
- * scopes per frame, metrics), pipelining and tracking are the same. Auth and rate limits apply to the
- * upgrade request (the `api_key` query parameter counts there).
+ * scopes per frame, metrics), pipelining and tracking are the same. Auth applies to the upgrade
+ * request (the `api_key` query parameter counts there); the rate limit to it and to every frame.
  */
-export function registerRealtimeRoute(app: FastifyInstance, routes: (router: ConnectRouter) => void): void {
+export function registerRealtimeRoute(app: FastifyInstance, routes: (router: ConnectRouter) => void, rateLimit: RateLimit): void {
   const client = createClient(FaceService, createRouterTransport(routes));
 
   app.get(REALTIME_PATH, { websocket: true }, (socket, request) => {
+    const upgrade = request;
     const query = request.query as Record<string, string | undefined>;
     const collection = query.collection ?? "";
     const headers = forwardedHeaders(request);
@@ -58,6 +59,12 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
       } catch (e) {
         const frameId = e instanceof BadFrame && e.frameId !== undefined ? e.frameId : String(frameNumber);
         answers.push(Promise.resolve(errorMessage(frameId, "invalid_argument", e instanceof Error ? e.message : String(e))));
+        countIn();
+        return;
+      }
+      // Each frame is a call's worth of work: it draws from the client's rate limit like a call.
+      if (!rateLimit.allowMore(upgrade)) {
+        answers.push(Promise.resolve(errorMessage(request.frameId, "resource_exhausted", "rate limit exceeded; slow down")));
         countIn();
         return;
       }

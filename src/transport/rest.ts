@@ -228,6 +228,8 @@ export function sendError(reply: FastifyReply, request: FastifyRequest, error: C
   const body: Record<string, string> = { code: codeName(error.code), message: error.rawMessage, request_id: String(request.id) };
   const reason = error.metadata.get("x-face-reason");
   if (reason !== null) body.reason = reason;
+  const retryAfter = error.metadata.get("retry-after");
+  if (retryAfter !== null) reply.header("retry-after", retryAfter);
   return reply.status(status ? Number(status) : httpStatusOf(error)).type("application/json").send(body);
 }
 

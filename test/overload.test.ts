@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import sharp from "sharp";
+import WebSocket from "ws";
+import { processMetrics } from "../src/metrics.js";
+import { face } from "./support/testdata.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+
+const codeOf = (e: unknown) => ConnectError.from(e).code;
+
+/** How many detector scans have run in this process. */
+async function detectorScans(): Promise<number> {
+  const { values } = await processMetrics().stageSeconds.get();
+  return values.find((v) => v.metricName === "face_stage_duration_seconds_count" && v.labels.stage === "detect_scan")?.value ?? 0;
+}
+
+describe("work per request is bounded", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server.close());
+
+  it("detects in a 40-megapixel photo with a bounded number of detector scans", async () => {
+    // A grey 7000x5700 PNG: 130 kB that used to cost 242 detector runs and seconds of CPU.
+    const grey = await sharp({ create: { width: 7000, height: 5700, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+    assert.ok(grey.length < 200_000);
+    const before = await detectorScans();
+    const answer = await faceClient(server).detect({ image: new Uint8Array(grey) });
+    assert.deepEqual([answer.imageWidth, answer.imageHeight, answer.faces.length], [7000, 5700, 0]);
+    const scans = (await detectorScans()) - before;
+    assert.ok(scans <= 50, `${scans} detector scans`);
+  });
+
+  it("answers boxes and landmarks in the photo's own pixels when it was shrunk to work on", async () => {
+    const client = faceClient(server);
+    const photo = face("face_recognition/obama.jpg");
+    const { width } = await sharp(photo).metadata();
+    const factor = 4500 / width!;
+    // 4500x5623: its long side is over the 4096 pixels the engine works on.
+    const large = new Uint8Array(await sharp(photo).resize({ width: 4500 }).jpeg({ quality: 95 }).toBuffer());
+    const [small, big] = await Promise.all([client.detect({ image: photo }), client.detect({ image: large })]);
+    assert.equal(big.imageWidth, 4500);
+    const [a, b] = [small.faces[0], big.faces[0]];
+    for (const key of ["x", "y", "width", "height"] as const) {
+      assert.ok(Math.abs(b.box![key] - a.box![key] * factor) < a.box!.width * factor * 0.06, `${key}: ${b.box![key]} vs ${a.box![key] * factor}`);
+    }
+    assert.ok(Math.abs(b.landmarks[0].x - a.landmarks[0].x * factor) < a.box!.width * factor * 0.06);
+    assert.equal((await client.register({ identifier: "obama-large", image: large })).created, true, "the quality gate sees the photo's own face size");
+  });
+});
+
+describe("server-wide admission", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ FACE_MAX_IN_FLIGHT: "1", FACE_MAX_QUEUED: "1" });
+  });
+  after(() => server.close());
+
+  it("answers every call of a burst: one runs, one waits, the rest are refused at once with a retry delay", async () => {
+    const client = faceClient(server);
+    const photo = face("face_recognition/obama.jpg");
+    const outcomes = await Promise.allSettled(Array.from({ length: 8 }, () => client.detect({ image: photo })));
+    const ok = outcomes.filter((o) => o.status === "fulfilled").length;
+    const refused = outcomes.filter((o) => o.status === "rejected").map((o) => ConnectError.from((o as PromiseRejectedResult).reason));
+    assert.ok(ok >= 2, `${ok} answered`);
+    assert.ok(refused.length >= 1, "some were refused");
+    for (const e of refused) {
+      assert.equal(e.code, Code.Unavailable, e.message);
+      assert.match(e.rawMessage, /at capacity/);
+      assert.equal(e.metadata.get("retry-after"), "1");
+    }
+    assert.equal((await client.detect({ image: photo })).faces.length, 1, "served again once the burst is over");
+  });
+
+  it("answers REST with 503 and Retry-After when at capacity", async () => {
+    const photo = face("face_recognition/obama.jpg");
+    const post = () => fetch(`${server.url}/api/v1/detect`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: Buffer.from(photo).toString("base64") }) });
+    const answers = await Promise.all(Array.from({ length: 8 }, post));
+    const refused = answers.filter((r) => r.status === 503);
+    assert.ok(refused.length >= 1 && answers.some((r) => r.status === 200), answers.map((r) => r.status).join(","));
+    assert.equal(refused[0].headers.get("retry-after"), "1");
+  });
+
+  it("lets a waiting call whose deadline passes leave the queue at once", async () => {
+    const client = faceClient(server);
+    const slow = new Uint8Array(await sharp(face("face_recognition/obama.jpg")).resize({ width: 4000 }).jpeg().toBuffer());
+    const running = client.detect({ image: slow });
+    await new Promise((r) => setTimeout(r, 20));
+    const start = Date.now();
+    await assert.rejects(client.detect({ image: slow }, { headers: { "grpc-timeout": "100m" } }), (e) => codeOf(e) === Code.DeadlineExceeded);
+    assert.ok(Date.now() - start < 600, `left the queue after ${Date.now() - start} ms`);
+    await running;
+  });
+});
+
+describe("WebSocket frames draw from the rate limit", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ FACE_RATE_LIMIT_PER_SECOND: "0.5", FACE_RATE_LIMIT_BURST: "3" });
+  });
+  after(() => server.close());
+
+  it("answers frames beyond the client's rate with resource_exhausted and keeps the socket", async () => {
+    const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+    const photo = face("face_recognition/obama.jpg");
+    const answers: { type: string; code?: string }[] = [];
+    await new Promise<void>((resolve, reject) => {
+      ws.on("open", () => {
+        for (let i = 0; i < 5; i++) ws.send(photo);
+      });
+      ws.on("message", (data) => {
+        answers.push(JSON.parse(String(data)));
+        if (answers.length === 5) resolve();
+      });
+      ws.on("error", reject);
+    });
+    ws.close();
+    // The upgrade took one token of three: two frames pass, three are refused.
+    assert.deepEqual(answers.map((a) => a.type === "results" ? "ok" : a.code), ["ok", "ok", "resource_exhausted", "resource_exhausted", "resource_exhausted"]);
+  });
+});
