@@ -17,6 +17,15 @@ export interface FlameGraphEntry {
 
 /** Attribute that marks a span as a pipeline stage (what the flame graph shows). */
 const STAGE_ATTRIBUTE = "face.stage";
+/**
+ * Where a stage started and ended on the monotonic clock (performance.now(), ms). Span start
+ * times are derived from Date.now() per span (millisecond steps, each with its own offset), so two
+ * spans' start times disagree by up to a millisecond: a flame graph from them showed stages starting
+ * before their request, and top-level stages adding up to more than the request took.
+ */
+const STAGE_START = "face.stage.start_ms";
+const STAGE_END = "face.stage.end_ms";
+
 /** A request's spans are dropped if nobody collects them within this time (e.g. a crashed handler). */
 const UNCOLLECTED_TTL_MS = 60_000;
 
@@ -33,20 +42,25 @@ export class FlameGraphCollector implements SpanProcessor {
     if (this.traces.size > 1000) this.evictStale();
   }
 
-  /** Stops watching a trace and returns its stages, in start order, relative to `rootStart`. */
-  collect(traceId: string, rootStart: [number, number]): FlameGraphEntry[] {
+  /**
+   * Stops watching a trace and returns its stages, in start order, relative to `rootStart` (a
+   * performance.now() reading taken before the request's work began).
+   */
+  collect(traceId: string, rootStart: number): FlameGraphEntry[] {
     const bucket = this.traces.get(traceId);
     this.traces.delete(traceId);
     if (bucket === undefined) return [];
     const labels = new Map(bucket.spans.map((s) => [s.spanContext().spanId, s.name]));
-    const ms = (t: [number, number]) => t[0] * 1e3 + t[1] / 1e6;
     return bucket.spans
-      .map((s) => ({
-        label: s.name,
-        durationMs: ms(s.duration),
-        parent: labels.get(s.parentSpanContext?.spanId ?? "") ?? "",
-        startMs: ms(s.startTime) - ms(rootStart),
-      }))
+      .map((s) => {
+        const start = Number(s.attributes[STAGE_START]);
+        return {
+          label: s.name,
+          durationMs: Number(s.attributes[STAGE_END]) - start,
+          parent: labels.get(s.parentSpanContext?.spanId ?? "") ?? "",
+          startMs: start - rootStart,
+        };
+      })
       .sort((a, b) => a.startMs - b.startMs);
   }
 
@@ -103,7 +117,7 @@ export function startTelemetry(env: NodeJS.ProcessEnv = process.env): Telemetry 
   const tracer = trace.getTracer("face-service");
 
   const stage: StageTimer = (label, work) =>
-    tracer.startActiveSpan(label, { attributes: { [STAGE_ATTRIBUTE]: true } }, async (span) => {
+    tracer.startActiveSpan(label, { attributes: { [STAGE_ATTRIBUTE]: true, [STAGE_START]: performance.now() } }, async (span) => {
       try {
         // Every stage is a point where the work of a call its client gave up on stops.
         throwIfCallEnded();
@@ -112,6 +126,7 @@ export function startTelemetry(env: NodeJS.ProcessEnv = process.env): Telemetry 
         span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
         throw e;
       } finally {
+        span.setAttribute(STAGE_END, performance.now());
         span.end();
       }
     });
@@ -122,15 +137,15 @@ export function startTelemetry(env: NodeJS.ProcessEnv = process.env): Telemetry 
     traceRequest(name, work) {
       return tracer.startActiveSpan(name, { root: true }, async (span) => {
         const traceId = span.spanContext().traceId;
-        const start = process.hrtime();
-        const startTime: [number, number] = hrNow();
+        // One clock for the total and every stage (see STAGE_START).
+        const start = performance.now();
         collector.watch(traceId);
         try {
           const result = await work(span);
-          const [s, ns] = process.hrtime(start);
-          return { result, flameGraph: collector.collect(traceId, startTime), totalMs: s * 1e3 + ns / 1e6 };
+          const totalMs = performance.now() - start;
+          return { result, flameGraph: collector.collect(traceId, start), totalMs };
         } catch (e) {
-          collector.collect(traceId, startTime);
+          collector.collect(traceId, start);
           span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
           throw e;
         } finally {
@@ -144,10 +159,4 @@ export function startTelemetry(env: NodeJS.ProcessEnv = process.env): Telemetry 
     },
   };
   return started;
-}
-
-/** Wall-clock time as [seconds, nanoseconds], the form span start times take. */
-function hrNow(): [number, number] {
-  const ms = performance.timeOrigin + performance.now();
-  return [Math.floor(ms / 1e3), Math.round((ms % 1e3) * 1e6)];
 }

@@ -119,3 +119,29 @@ describe("one port serves every protocol", () => {
     assert.match(get.headers.get("access-control-expose-headers") ?? "", /Grpc-Status/);
   });
 });
+
+describe("one value on every transport", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+    await faceClient(server).register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+  });
+  after(() => server.close());
+
+  it("answers the same distance over gRPC, Connect JSON and REST", async () => {
+    const image = face("face_recognition/obama2.jpg");
+    const grpc = await faceClient(server).recognize({ image });
+    const json = async (path: string) => {
+      const res = await fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: Buffer.from(image).toString("base64") }) });
+      assert.equal(res.status, 200);
+      return (await res.json()) as { distance: number; similarity: number; face: { box: { x: number } } };
+    };
+    const connect = await json("/face.v1.FaceService/Recognize");
+    const rest = await json("/api/v1/recognize");
+    assert.equal(connect.distance, rest.distance);
+    assert.equal(connect.distance, grpc.distance, "the float32 value gRPC carries");
+    assert.equal(connect.distance, Math.fround(connect.distance));
+    assert.equal(connect.similarity, rest.similarity);
+    assert.equal(connect.face.box.x, rest.face.box.x);
+  });
+});

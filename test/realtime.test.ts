@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import WebSocket from "ws";
 import { face, FACES_DIR } from "./support/testdata.js";
 import { useTestServer, type TestServer } from "./support/server.js";
+import { isClientProtocolError } from "../src/transport/realtime.js";
 import type { Client } from "@connectrpc/connect";
 import type { FaceService } from "../gen/face/v1/face_pb.js";
 
@@ -81,6 +82,17 @@ describe("/ws/realtime", () => {
     assert.deepEqual(answers.map((a) => a.frame_id), ["a", "1", "2", "no-image", "b"]);
     assert.equal(answers[2].code, "invalid_argument");
   });
+
+  it("takes camelCase field names as protobuf JSON does, and says when base64 is bad", async () => {
+    const group = Buffer.from(face("multi/two_people.jpg")).toString("base64");
+    const answers = await session(server, "", (ws) => {
+      ws.send(JSON.stringify({ type: "frame", image: group, frameId: "camel", maxFaces: 1 }));
+      ws.send(JSON.stringify({ type: "frame", image: group, frame_id: "snake", max_faces: 2 }));
+      ws.send(JSON.stringify({ type: "frame", image: "**not base64**", frameId: "bad64" }));
+    }, 3);
+    assert.deepEqual(answers.map((a) => [a.frame_id, a.type, a.count ?? a.code]), [["camel", "results", 1], ["snake", "results", 2], ["bad64", "error", "invalid_argument"]]);
+    assert.match(String(answers[2].message), /base64/);
+  });
 });
 
 describe("/ws/realtime with API keys", () => {
@@ -115,5 +127,11 @@ describe("/ws/realtime with a small message limit", () => {
     ws.send(new Uint8Array(server.config.maxMessageBytes + 1));
     const code = await new Promise<number>((resolve) => ws.on("close", (c) => resolve(c)));
     assert.equal(code, 1009);
+  });
+
+  it("counts an oversized message as the client's protocol error, not a server failure", () => {
+    const tooBig = Object.assign(new RangeError("Max payload size exceeded"), { code: "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" });
+    assert.equal(isClientProtocolError(tooBig), true);
+    assert.equal(isClientProtocolError(new Error("EPIPE")), false);
   });
 });

@@ -92,3 +92,29 @@ describe("OpenTelemetry", () => {
     for (const name of ["FaceService/Register", "decode", "detect", "embed", "store", "face-service"]) assert.ok(names().has(name), `${name} exported`);
   });
 });
+
+describe("flame graphs", () => {
+  let server: TestServer;
+  before(async () => {
+    const { startTestServer } = await import("./support/server.js");
+    server = await startTestServer();
+  });
+  after(() => server.close());
+
+  it("start no stage before the request and never add up to more than the request took", async () => {
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
+    await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+    for (let i = 0; i < 30; i++) {
+      const answer = await client.recognize({ image: face("face_recognition/obama2.jpg") });
+      const total = answer.serverProcessTimeMs;
+      const topLevel = answer.flameGraph.filter((e) => e.parent === "");
+      assert.ok(topLevel.length >= 5, "decode, detect, ... are reported");
+      for (const e of answer.flameGraph) {
+        assert.ok(e.startMs >= 0, `${e.label} starts at ${e.startMs} ms`);
+        assert.ok(e.startMs + e.durationMs <= total, `${e.label} ends at ${e.startMs + e.durationMs} ms, after the total ${total} ms`);
+      }
+      const sum = topLevel.reduce((s, e) => s + e.durationMs, 0);
+      assert.ok(sum <= total, `top-level stages ${sum} ms > total ${total} ms`);
+    }
+  });
+});

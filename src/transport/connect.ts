@@ -20,6 +20,7 @@ import { FaceError } from "../errors.js";
 import { callEndOf, codeName, toConnectError } from "./errors.js";
 import { clientSideKey, requestIdKey } from "./call-context.js";
 import { createMetricsInterceptor } from "./metrics.js";
+import { createFloat32Interceptor } from "./float32.js";
 
 /** Frames of one Sync stream processed at once. */
 const FRAMES_IN_FLIGHT = 2;
@@ -153,7 +154,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         listCollections: () => deps.collections.list(),
         deleteCollection: (req) => deps.collections.delete(req),
       },
-      { interceptors: [createMetricsInterceptor(), createErrorInterceptor(deps.logger), createCallSignalInterceptor(), ...deps.interceptors] },
+      { interceptors: [createMetricsInterceptor(), createErrorInterceptor(deps.logger), createFloat32Interceptor(), createCallSignalInterceptor(), ...deps.interceptors] },
     );
   };
 }

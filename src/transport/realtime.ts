@@ -17,7 +17,23 @@ const MAX_UNANSWERED_FRAMES = 4;
  * Messages over `maxMessageBytes` close the socket with 1009 (message too big).
  */
 export async function registerWebSocketSupport(app: FastifyInstance, maxMessageBytes: number): Promise<void> {
-  await app.register(websocket, { options: { maxPayload: maxMessageBytes } });
+  await app.register(websocket, {
+    options: { maxPayload: maxMessageBytes },
+    errorHandler(error, socket, request) {
+      if (isClientProtocolError(error)) {
+        // The client broke the protocol (an oversized message: closed with 1009): its error, not ours.
+        request.log.info({ code: (error as { code?: string }).code, reason: error.message }, "websocket closed for a client protocol error");
+      } else {
+        request.log.error({ err: error }, "websocket failed");
+      }
+      socket.terminate();
+    },
+  });
+}
+
+/** Errors `ws` raises for what a client sent (WS_ERR_*: message too big, bad frames, bad UTF-8). */
+export function isClientProtocolError(error: Error): boolean {
+  return /^WS_ERR_/.test(String((error as { code?: unknown }).code ?? ""));
 }
 
 /**
@@ -125,19 +141,29 @@ function parseFrame(text: string, frameNumber: number, collection: string): Omit
     throw new BadFrame("a text message must be JSON: {\"type\": \"frame\", \"image\": \"<base64>\", ...}");
   }
   if (message === null || typeof message !== "object") throw new BadFrame("a text message must be a JSON object");
-  const frameId = typeof message.frame_id === "string" ? message.frame_id : undefined;
+  // Field names as protobuf JSON accepts them: snake_case (frame_id) or camelCase (frameId).
+  const field = (name: string): unknown => message[name] ?? message[name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())];
+  const frameIdField = field("frame_id");
+  const frameId = typeof frameIdField === "string" ? frameIdField : undefined;
   if (message.type !== "frame") throw new BadFrame('a text message must have "type": "frame"', frameId);
-  if (typeof message.image !== "string" || message.image === "") throw new BadFrame('"image" (base64) is required', frameId);
-  const maxFaces = message.max_faces ?? 0;
+  const image = field("image");
+  if (typeof image !== "string" || image === "") throw new BadFrame('"image" (base64) is required', frameId);
+  // Buffer.from skips what is not base64 without a word: a frame would arrive as garbage bytes.
+  if (!BASE64.test(image.replace(/\s+/g, ""))) throw new BadFrame('"image" is not valid base64 (standard or URL-safe alphabet)', frameId);
+  const maxFaces = field("max_faces") ?? 0;
   if (typeof maxFaces !== "number" || !Number.isInteger(maxFaces) || maxFaces < 0) throw new BadFrame('"max_faces" must be a non-negative integer', frameId);
+  const identifier = field("identifier");
+  const frameCollection = field("collection");
   return {
-    image: new Uint8Array(Buffer.from(message.image, "base64")),
+    image: new Uint8Array(Buffer.from(image, "base64")),
     frameId: frameId ?? String(frameNumber),
-    identifier: typeof message.identifier === "string" ? message.identifier : "",
+    identifier: typeof identifier === "string" ? identifier : "",
     maxFaces,
-    collection: typeof message.collection === "string" ? message.collection : collection,
+    collection: typeof frameCollection === "string" ? frameCollection : collection,
   };
 }
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$/;
 
 function resultMessage(response: SyncResponse): object {
   if (response.error !== undefined) return errorMessage(response.frameId, response.error.code, response.error.message);
