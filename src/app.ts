@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
-import fastify, { type FastifyInstance } from "fastify";
+import fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Config } from "./config.js";
 import type { FaceEngine } from "./engine/pipeline.js";
 import type { Database } from "./store/database.js";
@@ -17,6 +17,7 @@ import { createCollectionStore } from "./store/collections.js";
 import { createFaceService } from "./service/face-service.js";
 import { createAdmission } from "./service/admission.js";
 import type { Telemetry } from "./telemetry.js";
+import { createLogger } from "./logger.js";
 import { createFaceRoutes } from "./transport/connect.js";
 import { callContextValues } from "./transport/call-context.js";
 import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
@@ -34,6 +35,8 @@ export interface AppDeps {
   engine: FaceEngine;
   database: Database;
   telemetry: Telemetry;
+  /** The process's logger (main.ts makes it first); one from the configuration when absent. */
+  logger?: FastifyBaseLogger;
 }
 
 /**
@@ -54,13 +57,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, engine, database, telemetry } = deps;
   const app = fastify({
     serverFactory: createDualProtocolServer,
-    logger: {
-      level: config.logLevel,
-      serializers: {
-        // /ws/realtime takes API keys in the query (browsers cannot set headers): never log them.
-        req: (request) => ({ method: request.method, url: request.url.replace(/([?&]api_key=)[^&]*/gi, "$1[redacted]"), remoteAddress: request.ip }),
-      },
-    },
+    loggerInstance: deps.logger ?? (createLogger(config.logLevel) as FastifyBaseLogger),
     bodyLimit: config.maxMessageBytes,
     requestIdHeader: false,
     genReqId: (req) => {

@@ -4,6 +4,8 @@ import { buildApp } from "./app.js";
 import { createFaceEngine } from "./engine/pipeline.js";
 import { createOnnxRuntime } from "./runtime/onnx.js";
 import { openDatabase } from "./store/database.js";
+import { createLogger, startupStep } from "./logger.js";
+import type { FastifyBaseLogger } from "fastify";
 
 // Telemetry first: spans made while the app is built already have a provider.
 const telemetry = startTelemetry();
@@ -19,11 +21,18 @@ try {
   throw e;
 }
 
+const logger = createLogger(config.logLevel);
+const started = performance.now();
 const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers });
 const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels }, stage: telemetry.stage });
-const [database] = await Promise.all([openDatabase(config), engine.warmUp()]);
-const app = await buildApp({ config, engine, database, telemetry });
-await app.listen({ port: config.port, host: config.host });
+// The database (opened and migrated) and the models (loaded into every inference worker) are
+// independent: they start together, and each says when it is ready.
+const [database] = await Promise.all([
+  startupStep(logger, "database opened and migrated", () => openDatabase(config), (db) => ({ database: db.kind })),
+  startupStep(logger, "models loaded", () => engine.warmUp(), () => ({ workers: config.onnxWorkers })),
+]);
+const app = await startupStep(logger, "routes built", () => buildApp({ config, engine, database, telemetry, logger: logger as FastifyBaseLogger }));
+await startupStep(logger, "listening", () => app.listen({ port: config.port, host: config.host }), (address) => ({ address, startedInMs: Math.round(performance.now() - started) }));
 
 let closing = false;
 async function shutdown(signal: string): Promise<void> {
@@ -46,3 +55,9 @@ async function shutdown(signal: string): Promise<void> {
 }
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
+// A parent that died without passing a signal on (a killed `npm start`, a shell wrapper) leaves the
+// service orphaned: it stops too rather than hold the port.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void shutdown("parent exited");
+}, 1_000).unref();

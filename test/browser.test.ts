@@ -3,11 +3,12 @@ import { existsSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, it } from "node:test";
 import { chromium, type Browser } from "playwright-core";
 import { face, FACES_DIR } from "./support/testdata.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { writeY4m } from "./support/y4m.js";
+import { describeUnless } from "./support/suite.js";
 
 /** Debian's chromium (apt-get install chromium; .ci/run installs it), or CHROMIUM_PATH. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -15,7 +16,7 @@ const ARTIFACTS = join(import.meta.dirname, "..", "test-artifacts");
 // CI sets FACE_REQUIRE_BROWSER so a missing browser fails there instead of skipping.
 const skip = existsSync(CHROMIUM) ? false : process.env.FACE_REQUIRE_BROWSER ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
 
-describe("the demo page in headless Chromium with a fake camera playing the clip", { skip }, () => {
+describeUnless(skip, "the demo page in headless Chromium with a fake camera playing the clip", () => {
   let server: TestServer;
   let browser: Browser;
   let workDir: string;

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
-import { describe, it } from "node:test";
+import { it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer } from "./support/server.js";
+import { describeUnless } from "./support/suite.js";
 
 /** A TCP proxy in front of PostgreSQL that the test can cut and restore, as a network outage would. */
 async function databaseProxy(target: URL) {
@@ -35,7 +36,7 @@ async function databaseProxy(target: URL) {
   };
 }
 
-describe("a database that goes away", { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL (a PostgreSQL server; .ci/run starts one)" }, () => {
+describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL (a PostgreSQL server; .ci/run starts one)", "a database that goes away", () => {
   it("answers Unavailable while it is down and recovers by itself when it is back", async () => {
     // A fresh database on the server, reached through the proxy.
     const direct = await startTestServer();

@@ -6,6 +6,7 @@ import type { SyncRequestSchema } from "../gen/face/v1/face_pb.js";
 import { face, FACES_DIR } from "./support/testdata.js";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { describeUnless } from "./support/suite.js";
 
 /** Well over the default limit (FACE_MAX_IMAGE_BYTES 10 MiB: a message of at most ~28 MB). */
 const HUGE = 40 * 1024 * 1024;
@@ -69,7 +70,7 @@ describe("one oversized message refuses that call only", () => {
   });
 });
 
-describe("one oversized message refuses that call only (Python grpcio)", { skip: pythonGrpcSkip }, () => {
+describeUnless(pythonGrpcSkip, "one oversized message refuses that call only (Python grpcio)", () => {
   let server: TestServer;
   let stubs: string;
   before(async () => {

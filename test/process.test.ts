@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
+import { freePort, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { face } from "./support/testdata.js";
 
 describe("the service process (what npm start runs)", () => {
@@ -54,5 +54,53 @@ describe("the service process (what npm start runs)", () => {
     const code = await new Promise((r) => (child.exitCode !== null ? r(child.exitCode) : child.on("exit", r)));
     assert.equal(code, 0, service.output());
     assert.match(service.output(), /shutting down/);
+  });
+});
+
+describe("npm start", () => {
+  /** Runs `npm start` on `dataDir` and waits until it answers /health; returns the child and the time that took. */
+  async function npmStart(dataDir: string) {
+    const port = await freePort();
+    const started = Date.now();
+    const child = spawn("npm", ["start"], {
+      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", FACE_DATA_DIR: dataDir, DATABASE_URL: process.env.TEST_DATABASE_URL ?? "", LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout!.on("data", (d) => (output += d));
+    child.stderr!.on("data", (d) => (output += d));
+    const url = `http://127.0.0.1:${port}`;
+    while (!(await fetch(`${url}/health`).then((r) => r.ok).catch(() => false))) {
+      if (Date.now() - started > 60_000 || child.exitCode !== null) throw new Error(`did not start:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { child, url, output: () => output, startMs: Date.now() - started };
+  }
+
+  const stopped = async (url: string) => {
+    for (let i = 0; i < 150; i++) {
+      if (!(await fetch(`${url}/health`).then(() => true).catch(() => false))) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  };
+
+  it("logs each start-up step with its duration, answers /health within 10 s when started again, and stops with npm's own process", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "face-npm-start-"));
+    try {
+      const first = await npmStart(dataDir);
+      for (const step of ["database opened and migrated", "models loaded", "routes built", "listening"]) {
+        assert.match(first.output(), new RegExp(`"step":"${step}","ms":\\d+`), step);
+      }
+      first.child.kill("SIGTERM"); // npm's process, not the service's
+      assert.equal(await stopped(first.url), true, "the service stopped with npm");
+
+      const second = await npmStart(dataDir);
+      assert.ok(second.startMs < 10_000, `second start answered /health after ${second.startMs} ms`);
+      second.child.kill("SIGKILL"); // npm dies without passing anything on
+      assert.equal(await stopped(second.url), true, "the service stopped when npm was killed");
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
@@ -10,12 +10,13 @@ import { face } from "./support/testdata.js";
 import { freshDatabase } from "./support/server.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { createReceiver, until } from "./support/webhook-receiver.js";
+import { describeUnless } from "./support/suite.js";
 
 /**
  * Scale-out as deployed: three service processes (npm start) on one PostgreSQL database and one
  * shared image directory, started at the same moment (so they also race to migrate).
  */
-describe("three replicas on one PostgreSQL", { skip: process.env.TEST_DATABASE_URL ? false : "needs a PostgreSQL server (TEST_DATABASE_URL; .ci/run starts one)" }, () => {
+describeUnless(process.env.TEST_DATABASE_URL ? false : "needs a PostgreSQL server (TEST_DATABASE_URL; .ci/run starts one)", "three replicas on one PostgreSQL", () => {
   const receiver = createReceiver(() => secret);
   let secret = "";
   let dataDir: string;
