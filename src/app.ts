@@ -23,6 +23,7 @@ import { callContextValues } from "./transport/call-context.js";
 import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
 import { connectPlugin } from "./transport/connect-plugin.js";
 import { createHealthRoutes } from "./transport/health.js";
+import { createReflectionRoutes } from "./transport/reflection.js";
 import { registerRestRoutes } from "./transport/rest.js";
 import { registerMetricsRoute } from "./transport/metrics.js";
 import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/realtime.js";
@@ -130,6 +131,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const routes = (router: ConnectRouter) => {
     faceRoutes(router);
     createHealthRoutes(ready)(router);
+    createReflectionRoutes()(router);
   };
 
   app.addHook("onRequest", async (request, reply) => {
