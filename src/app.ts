@@ -143,7 +143,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     origin: config.corsOrigins.includes("*") ? true : [...config.corsOrigins],
     methods: [...new Set([...connectCors.allowedMethods, "GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"])],
     allowedHeaders: [...connectCors.allowedHeaders, "Authorization", "X-Api-Key", "X-Request-Id"],
-    exposedHeaders: [...connectCors.exposedHeaders, "X-Request-Id"],
+    // What clients read from answers: the request id, a refusal's reason, a retry delay, the next page.
+    exposedHeaders: [...connectCors.exposedHeaders, "X-Request-Id", "X-Face-Reason", "Retry-After", "Link"],
     maxAge: 7200,
   });
   // After CORS, so a browser can read a 401 or 429 too.

@@ -125,8 +125,49 @@ describe("one value on every transport", () => {
   before(async () => {
     server = await startTestServer();
     await faceClient(server).register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+    await faceClient(server).register({ identifier: "biden", image: face("face_recognition/biden.jpg") });
   });
   after(() => server.close());
+
+  it("pages GET /api/v1/users with a Link header, keeping the bare array body", async () => {
+    const first = await fetch(`${server.url}/api/v1/users?page_size=1`);
+    assert.deepEqual(await first.json(), ["biden"]);
+    const link = first.headers.get("link") ?? "";
+    const match = /^<([^>]+)>; rel="next"$/.exec(link);
+    assert.ok(match, `Link: ${link}`);
+    const second = await fetch(`${server.url}${match[1]}`);
+    assert.deepEqual(await second.json(), ["obama"]);
+    assert.equal(second.headers.get("link"), null, "no next page after the last");
+  });
+
+  it("answers 405 with Allow for a wrong method on a known route, 415 for a body it cannot read", async () => {
+    const put = await fetch(`${server.url}/api/v1/users`, { method: "PUT" });
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.get("allow"), "GET");
+    const get = await fetch(`${server.url}/api/v1/register`);
+    assert.equal(get.status, 405);
+    assert.equal(get.headers.get("allow"), "POST");
+    const user = await fetch(`${server.url}/api/v1/users/obama`, { method: "POST" });
+    assert.equal(user.status, 405);
+    assert.equal(user.headers.get("allow"), "DELETE");
+    const text = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "text/plain" }, body: "hello" });
+    assert.equal(text.status, 415);
+    assert.match((await text.json()).message, /text\/plain/);
+  });
+
+  it("exposes X-Face-Reason, X-Request-Id and Retry-After to browsers", async () => {
+    const res = await fetch(`${server.url}/api/v1/users`, { headers: { origin: "https://app.example" } });
+    const exposed = (res.headers.get("access-control-expose-headers") ?? "").toLowerCase().split(/,\s*/);
+    for (const name of ["x-face-reason", "x-request-id", "retry-after"]) assert.ok(exposed.includes(name), `${name} in ${exposed}`);
+  });
+
+  it("says which multipart limit a request went over", async () => {
+    const form = new FormData();
+    for (const name of ["image", "image2", "image3"]) form.append(name, new Blob([Buffer.from("x")]), `${name}.jpg`);
+    const res = await fetch(`${server.url}/api/v1/verify`, { method: "POST", body: form });
+    assert.equal(res.status, 413);
+    assert.match((await res.json()).message, /at most 2 file parts/);
+  });
 
   it("answers the same distance over gRPC, Connect JSON and REST", async () => {
     const image = face("face_recognition/obama2.jpg");

@@ -9,7 +9,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection, type ServerReflectionResponse } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { face } from "./support/testdata.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 
@@ -55,7 +55,7 @@ describe("server reflection", () => {
       { messageRequest: { case: "fileByFilename" as const, value: "grpc/health/v1/health.proto" } },
       { messageRequest: { case: "fileContainingSymbol" as const, value: "face.v1.NoSuchThing" } },
     ];
-    const answers = [];
+    const answers: ServerReflectionResponse[] = [];
     for await (const answer of client.serverReflectionInfo((async function* () { yield* requests; })())) answers.push(answer);
     const names = (i: number) => {
       const r = answers[i].messageResponse;

@@ -63,26 +63,41 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
     (req: Message, opts: { headers: Record<string, string>; signal: AbortSignal }) => Promise<Message>
   >;
 
-  await app.register(multipart, {
-    limits: { fileSize: options.maxImageBytes, files: 2, fields: 32, fieldSize: 64 * 1024, parts: 34 },
+  const limits = { ...MULTIPART_LIMITS, fileSize: options.maxImageBytes };
+  await app.register(multipart, { limits });
+
+  app.setErrorHandler((error, request, reply) => sendError(reply, request, fastifyErrorToConnect(error as Error & { code?: string; statusCode?: number }, limits)));
+  const bindings = restBindings();
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0];
+    // A known path with another method is 405 with the methods it has (RFC 9110 15.5.6).
+    const allowed = bindings.filter((b) => pathPattern(b.path).test(path)).map((b) => b.verb);
+    if (allowed.length > 0) {
+      reply.header("allow", [...new Set(allowed)].join(", "));
+      const error = new ConnectError(`${request.method} is not allowed on ${path}; use ${allowed.join(" or ")}`, Code.Unimplemented);
+      error.metadata.set("x-http-status", "405");
+      return sendError(reply, request, error);
+    }
+    return sendError(reply, request, new ConnectError(`no route ${request.method} ${path}`, Code.NotFound));
   });
 
-  app.setErrorHandler((error, request, reply) => sendError(reply, request, fastifyErrorToConnect(error as Error & { code?: string; statusCode?: number })));
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, request, new ConnectError(`no route ${request.method} ${request.url.split("?")[0]}`, Code.NotFound)),
-  );
-
-  for (const binding of restBindings()) {
+  for (const binding of bindings) {
     app.route({
       method: binding.verb,
       url: binding.path,
       handler: async (request, reply) => {
         const input = binding.method.input;
+        const contentType = request.headers["content-type"];
+        if (binding.body !== "" && contentType !== undefined && !ACCEPTED_BODY.test(contentType)) {
+          const error = new ConnectError(`content type ${contentType.split(";")[0]} is not supported; send application/json or multipart/form-data`, Code.InvalidArgument);
+          error.metadata.set("x-http-status", "415");
+          return sendError(reply, request, error);
+        }
         let message: ReflectMessage;
         try {
           message = await requestMessage(binding, input, request);
         } catch (e) {
-          return sendError(reply, request, isFastifyError(e) ? fastifyErrorToConnect(e) : toConnectError(e));
+          return sendError(reply, request, isFastifyError(e) ? fastifyErrorToConnect(e, limits) : toConnectError(e));
         }
         const controller = new AbortController();
         request.raw.once("close", () => {
@@ -93,7 +108,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
             headers: forwardedHeaders(request),
             signal: controller.signal,
           });
-          return sendResponse(reply, binding, response);
+          return sendResponse(reply, request, binding, response);
         } catch (e) {
           return sendError(reply, request, ConnectError.from(e));
         }
@@ -208,7 +223,7 @@ function scalarFromString(field: DescField, scalar: ScalarType, text: string): s
   }
 }
 
-function sendResponse(reply: FastifyReply, binding: RestBinding, response: Message): FastifyReply {
+function sendResponse(reply: FastifyReply, request: FastifyRequest, binding: RestBinding, response: Message): FastifyReply {
   const output = binding.method.output;
   if (output.typeName === HttpBodySchema.typeName) {
     const body = response as unknown as { contentType: string; data: Uint8Array };
@@ -216,10 +231,30 @@ function sendResponse(reply: FastifyReply, binding: RestBinding, response: Messa
   }
   const json = toJson(output, response, { alwaysEmitImplicit: true }) as Record<string, unknown>;
   if (binding.responseBody !== "") {
+    // A body that is one field (GET /api/v1/users: the identifiers array) has no room for the next
+    // page token: it travels as a Link header (RFC 8288), the same URL with page_token set.
+    const token = (response as { nextPageToken?: unknown }).nextPageToken;
+    if (typeof token === "string" && token !== "") {
+      const next = new URL(request.url, "http://host");
+      next.searchParams.set("page_token", token);
+      reply.header("link", `<${next.pathname}${next.search}>; rel="next"`);
+    }
     const field = fieldNamed(output, binding.responseBody);
     return reply.send(field ? json[field.jsonName] : json);
   }
   return reply.send(json);
+}
+
+/** Bodies REST reads: proto JSON and multipart/form-data. */
+const ACCEPTED_BODY = /^\s*(application\/(?:[\w.+-]+\+)?json|multipart\/form-data)\s*(;|$)/i;
+
+/** Parts a multipart request may have: the image (and image2 for Verify) and the other fields. */
+const MULTIPART_LIMITS = { files: 2, fields: 32, fieldSize: 64 * 1024, parts: 34 };
+
+/** A fastify path (`/api/v1/users/:identifier/face`) as a pattern matching request paths. */
+function pathPattern(path: string): RegExp {
+  const escaped = path.split(/(:[a-z_.]+)/).map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  return new RegExp(`^${escaped.join("")}/?$`);
 }
 
 /** The one JSON shape of every REST error. */
@@ -238,15 +273,32 @@ function isFastifyError(e: unknown): e is Error & { code: string; statusCode?: n
   return e instanceof Error && typeof code === "string" && code.startsWith("FST_");
 }
 
+/** What a multipart limit error of @fastify/multipart (its own messages say "reach files limit") means. */
+function multipartLimitMessage(code: string | undefined, limits: typeof MULTIPART_LIMITS & { fileSize: number }): string | undefined {
+  switch (code) {
+    case "FST_FILES_LIMIT":
+      return `at most ${limits.files} file parts per request (image, and image2 for Verify)`;
+    case "FST_PARTS_LIMIT":
+      return `at most ${limits.parts} parts per multipart request`;
+    case "FST_FIELDS_LIMIT":
+      return `at most ${limits.fields} non-file fields per multipart request`;
+    case "FST_REQ_FILE_TOO_LARGE":
+      return `a file part is more than the limit of ${limits.fileSize} bytes`;
+    default:
+      return undefined;
+  }
+}
+
 /** Fastify's own errors (body too large, bad JSON, wrong content type) in the service's terms. */
-function fastifyErrorToConnect(error: { code?: string; statusCode?: number; message: string }): ConnectError {
+function fastifyErrorToConnect(error: { code?: string; statusCode?: number; message: string }, limits: typeof MULTIPART_LIMITS & { fileSize: number }): ConnectError {
   const status = error.statusCode ?? 500;
   let code = Code.Internal;
-  if (status === 413 || error.code === "FST_REQ_FILE_TOO_LARGE" || error.code === "FST_FILES_LIMIT" || error.code === "FST_PARTS_LIMIT") code = Code.ResourceExhausted;
+  if (status === 413 || multipartLimitMessage(error.code, limits) !== undefined) code = Code.ResourceExhausted;
   else if (status === 415 || status === 400) code = Code.InvalidArgument;
   else if (status === 404) code = Code.NotFound;
   else if (status === 429) code = Code.ResourceExhausted;
-  const connectError = new ConnectError(status >= 500 ? "internal error" : error.message, code);
+  const message = multipartLimitMessage(error.code, limits) ?? error.message;
+  const connectError = new ConnectError(status >= 500 ? "internal error" : message, code);
   if (status < 500) connectError.metadata.set("x-http-status", String(code === Code.ResourceExhausted && status !== 429 ? 413 : status));
   return connectError;
 }
