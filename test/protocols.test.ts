@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { FaceService } from "../gen/face/v1/face_pb.js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { FaceService, GetUserFaceRequestSchema, ListUsersResponseSchema, RegisterRequestSchema, RegisterResponseSchema } from "../gen/face/v1/face_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { restBindings } from "../src/transport/rest.js";
 import { face } from "./support/testdata.js";
@@ -184,5 +185,46 @@ describe("one value on every transport", () => {
     assert.equal(connect.distance, Math.fround(connect.distance));
     assert.equal(connect.similarity, rest.similarity);
     assert.equal(connect.face.box.x, rest.face.box.x);
+  });
+});
+
+describe("gRPC-Web text mode (Google's grpc-web client default)", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server.close());
+
+  /** One gRPC-Web call in text mode: the framed message in base64, the framed answer decoded from base64. */
+  async function textCall(method: string, message: Uint8Array) {
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    Buffer.from(message).copy(frame, 5);
+    const res = await fetch(`${server.url}/face.v1.FaceService/${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web-text", accept: "application/grpc-web-text", "x-grpc-web": "1" },
+      body: frame.toString("base64"),
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /^application\/grpc-web-text/);
+    const bytes = Buffer.from(await res.text(), "base64");
+    const frames: { trailer: boolean; data: Buffer }[] = [];
+    for (let i = 0; i < bytes.length; ) {
+      const length = bytes.readUInt32BE(i + 1);
+      frames.push({ trailer: (bytes[i] & 0x80) !== 0, data: bytes.subarray(i + 5, i + 5 + length) });
+      i += 5 + length;
+    }
+    const trailer = frames.find((f) => f.trailer)?.data.toString("latin1") ?? res.headers.get("grpc-status") ?? "";
+    return { messages: frames.filter((f) => !f.trailer).map((f) => f.data), trailer: String(trailer) };
+  }
+
+  it("answers a text-mode call in text mode, for a small and a photo-sized request", async () => {
+    const register = await textCall("Register", toBinary(RegisterRequestSchema, create(RegisterRequestSchema, { identifier: "obama", image: face("face_recognition/obama.jpg") })));
+    assert.match(register.trailer, /grpc-status:\s*0/);
+    assert.equal(fromBinary(RegisterResponseSchema, register.messages[0]).identifier, "obama");
+    const list = await textCall("ListUsers", new Uint8Array());
+    assert.deepEqual(fromBinary(ListUsersResponseSchema, list.messages[0]).identifiers, ["obama"]);
+    const missing = await textCall("GetUserFace", toBinary(GetUserFaceRequestSchema, create(GetUserFaceRequestSchema, { identifier: "nobody" })));
+    assert.match(missing.trailer, /grpc-status:\s*5/);
   });
 });

@@ -185,7 +185,7 @@ function deny(request: FastifyRequest, reply: FastifyReply, error: ConnectError)
     // gRPC and gRPC-Web: a trailers-only response, HTTP 200 with the status in the headers.
     return reply
       .status(200)
-      .headers({ "content-type": contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc", "grpc-status": String(error.code), "grpc-message": encodeURIComponent(error.rawMessage) })
+      .headers({ "content-type": contentType.startsWith("application/grpc-web-text") ? "application/grpc-web-text+proto" : contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc", "grpc-status": String(error.code), "grpc-message": encodeURIComponent(error.rawMessage) })
       .send();
   }
   const status = Number(error.metadata.get("x-http-status") ?? httpStatusOf(error));

@@ -5,6 +5,7 @@ import * as protoGrpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { binaryRequestOf, GRPC_WEB_TEXT, textResponseOf } from "./grpc-web-text.js";
 
 export interface ConnectPluginOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
@@ -31,7 +32,7 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
     [protoConnect.contentTypeUnaryJson, protoConnect.contentTypeStreamJson, protoGrpcWeb.contentTypeProto, protoGrpcWeb.contentTypeJson, protoGrpc.contentTypeProto, protoGrpc.contentTypeJson],
     (_request, _payload, done) => done(null, undefined),
   );
-  for (const regexp of [protoGrpc.contentTypeRegExp, protoGrpcWeb.contentTypeRegExp, protoConnect.contentTypeRegExp]) {
+  for (const regexp of [protoGrpc.contentTypeRegExp, protoGrpcWeb.contentTypeRegExp, protoConnect.contentTypeRegExp, GRPC_WEB_TEXT]) {
     app.addContentTypeParser(regexp, (_request, _payload, done) => done(null, undefined));
   }
   for (const handler of router.handlers) {
@@ -41,10 +42,13 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
         // connect-es stops reading a message over the limit by ending its iterator, which destroys
         // the request by default: reading it this way keeps it, so the rest can be drained below.
         const body = request.body === undefined ? request.raw.iterator({ destroyOnReturn: false }) : universal.body;
-        const response = await handler({ ...universal, body });
+        const text = GRPC_WEB_TEXT.test(String(request.headers["content-type"] ?? ""));
+        const binary = text ? await binaryRequestOf({ ...universal, body }, options.readMaxBytes ?? Infinity) : { ...universal, body };
+        const response = await handler(binary);
         // fastify keeps its headers (x-request-id, CORS) until reply.send, which is not used here.
         for (const [key, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(key, value);
-        const answer = await reclassifyParseError(response);
+        const corrected = await reclassifyParseError(response);
+        const answer = text ? textResponseOf(corrected) : corrected;
         await universalResponseToNodeResponse(handler.method.methodKind === "unary" ? afterRequestRead(answer, request.raw) : answer, reply.raw);
       } catch (e) {
         if (ConnectError.from(e).code !== Code.Aborted) request.log.error({ err: e, rpc: handler.method.name }, "rpc transport failed");
