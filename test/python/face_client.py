@@ -3,6 +3,7 @@
 Usage: face_client.py HOST:PORT SCENARIO [ARGS...]; prints one JSON document with what it saw.
 """
 import json
+import os
 import queue
 import sys
 
@@ -43,7 +44,33 @@ def oversized(stub, photo_path):
     return seen
 
 
-SCENARIOS = {"oversized": oversized}
+def session(stub, faces_dir):
+    """Register, recognize the person and a stranger, then stream the clip through Sync with a bad frame."""
+    read = lambda path: open(os.path.join(faces_dir, path), "rb").read()
+    seen = {}
+    registered = stub.Register(face_pb2.RegisterRequest(identifier="obama", image=read("face_recognition/obama.jpg")), timeout=60)
+    seen["registered"] = [registered.identifier, registered.created]
+    stub.Register(face_pb2.RegisterRequest(identifier="lin-manuel-miranda", image=read("video/lin-manuel-miranda.png")), timeout=60)
+    known = stub.Recognize(face_pb2.RecognizeRequest(image=read("face_recognition/obama2.jpg")), timeout=60)
+    seen["known"] = [known.matched, known.identifier]
+    stranger = stub.Recognize(face_pb2.RecognizeRequest(image=read("face_recognition/biden.jpg")), timeout=60)
+    seen["stranger"] = [stranger.matched, stranger.identifier]
+    try:
+        stub.Recognize(face_pb2.RecognizeRequest(image=b"not an image"), timeout=60)
+        seen["bad_image"] = "OK"
+    except grpc.RpcError as e:
+        seen["bad_image"] = e.code().name
+    frames = sorted(f for f in os.listdir(os.path.join(faces_dir, "video/frames")) if f.endswith(".jpg"))
+    requests = [face_pb2.SyncRequest(image=read("video/frames/" + f), frame_id=f) for f in frames]
+    requests.insert(3, face_pb2.SyncRequest(image=b"garbage", frame_id="bad"))
+    answers = list(stub.Sync(iter(requests), timeout=300))
+    seen["sync_order"] = [a.frame_id for a in answers] == [r.frame_id for r in requests]
+    seen["sync_bad_frame"] = [a.error.code for a in answers if a.frame_id == "bad"]
+    seen["sync_identities"] = sorted({f.identifier for a in answers for f in a.faces if f.identifier})
+    return seen
+
+
+SCENARIOS = {"oversized": oversized, "session": session}
 
 
 def main():
