@@ -69,7 +69,8 @@ describe("one port serves every protocol", () => {
     assert.equal(notFound.status, 404);
     const body = await notFound.json();
     assert.equal(body.code, "not_found");
-    assert.equal(body.request_id, notFound.headers.get("x-request-id"));
+    assert.equal(body.requestId, notFound.headers.get("x-request-id"), "named like the success bodies (camelCase)");
+    assert.equal(body.request_id, body.requestId, "and by the contract's first name");
     assert.match(body.message, /nobody/);
 
     const badJson = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "application/json" }, body: "{nope" });

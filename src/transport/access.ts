@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Code } from "@connectrpc/connect";
-import { codeName, httpStatusOf } from "./errors.js";
+import { httpStatusOf, restErrorBody } from "./errors.js";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 
 /** One API key and the collections it may use (undefined: every collection). */
@@ -189,5 +189,5 @@ function deny(request: FastifyRequest, reply: FastifyReply, error: ConnectError)
       .send();
   }
   const status = Number(error.metadata.get("x-http-status") ?? httpStatusOf(error));
-  return reply.status(status).type("application/json").send({ code: codeName(error.code), message: error.rawMessage, request_id: String(request.id) });
+  return reply.status(status).type("application/json").send(restErrorBody(error, String(request.id)));
 }

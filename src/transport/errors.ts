@@ -92,6 +92,18 @@ export function callEndOf(reason: unknown): FaceError | undefined {
   return new FaceError("canceled", "the client canceled the call");
 }
 
+/**
+ * The one JSON body of a REST error. Field names follow the REST success bodies (proto JSON,
+ * camelCase: `requestId`); `request_id` stays beside it, the name the first contract gave it, so
+ * clients written against that keep working.
+ */
+export function restErrorBody(error: ConnectError, requestId: string): Record<string, string> {
+  const body: Record<string, string> = { code: codeName(error.code), message: error.rawMessage, requestId, request_id: requestId };
+  const reason = error.metadata.get("x-face-reason");
+  if (reason !== null) body.reason = reason;
+  return body;
+}
+
 /** The HTTP status REST answers with for a ConnectError. */
 export function httpStatusOf(error: ConnectError): number {
   return HTTP_STATUS_OF_CODE[error.code] ?? 500;

@@ -8,7 +8,7 @@ import { FaceService } from "../../gen/face/v1/face_pb.js";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
-import { codeName, httpStatusOf, toConnectError } from "./errors.js";
+import { httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
 
 /** One REST route read from a google.api.http annotation. */
 export interface RestBinding {
@@ -55,7 +55,7 @@ export interface RestOptions {
  * Serves the google.api.http bindings as REST on the same handlers: path and query parameters,
  * JSON bodies (proto JSON, unknown fields ignored), multipart/form-data (file parts are the image
  * fields, other parts are fields), `response_body`, and google.api.HttpBody answered raw.
- * Errors are an HTTP status plus {"code", "message", "request_id"}.
+ * Errors are an HTTP status plus {"code", "message", "requestId"} (errors.ts, restErrorBody).
  */
 export async function registerRestRoutes(app: FastifyInstance, options: RestOptions): Promise<void> {
   const client = createClient(FaceService, createRouterTransport(options.routes)) as unknown as Record<
@@ -260,9 +260,7 @@ function pathPattern(path: string): RegExp {
 /** The one JSON shape of every REST error. */
 export function sendError(reply: FastifyReply, request: FastifyRequest, error: ConnectError): FastifyReply {
   const status = error.metadata.get("x-http-status");
-  const body: Record<string, string> = { code: codeName(error.code), message: error.rawMessage, request_id: String(request.id) };
-  const reason = error.metadata.get("x-face-reason");
-  if (reason !== null) body.reason = reason;
+  const body = restErrorBody(error, String(request.id));
   const retryAfter = error.metadata.get("retry-after");
   if (retryAfter !== null) reply.header("retry-after", retryAfter);
   return reply.status(status ? Number(status) : httpStatusOf(error)).type("application/json").send(body);
