@@ -105,7 +105,7 @@ describe("hostile input through every protocol", () => {
     const grpcGarbage = await grpcRaw(server.url, "/face.v1.FaceService/Recognize", frame);
     assert.equal(grpcGarbage, String(Code.InvalidArgument));
     assert.equal((await post("/api/v1/recognize", "application/xml", "<a/>")).status, 415);
-    assert.equal((await post("/api/v1/recognize", "text/plain", "hello")).status, 400);
+    assert.equal((await post("/api/v1/recognize", "text/plain", "hello")).status, 415, "a body REST cannot read");
     assert.equal((await post("/api/v1/recognize", "application/json", "[1,2,3]")).status, 400);
     assert.equal((await fetch(`${server.url}/api/v1/users/nobody`, { method: "DELETE" })).status, 404);
     await assert.rejects(grpc.getUserFace({ identifier: "nobody" }), (e) => ConnectError.from(e).code === Code.NotFound);

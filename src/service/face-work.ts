@@ -1,0 +1,88 @@
+import { createHash } from "node:crypto";
+import { FaceError } from "../errors.js";
+import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
+import type { LocatedFace } from "../engine/pipeline.js";
+import { processMetrics } from "../metrics.js";
+import { EMBEDDING_MODEL } from "../runtime/models.js";
+import type { StoredFace, StoredImage } from "../store/identities.js";
+import type { FaceEvent } from "../store/webhooks.js";
+import type { Config } from "../config.js";
+import type { FaceEngine, StageTimer } from "../engine/pipeline.js";
+import type { DetectionLog } from "../store/detections.js";
+import type { IdentityStore } from "../store/identities.js";
+import type { Admission } from "./admission.js";
+
+/** A face as responses describe it. */
+export interface FaceView {
+  box: { x: number; y: number; width: number; height: number };
+  landmarks: { x: number; y: number }[];
+  score: number;
+  quality: { sharpness: number; faceWidth: number; faceHeight: number; brightness: number };
+}
+
+/** What the face use cases are built on. */
+export interface FaceServiceDeps {
+  config: Config;
+  engine: FaceEngine;
+  identities: IdentityStore;
+  detections: DetectionLog;
+  /** Publishes an event in its own transaction (recognitions change no other row). */
+  publish: (event: FaceEvent) => Promise<unknown>;
+  stage: StageTimer;
+  /** The server-wide bound on image work. */
+  admission: Admission;
+}
+
+/** What every image use case does the same way: find faces, describe them, store them, publish. */
+export type FaceWork = ReturnType<typeof createFaceWork>;
+
+export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" | "publish" | "stage">) {
+  const { config, engine, publish, stage } = deps;
+  const metrics = processMetrics();
+
+  async function publishAll(events: FaceEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await stage("publish", () => Promise.all(events.map(publish)));
+  }
+
+  function view(face: LocatedFace): FaceView {
+    return { box: face.box, landmarks: face.landmarks, score: face.score, quality: face.quality };
+  }
+
+  /** Decodes and finds faces, largest first. */
+  async function facesOf(bytes: Uint8Array, maxFaces: number): Promise<{ image: DecodedImage; faces: LocatedFace[] }> {
+    const image = await engine.decode(bytes);
+    const faces = await engine.locate(image, maxFaces);
+    metrics.facesDetected.inc(faces.length);
+    return { image, faces };
+  }
+
+  /** The one face a register/recognize/verify call is about: the largest. */
+  async function primaryFaceOf(bytes: Uint8Array): Promise<{ image: DecodedImage; face: LocatedFace; others: LocatedFace[] }> {
+    const { image, faces } = await facesOf(bytes, 0);
+    if (faces.length === 0) throw new FaceError("failed_precondition", "no face found in the image", { reason: "NO_FACE" });
+    return { image, face: faces[0], others: faces.slice(1) };
+  }
+
+  function storedFace(face: LocatedFace, embedding: Float32Array): StoredFace {
+    return { embedding, model: EMBEDDING_MODEL, box: face.box, score: face.score, sharpness: face.quality.sharpness, brightness: face.quality.brightness };
+  }
+
+  /** The original to keep with a face, or undefined when FACE_STORE_IMAGES=false. */
+  function storedImage(bytes: Uint8Array, image: DecodedImage): StoredImage | undefined {
+    if (!config.storeImages) return undefined;
+    return {
+      sha256: sha256Of(bytes),
+      bytes,
+      contentType: CONTENT_TYPE_OF_FORMAT[image.format] ?? "application/octet-stream",
+      width: image.originalWidth,
+      height: image.originalHeight,
+    };
+  }
+
+  return { publishAll, view, facesOf, primaryFaceOf, storedFace, storedImage, metrics };
+}
+
+export function sha256Of(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}

@@ -1,0 +1,91 @@
+import type { FaceEvent } from "../store/webhooks.js";
+import { FaceError } from "../errors.js";
+import type { FaceServiceDeps, FaceView, FaceWork } from "./face-work.js";
+import { checkImageSize, collectionOf, identifierOf } from "./inputs.js";
+import { qualityProblem } from "./reference-quality.js";
+import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
+
+export interface SyncInput {
+  image: Uint8Array;
+  identifier: string;
+  maxFaces: number;
+  collection: string;
+  frameId: string;
+}
+
+export interface SyncFaceView {
+  identifier: string;
+  box: FaceView["box"];
+  confidence: number;
+  distance: number;
+  registered: boolean;
+  trackId: number;
+}
+
+/** SyncFrame and each frame of a Sync stream. */
+export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" | "identities" | "detections" | "stage">, work: FaceWork) {
+  const { config, engine, identities, detections, stage } = deps;
+  const { facesOf, storedFace, storedImage, publishAll, metrics } = work;
+  const limits = config;
+
+  /**
+   * Identifies every face of one frame; registers the largest unknown face when `identifier` is
+   * given. With a tracker (one per stream), faces identified in the previous frame keep their
+   * identity without a new embedding and search; `previousFrameDone` orders the tracking of frames
+   * processed concurrently.
+   */
+  async function syncFrame(input: SyncInput, tracker: FaceTracker = createFaceTracker(), previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
+    const collection = collectionOf(input.collection);
+    const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
+    const bytes = checkImageSize(input.image, limits.maxImageBytes);
+    if (bytes.length === 0) throw new FaceError("invalid_argument", "image is required");
+    const { image, faces } = await facesOf(bytes, input.maxFaces);
+    // Decoding and detection overlap with the previous frame; tracking must follow frame order.
+    await previousFrameDone;
+    const assigned = tracker.assign(collection, faces.map((f) => f.box));
+    const toSearch = faces.filter((_, i) => assigned[i].needsSearch);
+    const embeddings = await engine.embed(toSearch);
+    const hits = await stage("similarity_search", () => Promise.all(embeddings.map((e) => identities.search(collection, e, 1))));
+    const tracks: Track[] = assigned.map(({ track, needsSearch }, i) => {
+      if (!needsSearch) return track;
+      const best = hits[toSearch.indexOf(faces[i])][0];
+      const known = best !== undefined && best.distance <= config.matchThreshold;
+      if (known) metrics.matches.inc({ rpc: "Sync" });
+      return { ...track, identifier: known ? best.identifier : "", distance: best?.distance ?? 2, framesSinceSearch: 0 };
+    });
+    const registered = new Set<number>();
+    if (registerAs !== undefined) {
+      const unknown = tracks.findIndex((t) => t.identifier === "");
+      if (unknown >= 0 && qualityProblem(faces[unknown], [], config) === undefined) {
+        const embedding = embeddings[toSearch.indexOf(faces[unknown])] ?? (await engine.embed([faces[unknown]]))[0];
+        await stage("store", () => identities.addFace(collection, registerAs, storedFace(faces[unknown], embedding), storedImage(bytes, image)));
+        tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
+        registered.add(unknown);
+      }
+    }
+    // A stream reports a face when its track starts and when its identity changes, not every frame.
+    const reported = tracks.filter((t, i) => assigned[i].isNew || t.identifier !== assigned[i].track.identifier);
+    await publishAll(
+      reported.map((t): FaceEvent => ({
+        type: t.identifier ? "face.recognized" : "face.unknown",
+        collection,
+        identifier: t.identifier,
+        data: { distance: t.distance, box: t.box, frame_id: input.frameId, track_id: t.id },
+      })),
+    );
+    tracker.commit(collection, tracks);
+    const result = tracks.map((t, i) => ({
+      identifier: t.identifier,
+      box: faces[i].box,
+      confidence: faces[i].score,
+      distance: t.distance,
+      registered: registered.has(i),
+      trackId: t.id,
+    }));
+    await stage("log", () =>
+      detections.record(collection, result.map((r) => ({ ...r, frameId: input.frameId }))),
+    );
+    return { faces: result };
+  }
+  return syncFrame;
+}
