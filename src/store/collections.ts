@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import type { ImageFiles } from "./image-files.js";
-import { deleteOrphanImages } from "./identities.js";
+import { deleteOrphanImages } from "./stored-images.js";
 
 export interface CollectionRecord {
   name: string;

@@ -1,7 +1,11 @@
-import { rm } from "node:fs/promises";
 import type { Knex } from "knex";
 import pgvector from "pgvector";
 import type { ImageFiles } from "./image-files.js";
+import { createFaceSearch, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
+import { createStoredImages, deleteOrphanImages, type StoredImage } from "./stored-images.js";
+
+export type { StoredImage } from "./stored-images.js";
+export type { FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";
 import { rowCount } from "./row-count.js";
 import type { FaceEvent } from "./webhooks.js";
 
@@ -15,35 +19,6 @@ export interface StoredFace {
   brightness: number;
 }
 
-/** An original image to keep with a face. */
-export interface StoredImage {
-  sha256: string;
-  bytes: Uint8Array;
-  contentType: string;
-  width: number;
-  height: number;
-}
-
-/** Where a reference face came from (migrations/006_face_origin.sql). */
-export type FaceOrigin = "registered" | "auto";
-
-/** A registered user close to a query embedding. */
-export interface SearchHit {
-  identifier: string;
-  distance: number;
-  /** The user's primary reference face (what auto-healing compares), fetched by the same statement. */
-  primary: PrimaryFace | undefined;
-}
-
-/** The primary reference face of a user, as auto-healing compares it. */
-export interface PrimaryFace {
-  faceId: number;
-  userId: number;
-  identifier: string;
-  faceWidth: number;
-  sharpness: number;
-  imageSha256: string | null;
-}
 
 /** What ExportUser returns from the identity store. */
 export interface UserExport {
@@ -105,57 +80,12 @@ export interface IdentityStoreOptions {
   outbox?: { enqueue(event: FaceEvent, trx: Knex.Transaction): Promise<unknown> };
 }
 
-/**
- * Candidates fetched per requested user: a user may hold several faces, and the search must still
- * return `limit` distinct users.
- */
-const FACES_PER_USER_FETCHED = 4;
-
 /** Creates the store on a knex handle and an image directory. */
 export function createIdentityStore(knex: Knex, files: ImageFiles, options: IdentityStoreOptions): IdentityStore {
   const publish = (event: FaceEvent, trx: Knex.Transaction) => options.outbox?.enqueue(event, trx) ?? Promise.resolve();
 
-  /** Requests of this process writing each image right now, so a failing one never removes a file another is committing. */
-  const writers = new Map<string, number>();
-
-  /** Writes the image file first (idempotent), then runs `work`; a failed `work` leaves no orphan file. */
-  async function withImageFile<T>(image: StoredImage | undefined, work: () => Promise<T>): Promise<T> {
-    if (image === undefined) return work();
-    const existedBefore = await files.exists(image.sha256);
-    writers.set(image.sha256, (writers.get(image.sha256) ?? 0) + 1);
-    try {
-      await files.put(image.sha256, image.bytes);
-      return await work();
-    } catch (e) {
-      const alone = writers.get(image.sha256) === 1;
-      if (!existedBefore && alone && !(await isReferenced(image.sha256))) await files.remove(image.sha256).catch(() => undefined);
-      throw e;
-    } finally {
-      const left = (writers.get(image.sha256) ?? 1) - 1;
-      if (left === 0) writers.delete(image.sha256);
-      else writers.set(image.sha256, left);
-    }
-  }
-
-  /**
-   * Whether a committed row points at the image. When the database cannot say (it is down), the
-   * failed transaction cannot have committed a row, and the file did not exist before it: not referenced.
-   */
-  async function isReferenced(sha256: string): Promise<boolean> {
-    try {
-      return (await knex("images").where({ sha256 }).first("sha256")) !== undefined;
-    } catch {
-      return false;
-    }
-  }
-
-  async function insertImage(trx: Knex.Transaction, image: StoredImage | undefined): Promise<void> {
-    if (image === undefined) return;
-    await trx("images")
-      .insert({ sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height })
-      .onConflict("sha256")
-      .ignore();
-  }
+  const images = createStoredImages(knex, files);
+  const { withImageFile, insertImage } = images;
 
   function faceColumns(face: StoredFace) {
     return {
@@ -202,46 +132,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
       );
     },
 
-    async search(collection, embedding, limit) {
-      const vector = pgvector.toSql(Array.from(embedding));
-      // One statement: hnsw.ef_search and iterative scans are set on each connection (database.ts).
-      // Users with a negative example close to the query (CorrectMatch "not them") are left out
-      // inside the index scan, before LIMIT: filtered after it, a user's many close faces could fill
-      // the limit, be dropped, and leave out the right candidate. The iterative scan goes on until
-      // the limit is filled with faces that pass.
-      const result = await knex.raw(
-        `SELECT u.identifier, min(n.distance) AS distance,
-                u.id AS user_id, p.id AS primary_id, p.box_width AS primary_width, p.sharpness AS primary_sharpness, p.image_sha256 AS primary_image
-           FROM (SELECT f.user_id, f.embedding <=> ?::vector AS distance
-                   FROM faces f
-                  WHERE f.collection = ?
-                    AND NOT EXISTS (SELECT 1 FROM negative_examples x
-                                     WHERE x.user_id = f.user_id AND (x.embedding <=> ?::vector) <= ?)
-                  ORDER BY f.embedding <=> ?::vector
-                  LIMIT ?) n
-           JOIN users u ON u.id = n.user_id
-           LEFT JOIN faces p ON p.user_id = u.id AND p.is_primary
-          GROUP BY u.id, p.id
-          ORDER BY distance
-          LIMIT ?`,
-        [vector, collection, vector, options.negativeMaxDistance, vector, limit * FACES_PER_USER_FETCHED, limit],
-      );
-      return (result.rows as Record<string, string | number | null>[]).map((r) => ({
-        identifier: String(r.identifier),
-        distance: Number(r.distance),
-        primary:
-          r.primary_id === null
-            ? undefined
-            : {
-                faceId: Number(r.primary_id),
-                userId: Number(r.user_id),
-                identifier: String(r.identifier),
-                faceWidth: Number(r.primary_width),
-                sharpness: Number(r.primary_sharpness),
-                imageSha256: r.primary_image === null ? null : String(r.primary_image),
-              },
-      }));
-    },
+    ...createFaceSearch(knex, options.negativeMaxDistance),
 
     async exportUser(collection, identifier) {
       const user = await knex("users").where({ collection, identifier }).first("id", "created_at");
@@ -280,18 +171,6 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         [pgvector.toSql(Array.from(embedding)), model, collection, identifier],
       );
       return rowCount(result) > 0;
-    },
-
-    async distanceToUser(collection, identifier, embedding, origin) {
-      const result = await knex.raw(
-        `SELECT u.id, min(f.embedding <=> ?::vector) AS distance
-           FROM users u LEFT JOIN faces f ON f.user_id = u.id AND (?::text IS NULL OR f.origin = ?)
-          WHERE u.collection = ? AND u.identifier = ?
-          GROUP BY u.id`,
-        [pgvector.toSql(Array.from(embedding)), origin ?? null, origin ?? null, collection, identifier],
-      );
-      const row = result.rows[0] as { distance: number | string | null } | undefined;
-      return row === undefined || row.distance === null ? undefined : Number(row.distance);
     },
 
     async addUpgradedFace(expected, face, image, maxAutoFaces) {
@@ -342,22 +221,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
       return { bytes: await files.read(row.sha256), contentType: row.content_type };
     },
 
-    async sweepOrphanImages(olderThanMs) {
-      const cutoff = Date.now() - olderThanMs;
-      const old = (await files.list()).filter((f) => f.modified.getTime() < cutoff);
-      let removed = 0;
-      for (let i = 0; i < old.length; i += 500) {
-        const batch = old.slice(i, i + 500);
-        const hashes = batch.map((f) => f.name).filter((n) => /^[0-9a-f]{64}$/.test(n));
-        const known = new Set((await knex("images").whereIn("sha256", hashes).select("sha256")).map((r: { sha256: string }) => r.sha256));
-        for (const f of batch) {
-          if (known.has(f.name)) continue;
-          await rm(f.path, { force: true });
-          removed++;
-        }
-      }
-      return removed;
-    },
+    sweepOrphanImages: images.sweepOrphans,
 
     async deleteUser(collection, identifier) {
       const outcome = await knex.transaction(async (trx) => {
@@ -381,15 +245,4 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
       return { faces: outcome.faces, images: outcome.orphans.length };
     },
   };
-}
-
-/** Deletes the image rows among `candidates` no face references any more; returns their hashes (files go after the commit). */
-export async function deleteOrphanImages(trx: Knex.Transaction, candidates: string[]): Promise<string[]> {
-  if (candidates.length === 0) return [];
-  const rows: { sha256: string }[] = await trx("images")
-    .whereIn("sha256", candidates)
-    .whereNotExists(trx("faces").whereRaw("faces.image_sha256 = images.sha256"))
-    .delete()
-    .returning("sha256");
-  return rows.map((r) => r.sha256);
 }

@@ -1,6 +1,6 @@
 import { create, fromJson, getOption, toJson, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
-import { ScalarType, type DescField } from "@bufbuild/protobuf";
+import { ScalarType } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import multipart from "@fastify/multipart";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -9,6 +9,7 @@ import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import { httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import { fieldNamed, setFromString } from "./rest-fields.js";
 
 /** One REST route read from a google.api.http annotation. */
 export interface RestBinding {
@@ -161,64 +162,6 @@ async function readMultipart(message: ReflectMessage, request: FastifyRequest): 
       message.set(field, new Uint8Array(await part.toBuffer()));
     } else {
       setFromString(message, part.fieldname, String(part.value), false);
-    }
-  }
-}
-
-function fieldNamed(schema: DescMessage, name: string): DescField | undefined {
-  return schema.fields.find((f) => f.name === name || f.jsonName === name);
-}
-
-/**
- * Sets a field from its text form (path, query or multipart). Unknown query parameters are ignored,
- * as proto JSON ignores unknown fields; unknown path parameters cannot happen.
- */
-function setFromString(message: ReflectMessage, name: string, text: string, strict: boolean): void {
-  const field = fieldNamed(message.desc, name);
-  if (field === undefined) {
-    if (strict) throw new ConnectError(`unknown field ${name}`, Code.InvalidArgument);
-    return;
-  }
-  if (field.fieldKind === "scalar") {
-    message.set(field, scalarFromString(field, field.scalar, text));
-  } else if (field.fieldKind === "list" && field.listKind === "scalar") {
-    const list = message.get(field);
-    for (const item of text.split(",")) list.add(scalarFromString(field, field.scalar, item.trim()));
-  } else {
-    throw new ConnectError(`field ${name} cannot be given as text`, Code.InvalidArgument);
-  }
-}
-
-function scalarFromString(field: DescField, scalar: ScalarType, text: string): string | number | boolean | Uint8Array | bigint {
-  const bad = () => new ConnectError(`field ${field.name}: ${JSON.stringify(text.slice(0, 40))} is not a valid value`, Code.InvalidArgument);
-  switch (scalar) {
-    case ScalarType.STRING:
-      return text;
-    case ScalarType.BOOL:
-      if (text === "true" || text === "1") return true;
-      if (text === "false" || text === "0" || text === "") return false;
-      throw bad();
-    case ScalarType.BYTES:
-      return new Uint8Array(Buffer.from(text, "base64"));
-    case ScalarType.FLOAT:
-    case ScalarType.DOUBLE: {
-      const n = Number(text);
-      if (text.trim() === "" || !Number.isFinite(n)) throw bad();
-      return n;
-    }
-    case ScalarType.INT64:
-    case ScalarType.UINT64:
-    case ScalarType.SINT64:
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64:
-      if (!/^-?\d+$/.test(text)) throw bad();
-      return BigInt(text);
-    default: {
-      if (!/^-?\d+$/.test(text)) throw bad();
-      const n = Number(text);
-      const unsigned = scalar === ScalarType.UINT32 || scalar === ScalarType.FIXED32;
-      if ((unsigned && n < 0) || Math.abs(n) > 2 ** 32) throw bad();
-      return n;
     }
   }
 }

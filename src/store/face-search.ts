@@ -1,0 +1,90 @@
+import type { Knex } from "knex";
+import pgvector from "pgvector";
+
+/** Where a reference face came from (migrations/006_face_origin.sql). */
+export type FaceOrigin = "registered" | "auto";
+
+/** A registered user close to a query embedding. */
+export interface SearchHit {
+  identifier: string;
+  distance: number;
+  /** The user's primary reference face (what auto-healing compares), fetched by the same statement. */
+  primary: PrimaryFace | undefined;
+}
+
+/** The primary reference face of a user, as auto-healing compares it. */
+export interface PrimaryFace {
+  faceId: number;
+  userId: number;
+  identifier: string;
+  faceWidth: number;
+  sharpness: number;
+  imageSha256: string | null;
+}
+
+/**
+ * Candidates fetched per requested user: a user may hold several faces, and the search must still
+ * return `limit` distinct users.
+ */
+const FACES_PER_USER_FETCHED = 4;
+
+/**
+ * The read side of the identity store that runs on every Recognize, Verify and Sync frame: nearest
+ * users by cosine distance (pgvector HNSW), and the distance to one user's faces.
+ */
+export function createFaceSearch(knex: Knex, negativeMaxDistance: number) {
+  return {
+    async search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]> {
+      const vector = pgvector.toSql(Array.from(embedding));
+      // One statement: hnsw.ef_search and iterative scans are set on each connection (database.ts).
+      // Users with a negative example close to the query (CorrectMatch "not them") are left out
+      // inside the index scan, before LIMIT: filtered after it, a user's many close faces could fill
+      // the limit, be dropped, and leave out the right candidate. The iterative scan goes on until
+      // the limit is filled with faces that pass.
+      const result = await knex.raw(
+        `SELECT u.identifier, min(n.distance) AS distance,
+                u.id AS user_id, p.id AS primary_id, p.box_width AS primary_width, p.sharpness AS primary_sharpness, p.image_sha256 AS primary_image
+           FROM (SELECT f.user_id, f.embedding <=> ?::vector AS distance
+                   FROM faces f
+                  WHERE f.collection = ?
+                    AND NOT EXISTS (SELECT 1 FROM negative_examples x
+                                     WHERE x.user_id = f.user_id AND (x.embedding <=> ?::vector) <= ?)
+                  ORDER BY f.embedding <=> ?::vector
+                  LIMIT ?) n
+           JOIN users u ON u.id = n.user_id
+           LEFT JOIN faces p ON p.user_id = u.id AND p.is_primary
+          GROUP BY u.id, p.id
+          ORDER BY distance
+          LIMIT ?`,
+        [vector, collection, vector, negativeMaxDistance, vector, limit * FACES_PER_USER_FETCHED, limit],
+      );
+      return (result.rows as Record<string, string | number | null>[]).map((r) => ({
+        identifier: String(r.identifier),
+        distance: Number(r.distance),
+        primary:
+          r.primary_id === null
+            ? undefined
+            : {
+                faceId: Number(r.primary_id),
+                userId: Number(r.user_id),
+                identifier: String(r.identifier),
+                faceWidth: Number(r.primary_width),
+                sharpness: Number(r.primary_sharpness),
+                imageSha256: r.primary_image === null ? null : String(r.primary_image),
+              },
+      }));
+    },
+
+    async distanceToUser(collection: string, identifier: string, embedding: Float32Array, origin?: FaceOrigin): Promise<number | undefined> {
+      const result = await knex.raw(
+        `SELECT u.id, min(f.embedding <=> ?::vector) AS distance
+           FROM users u LEFT JOIN faces f ON f.user_id = u.id AND (?::text IS NULL OR f.origin = ?)
+          WHERE u.collection = ? AND u.identifier = ?
+          GROUP BY u.id`,
+        [pgvector.toSql(Array.from(embedding)), origin ?? null, origin ?? null, collection, identifier],
+      );
+      const row = result.rows[0] as { distance: number | string | null } | undefined;
+      return row === undefined || row.distance === null ? undefined : Number(row.distance);
+    },
+  };
+}
