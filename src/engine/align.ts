@@ -1,6 +1,6 @@
 import type { Affine, RgbImage } from "./image.js";
 import { warpAffine } from "./image.js";
-import type { PointPx } from "./landmarks.js";
+import type { PointPx } from "./geometry.js";
 
 /** Side of the aligned face the embedding model reads. */
 export const ALIGNED_SIZE = 112;

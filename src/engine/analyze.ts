@@ -1,5 +1,5 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
-import type { BoxPx } from "./detect.js";
+import type { BoxPx } from "./geometry.js";
 import { cropMap, toPlanarTensor, warpAffine, type RgbImage } from "./image.js";
 
 /** Attributes estimated for one face. */

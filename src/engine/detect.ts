@@ -1,14 +1,10 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
-import type { StageTimer } from "./pipeline.js";
+import type { StageTimer } from "./stage-timer.js";
+import { area, clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
+
+export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 import { toPlanarTensor, warpAffine, type Affine, type RgbImage } from "./image.js";
 
-/** A face box in pixels of the original image. */
-export interface BoxPx {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
 
 /** One detected face. */
 export interface Detection {
@@ -173,23 +169,6 @@ export function nonMaximumSuppression(detections: Detection[]): Detection[] {
   return kept;
 }
 
-function area(b: BoxPx): number {
-  return b.width * b.height;
-}
-
-/** Shared area over combined area: 1 for the same box, 0 for boxes apart. */
-export function intersectionOverUnion(a: BoxPx, b: BoxPx): number {
-  const inter = intersection(a, b);
-  return inter / (area(a) + area(b) - inter);
-}
-
-/** Area shared by two boxes. */
-export function intersection(a: BoxPx, b: BoxPx): number {
-  const w = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
-  const h = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
-  return w > 0 && h > 0 ? w * h : 0;
-}
-
 /**
  * The package turns each box into a square of the box's height around its centre: the landmark model
  * was trained on such crops. The square may extend past the image; see clipBox.
@@ -197,13 +176,4 @@ export function intersection(a: BoxPx, b: BoxPx): number {
 function squareAround(box: BoxPx): BoxPx {
   const side = box.height;
   return { x: box.x + box.width / 2 - side / 2, y: box.y, width: side, height: side };
-}
-
-/** The part of a box inside a width x height image. */
-export function clipBox(box: BoxPx, width: number, height: number): BoxPx {
-  const x1 = Math.max(0, box.x);
-  const y1 = Math.max(0, box.y);
-  const x2 = Math.min(width, box.x + box.width);
-  const y2 = Math.min(height, box.y + box.height);
-  return { x: x1, y: y1, width: Math.max(0, x2 - x1), height: Math.max(0, y2 - y1) };
 }

@@ -1,12 +1,9 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
-import type { BoxPx } from "./detect.js";
+import type { BoxPx, PointPx } from "./geometry.js";
+
+export type { PointPx } from "./geometry.js";
 import { cropMap, toGrey, warpAffine, type RgbImage } from "./image.js";
 
-/** A point in pixels of the original image. */
-export interface PointPx {
-  x: number;
-  y: number;
-}
 
 const INPUT_SIZE = 64;
 

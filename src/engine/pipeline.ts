@@ -1,5 +1,6 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
 import { alignFace } from "./align.js";
+import { untimed, type StageTimer } from "./stage-timer.js";
 import { analyzeFace, type FaceAttributes } from "./analyze.js";
 import { decodeImage, type DecodedImage, type DecodeLimits } from "./decode.js";
 import { clipBox, createUltraLightDetector, type BoxPx, type Detector } from "./detect.js";
@@ -8,10 +9,7 @@ import type { RgbImage } from "./image.js";
 import { predictFivePoints, type PointPx } from "./landmarks.js";
 import { measureQuality, type FaceQuality } from "./quality.js";
 
-/** Times one stage of a request (a span per call); the engine does not know who is listening. */
-export type StageTimer = <T>(label: string, work: () => Promise<T>) => Promise<T>;
-
-const untimed: StageTimer = (_label, work) => work();
+export type { StageTimer } from "./stage-timer.js";
 
 /** A face found in an image, ready to be embedded. */
 export interface LocatedFace {

@@ -1,4 +1,4 @@
-import type { BoxPx } from "./detect.js";
+import type { BoxPx } from "./geometry.js";
 import { toGrey, type RgbImage } from "./image.js";
 
 /** How usable a face is for recognition. */
