@@ -7,6 +7,7 @@ import { processMetrics } from "../src/metrics.js";
 import { face } from "./support/testdata.js";
 import { createTrickler, SLOW_HTTP_ANSWER } from "./support/trickler.js";
 import { until } from "./support/webhook-receiver.js";
+import { stageRuns } from "./support/stage-runs.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
@@ -15,12 +16,6 @@ const codeOf = (e: unknown) => ConnectError.from(e).code;
 async function requests(rpc: string, code: string): Promise<number> {
   const { values } = await processMetrics().requests.get();
   return values.find((v) => v.labels.rpc === rpc && v.labels.code === code)?.value ?? 0;
-}
-
-/** How many times `stage` has run in this process. */
-async function stageRuns(stage: string): Promise<number> {
-  const { values } = await processMetrics().stageSeconds.get();
-  return values.find((v) => v.metricName === "face_stage_duration_seconds_count" && v.labels.stage === stage)?.value ?? 0;
 }
 
 describe("client deadlines and cancellations stop the server's work", () => {

@@ -3,17 +3,11 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import sharp from "sharp";
 import WebSocket from "ws";
-import { processMetrics } from "../src/metrics.js";
+import { stageRuns } from "./support/stage-runs.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
-
-/** How many detector scans have run in this process. */
-async function detectorScans(): Promise<number> {
-  const { values } = await processMetrics().stageSeconds.get();
-  return values.find((v) => v.metricName === "face_stage_duration_seconds_count" && v.labels.stage === "detect_scan")?.value ?? 0;
-}
 
 describe("work per request is bounded", () => {
   let server: TestServer;
@@ -26,10 +20,10 @@ describe("work per request is bounded", () => {
     // A grey 7000x5700 PNG: 130 kB that used to cost 242 detector runs and seconds of CPU.
     const grey = await sharp({ create: { width: 7000, height: 5700, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
     assert.ok(grey.length < 200_000);
-    const before = await detectorScans();
+    const before = await stageRuns("detect_scan");
     const answer = await faceClient(server).detect({ image: new Uint8Array(grey) });
     assert.deepEqual([answer.imageWidth, answer.imageHeight, answer.faces.length], [7000, 5700, 0]);
-    const scans = (await detectorScans()) - before;
+    const scans = (await stageRuns("detect_scan")) - before;
     assert.ok(scans <= 50, `${scans} detector scans`);
   });
 
