@@ -3,7 +3,8 @@ import type { StageTimer } from "./stage-timer.js";
 import { area, clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 
 export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
-import { toPlanarTensor, warpAffine, type Affine, type RgbImage } from "./image.js";
+import { toPlanarTensor, type RgbImage } from "./image.js";
+import { letterbox } from "./letterbox.js";
 
 
 /** One detected face. */
@@ -70,10 +71,7 @@ export function createUltraLightDetector(runtime: OnnxRuntime, stage: StageTimer
   }
 
   async function scan(image: RgbImage, x: number, y: number, w: number, h: number): Promise<Detection[]> {
-    // Letterbox: the same scale on both axes, the region at the top left, grey elsewhere.
-    const scale = Math.max(w / INPUT_WIDTH, h / INPUT_HEIGHT);
-    const map: Affine = [scale, 0, x + scale * 0.5 - 0.5, 0, scale, y + scale * 0.5 - 0.5];
-    const input = warpAffine(image, map, INPUT_WIDTH, INPUT_HEIGHT);
+    const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, INPUT_WIDTH, INPUT_HEIGHT);
     const data = toPlanarTensor(input, "rgb", [127, 127, 127], [128, 128, 128]);
     const out = await runtime.run("detect", { data, dims: [1, 3, INPUT_HEIGHT, INPUT_WIDTH] });
     const scores = out.scores.data as Float32Array;
@@ -82,10 +80,10 @@ export function createUltraLightDetector(runtime: OnnxRuntime, stage: StageTimer
     for (let i = 0; i < scores.length / 2; i++) {
       const score = scores[i * 2 + 1];
       if (score < MIN_SCORE) continue;
-      const x1 = boxes[i * 4] * INPUT_WIDTH * scale + x;
-      const y1 = boxes[i * 4 + 1] * INPUT_HEIGHT * scale + y;
-      const x2 = boxes[i * 4 + 2] * INPUT_WIDTH * scale + x;
-      const y2 = boxes[i * 4 + 3] * INPUT_HEIGHT * scale + y;
+      const x1 = boxes[i * 4] * INPUT_WIDTH * scaleX + originX;
+      const y1 = boxes[i * 4 + 1] * INPUT_HEIGHT * scaleY + originY;
+      const x2 = boxes[i * 4 + 2] * INPUT_WIDTH * scaleX + originX;
+      const y2 = boxes[i * 4 + 3] * INPUT_HEIGHT * scaleY + originY;
       if (x2 <= x1 || y2 <= y1) continue;
       found.push({ box: { x: x1, y: y1, width: x2 - x1, height: y2 - y1 }, score });
     }

@@ -12,7 +12,7 @@ export interface RgbImage {
 export type Affine = readonly [number, number, number, number, number, number];
 
 /** Value used for pixels outside the source: mid-grey, which the (x-127)/128 models read as 0. */
-const OUTSIDE = 127;
+export const OUTSIDE = 127;
 
 /**
  * Samples `src` through `map` into a new width x height RGB image with bilinear interpolation.
