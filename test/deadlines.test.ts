@@ -49,6 +49,17 @@ describe("client deadlines and cancellations stop the server's work", () => {
     assert.equal((await client.recognize({ image: large })).identifier, "obama", "without a deadline the same call succeeds");
   });
 
+  it("honours connect-timeout-ms on the Connect protocol the same way", async () => {
+    const countedBefore = await requests("Recognize", "deadline_exceeded");
+    const res = await fetch(`${server.url}/face.v1.FaceService/Recognize`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "connect-timeout-ms": "10" },
+      body: JSON.stringify({ image: Buffer.from(large).toString("base64") }),
+    });
+    assert.equal((await res.json()).code, "deadline_exceeded");
+    await until(async () => (await requests("Recognize", "deadline_exceeded")) === countedBefore + 1, "the call counted as deadline_exceeded");
+  });
+
   it("stops downloading an image_url when the client's deadline passes", async () => {
     const opened = trickler.openMs.length;
     const start = Date.now();
