@@ -25,7 +25,6 @@ import { createFloat32Interceptor } from "./float32.js";
 /** Frames of one Sync stream processed at once. */
 const FRAMES_IN_FLIGHT = 2;
 
-
 export interface FaceRoutesDeps {
   service: FaceUseCases;
   /** Checks that run on every RPC after the error mapping (e.g. API-key collection scopes). */
