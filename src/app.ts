@@ -6,7 +6,8 @@ import type { Config } from "./config.js";
 import type { FaceEngine } from "./engine/pipeline.js";
 import type { Database } from "./store/database.js";
 import { createImageFiles } from "./store/image-files.js";
-import { countStaleFaces } from "./jobs/reembed.js";
+import { createStaleFaces } from "./store/stale-faces.js";
+import { EMBEDDING_MODEL } from "./runtime/models.js";
 import { createIdentityStore } from "./store/identities.js";
 import { createDetectionLog } from "./store/detections.js";
 import { createWebhookStore } from "./store/webhooks.js";
@@ -113,7 +114,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await purgeExpired();
     retentionTimer = setInterval(purgeExpired, 3_600_000).unref();
     // Counting scans the faces table: done in the background so a large gallery does not delay start.
-    countStaleFaces(database.knex).then(
+    createStaleFaces(database.knex).count(EMBEDDING_MODEL).then(
       (stale) => stale > 0 && app.log.warn({ faces: stale }, "faces embedded by another model version are not comparable: run `npm run reembed`"),
       (err) => app.log.debug({ err }, "could not count faces of other model versions"),
     );

@@ -9,15 +9,15 @@
 import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 import type { Knex } from "knex";
-import pgvector from "pgvector";
 import { createProgress } from "../cli/progress.js";
 import { loadConfig } from "../config.js";
-import { intersectionOverUnion, type BoxPx } from "../engine/detect.js";
+import { intersectionOverUnion } from "../engine/geometry.js";
 import { createFaceEngine, type FaceEngine } from "../engine/pipeline.js";
 import { createOnnxRuntime } from "../runtime/onnx.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import { openDatabase } from "../store/database.js";
 import { createImageFiles, type ImageFiles } from "../store/image-files.js";
+import { createStaleFaces } from "../store/stale-faces.js";
 
 export interface ReembedSummary {
   reembedded: number;
@@ -32,40 +32,34 @@ const BATCH = 100;
 const MIN_OVERLAP = 0.3;
 
 /** Faces of models other than `model` waiting for re-embedding. */
-export async function countStaleFaces(knex: Knex, model = EMBEDDING_MODEL): Promise<number> {
-  const [{ n }] = await knex("faces").whereNot({ model }).count({ n: "*" });
-  return Number(n);
+export function countStaleFaces(knex: Knex, model = EMBEDDING_MODEL): Promise<number> {
+  return createStaleFaces(knex).count(model);
 }
 
 export async function reembedFaces(knex: Knex, files: ImageFiles, engine: FaceEngine, onFace?: (detail: string) => void, model = EMBEDDING_MODEL): Promise<ReembedSummary> {
   const summary: ReembedSummary = { reembedded: 0, withoutPhoto: 0, notFound: 0 };
+  const stale = createStaleFaces(knex);
   for (let after = 0; ; ) {
-    const rows: { id: number; model: string; image_sha256: string | null; box_x: number; box_y: number; box_width: number; box_height: number }[] = await knex("faces")
-      .whereNot({ model })
-      .andWhere("id", ">", after)
-      .orderBy("id")
-      .limit(BATCH)
-      .select("id", "model", "image_sha256", "box_x", "box_y", "box_width", "box_height");
-    if (rows.length === 0) return summary;
-    for (const row of rows) {
-      after = Number(row.id);
-      if (row.image_sha256 === null) {
+    const faces = await stale.batch(model, after, BATCH);
+    if (faces.length === 0) return summary;
+    for (const stored of faces) {
+      after = stored.id;
+      if (stored.imageSha256 === null) {
         summary.withoutPhoto++;
-        onFace?.(`face ${row.id}: no photo stored`);
+        onFace?.(`face ${stored.id}: no photo stored`);
         continue;
       }
-      const image = await engine.decode(await files.read(row.image_sha256));
-      const stored: BoxPx = { x: Number(row.box_x), y: Number(row.box_y), width: Number(row.box_width), height: Number(row.box_height) };
-      const best = (await engine.locate(image, 0)).map((face) => ({ face, overlap: intersectionOverUnion(face.box, stored) })).sort((a, b) => b.overlap - a.overlap)[0];
+      const image = await engine.decode(await files.read(stored.imageSha256));
+      const best = (await engine.locate(image, 0)).map((face) => ({ face, overlap: intersectionOverUnion(face.box, stored.box) })).sort((a, b) => b.overlap - a.overlap)[0];
       if (best === undefined || best.overlap < MIN_OVERLAP) {
         summary.notFound++;
-        onFace?.(`face ${row.id}: no face at the stored box`);
+        onFace?.(`face ${stored.id}: no face at the stored box`);
         continue;
       }
       const [embedding] = await engine.embed([best.face]);
-      await knex("faces").where({ id: row.id, model: row.model }).update({ embedding: pgvector.toSql(Array.from(embedding)), model });
+      await stale.replace(stored, embedding, model);
       summary.reembedded++;
-      onFace?.(`face ${row.id}: re-embedded`);
+      onFace?.(`face ${stored.id}: re-embedded`);
     }
   }
 }
