@@ -82,11 +82,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     app.log,
   );
   const imageFiles = createImageFiles(join(config.dataDir, "images"));
+  const detections = createDetectionLog(database.knex);
   const identities = createIdentityStore(database.knex, imageFiles, {
     negativeMaxDistance: config.negativeMaxDistance,
     outbox: webhookStore,
+    personalData: [detections, webhookStore],
   });
-  const detections = createDetectionLog(database.knex);
   const service = createFaceService({
     config,
     engine,

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { rowCount } from "./row-count.js";
 
 /** One face seen in one frame. */
 export interface DetectionRecord {
@@ -15,6 +16,8 @@ export interface DetectionLog {
   record(collection: string, detections: readonly DetectionRecord[]): Promise<void>;
   /** Deletes entries older than `days` days; returns how many. */
   purgeOlderThan(days: number): Promise<number>;
+  /** Deletes every entry about the person, inside the caller's transaction (DeleteUser). */
+  erasePerson(collection: string, identifier: string, trx: Knex.Transaction): Promise<void>;
   /** Most recent first; only those of `identifier` when given. */
   recent(collection: string, limit: number, identifier?: string): Promise<(DetectionRecord & { createdAt: Date })[]>;
 }
@@ -40,7 +43,10 @@ export function createDetectionLog(knex: Knex): DetectionLog {
       );
     },
     async purgeOlderThan(days) {
-      return knex("detections").where("created_at", "<", knex.raw("now() - (? * interval '1 day')", [days])).delete();
+      return rowCount(await knex("detections").where("created_at", "<", knex.raw("now() - (? * interval '1 day')", [days])).delete());
+    },
+    async erasePerson(collection, identifier, trx) {
+      await trx("detections").where({ collection, identifier }).delete();
     },
     async recent(collection, limit, identifier) {
       const rows = await knex("detections").where(identifier === undefined ? { collection } : { collection, identifier }).orderBy("id", "desc").limit(limit);

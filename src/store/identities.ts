@@ -73,11 +73,21 @@ export interface IdentityStore {
   sweepOrphanImages(olderThanMs: number): Promise<number>;
 }
 
+/** A store that holds data about a person and erases it when the person is deleted. */
+export interface PersonalData {
+  erasePerson(collection: string, identifier: string, trx: Knex.Transaction): Promise<void>;
+}
+
 export interface IdentityStoreOptions {
   /** A query this close to a user's negative example is never matched to that user. */
   negativeMaxDistance: number;
   /** Receives the events of each change inside the change's own transaction (the webhook outbox). */
   outbox?: { enqueue(event: FaceEvent, trx: Knex.Transaction): Promise<unknown> };
+  /**
+   * The other stores holding data about a person (detection log, webhook deliveries): each erases
+   * its own rows inside DeleteUser's transaction, so a deletion is complete or not done at all.
+   */
+  personalData?: readonly PersonalData[];
 }
 
 /** Creates the store on a knex handle and an image directory. */
@@ -231,11 +241,9 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         await trx("users").where({ id: user.id }).delete();
         const candidates = [...new Set(faces.map((f) => f.image_sha256).filter((s): s is string => s !== null))];
         const orphans = await deleteOrphanImages(trx, candidates);
-        // Deleting is complete: the person's detection log and every event about them go too (before
-        // the user.deleted event itself is written).
-        await trx("detections").where({ collection, identifier }).delete();
-        // Delivered and abandoned payloads name the person too.
-        await trx("webhook_deliveries").where({ collection, identifier }).delete();
+        // Deleting is complete: what other stores hold about the person goes too (before the
+        // user.deleted event itself is written).
+        for (const store of options.personalData ?? []) await store.erasePerson(collection, identifier, trx);
         await publish({ type: "user.deleted", collection, identifier, data: { faces_deleted: faces.length } }, trx);
         return { faces: faces.length, orphans };
       });

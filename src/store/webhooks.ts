@@ -59,6 +59,8 @@ export interface WebhookStore {
    * (nothing written) when the lease was lost.
    */
   markFailed(delivery: DueDelivery, error: string, retryAt: Date | undefined): Promise<boolean>;
+  /** Deletes every delivery about the person, delivered or not, inside the caller's transaction (DeleteUser). */
+  erasePerson(collection: string, identifier: string, trx: Knex.Transaction): Promise<void>;
   /** Deletes delivered and given-up rows older than `days` days; returns how many. */
   purgeFinished(days: number): Promise<number>;
   /** Deliveries of the collection by status, for tests and operations. */
@@ -191,6 +193,10 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
             : { status: "failed", last_error: error, locked_until: null, lease_id: null },
         );
       return rowCount(updated) > 0;
+    },
+
+    async erasePerson(collection, identifier, trx) {
+      await trx("webhook_deliveries").where({ collection, identifier }).delete();
     },
 
     async purgeFinished(days) {
