@@ -89,8 +89,10 @@ describe("/ws/realtime", () => {
       ws.send(JSON.stringify({ type: "frame", image: group, frameId: "camel", maxFaces: 1 }));
       ws.send(JSON.stringify({ type: "frame", image: group, frame_id: "snake", max_faces: 2 }));
       ws.send(JSON.stringify({ type: "frame", image: "**not base64**", frameId: "bad64" }));
-    }, 3);
-    assert.deepEqual(answers.map((a) => [a.frame_id, a.type, a.count ?? a.code]), [["camel", "results", 1], ["snake", "results", 2], ["bad64", "error", "invalid_argument"]]);
+      // Frame-sized and valid up to its last character: the check must stay linear in time.
+      ws.send(JSON.stringify({ type: "frame", image: `${"abcd".repeat(50_000)}!`, frameId: "long-bad64" }));
+    }, 4);
+    assert.deepEqual(answers.map((a) => [a.frame_id, a.type, a.count ?? a.code]), [["camel", "results", 1], ["snake", "results", 2], ["bad64", "error", "invalid_argument"], ["long-bad64", "error", "invalid_argument"]]);
     assert.match(String(answers[2].message), /base64/);
   });
 });
