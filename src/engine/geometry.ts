@@ -41,3 +41,8 @@ export function clipBox(box: BoxPx, width: number, height: number): BoxPx {
   const y2 = Math.min(height, box.y + box.height);
   return { x: x1, y: y1, width: Math.max(0, x2 - x1), height: Math.max(0, y2 - y1) };
 }
+
+/** A box scaled about the origin (working-copy pixels to the photo's, or back). */
+export function scaleBox(box: BoxPx, s: number): BoxPx {
+  return s === 1 ? box : { x: box.x * s, y: box.y * s, width: box.width * s, height: box.height * s };
+}

@@ -1,6 +1,7 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
 import { alignFace } from "./align.js";
 import { untimed, type StageTimer } from "./stage-timer.js";
+import { scaleBox } from "./geometry.js";
 import { analyzeFace, type FaceAttributes } from "./analyze.js";
 import { decodeImage, type DecodedImage, type DecodeLimits } from "./decode.js";
 import { clipBox, createUltraLightDetector, type BoxPx, type Detector } from "./detect.js";
@@ -86,9 +87,4 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
       await runtime.warmUp(["detect", "landmark", "feature"]);
     },
   };
-}
-
-/** A box scaled about the origin (working-copy pixels to the photo's, or back). */
-function scaleBox(box: BoxPx, s: number): BoxPx {
-  return s === 1 ? box : { x: box.x * s, y: box.y * s, width: box.width * s, height: box.height * s };
 }

@@ -19,21 +19,19 @@ const RETRY_AFTER_MS = 1_000;
  */
 export interface Admission {
   run<T>(work: () => Promise<T>): Promise<T>;
-  /** Calls running and waiting now. */
-  readonly load: { inFlight: number; queued: number };
 }
 
 export function createAdmission(options: AdmissionOptions): Admission {
   let inFlight = 0;
-  const waiting: { admit: () => void; signal: AbortSignal | undefined }[] = [];
+  /** Calls waiting, first come first served; a call whose client gives up removes itself. */
+  const waiting: (() => void)[] = [];
 
   function release(): void {
     inFlight--;
-    while (waiting.length > 0 && inFlight < options.maxInFlight) {
-      const next = waiting.shift()!;
-      if (next.signal?.aborted) continue; // its client is gone; it already left with an error
+    const next = waiting.shift();
+    if (next !== undefined) {
       inFlight++;
-      next.admit();
+      next();
     }
   }
 
@@ -52,17 +50,16 @@ export function createAdmission(options: AdmissionOptions): Admission {
       );
     }
     await new Promise<void>((resolve, reject) => {
-      const entry = { admit: resolve, signal };
-      waiting.push(entry);
-      signal?.addEventListener(
-        "abort",
-        () => {
-          const index = waiting.indexOf(entry);
-          if (index >= 0) waiting.splice(index, 1);
-          reject(callEndedError(signal));
-        },
-        { once: true },
-      );
+      const leave = () => {
+        waiting.splice(waiting.indexOf(admit), 1);
+        reject(callEndedError(signal!));
+      };
+      const admit = () => {
+        signal?.removeEventListener("abort", leave);
+        resolve();
+      };
+      waiting.push(admit);
+      signal?.addEventListener("abort", leave, { once: true });
     });
   }
 
@@ -74,9 +71,6 @@ export function createAdmission(options: AdmissionOptions): Admission {
       } finally {
         release();
       }
-    },
-    get load() {
-      return { inFlight, queued: waiting.length };
     },
   };
 }

@@ -45,7 +45,6 @@ export function createFaceService(deps: FaceServiceDeps) {
   const work = createFaceWork(deps);
   const syncFrame = createSyncFrame(deps, work);
   const { publishAll, view, facesOf, primaryFaceOf, storedFace, storedImage, metrics } = work;
-  const limits = config;
 
   async function searchBest(collection: string, embedding: Float32Array, limit: number) {
     return stage("similarity_search", () => identities.search(collection, embedding, limit));
@@ -72,11 +71,13 @@ export function createFaceService(deps: FaceServiceDeps) {
     return stage("store", () => identities.addUpgradedFace(current, storedFace(face, embedding), img, config.upgradeMaxFaces));
   }
 
+  // Each image use case runs through `admitted` below, which has fetched its image already
+  // (image_url included): `input.image` holds the bytes.
   const useCases = {
     async register(input: RegisterInput) {
       const identifier = identifierOf(input.identifier);
       const collection = collectionOf(input.collection);
-      const bytes = await imageBytesOf(input, limits);
+      const bytes = input.image;
       const { image, face, others } = await primaryFaceOf(bytes);
       requireQuality(face, others, config);
       const [embedding] = await engine.embed([face]);
@@ -89,7 +90,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       const collection = collectionOf(input.collection);
       const threshold = thresholdOf(input.threshold, config.matchThreshold);
       const topK = Math.min(input.topK, MAX_CANDIDATES);
-      const bytes = await imageBytesOf(input, limits);
+      const bytes = input.image;
       const { image, face, others } = await primaryFaceOf(bytes);
       const [embedding] = await engine.embed([face]);
       const hits = await searchBest(collection, embedding, Math.max(1, topK));
@@ -120,7 +121,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       const hasIdentifier = input.identifier !== "";
       const hasSecondImage = input.image2.length > 0;
       if (hasIdentifier === hasSecondImage) throw new FaceError("invalid_argument", "send either identifier or image2 to compare with");
-      const bytes = await imageBytesOf(input, limits);
+      const bytes = input.image;
       const { face } = await primaryFaceOf(bytes);
       const [embedding] = await engine.embed([face]);
       let distance: number;
@@ -130,7 +131,7 @@ export function createFaceService(deps: FaceServiceDeps) {
         if (found === undefined) throw noSuchUser(identifier, collection);
         distance = found;
       } else {
-        const second = await primaryFaceOf(checkImageSize(input.image2, limits.maxImageBytes, "image2"));
+        const second = await primaryFaceOf(checkImageSize(input.image2, config.maxImageBytes, "image2"));
         const [other] = await engine.embed([second.face]);
         distance = cosineDistance(embedding, other);
       }
@@ -138,20 +139,20 @@ export function createFaceService(deps: FaceServiceDeps) {
     },
 
     async detect(input: ImageSource & { maxFaces: number }) {
-      const bytes = await imageBytesOf(input, limits);
+      const bytes = input.image;
       const { image, faces } = await facesOf(bytes, input.maxFaces);
       return { faces: faces.map(view), imageWidth: image.originalWidth, imageHeight: image.originalHeight };
     },
 
     async extractFeatures(input: ImageSource & { maxFaces: number }) {
-      const bytes = await imageBytesOf(input, limits);
+      const bytes = input.image;
       const { faces } = await facesOf(bytes, input.maxFaces);
       const embeddings = await engine.embed(faces);
       return { faces: faces.map((f, i) => ({ face: view(f), embedding: Array.from(embeddings[i]), model: EMBEDDING_MODEL })) };
     },
 
     async analyze(input: ImageSource & { maxFaces: number }) {
-      const bytes = await imageBytesOf(input, limits);
+      const bytes = input.image;
       const { image, faces } = await facesOf(bytes, input.maxFaces);
       const attributes: FaceAttributes[] = await engine.analyze(image, faces);
       return { faces: faces.map((f, i) => ({ face: view(f), ...attributes[i] })) };
@@ -161,7 +162,7 @@ export function createFaceService(deps: FaceServiceDeps) {
     async correctMatch(input: ImageSource & { identifier: string; isMatch: boolean; collection: string }) {
       const identifier = identifierOf(input.identifier);
       const collection = collectionOf(input.collection);
-      const bytes = await imageBytesOf(input, limits);
+      const bytes = input.image;
       const { image, face, others } = await primaryFaceOf(bytes);
       if (input.isMatch) requireQuality(face, others, config);
       const [embedding] = await engine.embed([face]);
@@ -180,13 +181,12 @@ export function createFaceService(deps: FaceServiceDeps) {
    */
   function admitted<I extends ImageSource, A extends unknown[], R>(useCase: (input: I, ...rest: A) => Promise<R>) {
     return async (input: I, ...rest: A): Promise<R> => {
-      const image = await imageBytesOf(input, limits);
+      const image = await imageBytesOf(input, config);
       return admission.run(() => useCase({ ...input, image, imageUrl: "" }, ...rest));
     };
   }
 
   return {
-    ...useCases,
     ...createUserService({ identities, detections, storeImages: config.storeImages }),
     register: admitted(useCases.register),
     recognize: admitted(useCases.recognize),

@@ -1,15 +1,13 @@
 import { createHash } from "node:crypto";
+import type { Config } from "../config.js";
 import { FaceError } from "../errors.js";
 import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
-import type { LocatedFace } from "../engine/pipeline.js";
+import type { FaceEngine, LocatedFace, StageTimer } from "../engine/pipeline.js";
 import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
-import type { StoredFace, StoredImage } from "../store/identities.js";
-import type { FaceEvent } from "../store/webhooks.js";
-import type { Config } from "../config.js";
-import type { FaceEngine, StageTimer } from "../engine/pipeline.js";
 import type { DetectionLog } from "../store/detections.js";
-import type { IdentityStore } from "../store/identities.js";
+import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
+import type { FaceEvent } from "../store/webhooks.js";
 import type { Admission } from "./admission.js";
 
 /** A face as responses describe it. */

@@ -47,6 +47,8 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
   let again = false;
   let stopped = true;
   const inFlight = new Set<Promise<void>>();
+  /** Due deliveries were left unclaimed for want of a free slot: a finishing post claims them. */
+  let slotWanted = false;
   // The lease outlasts a post's total deadline by a wide margin, so no other instance claims a row
   // while its post may still be going on; recording the outcome checks the lease besides.
   const leaseMs = options.timeoutMs * 2 + 5_000;
@@ -98,14 +100,22 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
     do {
       again = false;
       const free = MAX_IN_FLIGHT - inFlight.size;
-      if (free <= 0) return; // a finishing delivery fills again
+      if (free <= 0) {
+        slotWanted = true;
+        return;
+      }
       const due = await store.claimDue(free, leaseMs, MAX_IN_FLIGHT_PER_WEBHOOK);
       for (const delivery of due) {
         const done: Promise<void> = deliver(delivery)
           .catch((e) => logger.warn({ err: e, delivery: delivery.id }, "webhook outcome not recorded; the lease expires and it is retried"))
           .finally(() => {
             inFlight.delete(done);
-            run();
+            // Only when work waits for a slot: otherwise the next kick or poll finds it, and a
+            // claim query per finished post is not spent for nothing.
+            if (slotWanted) {
+              slotWanted = false;
+              run();
+            }
           });
         inFlight.add(done);
       }

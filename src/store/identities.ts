@@ -2,12 +2,12 @@ import type { Knex } from "knex";
 import pgvector from "pgvector";
 import type { ImageFiles } from "./image-files.js";
 import { createFaceSearch, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
+import { rowCount } from "./row-count.js";
 import { createStoredImages, deleteOrphanImages, type StoredImage } from "./stored-images.js";
+import type { FaceEvent } from "./webhooks.js";
 
 export type { StoredImage } from "./stored-images.js";
 export type { FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";
-import { rowCount } from "./row-count.js";
-import type { FaceEvent } from "./webhooks.js";
 
 /** What is stored about one reference face. */
 export interface StoredFace {
@@ -202,7 +202,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
             .returning("image_sha256");
           await trx("users").where({ id: expected.userId }).update({ updated_at: trx.fn.now() });
           await publish({ type: "profile.upgraded", collection: user.collection, identifier: expected.identifier, data: { image_sha256: image?.sha256 ?? null, sharpness: face.sharpness, face_width: face.box.width } }, trx);
-          orphans = await deleteOrphanImages(trx, [...new Set(pruned.map((f) => f.image_sha256).filter((sha): sha is string => sha !== null))]);
+          orphans = await deleteOrphanImages(trx, pruned.map((f) => f.image_sha256));
           return true;
         }),
       );
@@ -239,8 +239,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         if (user === undefined) return undefined;
         const faces: { image_sha256: string | null }[] = await trx("faces").where({ user_id: user.id }).delete().returning("image_sha256");
         await trx("users").where({ id: user.id }).delete();
-        const candidates = [...new Set(faces.map((f) => f.image_sha256).filter((s): s is string => s !== null))];
-        const orphans = await deleteOrphanImages(trx, candidates);
+        const orphans = await deleteOrphanImages(trx, faces.map((f) => f.image_sha256));
         // Deleting is complete: what other stores hold about the person goes too (before the
         // user.deleted event itself is written).
         for (const store of options.personalData ?? []) await store.erasePerson(collection, identifier, trx);

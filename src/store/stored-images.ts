@@ -80,7 +80,9 @@ export function createStoredImages(knex: Knex, files: ImageFiles) {
 }
 
 /** Deletes the image rows among `candidates` no face references any more; returns their hashes (files go after the commit). */
-export async function deleteOrphanImages(trx: Knex.Transaction, candidates: string[]): Promise<string[]> {
+export async function deleteOrphanImages(trx: Knex.Transaction, imagesOfDeletedFaces: readonly (string | null)[]): Promise<string[]> {
+  // Faces without a kept photo have none; several faces may share one.
+  const candidates = [...new Set(imagesOfDeletedFaces.filter((sha): sha is string => sha !== null))];
   if (candidates.length === 0) return [];
   const rows: { sha256: string }[] = await trx("images")
     .whereIn("sha256", candidates)

@@ -69,10 +69,11 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
 
   app.setErrorHandler((error, request, reply) => sendError(reply, request, fastifyErrorToConnect(error as Error & { code?: string; statusCode?: number }, limits)));
   const bindings = restBindings();
+  const routePatterns = bindings.map((b) => ({ verb: b.verb, pattern: pathPattern(b.path) }));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0];
     // A known path with another method is 405 with the methods it has (RFC 9110 15.5.6).
-    const allowed = bindings.filter((b) => pathPattern(b.path).test(path)).map((b) => b.verb);
+    const allowed = routePatterns.filter((r) => r.pattern.test(path)).map((r) => r.verb);
     if (allowed.length > 0) {
       reply.header("allow", [...new Set(allowed)].join(", "));
       const error = new ConnectError(`${request.method} is not allowed on ${path}; use ${allowed.join(" or ")}`, Code.Unimplemented);
