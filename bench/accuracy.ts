@@ -1,6 +1,7 @@
 /**
  * Accuracy of the engine over ../shared/faces/manifest.json: every genuine and impostor pair, at full
- * resolution and with every image shrunk so the face is about 24 px wide. Prints a table; the
+ * resolution, with every image shrunk so the face is about 24 px wide, and with the photo shrunk so the
+ * face is 24, 36 or 48 px wide inside a 640x480 camera frame. Prints a table; the
  * default FACE_MATCH_THRESHOLD is chosen from it.
  *
  *   npm run bench:accuracy
@@ -14,6 +15,10 @@ import { printTable } from "./table.js";
 
 /** Face width the "small faces" run shrinks every image to. */
 const SMALL_FACE_PX = 24;
+/** Face widths of the camera runs: the photo shrunk so the face is this wide, placed in a 640x480 frame. */
+const CAMERA_FACE_PX = [24, 36, 48];
+const FRAME_WIDTH = 640;
+const FRAME_HEIGHT = 480;
 
 const engine = createFaceEngine({ runtime: createOnnxRuntime({ intraOpThreads: 1, workers: 2 }), limits: { maxPixels: 100_000_000 } });
 
@@ -22,12 +27,36 @@ interface Sample {
   embedding: Float32Array | undefined;
 }
 
-async function embedPrimary(bytes: Uint8Array): Promise<{ embedding?: Float32Array; faceWidth?: number }> {
+async function embedPrimary(bytes: Uint8Array): Promise<{ embedding?: Float32Array; faceWidth?: number; faceCentre?: { x: number; y: number } }> {
   const image = await engine.decode(bytes);
   const faces = await engine.locate(image, 1);
   if (faces.length === 0) return {};
   const [embedding] = await engine.embed(faces);
-  return { embedding, faceWidth: faces[0].box.width };
+  const { box } = faces[0];
+  return { embedding, faceWidth: box.width, faceCentre: { x: box.x + box.width / 2, y: box.y + box.height / 2 } };
+}
+
+/**
+ * The photo shrunk by `scale` and placed in a grey 640x480 frame (JPEG, as a camera sends it) with
+ * the face at the frame's centre; what does not fit is cut off.
+ */
+async function cameraFrame(bytes: Uint8Array, scale: number, centre: { x: number; y: number }): Promise<Uint8Array> {
+  const meta = await sharp(bytes).rotate().metadata();
+  const width = Math.max(1, Math.round((meta.autoOrient?.width ?? meta.width ?? 1) * scale));
+  const height = Math.max(1, Math.round((meta.autoOrient?.height ?? meta.height ?? 1) * scale));
+  const shrunk = await sharp(bytes).rotate().resize({ width, height }).png().toBuffer();
+  // Crop the shrunk photo to the part that falls inside the frame.
+  const left = Math.round(FRAME_WIDTH / 2 - centre.x * scale);
+  const top = Math.round(FRAME_HEIGHT / 2 - centre.y * scale);
+  const cropX = Math.max(0, -left), cropY = Math.max(0, -top);
+  const cropW = Math.min(width - cropX, FRAME_WIDTH - Math.max(0, left));
+  const cropH = Math.min(height - cropY, FRAME_HEIGHT - Math.max(0, top));
+  const part = await sharp(shrunk).extract({ left: cropX, top: cropY, width: cropW, height: cropH }).png().toBuffer();
+  const frame = await sharp({ create: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+    .composite([{ input: part, left: Math.max(0, left), top: Math.max(0, top) }])
+    .jpeg({ quality: 90 })
+    .toBuffer();
+  return new Uint8Array(frame);
 }
 
 /** Receiver-operating figures from genuine and impostor distances. */
@@ -81,13 +110,19 @@ function pairs(samples: Sample[]) {
 const entries = manifest();
 const full: Sample[] = [];
 const small: Sample[] = [];
+const camera: Sample[][] = CAMERA_FACE_PX.map(() => []);
 for (const entry of entries) {
   const bytes = face(entry.file);
-  const { embedding, faceWidth } = await embedPrimary(bytes);
+  const { embedding, faceWidth, faceCentre } = await embedPrimary(bytes);
   full.push({ identity: entry.identity, embedding });
-  if (faceWidth === undefined) {
+  if (faceWidth === undefined || faceCentre === undefined) {
     small.push({ identity: entry.identity, embedding: undefined });
+    for (const samples of camera) samples.push({ identity: entry.identity, embedding: undefined });
     continue;
+  }
+  for (const [i, px] of CAMERA_FACE_PX.entries()) {
+    const frame = await cameraFrame(bytes, Math.min(1, px / faceWidth), faceCentre);
+    camera[i].push({ identity: entry.identity, embedding: (await embedPrimary(frame)).embedding });
   }
   const meta = await sharp(bytes).rotate().metadata();
   const scale = Math.min(1, SMALL_FACE_PX / faceWidth);
@@ -98,13 +133,18 @@ for (const entry of entries) {
 
 const defaultThreshold = Number(process.env.FACE_MATCH_THRESHOLD ?? 0.6);
 const rows = [];
-for (const [name, samples] of [["full resolution", full], [`face ~${SMALL_FACE_PX} px`, small]] as const) {
+const sets: [string, Sample[]][] = [
+  ["full resolution", full],
+  [`face ~${SMALL_FACE_PX} px`, small],
+  ...CAMERA_FACE_PX.map((px, i): [string, Sample[]] => [`~${px} px face in a 640x480 frame`, camera[i]]),
+];
+for (const [name, samples] of sets) {
   const { genuine, impostor } = pairs(samples);
   const r = rocFigures(genuine, impostor);
   rows.push({
     set: name,
     images: samples.length,
-    "detected": (samples.filter((s) => s.embedding).length / samples.length).toFixed(3),
+    detected: `${samples.filter((s) => s.embedding).length}/${samples.length}`,
     "genuine/impostor pairs": `${genuine.length}/${impostor.length}`,
     "ROC AUC": r.auc.toFixed(4),
     "TAR@FAR1e-2": `${r.far1e2.tar.toFixed(3)} (d<=${r.far1e2.threshold.toFixed(3)})`,

@@ -49,7 +49,7 @@ printTable(`Engine latency, 640x480 single-face JPEG, ${RUNS} runs, FACE_ONNX_TH
 
 // The models alone, through the same worker pool (random inputs of each model's shape): how much of
 // each stage is the model and how much the work around it.
-const modelInputs: [ModelName, number[]][] = [["detect", [1, 3, 240, 320]], ["landmark", [1, 1, 64, 64]], ["feature", [1, 3, 112, 112]]];
+const modelInputs: [ModelName, number[]][] = [["detect", [1, 3, 480, 640]], ["feature", [1, 3, 112, 112]]];
 const modelRows = [];
 for (const [model, dims] of modelInputs) {
   const input = () => ({ data: Float32Array.from({ length: dims.reduce((a, b) => a * b) }, () => Math.random() - 0.5), dims });

@@ -98,9 +98,9 @@ describe("detect", () => {
 
   it("merges overlapping boxes and tiles the frame with overlap", () => {
     const kept = nonMaximumSuppression([
-      { box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.9 },
-      { box: { x: 5, y: 5, width: 100, height: 100 }, score: 0.95 },
-      { box: { x: 300, y: 0, width: 50, height: 50 }, score: 0.9 },
+      { box: { x: 0, y: 0, width: 100, height: 100 }, landmarks: [], score: 0.9 },
+      { box: { x: 5, y: 5, width: 100, height: 100 }, landmarks: [], score: 0.95 },
+      { box: { x: 300, y: 0, width: 50, height: 50 }, landmarks: [], score: 0.9 },
     ]);
     assert.deepEqual(kept.map((d) => d.score), [0.95, 0.9]);
     const grid = tiles(1920, 1080);
@@ -160,7 +160,7 @@ describe("analyze", () => {
 
 describe("models", () => {
   it("loads every catalogued model and checks its sha256", async () => {
-    for (const name of ["detect", "landmark", "feature", "liveness", "age", "gender", "expression", "pose"] as const) {
+    for (const name of ["detect", "feature", "liveness_v2", "liveness_v1se", "age", "gender", "expression", "pose"] as const) {
       assert.ok((await loadModelBytes(name)).length > 1000, name);
     }
   });

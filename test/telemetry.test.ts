@@ -78,7 +78,7 @@ describe("OpenTelemetry", () => {
     const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url }));
     const response = await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
     const labels = response.flameGraph.map((e) => e.label);
-    for (const stage of ["decode", "detect", "landmarks", "align", "quality", "embed", "store"]) assert.ok(labels.includes(stage), `${stage} in ${labels}`);
+    for (const stage of ["decode", "detect", "align", "quality", "embed", "store"]) assert.ok(labels.includes(stage), `${stage} in ${labels}`);
     const scans = response.flameGraph.filter((e) => e.label === "detect_scan");
     assert.ok(scans.length >= 1 && scans.every((e) => e.parent === "detect"), "nested stages keep their parent");
     const sum = response.flameGraph.filter((e) => e.parent === "").reduce((s, e) => s + e.durationMs, 0);

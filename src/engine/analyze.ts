@@ -62,12 +62,42 @@ function crop(image: RgbImage, b: BoxPx, size: number): RgbImage {
   return warpAffine(image, cropMap(b.x, b.y, b.width, b.height, size, size), size, size);
 }
 
-/** MiniFASNet-style anti-spoofing: box x2.7, 128x128, raw 0..255; class 0 of the softmax is "live" in the package. */
+/**
+ * Passive, single-frame anti-spoofing as minivision's Silent-Face-Anti-Spoofing `test.py` does it:
+ * MiniFASNetV2 on the face box scaled 2.7x and MiniFASNetV1SE on it scaled 4x (each crop by
+ * `referenceCrop`, resized bilinearly without antialiasing like cv2.resize, BGR 0..255), softmax of
+ * each, summed. Returns the mean probability of class 1 ("real").
+ */
 async function predictLiveness(runtime: OnnxRuntime, image: RgbImage, box: BoxPx): Promise<number> {
-  const input = crop(image, scaledBoxInside(image, box, 2.7), 128);
-  const data = toPlanarTensor(input, "rgb", [0, 0, 0], [1, 1, 1]);
-  const out = await runtime.run("liveness", { data, dims: [1, 3, 128, 128] });
-  return softmax(out.output.data as Float32Array)[0];
+  const run = async (model: "liveness_v2" | "liveness_v1se", scale: number) => {
+    const b = referenceCrop(image, box, scale);
+    const input = warpAffine(image, cropMap(b.x, b.y, b.width, b.height, LIVENESS_SIZE, LIVENESS_SIZE), LIVENESS_SIZE, LIVENESS_SIZE, 1);
+    const out = await runtime.run(model, { data: toPlanarTensor(input, "bgr", [0, 0, 0], [1, 1, 1]), dims: [1, 3, LIVENESS_SIZE, LIVENESS_SIZE] });
+    return softmax(out.output.data as Float32Array)[1];
+  };
+  const [v2, v1se] = await Promise.all([run("liveness_v2", 2.7), run("liveness_v1se", 4)]);
+  return (v2 + v1se) / 2;
+}
+
+const LIVENESS_SIZE = 80;
+
+/**
+ * `CropImage._get_new_box` of the reference (src/generate_patches.py): the box scaled around its
+ * centre (the scale capped so it fits the image), shifted back inside, corners truncated to whole
+ * pixels; the crop includes its bottom-right pixel.
+ */
+export function referenceCrop(image: RgbImage, box: BoxPx, scale: number): BoxPx {
+  const srcW = image.width, srcH = image.height;
+  const s = Math.min((srcH - 1) / box.height, (srcW - 1) / box.width, scale);
+  const w = box.width * s, h = box.height * s;
+  const cx = box.x + box.width / 2, cy = box.y + box.height / 2;
+  let x1 = cx - w / 2, y1 = cy - h / 2, x2 = cx + w / 2, y2 = cy + h / 2;
+  if (x1 < 0) { x2 -= x1; x1 = 0; }
+  if (y1 < 0) { y2 -= y1; y1 = 0; }
+  if (x2 > srcW - 1) { x1 -= x2 - srcW + 1; x2 = srcW - 1; }
+  if (y2 > srcH - 1) { y1 -= y2 - srcH + 1; y2 = srcH - 1; }
+  const left = Math.trunc(x1), top = Math.trunc(y1);
+  return { x: left, y: top, width: Math.trunc(x2) - left + 1, height: Math.trunc(y2) - top + 1 };
 }
 
 /** SSR-Net (age and gender share it): box x1.4, 64x64, ImageNet normalisation, three-stage soft regression. */

@@ -1,54 +1,57 @@
-import type { OnnxRuntime } from "../runtime/onnx.js";
+import type { OnnxRuntime, TensorOutput } from "../runtime/onnx.js";
 import type { StageTimer } from "./stage-timer.js";
-import { area, clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
-
-export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
+import { area, clipBox, intersection, intersectionOverUnion, type BoxPx, type PointPx } from "./geometry.js";
 import { toPlanarTensor, type RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
+
+export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 
 
 /** One detected face. */
 export interface Detection {
   box: BoxPx;
+  /** Left eye, right eye, nose tip, left and right mouth corners, as they appear in the image. */
+  landmarks: PointPx[];
   /** Detector confidence, 0..1. */
   score: number;
 }
 
-/** Finds faces in an image; the interface a second detector (e.g. YuNet) would implement too. */
+/** Finds faces in an image. */
 export interface Detector {
   detect(image: RgbImage): Promise<Detection[]>;
 }
 
-const INPUT_WIDTH = 320;
-const INPUT_HEIGHT = 240;
 /**
- * The package uses 0.65; on the group photos here arms and hands scored up to 0.81 while every real
- * face scored 0.90 or more.
+ * The longest side the whole frame is scanned at: a 640x480 camera frame is read at its own size
+ * (YuNet finds faces from about 10 px), a larger photo is shrunk to it (and tiled, below).
  */
-const MIN_SCORE = 0.85;
+const MAX_INPUT_SIDE = 640;
+/** YuNet's strides; its input sides must be multiples of the largest. */
+const STRIDES = [8, 16, 32] as const;
+const INPUT_DIVISOR = 32;
+/**
+ * OpenCV's FaceDetectorYN samples use 0.9. Measured here (`npm run bench:accuracy`, the group
+ * photos): at 0.6 a 0.62 false face larger than the real one in a 4912x7360 photo became its
+ * primary face; at 0.7 and 0.8 full resolution is perfect, and 0.7 keeps more faces of 36 px (59
+ * of 74 against 55). Hands and shadows in the group photos scored 0.31 to 0.34.
+ */
+const MIN_SCORE = 0.7;
 /** Boxes overlapping more than this (intersection over union) are the same face. */
-const NMS_IOU = 0.4;
+const NMS_IOU = 0.3;
 /**
  * A box mostly inside a higher-scoring one (intersection over the smaller box) is a partial view of
  * the same face, as tiles produce where they cut a face.
  */
 const NMS_CONTAINED = 0.6;
-/**
- * The model's smallest anchor is 10 px of its 320x240 input, so a frame shrunk more than this factor
- * loses faces smaller than 10 x factor pixels: beyond it, the frame is also scanned in tiles.
- */
+/** Beyond this shrink of the whole frame, faces under ~25 px are lost: the frame is also scanned in tiles. */
 const TILE_WHEN_SHRUNK_BY = 2.5;
-/** Each tile covers this many original pixels, i.e. it is shrunk by 2 into the model input. */
-const TILE_WIDTH = 640;
-const TILE_HEIGHT = 480;
+/** Each tile covers this many original pixels, i.e. it is shrunk by 2 into a 640x480 input. */
+const TILE_WIDTH = 1280;
+const TILE_HEIGHT = 960;
 /** Tiles overlap by this fraction so a face on a tile edge is whole in a neighbouring tile. */
 const TILE_OVERLAP = 0.25;
-/**
- * At most this many tiles per image: beyond it tiles grow (each is shrunk more into the model
- * input, so the smallest face found grows too) rather than their number. A 4096x3335 working copy
- * takes 36 tiles of 1000x750 (faces from ~31 px) instead of 81; a 4K frame keeps its 48 of 640x480.
- */
-const MAX_TILES = 48;
+/** At most this many tiles per image: beyond it tiles grow (each is shrunk more) rather than their number. */
+const MAX_TILES = 24;
 /** How much tiles grow at each step until they are few enough. */
 const TILE_GROWTH = 1.25;
 /** Faces larger than this fraction of a tile are left to the whole-frame pass. */
@@ -60,42 +63,35 @@ const TILE_MAX_FACE = 0.4;
 const PAD_CANVAS_FACTOR = 2;
 
 /**
- * The Ultra-Light-Fast-Generic-Face-Detector (RFB-320) of the faceplugin package. Its outputs are
- * already decoded: per anchor, face probability and a normalised corner box. Frames are letterboxed
- * (aspect kept), big frames are also tiled, and images with no face found are padded and retried.
+ * YuNet (libfacedetection.train, Apache-2.0) with its dynamic input size: boxes and five landmarks,
+ * decoded as OpenCV's FaceDetectorYN does. The frame is read at its own size up to 640 px (no
+ * upscaling), big frames are also tiled, and images with no face found are padded and retried.
  */
-export function createUltraLightDetector(runtime: OnnxRuntime, stage: StageTimer): Detector {
+export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): Detector {
   /** Runs the model on the region (x, y, w, h) of the image (it may extend past the edges); one nested stage per scan. */
   function scanRegion(image: RgbImage, x: number, y: number, w: number, h: number): Promise<Detection[]> {
     return stage("detect_scan", () => scan(image, x, y, w, h));
   }
 
   async function scan(image: RgbImage, x: number, y: number, w: number, h: number): Promise<Detection[]> {
-    const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, INPUT_WIDTH, INPUT_HEIGHT);
-    const data = toPlanarTensor(input, "rgb", [127, 127, 127], [128, 128, 128]);
-    const out = await runtime.run("detect", { data, dims: [1, 3, INPUT_HEIGHT, INPUT_WIDTH] });
-    const scores = out.scores.data as Float32Array;
-    const boxes = out.boxes.data as Float32Array;
-    const found: Detection[] = [];
-    for (let i = 0; i < scores.length / 2; i++) {
-      const score = scores[i * 2 + 1];
-      if (score < MIN_SCORE) continue;
-      const x1 = boxes[i * 4] * INPUT_WIDTH * scaleX + originX;
-      const y1 = boxes[i * 4 + 1] * INPUT_HEIGHT * scaleY + originY;
-      const x2 = boxes[i * 4 + 2] * INPUT_WIDTH * scaleX + originX;
-      const y2 = boxes[i * 4 + 3] * INPUT_HEIGHT * scaleY + originY;
-      if (x2 <= x1 || y2 <= y1) continue;
-      found.push({ box: { x: x1, y: y1, width: x2 - x1, height: y2 - y1 }, score });
-    }
-    return found;
+    const shrink = Math.max(1, Math.max(w, h) / MAX_INPUT_SIDE);
+    const inputW = roundUp(w / shrink), inputH = roundUp(h / shrink);
+    const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
+    // YuNet reads BGR 0..255 as it is.
+    const data = toPlanarTensor(input, "bgr", [0, 0, 0], [1, 1, 1]);
+    const out = await runtime.run("detect", { data, dims: [1, 3, inputH, inputW] });
+    return decodeYuNet(out, inputW, inputH).map((d) => ({
+      score: d.score,
+      box: { x: d.box.x * scaleX + originX, y: d.box.y * scaleY + originY, width: d.box.width * scaleX, height: d.box.height * scaleY },
+      landmarks: d.landmarks.map((p) => ({ x: p.x * scaleX + originX, y: p.y * scaleY + originY })),
+    }));
   }
 
   return {
     async detect(image) {
       const { width, height } = image;
       let candidates = await scanRegion(image, 0, 0, width, height);
-      const shrink = Math.max(width / INPUT_WIDTH, height / INPUT_HEIGHT);
-      if (shrink > TILE_WHEN_SHRUNK_BY) {
+      if (Math.max(width, height) / MAX_INPUT_SIDE > TILE_WHEN_SHRUNK_BY) {
         for (const tile of tiles(width, height)) {
           const found = await scanRegion(image, tile.x, tile.y, tile.width, tile.height);
           candidates = candidates.concat(found.filter((d) => isSmallAndWhole(d.box, tile, width, height)));
@@ -107,12 +103,45 @@ export function createUltraLightDetector(runtime: OnnxRuntime, stage: StageTimer
         candidates = await scanRegion(image, (width - canvasW) / 2, (height - canvasH) / 2, canvasW, canvasH);
       }
       return nonMaximumSuppression(candidates)
-        .map((d) => ({ ...d, box: squareAround(d.box) }))
         .filter((d) => area(clipBox(d.box, width, height)) >= 1)
         // Largest first by the part inside the image, which is what callers see.
         .sort((a, b) => area(clipBox(b.box, width, height)) - area(clipBox(a.box, width, height)));
     },
   };
+}
+
+/** The next multiple of YuNet's largest stride. */
+function roundUp(side: number): number {
+  return Math.max(INPUT_DIVISOR, Math.ceil(Math.round(side) / INPUT_DIVISOR) * INPUT_DIVISOR);
+}
+
+/**
+ * YuNet's outputs in input pixels: per stride and grid cell, score = sqrt(cls x obj) (each clamped
+ * to 0..1), box centre offset and log size in strides, landmarks as offsets in strides from the cell.
+ */
+export function decodeYuNet(out: Record<string, TensorOutput>, inputW: number, inputH: number): Detection[] {
+  const found: Detection[] = [];
+  for (const stride of STRIDES) {
+    const cols = inputW / stride, rows = inputH / stride;
+    const cls = out[`cls_${stride}`].data, obj = out[`obj_${stride}`].data;
+    const bbox = out[`bbox_${stride}`].data, kps = out[`kps_${stride}`].data;
+    for (let r = 0, i = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++, i++) {
+        const score = Math.sqrt(clamp01(cls[i]) * clamp01(obj[i]));
+        if (score < MIN_SCORE) continue;
+        const cx = (c + bbox[i * 4]) * stride, cy = (r + bbox[i * 4 + 1]) * stride;
+        const w = Math.exp(bbox[i * 4 + 2]) * stride, h = Math.exp(bbox[i * 4 + 3]) * stride;
+        const landmarks: PointPx[] = [];
+        for (let k = 0; k < 5; k++) landmarks.push({ x: (c + kps[i * 10 + 2 * k]) * stride, y: (r + kps[i * 10 + 2 * k + 1]) * stride });
+        found.push({ box: { x: cx - w / 2, y: cy - h / 2, width: w, height: h }, landmarks, score });
+      }
+    }
+  }
+  return found;
+}
+
+function clamp01(v: number): number {
+  return v < 0 ? 0 : v > 1 ? 1 : v;
 }
 
 /** Overlapping tiles of TILE_WIDTH x TILE_HEIGHT (or larger, to stay within MAX_TILES) covering the frame. */
@@ -165,13 +194,4 @@ export function nonMaximumSuppression(detections: Detection[]): Detection[] {
     if (!duplicate) kept.push(d);
   }
   return kept;
-}
-
-/**
- * The package turns each box into a square of the box's height around its centre: the landmark model
- * was trained on such crops. The square may extend past the image; see clipBox.
- */
-function squareAround(box: BoxPx): BoxPx {
-  const side = box.height;
-  return { x: box.x + box.width / 2 - side / 2, y: box.y, width: side, height: side };
 }

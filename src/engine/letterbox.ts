@@ -19,10 +19,13 @@ export interface Letterboxed {
 
 /**
  * The region (x, y, w, h) of `image` (it may extend past the edges) shrunk with its aspect kept
- * into an outW x outH input, at the top left, grey elsewhere.
+ * into an outW x outH input, at the top left, grey elsewhere. `scale` (source pixels per input
+ * pixel) defaults to what fits the region exactly.
  */
-export async function letterbox(image: RgbImage, x: number, y: number, w: number, h: number, outW: number, outH: number): Promise<Letterboxed> {
-  const scale = Math.max(w / outW, h / outH);
+export async function letterbox(
+  image: RgbImage, x: number, y: number, w: number, h: number, outW: number, outH: number,
+  scale = Math.max(w / outW, h / outH),
+): Promise<Letterboxed> {
   if (image.width * image.height <= LIBVIPS_ABOVE_PIXELS) {
     const map: Affine = [scale, 0, x + scale * 0.5 - 0.5, 0, scale, y + scale * 0.5 - 0.5];
     return { input: warpAffine(image, map, outW, outH), scaleX: scale, scaleY: scale, originX: x, originY: y };

@@ -1,13 +1,12 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
 import { alignFace } from "./align.js";
 import { untimed, type StageTimer } from "./stage-timer.js";
-import { scaleBox } from "./geometry.js";
+import { scaleBox, type PointPx } from "./geometry.js";
 import { analyzeFace, type FaceAttributes } from "./analyze.js";
 import { decodeImage, type DecodedImage, type DecodeLimits } from "./decode.js";
-import { clipBox, createUltraLightDetector, type BoxPx, type Detector } from "./detect.js";
+import { clipBox, createYuNetDetector, type BoxPx, type Detector } from "./detect.js";
 import { embedFace } from "./embed.js";
 import type { RgbImage } from "./image.js";
-import { predictFivePoints, type PointPx } from "./landmarks.js";
 import { measureQuality, type FaceQuality } from "./quality.js";
 
 export type { StageTimer } from "./stage-timer.js";
@@ -50,7 +49,7 @@ export interface FaceEngineOptions {
 export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
   const { runtime, limits } = options;
   const stage = options.stage ?? untimed;
-  const detector = options.detector ?? createUltraLightDetector(runtime, stage);
+  const detector = options.detector ?? createYuNetDetector(runtime, stage);
 
   return {
     decode(bytes) {
@@ -60,16 +59,13 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
     async locate(image, maxFaces) {
       let detections = await stage("detect", () => detector.detect(image));
       if (maxFaces > 0) detections = detections.slice(0, maxFaces);
-      const landmarks = await stage("landmarks", () =>
-        Promise.all(detections.map((d) => predictFivePoints(runtime, image, d.box))),
-      );
-      const aligned = await stage("align", async () => landmarks.map((points) => alignFace(image, points)));
+      const aligned = await stage("align", async () => detections.map((d) => alignFace(image, d.landmarks)));
       // Found on the working copy; answered in the photo's own pixels.
       const s = image.scale;
       return stage("quality", async () =>
         detections.map((d, i) => {
           const box = scaleBox(clipBox(d.box, image.width, image.height), s);
-          const points = s === 1 ? landmarks[i] : landmarks[i].map((p) => ({ x: p.x * s, y: p.y * s }));
+          const points = s === 1 ? d.landmarks : d.landmarks.map((p) => ({ x: p.x * s, y: p.y * s }));
           return { box, landmarks: points, score: d.score, aligned: aligned[i], quality: measureQuality(aligned[i], box) };
         }),
       );
@@ -84,7 +80,7 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
     },
 
     async warmUp() {
-      await runtime.warmUp(["detect", "landmark", "feature"]);
+      await runtime.warmUp(["detect", "feature"]);
     },
   };
 }

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import catalogue from "../../models/catalogue.json" with { type: "json" };
 
 /** Names of the models in models/catalogue.json. */
@@ -11,15 +12,16 @@ export type ModelName = keyof typeof catalogue.models;
 export const EMBEDDING_MODEL = `faceplugin-fr_feature@${catalogue.models.feature.sha256.slice(0, 12)}`;
 
 const require = createRequire(import.meta.url);
+/** The project's models/ folder: committed model files and their licences. */
+const MODELS_DIR = fileURLToPath(new URL("../../models/", import.meta.url));
 
 /**
  * Reads a model file from its npm package and checks it against the catalogue's sha256, so a
  * corrupted or swapped file fails loudly at start instead of returning wrong faces.
  */
 export async function loadModelBytes(name: ModelName): Promise<Uint8Array> {
-  const entry = catalogue.models[name];
-  const packageDir = dirname(require.resolve(`${entry.package}/package.json`));
-  const path = join(packageDir, entry.file);
+  const entry: { file: string; package?: string; sha256: string } = catalogue.models[name];
+  const path = entry.package ? join(dirname(require.resolve(`${entry.package}/package.json`)), entry.file) : join(MODELS_DIR, entry.file);
   const bytes = await readFile(path);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   if (sha256 !== entry.sha256) {
