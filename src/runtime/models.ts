@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import catalogue from "../../models/catalogue.json" with { type: "json" };
 
@@ -11,18 +10,20 @@ export type ModelName = keyof typeof catalogue.models;
 /** Version string stored with every embedding, so a model change can be detected and re-embedded. */
 export const EMBEDDING_MODEL = `faceplugin-fr_feature@${catalogue.models.feature.sha256.slice(0, 12)}`;
 
-const require = createRequire(import.meta.url);
-/** The project's models/ folder: committed model files and their licences. */
+/** The project's models/ folder: committed model files with their licences, and those scripts/postinstall.mjs fetched. */
 const MODELS_DIR = fileURLToPath(new URL("../../models/", import.meta.url));
 
 /**
- * Reads a model file from its npm package and checks it against the catalogue's sha256, so a
+ * Reads a model file from models/ and checks it against the catalogue's sha256, so a
  * corrupted or swapped file fails loudly at start instead of returning wrong faces.
  */
 export async function loadModelBytes(name: ModelName): Promise<Uint8Array> {
-  const entry: { file: string; package?: string; sha256: string } = catalogue.models[name];
-  const path = entry.package ? join(dirname(require.resolve(`${entry.package}/package.json`)), entry.file) : join(MODELS_DIR, entry.file);
-  const bytes = await readFile(path);
+  const entry = catalogue.models[name];
+  const path = join(MODELS_DIR, entry.file);
+  const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+    throw new Error(`model ${name} is missing at ${path}; npm install fetches it (or run: node scripts/postinstall.mjs)`);
+  });
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   if (sha256 !== entry.sha256) {
     throw new Error(`model ${name} at ${path} has sha256 ${sha256}, expected ${entry.sha256}; reinstall with npm ci`);

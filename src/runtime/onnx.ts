@@ -82,8 +82,12 @@ export function createOnnxSessions(options: { intraOpThreads: number }): OnnxRun
   };
 }
 
-/** Workers start from a plain .mjs file that loads tsx, then import this TypeScript module. */
-const WORKER_BOOTSTRAP = new URL("./typescript-worker.mjs", import.meta.url);
+/**
+ * Compiled (tsc output, as the Docker image runs), a worker starts from onnx-worker.js. From source
+ * (tsx), workers start from a plain .mjs file that loads tsx, then import the TypeScript module.
+ */
+const COMPILED = import.meta.url.endsWith(".js");
+const WORKER_SCRIPT = new URL(COMPILED ? "./onnx-worker.js" : "./typescript-worker.mjs", import.meta.url);
 const WORKER_ENTRY = new URL("./onnx-worker.ts", import.meta.url).href;
 
 interface Pending {
@@ -94,7 +98,7 @@ interface Pending {
 /** Sends each run to the least busy worker; inputs and outputs move as transferred buffers, not copies. */
 function createWorkerPool(size: number, intraOpThreads: number): OnnxRuntime {
   const workers = Array.from({ length: size }, () => {
-    const worker = new Worker(WORKER_BOOTSTRAP, { workerData: { entry: WORKER_ENTRY, intraOpThreads } });
+    const worker = new Worker(WORKER_SCRIPT, { workerData: { entry: WORKER_ENTRY, intraOpThreads } });
     return { worker, busy: 0 };
   });
   const pending = new Map<number, Pending>();

@@ -25,11 +25,18 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Spawns src/main.ts with `env` on top of this process's environment and waits for /health. */
-export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
+/**
+ * Spawns src/main.ts with `env` on top of this process's environment and waits for /health;
+ * `command` runs something else with node (compiled output, in another directory).
+ */
+export async function startServiceProcess(
+  env: Record<string, string>,
+  command: { args: string[]; cwd?: string } = { args: ["--import", "tsx", "src/main.ts"] },
+): Promise<ServiceProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, command.args, {
+    cwd: command.cwd,
     env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

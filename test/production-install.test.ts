@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
+import { face } from "./support/testdata.js";
+
+/** What the issue allows a production install (node_modules and models) to weigh. */
+const MAX_INSTALL_MB = 300;
+/** Build and development tools that must not reach production. */
+const BUILD_TOOLS = ["typescript", "tsx", "esbuild", "@esbuild", "jest", "webpack", "eslint", "@babel/core", "onnxruntime-web", "faceplugin-face-recognition-js", "@bufbuild/buf"];
+
+const megabytes = (path: string) => Number(execFileSync("du", ["-sm", path], { encoding: "utf8" }).split("\t")[0]);
+
+// What the Docker image does: `npm ci --omit=dev`, the TypeScript compiled by tsc, `node src/main.js`.
+describe("a production install (npm ci --omit=dev) running the compiled service", () => {
+  let app: string;
+  let service: ServiceProcess;
+  let dataDir: string;
+
+  before(async () => {
+    app = mkdtempSync(join(tmpdir(), "face-production-"));
+    dataDir = join(app, "data");
+    for (const file of ["package.json", "package-lock.json", ".npmrc", "scripts", "migrations", "public"]) cpSync(file, join(app, file), { recursive: true });
+    // Committed model files only: the install must fetch the others itself.
+    cpSync("models", join(app, "models"), { recursive: true, filter: (src) => !src.includes("faceplugin") });
+    execFileSync("npm", ["ci", "--omit=dev", "--no-audit", "--no-fund"], { cwd: app, stdio: "ignore", timeout: 300_000 });
+    const build = join(app, "build");
+    execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", build], { stdio: "inherit" });
+    for (const dir of ["src", "gen"]) renameSync(join(build, dir), join(app, dir));
+    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: process.env.TEST_DATABASE_URL ?? "" }, { args: ["src/main.js"], cwd: app });
+  });
+  after(() => {
+    service?.child.kill("SIGKILL");
+    rmSync(app, { recursive: true, force: true });
+  });
+
+  it(`weighs at most ${MAX_INSTALL_MB} MB with its models, holds no build tools, and onnxruntime for this platform only`, (t) => {
+    const total = megabytes(join(app, "node_modules")) + megabytes(join(app, "models"));
+    t.diagnostic(`node_modules ${megabytes(join(app, "node_modules"))} MB + models ${megabytes(join(app, "models"))} MB`);
+    assert.ok(total <= MAX_INSTALL_MB, `node_modules + models: ${total} MB`);
+    for (const tool of BUILD_TOOLS) assert.ok(!existsSync(join(app, "node_modules", tool)), `${tool} is installed`);
+    const binaries = join(app, "node_modules/onnxruntime-node/bin/napi-v6");
+    assert.deepEqual(readdirSync(binaries), [process.platform]);
+    assert.deepEqual(readdirSync(join(binaries, process.platform)), [process.arch]);
+  });
+
+  it("is what the Docker image runs: a Node LTS base (22 or 24) and the compiled entry point", () => {
+    const dockerfile = readFileSync("Dockerfile", "utf8");
+    const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    assert.ok(bases.length > 0 && bases.every((b) => /^node:(22|24)[.-]/.test(b)), `bases: ${bases}`);
+    assert.match(dockerfile, /^CMD \["node", "src\/main\.js"\]$/m);
+    assert.doesNotMatch(dockerfile, /tsx/);
+  });
+
+  it("runs from compiled JavaScript: registers and recognizes through the inference workers", async () => {
+    const post = async (path: string, fields: Record<string, string>) => {
+      const form = new FormData();
+      form.append("image", new Blob([Buffer.from(face("face_recognition/obama.jpg"))]), "obama.jpg");
+      for (const [k, v] of Object.entries(fields)) form.append(k, v);
+      const response = await fetch(`${service.url}${path}`, { method: "POST", body: form });
+      assert.equal(response.status, 200, await response.clone().text());
+      return response.json();
+    };
+    const identifier = `obama-${Date.now()}`;
+    await post("/api/v1/register", { identifier });
+    const recognized = await post("/api/v1/recognize", {});
+    assert.equal(recognized.identifier, identifier);
+    assert.equal(recognized.matched, true);
+  });
+});
