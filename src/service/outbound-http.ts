@@ -38,9 +38,20 @@ export interface OutboundResponse {
  * a body over the limit, or the call's own end (deadline, cancellation) when `signal` fired.
  */
 export async function sendOutbound(request: OutboundRequest): Promise<OutboundResponse> {
+  // An AbortController and a timer this call holds, not AbortSignal.timeout: inside
+  // AbortSignal.any a timeout signal is referenced only weakly, and once garbage-collected its
+  // timer is cleared, so the deadline never came (nodejs/node#57736; a hung call under load).
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), request.deadlineMs);
+  try {
+    return await send(request, request.signal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, request.signal]));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function send(request: OutboundRequest, signal: AbortSignal): Promise<OutboundResponse> {
   const { field, deadlineMs } = request;
-  const deadline = AbortSignal.timeout(deadlineMs);
-  const signal = request.signal === undefined ? deadline : AbortSignal.any([deadline, request.signal]);
   const failure = (): FaceError =>
     request.signal?.aborted && request.signal.reason instanceof FaceError
       ? request.signal.reason
