@@ -14,7 +14,10 @@ export interface FaceAttributes {
   pose: { yaw: number; pitch: number; roll: number };
 }
 
-/** Class order of fr_expression's seven outputs (the FER-2013 order). */
+/**
+ * Class order of fr_expression's seven outputs: FER-2013's, as ResidualMaskingNetwork (the likely
+ * source) names them in FER_2013_EMO_DICT.
+ */
 export const EXPRESSIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"] as const;
 
 const IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255] as const;
@@ -131,7 +134,11 @@ async function predictSsr(runtime: OnnxRuntime, model: "age" | "gender", image: 
   return value;
 }
 
-/** Box extended 1.2x to the right and down, clipped, 224x224, x/255. */
+/**
+ * The package's crop: box extended 1.2x to the right and down, clipped, 224x224 RGB, x/255.
+ * ResidualMaskingNetwork's own (a grey square of 1.1x the box around its centre) was tried: it read
+ * the smiling test portraits obama.jpg and biden.jpg as neutral (0.54, 0.99), so it is not used.
+ */
 async function predictExpression(runtime: OnnxRuntime, image: RgbImage, box: BoxPx): Promise<{ label: string; confidence: number }> {
   const w = Math.min(box.width * 1.2, image.width - box.x);
   const h = Math.min(box.height * 1.2, image.height - box.y);
