@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { FaceService } from "../gen/face/v1/face_pb.js";
+import { createWebhookStore } from "../src/store/webhooks.js";
 import { reasonOf } from "./support/reason.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, useTestServer, type TestServer } from "./support/server.js";
@@ -17,6 +18,19 @@ describe("collections", () => {
   useTestServer((s, c) => {
     server = s;
     client = c;
+  });
+
+  it("deleting a collection deletes its webhooks' pending deliveries too, and no other collection's", async () => {
+    const store = createWebhookStore(server.database.knex);
+    for (const collection of ["doomed", "kept"]) {
+      await client.createCollection({ name: collection });
+      // Straight into the store: a documentation address the dispatcher will never reach.
+      await store.create({ collection, url: "http://192.0.2.1/hook", identifier: "", events: ["user.deleted"], secret: "s" });
+      assert.equal(await store.enqueue({ type: "user.deleted", collection, identifier: "someone", data: {} }), 1);
+    }
+    await client.deleteCollection({ name: "doomed" });
+    assert.deepEqual(await store.countByStatus("doomed"), {});
+    assert.equal(Object.values(await store.countByStatus("kept")).reduce((a, b) => a + b, 0), 1);
   });
 
   it("never searches across collections", async () => {

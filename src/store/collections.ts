@@ -40,8 +40,8 @@ export function createCollectionStore(knex: Knex, files: ImageFiles): Collection
         if ((await trx("collections").where({ name }).first("name").forUpdate()) === undefined) return undefined;
         const images: { image_sha256: string }[] = await trx("faces").where({ collection: name }).whereNotNull("image_sha256").distinct("image_sha256");
         const users = Number((await trx("users").where({ collection: name }).count({ n: "*" }))[0].n);
-        await trx("webhook_deliveries").where({ collection: name }).delete();
-        await trx("collections").where({ name }).delete(); // cascades to users, faces, detections, webhooks
+        // Cascades to users, faces, detections and webhooks, and from webhooks to their deliveries.
+        await trx("collections").where({ name }).delete();
         return { users, orphans: await deleteOrphanImages(trx, images.map((i) => i.image_sha256)) };
       });
       if (outcome === undefined) return undefined;
