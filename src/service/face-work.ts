@@ -7,7 +7,7 @@ import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
 import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
-import type { FaceEvent } from "../store/webhooks.js";
+import type { FaceEvent } from "../events.js";
 import type { Admission } from "./admission.js";
 
 /** A face as responses describe it. */

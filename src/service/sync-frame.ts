@@ -1,4 +1,4 @@
-import type { FaceEvent } from "../store/webhooks.js";
+import type { FaceEvent } from "../events.js";
 import { FaceError } from "../errors.js";
 import type { FaceServiceDeps, FaceView, FaceWork } from "./face-work.js";
 import { checkImageSize, collectionOf, identifierOf } from "./inputs.js";

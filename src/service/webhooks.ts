@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { FaceError, invalidArgument } from "../errors.js";
-import { EVENT_TYPES, type EventType, type WebhookRecord, type WebhookStore } from "../store/webhooks.js";
+import { EVENT_TYPES, type EventType } from "../events.js";
+import type { WebhookRecord, WebhookStore } from "../store/webhooks.js";
 import { collectionOf, identifierOf } from "./inputs.js";
 import { resolvePublicAddress } from "./network-policy.js";
 

@@ -4,7 +4,7 @@ import type { ImageFiles } from "./image-files.js";
 import { createFaceSearch, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
 import { rowCount } from "./row-count.js";
 import { createStoredImages, deleteOrphanImages, type StoredImage } from "./stored-images.js";
-import type { FaceEvent } from "./webhooks.js";
+import type { FaceEvent } from "../events.js";
 
 export type { StoredImage } from "./stored-images.js";
 export type { FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";

@@ -1,20 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Knex } from "knex";
+import type { EventType, FaceEvent } from "../events.js";
 import { rowCount } from "./row-count.js";
-
-/** Event types a webhook can subscribe to. */
-export const EVENT_TYPES = ["user.registered", "face.recognized", "profile.upgraded", "user.deleted", "face.unknown"] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
-
-/** Something that happened, to be delivered to every matching subscription. */
-export interface FaceEvent {
-  type: EventType;
-  collection: string;
-  /** "" when the event is about no registered user (face.unknown). */
-  identifier: string;
-  /** Event-specific fields (distance, box, ...). */
-  data: Record<string, unknown>;
-}
 
 export interface WebhookRecord {
   id: string;
