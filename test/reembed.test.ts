@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { describe, it } from "node:test";
 import pgvector from "pgvector";
 import { countStaleFaces, reembedFaces } from "../src/jobs/reembed.js";
 import { EMBEDDING_MODEL } from "../src/runtime/models.js";
 import { createImageFiles } from "../src/store/image-files.js";
 import { face } from "./support/testdata.js";
-import { testEngine, useTestServer, type TestServer } from "./support/server.js";
+import { freshDatabase, testEngine, useTestServer, type TestServer } from "./support/server.js";
 import type { Client } from "@connectrpc/connect";
 import type { FaceService } from "../gen/face/v1/face_pb.js";
 
@@ -38,5 +42,16 @@ describe("re-embedding after a model upgrade (npm run reembed)", () => {
     assert.equal(answer.identifier, "obama");
     assert.ok(answer.distance < 0.5);
     assert.deepEqual(await reembedFaces(knex, createImageFiles(join(server.dataDir, "images")), testEngine()), { reembedded: 0, withoutPhoto: 0, notFound: 0 }, "a second run has nothing to do");
+  });
+
+  it("runs as a command (npm run reembed) and says what it did", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "face-reembed-"));
+    try {
+      const env = { ...process.env, FACE_DATA_DIR: dataDir, DATABASE_URL: process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : "" };
+      const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/reembed.ts"], { env });
+      assert.match(stdout, /^0 re-embedded with \S+, 0 without a photo, 0 with no face at the stored box$/m);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,21 +2,14 @@
  * Re-embedding after a model upgrade: every face whose `model` is not the current EMBEDDING_MODEL
  * is embedded again from its stored photo (the face whose box overlaps the stored box most) and
  * updated in place. Safe to run while the service serves (row by row, each update only if the row
- * still has the old model) and to interrupt and run again.
- *
- *   npm run reembed            (same DATABASE_URL / FACE_DATA_DIR as the service)
+ * still has the old model) and to interrupt and run again. `npm run reembed` (src/cli/reembed.ts)
+ * runs it.
  */
-import { pathToFileURL } from "node:url";
-import { join } from "node:path";
 import type { Knex } from "knex";
-import { createProgress } from "../cli/progress.js";
-import { loadConfig } from "../config.js";
 import { intersectionOverUnion } from "../engine/geometry.js";
-import { createFaceEngine, type FaceEngine } from "../engine/pipeline.js";
-import { createOnnxRuntime } from "../runtime/onnx.js";
+import type { FaceEngine } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
-import { openDatabase } from "../store/database.js";
-import { createImageFiles, type ImageFiles } from "../store/image-files.js";
+import type { ImageFiles } from "../store/image-files.js";
 import { createStaleFaces } from "../store/stale-faces.js";
 
 export interface ReembedSummary {
@@ -63,22 +56,3 @@ export async function reembedFaces(knex: Knex, files: ImageFiles, engine: FaceEn
     }
   }
 }
-
-async function main(): Promise<void> {
-  const config = loadConfig();
-  const database = await openDatabase(config);
-  const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers });
-  try {
-    const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels } });
-    const progress = createProgress(await countStaleFaces(database.knex));
-    const summary = await reembedFaces(database.knex, createImageFiles(join(config.dataDir, "images")), engine, (detail) => progress.step(detail));
-    progress.done();
-    process.stdout.write(`${summary.reembedded} re-embedded with ${EMBEDDING_MODEL}, ${summary.withoutPhoto} without a photo, ${summary.notFound} with no face at the stored box\n`);
-    if (summary.withoutPhoto + summary.notFound > 0) process.exitCode = 1;
-  } finally {
-    await runtime.close();
-    await database.close();
-  }
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import type { Config } from "../config.js";
 import { FaceError } from "../errors.js";
 import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
 import type { FaceEngine, LocatedFace, StageTimer } from "../engine/pipeline.js";
@@ -8,6 +7,8 @@ import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
 import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
 import type { FaceEvent } from "../events.js";
+import type { ImageInputLimits } from "./inputs.js";
+import type { QualityGates } from "./reference-quality.js";
 import type { Admission } from "./admission.js";
 
 /** A face as responses describe it. */
@@ -18,9 +19,22 @@ export interface FaceView {
   quality: { sharpness: number; faceWidth: number; faceHeight: number; brightness: number };
 }
 
+/** The settings the face use cases read (config.ts parses them from the environment). */
+export interface FaceServiceSettings extends QualityGates, ImageInputLimits {
+  /** Largest cosine distance that matches. */
+  matchThreshold: number;
+  /** Keep the photos of registered faces (GetUserFace, re-embedding). */
+  storeImages: boolean;
+  autoUpgrade: boolean;
+  upgradeMaxDistance: number;
+  upgradeMaxFaces: number;
+  upgradeSharpnessFactor: number;
+  upgradeSizeFactor: number;
+}
+
 /** What the face use cases are built on. */
 export interface FaceServiceDeps {
-  config: Config;
+  config: FaceServiceSettings;
   engine: FaceEngine;
   identities: IdentityStore;
   detections: DetectionLog;

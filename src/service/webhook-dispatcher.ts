@@ -1,5 +1,4 @@
 import { createHmac } from "node:crypto";
-import type { FastifyBaseLogger } from "fastify";
 import { processMetrics } from "../metrics.js";
 import type { DueDelivery, WebhookStore } from "../store/webhooks.js";
 import { sendOutbound } from "./outbound-http.js";
@@ -41,7 +40,12 @@ export function signatureHeader(secret: string, body: string, unixSeconds: numbe
   return `t=${unixSeconds},v1=${mac}`;
 }
 
-export function createWebhookDispatcher(store: WebhookStore, options: DispatcherOptions, logger: FastifyBaseLogger): WebhookDispatcher {
+/** Where the dispatcher reports what went wrong: pino's (and so fastify's) logger fits. */
+export interface WarningLogger {
+  warn(fields: object, message: string): void;
+}
+
+export function createWebhookDispatcher(store: WebhookStore, options: DispatcherOptions, logger: WarningLogger): WebhookDispatcher {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let again = false;

@@ -1,5 +1,5 @@
 import { loadConfig } from "../config.js";
-import { openDatabase } from "./database.js";
+import { openDatabase } from "../store/database.js";
 
 /** `npm run migrate`: applies pending migrations to the configured database and exits. */
 const config = loadConfig();
