@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Code } from "@connectrpc/connect";
-import { httpStatusOf, restErrorBody } from "./errors.js";
+import { refusalOf } from "./errors.js";
 import type { ApiKey } from "../config.js";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 
@@ -74,9 +74,8 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
     }
     request.rateLimitClient = client;
     if (options.rateLimitPerSecond > 0 && !allow(client)) {
-      reply.header("retry-after", "1");
       const error = new ConnectError("rate limit exceeded; slow down", Code.ResourceExhausted);
-      error.metadata.set("x-http-status", "429");
+      error.metadata.set("retry-after", "1");
       return deny(request, reply, error);
     }
   });
@@ -161,16 +160,8 @@ export function createCollectionScopeInterceptor(apiKeys: readonly ApiKey[]): In
   };
 }
 
-/** Answers an error before any handler ran, in the protocol the client speaks. */
+/** Answers an error before any handler ran, in the protocol the client speaks (errors.ts). */
 function deny(request: FastifyRequest, reply: FastifyReply, error: ConnectError): FastifyReply {
-  const contentType = String(request.headers["content-type"] ?? "");
-  if (contentType.startsWith("application/grpc")) {
-    // gRPC and gRPC-Web: a trailers-only response, HTTP 200 with the status in the headers.
-    return reply
-      .status(200)
-      .headers({ "content-type": contentType.startsWith("application/grpc-web-text") ? "application/grpc-web-text+proto" : contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc", "grpc-status": String(error.code), "grpc-message": encodeURIComponent(error.rawMessage) })
-      .send();
-  }
-  const status = Number(error.metadata.get("x-http-status") ?? httpStatusOf(error));
-  return reply.status(status).type("application/json").send(restErrorBody(error, String(request.id)));
+  const answer = refusalOf(String(request.headers["content-type"] ?? ""), error, String(request.id));
+  return reply.status(answer.status).headers(answer.headers).send(answer.body);
 }

@@ -5,6 +5,7 @@ import * as protoGrpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { codeName, codeOfUnhandled, httpStatusOf } from "./errors.js";
 import { binaryRequestOf, GRPC_WEB_TEXT, textResponseOf } from "./grpc-web-text.js";
 
 export interface ConnectPluginOptions extends ConnectRouterOptions {
@@ -105,14 +106,20 @@ function drainUnread(request: NodeJS.ReadableStream & { readableEnded?: boolean;
   });
 }
 
-const PARSE_FAILURE = /^parse binary/;
-
+/**
+ * Rewrites the code of an error connect-es answered on its own (a request message it could not
+ * parse is reported as Internal) to the code errors.ts gives it, wherever the protocol carries it.
+ */
 async function reclassifyParseError(response: UniversalServerResponse): Promise<UniversalServerResponse> {
+  const remap = (fields: Headers) => {
+    const status = fields.get("grpc-status");
+    if (status === null) return;
+    const code = codeOfUnhandled(Number(status) as Code, decodeURIComponent(fields.get("grpc-message") ?? ""));
+    if (code !== Number(status)) fields.set("grpc-status", String(code));
+  };
   // gRPC and gRPC-Web trailers-only answers carry the status in the headers.
   const header = response.header;
-  if (header?.get("grpc-status") === String(Code.Internal) && PARSE_FAILURE.test(decodeURIComponent(header.get("grpc-message") ?? ""))) {
-    header.set("grpc-status", String(Code.InvalidArgument));
-  }
+  if (header !== undefined) remap(header);
   // gRPC answers with a body end with trailers, filled in as the body is written.
   if (response.trailer !== undefined && response.body !== undefined) {
     const trailer = response.trailer;
@@ -121,9 +128,7 @@ async function reclassifyParseError(response: UniversalServerResponse): Promise<
       ...response,
       body: (async function* () {
         yield* body;
-        if (trailer.get("grpc-status") === String(Code.Internal) && PARSE_FAILURE.test(decodeURIComponent(trailer.get("grpc-message") ?? ""))) {
-          trailer.set("grpc-status", String(Code.InvalidArgument));
-        }
+        remap(trailer);
       })(),
     };
   }
@@ -134,10 +139,12 @@ async function reclassifyParseError(response: UniversalServerResponse): Promise<
     const text = Buffer.concat(chunks).toString("utf8");
     try {
       const error = JSON.parse(text) as { code?: string; message?: string };
-      if (error.code === "internal" && PARSE_FAILURE.test(error.message ?? "")) {
-        const body = new TextEncoder().encode(JSON.stringify({ code: "invalid_argument", message: error.message }));
+      const code = error.code === "internal" ? codeOfUnhandled(Code.Internal, error.message ?? "") : undefined;
+      if (code !== undefined && code !== Code.Internal) {
+        const replaced = new ConnectError(error.message ?? "", code);
+        const body = new TextEncoder().encode(JSON.stringify({ code: codeName(code), message: error.message }));
         header.set("content-length", String(body.length));
-        return { ...response, status: 400, body: (async function* () { yield body; })() };
+        return { ...response, status: httpStatusOf(replaced), body: (async function* () { yield body; })() };
       }
     } catch {
       // not JSON after all: pass it on unchanged

@@ -17,7 +17,7 @@ import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { runInCall } from "../call-signal.js";
 import { FaceError } from "../errors.js";
-import { callEndOf, codeName, toConnectError } from "./errors.js";
+import { callEndOf, frameErrorOf, toConnectError } from "./errors.js";
 import { clientSideKey, requestIdKey } from "./call-context.js";
 import { createMetricsInterceptor } from "./metrics.js";
 import { createFloat32Interceptor } from "./float32.js";
@@ -105,7 +105,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
       if (error.code === Code.Internal) deps.logger.error({ err: error.cause ?? e }, "sync frame failed");
       return create(SyncResponseSchema, {
         frameId: request.frameId,
-        error: create(FrameErrorSchema, { code: codeName(error.code), message: error.rawMessage }),
+        error: create(FrameErrorSchema, frameErrorOf(error)),
       });
     }
   }

@@ -28,7 +28,7 @@ const HTTP_STATUS_OF_CODE: Record<Code, number> = {
   [Code.NotFound]: 404,
   [Code.AlreadyExists]: 409,
   [Code.PermissionDenied]: 403,
-  // The service reports ResourceExhausted for requests over a size limit; rate limiting answers 429 itself.
+  // A request over a size limit; with a retry-after (a rate limit) it is 429, see httpStatusOf.
   [Code.ResourceExhausted]: 413,
   [Code.FailedPrecondition]: 400,
   [Code.Aborted]: 409,
@@ -104,9 +104,79 @@ export function restErrorBody(error: ConnectError, requestId: string): Record<st
   return body;
 }
 
-/** The HTTP status REST answers with for a ConnectError. */
+/** Statuses only HTTP tells apart, by error (see httpError). */
+const HTTP_ONLY_STATUS = new WeakMap<ConnectError, number>();
+
+/**
+ * An error whose HTTP status no code names (405 method not allowed, 415 unsupported content type,
+ * or what fastify itself answered): `code` on RPC protocols, `status` on REST.
+ */
+export function httpError(status: number, code: Code, message: string): ConnectError {
+  const error = new ConnectError(message, code);
+  HTTP_ONLY_STATUS.set(error, status);
+  return error;
+}
+
+/**
+ * The HTTP status REST answers with for a ConnectError. ResourceExhausted is 429 when the client is
+ * told when to come back (a rate limit: retry-after), 413 when its request is too large.
+ */
 export function httpStatusOf(error: ConnectError): number {
+  const explicit = HTTP_ONLY_STATUS.get(error);
+  if (explicit !== undefined) return explicit;
+  if (error.code === Code.ResourceExhausted && error.metadata.get("retry-after") !== null) return 429;
   return HTTP_STATUS_OF_CODE[error.code] ?? 500;
+}
+
+/** An HTTP answer: status, headers and (for REST) a JSON body. */
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body?: Record<string, string>;
+}
+
+/**
+ * The answer to a request refused before any handler ran (no API key, rate limit), in the protocol
+ * its content type names: gRPC and gRPC-Web get a trailers-only response (HTTP 200, the status in
+ * the headers); Connect and REST an HTTP status with the REST error body.
+ */
+export function refusalOf(contentType: string, error: ConnectError, requestId: string): HttpAnswer {
+  if (!contentType.startsWith("application/grpc")) return restAnswerOf(error, requestId);
+  return {
+    status: 200,
+    headers: {
+      ...retryAfterOf(error),
+      "content-type": contentType.startsWith("application/grpc-web-text") ? "application/grpc-web-text+proto" : contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc",
+      "grpc-status": String(error.code),
+      "grpc-message": encodeURIComponent(error.rawMessage),
+    },
+  };
+}
+
+/** A REST error answer: the HTTP status, retry-after when there is one, the one JSON error body. */
+export function restAnswerOf(error: ConnectError, requestId: string): HttpAnswer {
+  return { status: httpStatusOf(error), headers: { ...retryAfterOf(error), "content-type": "application/json" }, body: restErrorBody(error, requestId) };
+}
+
+function retryAfterOf(error: ConnectError): Record<string, string> {
+  const retryAfter = error.metadata.get("retry-after");
+  return retryAfter === null ? {} : { "retry-after": retryAfter };
+}
+
+/**
+ * How one failed frame of a stream is answered in-band while the stream goes on (Sync's FrameError,
+ * /ws/realtime's error frame): the code's snake_case name and the message.
+ */
+export function frameErrorOf(error: ConnectError): { code: string; message: string } {
+  return { code: codeName(error.code), message: error.rawMessage };
+}
+
+/**
+ * connect-es reports a request message it could not parse ("parse binary: ...") as Internal; it is
+ * the client's bad input. The code such a failure is answered with.
+ */
+export function codeOfUnhandled(code: Code, message: string): Code {
+  return code === Code.Internal && /^parse binary/.test(message) ? Code.InvalidArgument : code;
 }
 
 /** The snake_case name of a code, as the Connect protocol spells it on the wire ("invalid_argument"). */

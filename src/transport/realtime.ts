@@ -1,10 +1,10 @@
 import { toJson } from "@bufbuild/protobuf";
-import { ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import websocket from "@fastify/websocket";
 import type { FastifyInstance } from "fastify";
 import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
 import { presentedKey, REALTIME_PATH, type RateLimit } from "./access.js";
-import { codeName } from "./errors.js";
+import { frameErrorOf } from "./errors.js";
 import { forwardedHeaders } from "./rest.js";
 
 /** Frames received and not yet answered before the server stops reading the socket (TCP back-pressure). */
@@ -74,13 +74,13 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
         request = isBinary ? { image: new Uint8Array(data), frameId: String(frameNumber), identifier: "", maxFaces: 0, collection } : parseFrame(data.toString("utf8"), frameNumber, collection);
       } catch (e) {
         const frameId = e instanceof BadFrame && e.frameId !== undefined ? e.frameId : String(frameNumber);
-        answers.push(Promise.resolve(errorMessage(frameId, "invalid_argument", e instanceof Error ? e.message : String(e))));
+        answers.push(Promise.resolve(errorMessage(frameId, frameErrorOf(new ConnectError(e instanceof Error ? e.message : String(e), Code.InvalidArgument)))));
         countIn();
         return;
       }
       // Each frame is a call's worth of work: it draws from the client's rate limit like a call.
       if (!rateLimit.allowMore(upgrade)) {
-        answers.push(Promise.resolve(errorMessage(request.frameId, "resource_exhausted", "rate limit exceeded; slow down")));
+        answers.push(Promise.resolve(errorMessage(request.frameId, frameErrorOf(new ConnectError("rate limit exceeded; slow down", Code.ResourceExhausted)))));
         countIn();
         return;
       }
@@ -107,7 +107,7 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
         // The whole stream failed (e.g. a frame named a collection the key may not use): what
         // waits is answered with the error, then the writer closes the socket.
         streamFailure = ConnectError.from(e);
-        for (const { frameId, resolve } of awaitingStream.splice(0)) resolve(errorMessage(frameId, codeName(streamFailure.code), streamFailure.rawMessage));
+        for (const { frameId, resolve } of awaitingStream.splice(0)) resolve(errorMessage(frameId, frameErrorOf(streamFailure)));
         answers.end();
       }
     })();
@@ -174,13 +174,14 @@ function isBase64(text: string): boolean {
 }
 
 function resultMessage(response: SyncResponse): object {
-  if (response.error !== undefined) return errorMessage(response.frameId, response.error.code, response.error.message);
+  if (response.error !== undefined) return errorMessage(response.frameId, response.error);
   const fields = toJson(SyncResponseSchema, response, { useProtoFieldName: true, alwaysEmitImplicit: true }) as Record<string, unknown>;
   return { type: "results", ...fields, count: response.faces.length };
 }
 
-function errorMessage(frameId: string, code: string, message: string): object {
-  return { type: "error", frame_id: frameId, code, message };
+/** An error answer: one JSON frame, the code and message as errors.ts gives them; the socket stays open. */
+function errorMessage(frameId: string, error: { code: string; message: string }): object {
+  return { type: "error", frame_id: frameId, code: error.code, message: error.message };
 }
 
 /** An async iterable fed by push(); end() finishes it after what was pushed. */

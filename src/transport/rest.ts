@@ -8,7 +8,7 @@ import { FaceService } from "../../gen/face/v1/face_pb.js";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
-import { httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import { httpError, restAnswerOf, toConnectError } from "./errors.js";
 import { fieldNamed, setFromString } from "./rest-fields.js";
 
 /** One REST route read from a google.api.http annotation. */
@@ -76,9 +76,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
     const allowed = routePatterns.filter((r) => r.pattern.test(path)).map((r) => r.verb);
     if (allowed.length > 0) {
       reply.header("allow", [...new Set(allowed)].join(", "));
-      const error = new ConnectError(`${request.method} is not allowed on ${path}; use ${allowed.join(" or ")}`, Code.Unimplemented);
-      error.metadata.set("x-http-status", "405");
-      return sendError(reply, request, error);
+      return sendError(reply, request, httpError(405, Code.Unimplemented, `${request.method} is not allowed on ${path}; use ${allowed.join(" or ")}`));
     }
     return sendError(reply, request, new ConnectError(`no route ${request.method} ${path}`, Code.NotFound));
   });
@@ -91,9 +89,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
         const input = binding.method.input;
         const contentType = request.headers["content-type"];
         if (binding.body !== "" && contentType !== undefined && !ACCEPTED_BODY.test(contentType)) {
-          const error = new ConnectError(`content type ${contentType.split(";")[0]} is not supported; send application/json or multipart/form-data`, Code.InvalidArgument);
-          error.metadata.set("x-http-status", "415");
-          return sendError(reply, request, error);
+          return sendError(reply, request, httpError(415, Code.InvalidArgument, `content type ${contentType.split(";")[0]} is not supported; send application/json or multipart/form-data`));
         }
         let message: ReflectMessage;
         try {
@@ -201,13 +197,10 @@ function pathPattern(path: string): RegExp {
   return new RegExp(`^${escaped.join("")}/?$`);
 }
 
-/** The one JSON shape of every REST error. */
+/** The one JSON shape of every REST error (errors.ts). */
 export function sendError(reply: FastifyReply, request: FastifyRequest, error: ConnectError): FastifyReply {
-  const status = error.metadata.get("x-http-status");
-  const body = restErrorBody(error, String(request.id));
-  const retryAfter = error.metadata.get("retry-after");
-  if (retryAfter !== null) reply.header("retry-after", retryAfter);
-  return reply.status(status ? Number(status) : httpStatusOf(error)).type("application/json").send(body);
+  const answer = restAnswerOf(error, String(request.id));
+  return reply.status(answer.status).headers(answer.headers).send(answer.body);
 }
 
 function isFastifyError(e: unknown): e is Error & { code: string; statusCode?: number } {
@@ -239,8 +232,7 @@ function fastifyErrorToConnect(error: { code?: string; statusCode?: number; mess
   else if (status === 415 || status === 400) code = Code.InvalidArgument;
   else if (status === 404) code = Code.NotFound;
   else if (status === 429) code = Code.ResourceExhausted;
-  const message = multipartLimitMessage(error.code, limits) ?? error.message;
-  const connectError = new ConnectError(status >= 500 ? "internal error" : message, code);
-  if (status < 500) connectError.metadata.set("x-http-status", String(code === Code.ResourceExhausted && status !== 429 ? 413 : status));
-  return connectError;
+  if (status >= 500) return new ConnectError("internal error", code);
+  // What fastify answered stays the HTTP status (a multipart limit is 413 whatever fastify said).
+  return httpError(code === Code.ResourceExhausted && status !== 429 ? 413 : status, code, multipartLimitMessage(error.code, limits) ?? error.message);
 }
