@@ -1,7 +1,7 @@
 // What the service tells subscribers about: the event types a webhook can subscribe to and the
-// shape of one event. Written by the identity store (user.*, inside the change's own transaction,
-// so an event exists exactly when its change does) and by the use cases (face.*, profile.*, after
-// the answer is known); the webhook store keeps them in its outbox.
+// shape of one event. The use cases decide every event; those of a change to a user are written by
+// the identity store inside the change's own transaction (src/service/identity-events.ts), the
+// others (face.*) once the answer is known. The webhook store keeps them in its outbox.
 
 /** Event types a webhook can subscribe to. */
 export const EVENT_TYPES = ["user.registered", "face.recognized", "profile.upgraded", "user.deleted", "face.unknown"] as const;

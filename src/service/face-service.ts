@@ -6,6 +6,7 @@ import type { LocatedFace } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { SearchHit } from "../store/identities.js";
 import { createFaceWork, sha256Of, type FaceServiceDeps } from "./face-work.js";
+import { registrationEvents, upgradeEvents } from "./identity-events.js";
 import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
 import { qualityProblem, requireQuality } from "./reference-quality.js";
 import { createSyncFrame } from "./sync-frame.js";
@@ -68,7 +69,8 @@ export function createFaceService(deps: FaceServiceDeps) {
     if (img !== undefined && img.sha256 === current.imageSha256) return false;
     const toRegistered = await stage("similarity_search", () => identities.distanceToUser(collection, current.identifier, embedding, "registered"));
     if (toRegistered === undefined || toRegistered > config.upgradeMaxDistance) return false;
-    return stage("store", () => identities.addUpgradedFace(current, storedFace(face, embedding), img, config.upgradeMaxFaces));
+    const stored = storedFace(face, embedding);
+    return stage("store", () => identities.addUpgradedFace(current, stored, img, config.upgradeMaxFaces, upgradeEvents(collection, current.identifier, stored, img)));
   }
 
   // Each image use case runs through `admitted` below, which has fetched its image already
@@ -82,7 +84,8 @@ export function createFaceService(deps: FaceServiceDeps) {
       requireQuality(face, others, config);
       const [embedding] = await engine.embed([face]);
       const img = storedImage(bytes, image);
-      const { created } = await stage("store", () => identities.addFace(collection, identifier, storedFace(face, embedding), img));
+      const stored = storedFace(face, embedding);
+      const { created } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img)));
       return { identifier, collection, face: view(face), imageSha256: img?.sha256 ?? sha256Of(bytes), created };
     },
 
@@ -170,7 +173,10 @@ export function createFaceService(deps: FaceServiceDeps) {
         ? await identities.distanceToUser(collection, identifier, embedding).then((d) => d !== undefined)
         : await identities.addNegativeExample(collection, identifier, embedding, EMBEDDING_MODEL);
       if (!known) throw noSuchUser(identifier, collection);
-      if (input.isMatch) await stage("store", () => identities.addFace(collection, identifier, storedFace(face, embedding), storedImage(bytes, image)));
+      if (input.isMatch) {
+        const [stored, img] = [storedFace(face, embedding), storedImage(bytes, image)];
+        await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img)));
+      }
       return { identifier, isMatch: input.isMatch };
     },
   };

@@ -3,6 +3,7 @@ import { FaceError } from "../errors.js";
 import type { FaceServiceDeps, FaceView, FaceWork } from "./face-work.js";
 import { checkImageSize, collectionOf, identifierOf } from "./inputs.js";
 import { qualityProblem } from "./reference-quality.js";
+import { registrationEvents } from "./identity-events.js";
 import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
 
 export interface SyncInput {
@@ -69,7 +70,8 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       const unknown = tracks.findIndex((t) => t.identifier === "");
       if (unknown >= 0 && qualityProblem(faces[unknown], [], config) === undefined) {
         const embedding = embeddings[toSearch.indexOf(faces[unknown])] ?? (await engine.embed([faces[unknown]]))[0];
-        await stage("store", () => identities.addFace(collection, registerAs, storedFace(faces[unknown], embedding), storedImage(bytes, image)));
+        const [stored, img] = [storedFace(faces[unknown], embedding), storedImage(bytes, image)];
+        await stage("store", () => identities.addFace(collection, registerAs, stored, img, registrationEvents(collection, registerAs, stored, img)));
         tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
         registered.add(unknown);
       }

@@ -1,6 +1,7 @@
 import { FaceError } from "../errors.js";
 import type { DetectionLog } from "../store/detections.js";
 import type { IdentityStore } from "../store/identities.js";
+import { deletionEvents } from "./identity-events.js";
 import { collectionOf, identifierOf } from "./inputs.js";
 
 /** Detection log entries an export carries (most recent first); retention bounds the rest. */
@@ -56,7 +57,7 @@ export function createUserService(deps: { identities: IdentityStore; detections:
     async deleteUser(input: { identifier: string; collection: string }) {
       const identifier = identifierOf(input.identifier);
       const collection = collectionOf(input.collection);
-      const deleted = await identities.deleteUser(collection, identifier);
+      const deleted = await identities.deleteUser(collection, identifier, deletionEvents(collection, identifier));
       if (deleted === undefined) throw noSuchUser(identifier, collection);
       return { identifier, facesDeleted: deleted.faces, imagesDeleted: deleted.images };
     },

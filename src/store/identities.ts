@@ -35,11 +35,19 @@ export interface UserExport {
   negativeExamples: number;
 }
 
+/**
+ * The events a change writes to the outbox inside its own transaction, decided by the caller from
+ * the change's outcome (src/service/identity-events.ts), so they exist exactly when the change does.
+ */
+export type EventsOf<Outcome> = (outcome: Outcome) => readonly FaceEvent[];
+
 /** Users, their face embeddings and their reference images, in PostgreSQL + pgvector and on disk. */
 export interface IdentityStore {
-  /** Adds a face to `identifier` (creating the user when new); returns whether the user was created. */
-  /** `image` undefined: the original is not kept (FACE_STORE_IMAGES=false). */
-  addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage | undefined): Promise<{ created: boolean }>;
+  /**
+   * Adds a face to `identifier` (creating the user when new); returns whether the user was created.
+   * `image` undefined: the original is not kept (FACE_STORE_IMAGES=false).
+   */
+  addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage | undefined, events?: EventsOf<{ created: boolean }>): Promise<{ created: boolean }>;
   /**
    * Nearest users (not faces) by cosine distance, closest first, leaving out users with a negative
    * example within `negativeMaxDistance` of the query.
@@ -59,12 +67,12 @@ export interface IdentityStore {
    * `expected.faceId`, keeping every registered face and at most `maxAutoFaces` auto-added ones (the
    * newest); returns whether it did.
    */
-  addUpgradedFace(expected: PrimaryFace, face: StoredFace, image: StoredImage | undefined, maxAutoFaces: number): Promise<boolean>;
+  addUpgradedFace(expected: PrimaryFace, face: StoredFace, image: StoredImage | undefined, maxAutoFaces: number, events?: readonly FaceEvent[]): Promise<boolean>;
   listUsers(collection: string, limit: number, after: string): Promise<string[]>;
   /** Bytes and content type of the user's primary reference image. */
   primaryImage(collection: string, identifier: string): Promise<{ bytes: Uint8Array; contentType: string } | undefined>;
   /** Removes the user, its faces, and images no other face references; undefined when unknown. */
-  deleteUser(collection: string, identifier: string): Promise<{ faces: number; images: number } | undefined>;
+  deleteUser(collection: string, identifier: string, events?: EventsOf<{ faces: number }>): Promise<{ faces: number; images: number } | undefined>;
   /**
    * Removes image files no row references that are older than `olderThanMs`: what a process killed
    * between writing a file and committing its row leaves behind. The age keeps it away from
@@ -81,7 +89,7 @@ export interface PersonalData {
 export interface IdentityStoreOptions {
   /** A query this close to a user's negative example is never matched to that user. */
   negativeMaxDistance: number;
-  /** Receives the events of each change inside the change's own transaction (the webhook outbox). */
+  /** Receives the events the caller gives each change, inside the change's own transaction (the webhook outbox). */
   outbox?: { enqueue(event: FaceEvent, trx: Knex.Transaction): Promise<unknown> };
   /**
    * The other stores holding data about a person (detection log, webhook deliveries): each erases
@@ -92,7 +100,9 @@ export interface IdentityStoreOptions {
 
 /** Creates the store on a knex handle and an image directory. */
 export function createIdentityStore(knex: Knex, files: ImageFiles, options: IdentityStoreOptions): IdentityStore {
-  const publish = (event: FaceEvent, trx: Knex.Transaction) => options.outbox?.enqueue(event, trx) ?? Promise.resolve();
+  async function publish(events: readonly FaceEvent[], trx: Knex.Transaction): Promise<void> {
+    for (const event of events) await options.outbox?.enqueue(event, trx);
+  }
 
   const images = createStoredImages(knex, files);
   const { withImageFile, insertImage } = images;
@@ -112,7 +122,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
   }
 
   return {
-    async addFace(collection, identifier, face, image) {
+    async addFace(collection, identifier, face, image, events = () => []) {
       return withImageFile(image, () =>
         knex.transaction(async (trx) => {
           await trx("collections").insert({ name: collection }).onConflict("name").ignore();
@@ -136,7 +146,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
           } else {
             await trx("faces").where({ id: same.id }).update({ origin: "registered" });
           }
-          if (created) await publish({ type: "user.registered", collection, identifier, data: { image_sha256: image?.sha256 ?? null, box: face.box } }, trx);
+          await publish(events({ created }), trx);
           return { created };
         }),
       );
@@ -183,7 +193,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
       return rowCount(result) > 0;
     },
 
-    async addUpgradedFace(expected, face, image, maxAutoFaces) {
+    async addUpgradedFace(expected, face, image, maxAutoFaces, events = []) {
       let orphans: string[] = [];
       const replaced = await withImageFile(image, () =>
         knex.transaction(async (trx) => {
@@ -201,7 +211,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
             .delete()
             .returning("image_sha256");
           await trx("users").where({ id: expected.userId }).update({ updated_at: trx.fn.now() });
-          await publish({ type: "profile.upgraded", collection: user.collection, identifier: expected.identifier, data: { image_sha256: image?.sha256 ?? null, sharpness: face.sharpness, face_width: face.box.width } }, trx);
+          await publish(events, trx);
           orphans = await deleteOrphanImages(trx, pruned.map((f) => f.image_sha256));
           return true;
         }),
@@ -233,7 +243,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
 
     sweepOrphanImages: images.sweepOrphans,
 
-    async deleteUser(collection, identifier) {
+    async deleteUser(collection, identifier, events = () => []) {
       const outcome = await knex.transaction(async (trx) => {
         const user = await trx("users").where({ collection, identifier }).first("id").forUpdate();
         if (user === undefined) return undefined;
@@ -243,7 +253,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         // Deleting is complete: what other stores hold about the person goes too (before the
         // user.deleted event itself is written).
         for (const store of options.personalData ?? []) await store.erasePerson(collection, identifier, trx);
-        await publish({ type: "user.deleted", collection, identifier, data: { faces_deleted: faces.length } }, trx);
+        await publish(events({ faces: faces.length }), trx);
         return { faces: faces.length, orphans };
       });
       if (outcome === undefined) return undefined;
