@@ -9,7 +9,7 @@ import { createFaceWork, sha256Of, type FaceServiceDeps } from "./face-work.js";
 import { registrationEvents, upgradeEvents } from "./identity-events.js";
 import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
 import { qualityProblem, requireQuality } from "./reference-quality.js";
-import { createSyncFrame } from "./sync-frame.js";
+import { createSyncFrame, type SyncInput } from "./sync-frame.js";
 import { createUserService, noSuchUser } from "./users.js";
 export type { FaceServiceDeps, FaceView } from "./face-work.js";
 export type { SyncInput, SyncFaceView } from "./sync-frame.js";
@@ -44,7 +44,7 @@ export function createFaceService(deps: FaceServiceDeps) {
   const { config, engine, identities, detections, stage, admission } = deps;
 
   const work = createFaceWork(deps);
-  const syncFrame = createSyncFrame(deps, work);
+  const { syncFrame, openSyncSession } = createSyncFrame(deps, work);
   const { publishAll, view, facesOf, primaryFaceOf, storedFace, storedImage, metrics } = work;
 
   async function searchBest(collection: string, embedding: Float32Array, limit: number) {
@@ -201,6 +201,9 @@ export function createFaceService(deps: FaceServiceDeps) {
     extractFeatures: admitted(useCases.extractFeatures),
     analyze: admitted(useCases.analyze),
     correctMatch: admitted(useCases.correctMatch),
-    syncFrame: (...args: Parameters<typeof syncFrame>) => admission.run(() => syncFrame(...args)),
+    /** One camera frame on its own (SyncFrame). */
+    syncFrame: (input: SyncInput) => admission.run(() => syncFrame(input)),
+    /** A Sync stream: its frames tracked in order (see openSyncSession). */
+    openSyncSession: () => openSyncSession((work) => admission.run(work)),
   };
 }

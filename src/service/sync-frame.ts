@@ -38,9 +38,9 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
 
   /**
    * Identifies every face of one frame; registers the largest unknown face when `identifier` is
-   * given. With a tracker (one per stream), faces identified in the previous frame keep their
-   * identity without a new embedding and search; `previousFrameDone` orders the tracking of frames
-   * processed concurrently.
+   * given. With a stream's tracker, faces identified in the previous frame keep their identity
+   * without a new embedding and search; `previousFrameDone` orders the tracking of frames processed
+   * concurrently.
    */
   async function syncFrame(input: SyncInput, tracker: FaceTracker = createFaceTracker(), previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
     const collection = collectionOf(input.collection);
@@ -100,5 +100,24 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     );
     return { faces: result };
   }
-  return syncFrame;
+
+  /**
+   * One Sync stream: its frames share a tracker, and are tracked in the order they are handed in
+   * although their decoding and detection may overlap. `run` wraps each frame's work (the server's
+   * admission limit).
+   */
+  function openSyncSession(run: <T>(work: () => Promise<T>) => Promise<T>) {
+    const tracker = createFaceTracker();
+    let previousFrameDone: Promise<void> = Promise.resolve();
+    return {
+      frame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {
+        const previous = previousFrameDone;
+        const result = run(() => syncFrame(input, tracker, previous));
+        previousFrameDone = result.then(() => undefined, () => undefined);
+        return result;
+      },
+    };
+  }
+
+  return { syncFrame, openSyncSession };
 }

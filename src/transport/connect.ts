@@ -12,7 +12,6 @@ import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import type { FaceService as FaceUseCases } from "../service/face-service.js";
 import type { createWebhookService } from "../service/webhooks.js";
 import type { createCollectionService } from "../service/collections.js";
-import { createFaceTracker, type FaceTracker } from "../service/tracker.js";
 import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { runInCall } from "../call-signal.js";
@@ -95,9 +94,9 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
     return { ...result, flameGraph: flameGraphField(flameGraph), serverProcessTimeMs: totalMs };
   }
 
-  async function syncOne(request: SyncRequest, tracker: FaceTracker, previousFrameDone: Promise<void>, signal: AbortSignal): Promise<SyncResponse> {
+  async function syncOne(request: SyncRequest, session: ReturnType<FaceUseCases["openSyncSession"]>, signal: AbortSignal): Promise<SyncResponse> {
     try {
-      const response = await runInCall(signal, () => timed("Sync", () => service.syncFrame(request, tracker, previousFrameDone)));
+      const response = await runInCall(signal, () => timed("Sync", () => session.frame(request)));
       return create(SyncResponseSchema, { ...response, frameId: request.frameId });
     } catch (e) {
       // A bad frame is answered with its error; the stream goes on.
@@ -127,9 +126,9 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         async *sync(requests: AsyncIterable<SyncRequest>, context: HandlerContext) {
           // Two frames at a time (both cores busy on one stream), answered in order; reading waits
           // while answers wait to be taken, so a slow client holds back the stream, not memory.
-          const tracker = createFaceTracker();
+          const session = service.openSyncSession();
           const signal = workSignalOf(context.signal, context.values);
-          for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request, previousDone) => syncOne(request, tracker, previousDone, signal))) {
+          for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request) => syncOne(request, session, signal))) {
             if (context.signal.aborted) return;
             yield response;
           }

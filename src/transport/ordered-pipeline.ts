@@ -1,15 +1,10 @@
 /**
  * Runs `work` on up to `depth` items of `source` at once and yields the results in source order,
- * each as soon as it and every earlier one are done. Each call gets a promise that settles when the
- * previous item's work has settled, for the steps that must happen in order (face tracking).
- * Reading stops while `depth` results wait to be taken: a slow consumer holds back the source
- * (back-pressure) instead of filling memory.
+ * each as soon as it and every earlier one are done. `work` is called in source order (steps that
+ * must happen in order chain on that, as a Sync session does). Reading stops while `depth` results
+ * wait to be taken: a slow consumer holds back the source (back-pressure) instead of filling memory.
  */
-export async function* pipelineInOrder<T, R>(
-  source: AsyncIterable<T>,
-  depth: number,
-  work: (item: T, previousDone: Promise<void>) => Promise<R>,
-): AsyncGenerator<R> {
+export async function* pipelineInOrder<T, R>(source: AsyncIterable<T>, depth: number, work: (item: T) => Promise<R>): AsyncGenerator<R> {
   const results: Promise<R>[] = [];
   let wakeConsumer: (() => void) | undefined;
   let wakeReader: (() => void) | undefined;
@@ -18,17 +13,11 @@ export async function* pipelineInOrder<T, R>(
   let readError: { error: unknown } | undefined;
 
   const reader = (async () => {
-    let previousDone: Promise<void> = Promise.resolve();
     try {
       for await (const item of source) {
         while (results.length >= depth && !stopped) await new Promise<void>((r) => (wakeReader = r));
         if (stopped) break;
-        const result = work(item, previousDone);
-        previousDone = result.then(
-          () => undefined,
-          () => undefined,
-        );
-        results.push(result);
+        results.push(work(item));
         wakeConsumer?.();
       }
     } catch (error) {
