@@ -4,6 +4,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { freshDatabase } from "./support/server.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { face } from "./support/testdata.js";
 
@@ -30,7 +31,8 @@ describe("a production install (npm ci --omit=dev) running the compiled service"
     const build = join(app, "build");
     execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", build], { stdio: "inherit" });
     for (const dir of ["src", "gen"]) renameSync(join(build, dir), join(app, dir));
-    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: process.env.TEST_DATABASE_URL ?? "" }, { args: ["src/main.js"], cwd: app });
+    const databaseUrl = process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : "";
+    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: databaseUrl }, { args: ["src/main.js"], cwd: app });
   });
   after(() => {
     service?.child.kill("SIGKILL");
@@ -81,7 +83,7 @@ describe("a production install (npm ci --omit=dev) running the compiled service"
       assert.equal(response.status, 200, await response.clone().text());
       return response.json();
     };
-    const identifier = `obama-${Date.now()}`;
+    const identifier = "obama";
     await post("/api/v1/register", { identifier });
     const recognized = await post("/api/v1/recognize", {});
     assert.equal(recognized.identifier, identifier);
