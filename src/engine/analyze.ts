@@ -52,7 +52,7 @@ export async function analyzeFace(runtime: OnnxRuntime, image: RgbImage, box: Bo
  * The face box grown by `scale` around its centre, then shifted (not shrunk) to stay inside the
  * image, as the package's alignLivenessImage/alignAgeImage do.
  */
-export function scaledBoxInside(image: RgbImage, box: BoxPx, scale: number): BoxPx {
+function scaledBoxInside(image: RgbImage, box: BoxPx, scale: number): BoxPx {
   const s = Math.min((image.height - 1) / box.height, (image.width - 1) / box.width, scale);
   const w = box.width * s;
   const h = box.height * s;

@@ -121,7 +121,7 @@ function roundUp(side: number): number {
  * YuNet's outputs in input pixels: per stride and grid cell, score = sqrt(cls x obj) (each clamped
  * to 0..1), box centre offset and log size in strides, landmarks as offsets in strides from the cell.
  */
-export function decodeYuNet(out: Record<string, TensorOutput>, inputW: number, inputH: number): Detection[] {
+function decodeYuNet(out: Record<string, TensorOutput>, inputW: number, inputH: number): Detection[] {
   const found: Detection[] = [];
   for (const stride of STRIDES) {
     const cols = inputW / stride, rows = inputH / stride;
