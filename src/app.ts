@@ -85,6 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const detections = createDetectionLog(database.knex);
   const identities = createIdentityStore(database.knex, imageFiles, {
     negativeMaxDistance: config.negativeMaxDistance,
+    withSearchSettings: (work) => database.withSearchSettings(work),
     outbox: webhookStore,
     personalData: [detections, webhookStore],
   });

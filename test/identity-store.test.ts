@@ -25,7 +25,7 @@ describe("identity store on synthetic embeddings", () => {
   let store: IdentityStore;
   before(async () => {
     server = await startTestServer();
-    store = createIdentityStore(server.database.knex, createImageFiles(join(server.dataDir, "images")), { negativeMaxDistance: 0.1 });
+    store = createIdentityStore(server.database.knex, createImageFiles(join(server.dataDir, "images")), { negativeMaxDistance: 0.1, withSearchSettings: (work) => server.database.withSearchSettings(work) });
   });
   after(() => server.close());
 

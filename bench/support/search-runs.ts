@@ -105,7 +105,7 @@ export async function gallerySearch(target: GalleryTarget, size: number, mainten
     // ef_search is a setting of the service's connections, so each value gets its own handle.
     const searching = await openDatabase({ ...place(target, name), hnswEfSearch: efSearch });
     try {
-      const store = createIdentityStore(searching.knex, createImageFiles(`${BENCH_DATA_DIR}/no-images`), { negativeMaxDistance: config.negativeMaxDistance });
+      const store = createIdentityStore(searching.knex, createImageFiles(`${BENCH_DATA_DIR}/no-images`), { negativeMaxDistance: config.negativeMaxDistance, withSearchSettings: (work) => searching.withSearchSettings(work) });
       for (const { kind, probes, exact } of kinds) {
         const columns = await measure(probes, exact, async (p) => {
           const [hit] = await store.search(collection, p.probe, 1);

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import type { Database } from "./database.js";
 import pgvector from "pgvector";
 
 /** Where a reference face came from (migrations/006_face_origin.sql). */
@@ -32,16 +33,15 @@ const FACES_PER_USER_FETCHED = 4;
  * The read side of the identity store that runs on every Recognize, Verify and Sync frame: nearest
  * users by cosine distance (pgvector HNSW), and the distance to one user's faces.
  */
-export function createFaceSearch(knex: Knex, negativeMaxDistance: number) {
+export function createFaceSearch(knex: Knex, negativeMaxDistance: number, withSearchSettings: Database["withSearchSettings"]) {
   return {
     async search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]> {
       const vector = pgvector.toSql(Array.from(embedding));
-      // One statement: hnsw.ef_search and iterative scans are set on each connection (database.ts).
-      // Users with a negative example close to the query (CorrectMatch "not them") are left out
+      // hnsw.ef_search and iterative scans come from withSearchSettings (database.ts). Users with a negative example close to the query (CorrectMatch "not them") are left out
       // inside the index scan, before LIMIT: filtered after it, a user's many close faces could fill
       // the limit, be dropped, and leave out the right candidate. The iterative scan goes on until
       // the limit is filled with faces that pass.
-      const result = await knex.raw(
+      const result = await withSearchSettings((db) => db.raw(
         `SELECT u.identifier, min(n.distance) AS distance,
                 u.id AS user_id, p.id AS primary_id, p.box_width AS primary_width, p.sharpness AS primary_sharpness, p.image_sha256 AS primary_image
            FROM (SELECT f.user_id, f.embedding <=> ?::vector AS distance
@@ -57,7 +57,7 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number) {
           ORDER BY distance
           LIMIT ?`,
         [vector, collection, vector, negativeMaxDistance, vector, limit * FACES_PER_USER_FETCHED, limit],
-      );
+      ));
       return (result.rows as Record<string, string | number | null>[]).map((r) => ({
         identifier: String(r.identifier),
         distance: Number(r.distance),

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import type { Database } from "./database.js";
 import pgvector from "pgvector";
 import type { ImageFiles } from "./image-files.js";
 import { createFaceSearch, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
@@ -89,6 +90,8 @@ export interface PersonalData {
 export interface IdentityStoreOptions {
   /** A query this close to a user's negative example is never matched to that user. */
   negativeMaxDistance: number;
+  /** How the database runs a similarity search with its settings (Database.withSearchSettings). */
+  withSearchSettings: Database["withSearchSettings"];
   /** Receives the events the caller gives each change, inside the change's own transaction (the webhook outbox). */
   outbox?: { enqueue(event: FaceEvent, trx: Knex.Transaction): Promise<unknown> };
   /**
@@ -152,7 +155,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
       );
     },
 
-    ...createFaceSearch(knex, options.negativeMaxDistance),
+    ...createFaceSearch(knex, options.negativeMaxDistance, options.withSearchSettings),
 
     async exportUser(collection, identifier) {
       const user = await knex("users").where({ collection, identifier }).first("id", "created_at");
