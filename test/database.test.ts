@@ -1,7 +1,7 @@
 /**
- * Every connection the service opens carries the search settings (the similarity search is one
- * statement and relies on them): PGlite's single session, and each pooled connection to a server
- * (TEST_DATABASE_URL).
+ * Every similarity search runs with its settings: in PGlite's single session, and on each pooled
+ * connection to a server (TEST_DATABASE_URL), where they are set per transaction (test/pgbouncer
+ * covers a pooler in front).
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -11,7 +11,7 @@ import { test } from "node:test";
 import { openDatabase } from "../src/store/database.js";
 import { freshDatabase } from "./support/server.js";
 
-test("hnsw.ef_search and iterative scans are set on every connection", async () => {
+test("a search runs with hnsw.ef_search and iterative scans, on every connection", async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "face-db-test-"));
   const databaseUrl = process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined;
   const database = await openDatabase({ databaseUrl, dataDir, hnswEfSearch: 77 });
@@ -20,7 +20,7 @@ test("hnsw.ef_search and iterative scans are set on every connection", async () 
     const sleep = database.kind === "postgres" ? ", pg_sleep(0.2)" : "";
     const sessions = await Promise.all(
       Array.from({ length: 3 }, () =>
-        database.knex.raw(`SELECT pg_backend_pid() AS pid, current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS scan${sleep}`),
+        database.withSearchSettings((db) => db.raw(`SELECT pg_backend_pid() AS pid, current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS scan${sleep}`)),
       ),
     );
     const rows = sessions.map((s) => s.rows[0] as { pid: number; ef: string; scan: string });
