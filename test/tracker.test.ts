@@ -4,14 +4,20 @@ import { createFaceTracker } from "../src/service/tracker.js";
 
 const box = (x: number, width = 100) => ({ x, y: 0, width, height: width });
 
+/** A tracker whose previous frame held one face at `previous`, searched and named `identifier` ("" unknown). */
+function trackerAfter(previous: ReturnType<typeof box>, identifier: string) {
+  const tracker = createFaceTracker();
+  const [first] = tracker.assign("c", [previous]);
+  tracker.commit("c", [{ ...first.track, identifier, distance: identifier ? 0.3 : 0.9, framesSinceSearch: 0 }]);
+  return { tracker, first: first.track };
+}
+
 describe("face tracker", () => {
   it("keeps a steady face's identity without a search until its recheck is due", () => {
-    const tracker = createFaceTracker();
-    const [first] = tracker.assign("c", [box(0)]);
-    tracker.commit("c", [{ ...first.track, identifier: "lin", distance: 0.3, framesSinceSearch: 0 }]);
+    const { tracker, first } = trackerAfter(box(0), "lin");
     // Moved 5 px: the same face, IoU 0.9.
     const [next] = tracker.assign("c", [box(5)]);
-    assert.equal(next.track.id, first.track.id);
+    assert.equal(next.track.id, first.id);
     assert.equal(next.track.identifier, "lin");
     assert.equal(next.needsSearch, false);
   });
@@ -19,24 +25,18 @@ describe("face tracker", () => {
   it("searches a face again when its box jumped, though it overlaps enough to keep the track", () => {
     // A cut to someone else standing where the known face was, or an unknown face turning to the
     // camera: the track goes on (IoU 0.5), its identity is checked now, not frames later.
-    const tracker = createFaceTracker();
-    const [first] = tracker.assign("c", [box(0)]);
-    tracker.commit("c", [{ ...first.track, identifier: "lin", distance: 0.3, framesSinceSearch: 0 }]);
+    const { tracker, first } = trackerAfter(box(0), "lin");
     const [jumped] = tracker.assign("c", [box(33)]);
-    assert.equal(jumped.track.id, first.track.id);
+    assert.equal(jumped.track.id, first.id);
     assert.equal(jumped.needsSearch, true);
-    const [unknown] = tracker.assign("c", [box(0, 80)]);
-    tracker.commit("c", [{ ...unknown.track, identifier: "", distance: 0.9, framesSinceSearch: 0 }]);
     // Grown from 80 to 100 px (a face turning to the camera or coming closer): IoU 0.64.
-    assert.equal(tracker.assign("c", [box(0, 100)])[0].needsSearch, true);
+    assert.equal(trackerAfter(box(0, 80), "").tracker.assign("c", [box(0, 100)])[0].needsSearch, true);
   });
 
   it("starts a new track for a box that overlaps no previous face, or for another collection", () => {
-    const tracker = createFaceTracker();
-    const [first] = tracker.assign("c", [box(0)]);
-    tracker.commit("c", [{ ...first.track, identifier: "lin", distance: 0.3, framesSinceSearch: 0 }]);
+    const { tracker, first } = trackerAfter(box(0), "lin");
     const [apart] = tracker.assign("c", [box(300)]);
-    assert.notEqual(apart.track.id, first.track.id);
+    assert.notEqual(apart.track.id, first.id);
     assert.equal(apart.isNew, true);
     const [elsewhere] = tracker.assign("other", [box(0)]);
     assert.equal(elsewhere.isNew, true);

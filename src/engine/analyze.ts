@@ -88,21 +88,13 @@ const LIVENESS_SIZE = 80;
 
 /**
  * `CropImage._get_new_box` of the reference (src/generate_patches.py): the box scaled around its
- * centre (the scale capped so it fits the image), shifted back inside, corners truncated to whole
- * pixels; the crop includes its bottom-right pixel.
+ * centre and shifted inside as scaledBoxInside does, then its corners truncated to whole pixels;
+ * the crop includes its bottom-right pixel.
  */
 function referenceCrop(image: RgbImage, box: BoxPx, scale: number): BoxPx {
-  const srcW = image.width, srcH = image.height;
-  const s = Math.min((srcH - 1) / box.height, (srcW - 1) / box.width, scale);
-  const w = box.width * s, h = box.height * s;
-  const cx = box.x + box.width / 2, cy = box.y + box.height / 2;
-  let x1 = cx - w / 2, y1 = cy - h / 2, x2 = cx + w / 2, y2 = cy + h / 2;
-  if (x1 < 0) { x2 -= x1; x1 = 0; }
-  if (y1 < 0) { y2 -= y1; y1 = 0; }
-  if (x2 > srcW - 1) { x1 -= x2 - srcW + 1; x2 = srcW - 1; }
-  if (y2 > srcH - 1) { y1 -= y2 - srcH + 1; y2 = srcH - 1; }
-  const left = Math.trunc(x1), top = Math.trunc(y1);
-  return { x: left, y: top, width: Math.trunc(x2) - left + 1, height: Math.trunc(y2) - top + 1 };
+  const b = scaledBoxInside(image, box, scale);
+  const left = Math.trunc(b.x), top = Math.trunc(b.y);
+  return { x: left, y: top, width: Math.trunc(b.x + b.width) - left + 1, height: Math.trunc(b.y + b.height) - top + 1 };
 }
 
 /**

@@ -6,7 +6,7 @@ import type { LocatedFace } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { SearchHit } from "../store/identities.js";
 import { createFaceWork, sha256Of, type FaceServiceDeps } from "./face-work.js";
-import { registrationEvents, upgradeEvents } from "./identity-events.js";
+import { upgradeEvents } from "./identity-events.js";
 import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
 import { qualityProblem, requireQuality } from "./reference-quality.js";
 import { createSyncFrame, type SyncInput } from "./sync-frame.js";
@@ -45,7 +45,7 @@ export function createFaceService(deps: FaceServiceDeps) {
 
   const work = createFaceWork(deps);
   const { syncFrame, openSyncSession } = createSyncFrame(deps, work);
-  const { publishAll, view, facesOf, primaryFaceOf, storedFace, storedImage, metrics } = work;
+  const { publishAll, view, facesOf, primaryFaceOf, storedFace, storedImage, addRegisteredFace, metrics } = work;
 
   async function searchBest(collection: string, embedding: Float32Array, limit: number) {
     return stage("similarity_search", () => identities.search(collection, embedding, limit));
@@ -83,10 +83,8 @@ export function createFaceService(deps: FaceServiceDeps) {
       const { image, face, others } = await primaryFaceOf(bytes);
       requireQuality(face, others, config);
       const [embedding] = await engine.embed([face]);
-      const img = storedImage(bytes, image);
-      const stored = storedFace(face, embedding);
-      const { created } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img)));
-      return { identifier, collection, face: view(face), imageSha256: img?.sha256 ?? sha256Of(bytes), created };
+      const { created, image: kept } = await addRegisteredFace(collection, identifier, face, embedding, bytes, image);
+      return { identifier, collection, face: view(face), imageSha256: kept?.sha256 ?? sha256Of(bytes), created };
     },
 
     async recognize(input: RecognizeInput) {
@@ -173,10 +171,7 @@ export function createFaceService(deps: FaceServiceDeps) {
         ? await identities.distanceToUser(collection, identifier, embedding).then((d) => d !== undefined)
         : await identities.addNegativeExample(collection, identifier, embedding, EMBEDDING_MODEL);
       if (!known) throw noSuchUser(identifier, collection);
-      if (input.isMatch) {
-        const [stored, img] = [storedFace(face, embedding), storedImage(bytes, image)];
-        await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img)));
-      }
+      if (input.isMatch) await addRegisteredFace(collection, identifier, face, embedding, bytes, image);
       return { identifier, isMatch: input.isMatch };
     },
   };

@@ -8,6 +8,7 @@ import type { DetectionLog } from "../store/detections.js";
 import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
 import type { FaceEvent } from "../events.js";
 import type { ImageInputLimits } from "./inputs.js";
+import { registrationEvents } from "./identity-events.js";
 import type { QualityGates } from "./reference-quality.js";
 import type { Admission } from "./admission.js";
 
@@ -48,8 +49,8 @@ export interface FaceServiceDeps {
 /** What every image use case does the same way: find faces, describe them, store them, publish. */
 export type FaceWork = ReturnType<typeof createFaceWork>;
 
-export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" | "publish" | "stage">) {
-  const { config, engine, publish, stage } = deps;
+export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" | "identities" | "publish" | "stage">) {
+  const { config, engine, identities, publish, stage } = deps;
   const metrics = processMetrics();
 
   async function publishAll(events: FaceEvent[]): Promise<void> {
@@ -92,7 +93,19 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
     };
   }
 
-  return { publishAll, view, facesOf, primaryFaceOf, storedFace, storedImage, metrics };
+  /**
+   * Adds a registered face (and its photo) to `identifier`, creating the user when new, with its
+   * user.registered event in the same transaction. Returns whether the user was created and the
+   * photo kept (undefined when FACE_STORE_IMAGES=false).
+   */
+  async function addRegisteredFace(collection: string, identifier: string, face: LocatedFace, embedding: Float32Array, bytes: Uint8Array, image: DecodedImage) {
+    const stored = storedFace(face, embedding);
+    const img = storedImage(bytes, image);
+    const { created } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img)));
+    return { created, image: img };
+  }
+
+  return { publishAll, view, facesOf, primaryFaceOf, storedFace, storedImage, addRegisteredFace, metrics };
 }
 
 export function sha256Of(bytes: Uint8Array): string {

@@ -3,7 +3,6 @@ import { FaceError } from "../errors.js";
 import type { FaceServiceDeps, FaceView, FaceWork } from "./face-work.js";
 import { checkImageSize, collectionOf, identifierOf } from "./inputs.js";
 import { qualityProblem } from "./reference-quality.js";
-import { registrationEvents } from "./identity-events.js";
 import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
 
 export interface SyncInput {
@@ -33,7 +32,7 @@ const TRACK_KEEP_MARGIN = 0.15;
 /** SyncFrame and each frame of a Sync stream. */
 export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" | "identities" | "detections" | "stage">, work: FaceWork) {
   const { config, engine, identities, detections, stage } = deps;
-  const { facesOf, storedFace, storedImage, publishAll, metrics } = work;
+  const { facesOf, addRegisteredFace, publishAll, metrics } = work;
   const limits = config;
 
   /**
@@ -70,8 +69,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       const unknown = tracks.findIndex((t) => t.identifier === "");
       if (unknown >= 0 && qualityProblem(faces[unknown], [], config) === undefined) {
         const embedding = embeddings[toSearch.indexOf(faces[unknown])] ?? (await engine.embed([faces[unknown]]))[0];
-        const [stored, img] = [storedFace(faces[unknown], embedding), storedImage(bytes, image)];
-        await stage("store", () => identities.addFace(collection, registerAs, stored, img, registrationEvents(collection, registerAs, stored, img)));
+        await addRegisteredFace(collection, registerAs, faces[unknown], embedding, bytes, image);
         tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
         registered.add(unknown);
       }

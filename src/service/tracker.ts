@@ -1,4 +1,4 @@
-import { intersection, type BoxPx } from "../engine/detect.js";
+import { intersectionOverUnion, type BoxPx } from "../engine/geometry.js";
 
 /** What a track knows about its face. */
 export interface Track {
@@ -53,8 +53,7 @@ export function createFaceTracker(): FaceTracker {
         let bestIou = SAME_FACE_IOU;
         for (const t of candidates) {
           if (taken.has(t.id)) continue;
-          const inter = intersection(t.box, box);
-          const iou = inter / (t.box.width * t.box.height + box.width * box.height - inter);
+          const iou = intersectionOverUnion(t.box, box);
           if (iou >= bestIou) {
             best = t;
             bestIou = iou;

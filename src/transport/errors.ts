@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { FaceError, type FaceErrorKind } from "../errors.js";
+import { BINARY_CONTENT_TYPE, GRPC_WEB_TEXT, TEXT_CONTENT_TYPE } from "./grpc-web-text.js";
 
 /** The `domain` of the google.rpc.ErrorInfo detail that carries a quality reason code. */
 export const ERROR_DOMAIN = "face.v1.FaceService";
@@ -146,7 +147,7 @@ export function refusalOf(contentType: string, error: ConnectError, requestId: s
     status: 200,
     headers: {
       ...retryAfterOf(error),
-      "content-type": contentType.startsWith("application/grpc-web-text") ? "application/grpc-web-text+proto" : contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc",
+      "content-type": GRPC_WEB_TEXT.test(contentType) ? TEXT_CONTENT_TYPE : contentType.startsWith("application/grpc-web") ? BINARY_CONTENT_TYPE : "application/grpc",
       "grpc-status": String(error.code),
       "grpc-message": encodeURIComponent(error.rawMessage),
     },

@@ -7,8 +7,8 @@ import type { UniversalServerRequest, UniversalServerResponse } from "@connectrp
  */
 export const GRPC_WEB_TEXT = /^application\/grpc-web-text(\+proto)?\s*(;|$)/i;
 
-const BINARY_CONTENT_TYPE = "application/grpc-web+proto";
-const TEXT_CONTENT_TYPE = "application/grpc-web-text+proto";
+export const BINARY_CONTENT_TYPE = "application/grpc-web+proto";
+export const TEXT_CONTENT_TYPE = "application/grpc-web-text+proto";
 
 /** The binary request a text one carries. Clients may send several padded base64 chunks in a row. */
 export async function binaryRequestOf(request: UniversalServerRequest, maxBytes: number): Promise<UniversalServerRequest> {
