@@ -7,13 +7,17 @@ import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { createTrickler, SLOW_HTTP_ANSWER } from "./support/trickler.js";
 
-/** An image host on loopback: serves a photo, redirects, sends too much, or never answers. */
-function imageHost(): { server: Server; port: () => number } {
+/**
+ * An image host on loopback: serves a photo, redirects, sends too much, or never answers.
+ * `/pause-then-redirect` waits 300 ms and then redirects to `slowTarget.url`.
+ */
+function imageHost(slowTarget: { url: string }): { server: Server; port: () => number } {
   const photo = face("face_recognition/obama2.jpg");
   const server = createServer((req, res) => {
     if (req.url === "/photo.jpg") res.writeHead(200, { "content-type": "image/jpeg" }).end(photo);
     else if (req.url === "/redirect-inside") res.writeHead(302, { location: "/photo.jpg" }).end();
     else if (req.url === "/redirect-to-metadata") res.writeHead(302, { location: "http://169.254.169.254/latest/meta-data/" }).end();
+    else if (req.url === "/pause-then-redirect") setTimeout(() => res.writeHead(302, { location: slowTarget.url }).end(), 300);
     else if (req.url === "/redirect-loop") res.writeHead(302, { location: "/redirect-loop" }).end();
     else if (req.url === "/huge") {
       res.writeHead(200, { "content-type": "image/jpeg" });
@@ -30,7 +34,8 @@ function imageHost(): { server: Server; port: () => number } {
 }
 
 describe("image_url", () => {
-  const host = imageHost();
+  const slowTarget = { url: "" };
+  const host = imageHost(slowTarget);
   // Headers and body one byte every 300 ms: never idle for long, never done.
   const trickler = createTrickler(SLOW_HTTP_ANSWER, 300);
   let service: TestServer;
@@ -41,6 +46,7 @@ describe("image_url", () => {
     base = `http://127.0.0.1:${host.port()}`;
     const tricklerPort = await trickler.listen();
     trickling = `http://127.0.0.1:${tricklerPort}/photo.jpg`;
+    slowTarget.url = trickling;
     service = await startTestServer({
       FACE_IMAGE_URL_ALLOWED_HOSTS: `127.0.0.1:${host.port()},127.0.0.1:${tricklerPort}`,
       FACE_IMAGE_URL_TIMEOUT_MS: "1000",
@@ -60,6 +66,13 @@ describe("image_url", () => {
     await assert.rejects(faceClient(service).recognize({ imageUrl: trickling }), (e) => code(e) === Code.InvalidArgument && /within 1000 ms/.test(String(e)));
     const took = Date.now() - start;
     assert.ok(took >= 900 && took < 2_500, `answered after ${took} ms with a 1000 ms limit`);
+  });
+
+  it("holds one deadline for a chain of redirects and names the whole limit when it ends", async () => {
+    const start = Date.now();
+    await assert.rejects(faceClient(service).recognize({ imageUrl: `${base}/pause-then-redirect` }), (e) => code(e) === Code.InvalidArgument && /within 1000 ms/.test(String(e)));
+    const took = Date.now() - start;
+    assert.ok(took >= 900 && took < 2_500, `answered after ${took} ms with a 1000 ms limit for the whole chain`);
   });
 
   const code = (e: unknown) => ConnectError.from(e).code;

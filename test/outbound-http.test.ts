@@ -30,7 +30,7 @@ describe("outbound HTTP deadline", () => {
     const call = new AbortController();
     const request = sendOutbound({
       url, method: "GET", headers: {}, allowedHosts: [url.host], field: "image_url",
-      deadlineMs: 300, maxBodyBytes: 1024, signal: call.signal,
+      timeLimit: { endsAt: Date.now() + 300, totalMs: 300 }, maxBodyBytes: 1024, signal: call.signal,
     });
     const outcome = request.then(() => "answered", (e: unknown) => e);
     for (let i = 0; i < 10; i++) {

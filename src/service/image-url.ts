@@ -22,7 +22,8 @@ export async function fetchImageUrl(url: string, policy: ImageUrlPolicy): Promis
   } catch {
     throw invalidArgument("image_url is not a valid URL");
   }
-  const deadline = Date.now() + policy.imageUrlTimeoutMs;
+  // One time limit for the whole chain of redirects.
+  const timeLimit = { endsAt: Date.now() + policy.imageUrlTimeoutMs, totalMs: policy.imageUrlTimeoutMs };
   for (let redirects = 0; ; redirects++) {
     const response = await sendOutbound({
       url: target,
@@ -30,8 +31,7 @@ export async function fetchImageUrl(url: string, policy: ImageUrlPolicy): Promis
       headers: { accept: "image/*" },
       allowedHosts: policy.imageUrlAllowedHosts,
       field: "image_url",
-      // One deadline for the whole chain of redirects.
-      deadlineMs: Math.max(1, deadline - Date.now()),
+      timeLimit,
       maxBodyBytes: policy.maxImageBytes,
       signal: callSignal(),
     });

@@ -15,9 +15,11 @@ export interface OutboundRequest {
   field: string;
   /**
    * Total time for everything: resolving, connecting, the headers and the whole body. An idle
-   * timeout would let a peer that sends a byte now and then hold the call forever.
+   * timeout would let a peer that sends a byte now and then hold the call forever. `endsAt` (epoch
+   * ms) may be earlier than now + `totalMs` when the limit covers several requests (redirects);
+   * errors name `totalMs`, the limit the operator configured.
    */
-  deadlineMs: number;
+  timeLimit: { endsAt: number; totalMs: number };
   /** Largest body read; more is ResourceExhausted. */
   maxBodyBytes: number;
   /** Ends the request early (the client of the call that made it went away). */
@@ -42,7 +44,7 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundRe
   // AbortSignal.any a timeout signal is referenced only weakly, and once garbage-collected its
   // timer is cleared, so the deadline never came (nodejs/node#57736; a hung call under load).
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), request.deadlineMs);
+  const timer = setTimeout(() => deadline.abort(), Math.max(0, request.timeLimit.endsAt - Date.now()));
   try {
     return await send(request, request.signal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, request.signal]));
   } finally {
@@ -51,11 +53,11 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundRe
 }
 
 async function send(request: OutboundRequest, signal: AbortSignal): Promise<OutboundResponse> {
-  const { field, deadlineMs } = request;
+  const { field } = request;
   const failure = (): FaceError =>
     request.signal?.aborted && request.signal.reason instanceof FaceError
       ? request.signal.reason
-      : new FaceError("invalid_argument", `${field} did not answer within ${deadlineMs} ms`);
+      : new FaceError("invalid_argument", `${field} did not answer within ${request.timeLimit.totalMs} ms`);
 
   const ended = new Promise<never>((_, reject) => {
     if (signal.aborted) reject(failure());

@@ -73,7 +73,7 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
       body,
       allowedHosts: options.allowedHosts,
       field: "webhook url",
-      deadlineMs: options.timeoutMs,
+      timeLimit: { endsAt: Date.now() + options.timeoutMs, totalMs: options.timeoutMs },
       maxBodyBytes: MAX_ANSWER_BYTES,
     });
     if (response.status < 200 || response.status >= 300) throw new Error(`receiver answered HTTP ${response.status}`);
