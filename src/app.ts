@@ -5,7 +5,7 @@ import fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Config } from "./config.js";
 import type { FaceEngine } from "./engine/pipeline.js";
 import type { Database } from "./store/database.js";
-import { createImageFiles } from "./store/image-files.js";
+import { openStoredImages } from "./store/open-stored-images.js";
 import { createStaleFaces } from "./store/stale-faces.js";
 import { EMBEDDING_MODEL } from "./runtime/models.js";
 import { createIdentityStore } from "./store/identities.js";
@@ -30,7 +30,6 @@ import { registerMetricsRoute } from "./transport/metrics.js";
 import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/realtime.js";
 import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
-import { join } from "node:path";
 
 export interface AppDeps {
   config: Config;
@@ -81,9 +80,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     app.log,
   );
-  const imageFiles = createImageFiles(join(config.dataDir, "images"));
+  const { images, moved } = await openStoredImages(database, config.dataDir);
+  if (moved.moved > 0) app.log.info({ moved: moved.moved }, "moved photo files into the database");
+  if (moved.missing > 0) app.log.warn({ missing: moved.missing }, "photos neither in the database nor in FACE_DATA_DIR/images: GetUserFace and reembed cannot read them");
   const detections = createDetectionLog(database.knex);
-  const identities = createIdentityStore(database.knex, imageFiles, {
+  const identities = createIdentityStore(database.knex, images, {
     negativeMaxDistance: config.negativeMaxDistance,
     withSearchSettings: (work) => database.withSearchSettings(work),
     outbox: webhookStore,
@@ -99,7 +100,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     admission: createAdmission({ maxInFlight: config.maxInFlight, maxQueued: config.maxQueued }),
   });
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
-  const collections = createCollectionService(createCollectionStore(database.knex, imageFiles));
+  const collections = createCollectionService(createCollectionStore(database.knex, images));
   const faceRoutes = createFaceRoutes({ service, webhooks, collections, telemetry, logger: app.log, interceptors: [createCollectionScopeInterceptor(config.apiKeys)] });
   // Retention of the detection log and of finished webhook deliveries: purged at start and then hourly.
   let retentionTimer: NodeJS.Timeout | undefined;
@@ -120,7 +121,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       (stale) => stale > 0 && app.log.warn({ faces: stale }, "faces embedded by another model version are not comparable: run `npm run reembed`"),
       (err) => app.log.debug({ err }, "could not count faces of other model versions"),
     );
-    const removed = await identities.sweepOrphanImages(ORPHAN_IMAGE_AGE_MS);
+    const removed = await images.sweepOrphans(ORPHAN_IMAGE_AGE_MS);
     if (removed > 0) app.log.warn({ removed }, "removed image files left by interrupted registrations");
   });
   app.addHook("onClose", async () => {

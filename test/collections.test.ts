@@ -118,6 +118,7 @@ describe("privacy", () => {
       assert.equal((await client.recognize({ image: OBAMA_2 })).identifier, "obama");
       await assert.rejects(client.getUserFace({ identifier: "obama" }), (e) => ConnectError.from(e).code === Code.FailedPrecondition);
       assert.equal((await server.database.knex("images")).length, 0);
+      if (server.database.kind === "postgres") assert.equal((await server.database.knex("image_bytes")).length, 0);
       assert.deepEqual(await readdir(join(server.dataDir, "images")).catch(() => []), []);
     } finally {
       await server.close();

@@ -21,7 +21,15 @@ function codeOf(e: unknown): Code {
   return ConnectError.from(e).code;
 }
 
-async function storedFiles(server: TestServer): Promise<string[]> {
+/** The hashes of the photos kept: rows of image_bytes on a PostgreSQL server, files on PGlite. */
+async function storedImages(server: TestServer): Promise<string[]> {
+  if (server.database.kind === "postgres") {
+    return (await server.database.knex("image_bytes").orderBy("sha256").select("sha256")).map((r: { sha256: string }) => r.sha256);
+  }
+  return filesOnDisk(server);
+}
+
+async function filesOnDisk(server: TestServer): Promise<string[]> {
   const root = join(server.dataDir, "images");
   const dirs = await readdir(root).catch(() => []);
   const files = await Promise.all(dirs.map(async (d) => (await readdir(join(root, d))).map((f) => f)));
@@ -59,10 +67,10 @@ describe("identities: register, recognize, verify, users", () => {
 
   it("stores the same image bytes once, whoever registers them", async () => {
     await client.register({ identifier: "obama-twin", image: OBAMA });
-    const files = await storedFiles(server);
+    const files = await storedImages(server);
     assert.equal(files.filter((f) => f === sha256(OBAMA)).length, 1);
     await client.deleteUser({ identifier: "obama-twin" });
-    assert.ok((await storedFiles(server)).includes(sha256(OBAMA)), "still referenced by obama");
+    assert.ok((await storedImages(server)).includes(sha256(OBAMA)), "still referenced by obama");
   });
 
   it("recognizes the registered person and refuses a stranger", async () => {
@@ -149,12 +157,12 @@ describe("identities: register, recognize, verify, users", () => {
   });
 
   it("deletes a user with every embedding and the images nobody else references", async () => {
-    const before = await storedFiles(server);
+    const before = await storedImages(server);
     assert.ok(before.includes(sha256(BIDEN)));
     const deleted = await client.deleteUser({ identifier: "biden" });
     assert.equal(deleted.facesDeleted, 1);
     assert.equal(deleted.imagesDeleted, 1);
-    assert.ok(!(await storedFiles(server)).includes(sha256(BIDEN)));
+    assert.ok(!(await storedImages(server)).includes(sha256(BIDEN)));
     const again = await client.recognize({ image: BIDEN, topK: 5 });
     assert.ok(!again.candidates.some((c) => c.identifier === "biden"));
     await assert.rejects(client.deleteUser({ identifier: "biden" }), (e) => codeOf(e) === Code.NotFound);
@@ -184,7 +192,7 @@ describe("auto-healing", () => {
       [[sha256(low), false, false], [sha256(high), true, true]],
       "the registered photo stays a reference",
     );
-    assert.ok((await storedFiles(server)).includes(sha256(low)), "the registered image is kept");
+    assert.ok((await storedImages(server)).includes(sha256(low)), "the registered image is kept");
     const again = await client.recognize({ image: high });
     assert.equal(again.profileUpgraded, false, "the same face is not better than itself");
     const lowAgain = await client.recognize({ image: low });
@@ -212,7 +220,7 @@ describe("auto-healing bounds", () => {
       assert.equal((await client.recognize({ image: high })).profileUpgraded, true);
       const exported = await client.exportUser({ identifier: "obama" });
       assert.deepEqual(exported.faces.map((f) => [f.imageSha256, f.autoAdded, f.primary]), [[sha256(low), false, false], [sha256(high), true, true]]);
-      assert.ok(!(await storedFiles(server)).includes(sha256(mid)), "the pruned capture's image is gone");
+      assert.ok(!(await storedImages(server)).includes(sha256(mid)), "the pruned capture's image is gone");
     } finally {
       await server.close();
     }
@@ -257,7 +265,8 @@ describe("two service instances on one database", () => {
 });
 
 describe("a failed register leaves nothing behind", () => {
-  it("removes at start the image files a killed process left without a row", async () => {
+  const onServer = process.env.TEST_DATABASE_URL ? "on a PostgreSQL server photos are written in the registration's transaction: no file to leave behind" : false;
+  it("removes at start the image files a killed process left without a row", { skip: onServer }, async () => {
     const first = await startTestServer();
     const client = faceClient(first);
     await client.register({ identifier: "obama", image: OBAMA });
@@ -272,7 +281,7 @@ describe("a failed register leaves nothing behind", () => {
     for (const f of [orphan, `${orphan}.1234.tmp`]) await utimes(join(dir, f), old, old);
     const restarted = await startTestServer({}, undefined, first);
     try {
-      const files = await storedFiles(restarted);
+      const files = await storedImages(restarted);
       assert.deepEqual(files, [sha256(OBAMA)]);
     } finally {
       await restarted.close();
@@ -285,7 +294,7 @@ describe("a failed register leaves nothing behind", () => {
     try {
       await server.database.close();
       await assert.rejects(client.register({ identifier: "obama", image: OBAMA }), (e) => codeOf(e) === Code.Unavailable);
-      assert.deepEqual(await storedFiles(server), []);
+      assert.deepEqual(await filesOnDisk(server), []);
       const health = await fetch(`${server.url}/health`);
       assert.equal(health.status, 503);
     } finally {

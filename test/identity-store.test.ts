@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { EMBEDDING_SIZE } from "../src/engine/embed.js";
 import { createIdentityStore, type IdentityStore, type StoredFace } from "../src/store/identities.js";
-import { createImageFiles } from "../src/store/image-files.js";
+import { openStoredImages } from "../src/store/open-stored-images.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 
 /** A unit vector at cosine distance `distance` from axis 0, turned towards axis `axis`. */
@@ -25,7 +24,7 @@ describe("identity store on synthetic embeddings", () => {
   let store: IdentityStore;
   before(async () => {
     server = await startTestServer();
-    store = createIdentityStore(server.database.knex, createImageFiles(join(server.dataDir, "images")), { negativeMaxDistance: 0.1, withSearchSettings: (work) => server.database.withSearchSettings(work) });
+    store = createIdentityStore(server.database.knex, (await openStoredImages(server.database, server.dataDir)).images, { negativeMaxDistance: 0.1, withSearchSettings: (work) => server.database.withSearchSettings(work) });
   });
   after(() => server.close());
 

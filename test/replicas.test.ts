@@ -13,29 +13,29 @@ import { createReceiver, until } from "./support/webhook-receiver.js";
 import { describeUnless } from "./support/suite.js";
 
 /**
- * Scale-out as deployed: three service processes (npm start) on one PostgreSQL database and one
- * shared image directory, started at the same moment (so they also race to migrate).
+ * Scale-out as deployed: three service processes (npm start) on one PostgreSQL database, each with
+ * a data directory of its own (as on three machines: photos live in the database), started at the
+ * same moment (so they also race to migrate).
  */
 describeUnless(process.env.TEST_DATABASE_URL ? false : "needs a PostgreSQL server (TEST_DATABASE_URL; .ci/run starts one)", "three replicas on one PostgreSQL", () => {
   const receiver = createReceiver(() => secret);
   let secret = "";
-  let dataDir: string;
+  let dataDirs: string[] = [];
   let replicas: ServiceProcess[] = [];
   let clients: Client<typeof FaceService>[] = [];
 
   before(async () => {
     const port = await receiver.listen();
-    dataDir = await mkdtemp(join(tmpdir(), "face-replicas-"));
+    dataDirs = await Promise.all([0, 1, 2].map(() => mkdtemp(join(tmpdir(), "face-replica-"))));
     const env = {
       DATABASE_URL: await freshDatabase(process.env.TEST_DATABASE_URL!),
-      FACE_DATA_DIR: dataDir,
       FACE_ONNX_WORKERS: "1",
       FACE_WEBHOOK_ALLOWED_HOSTS: `127.0.0.1:${port}`,
       FACE_WEBHOOK_RETRY_BASE_MS: "100",
       FACE_WEBHOOK_POLL_MS: "100",
       LOG_LEVEL: "warn",
     };
-    const started = await Promise.allSettled([0, 1, 2].map(() => startServiceProcess(env)));
+    const started = await Promise.allSettled([0, 1, 2].map((i) => startServiceProcess({ ...env, FACE_DATA_DIR: dataDirs[i] })));
     replicas = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
     const failed = started.find((s) => s.status === "rejected");
     if (failed) throw failed.reason;
@@ -45,7 +45,7 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs a PostgreSQL serve
   after(async () => {
     for (const r of replicas) if (r.child.exitCode === null) r.child.kill("SIGKILL");
     await receiver.close();
-    await rm(dataDir, { recursive: true, force: true });
+    for (const dir of dataDirs) await rm(dir, { recursive: true, force: true });
   });
 
   it("recognizes through every replica a user registered through one, photo included", async () => {

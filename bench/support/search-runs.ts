@@ -2,7 +2,7 @@
 import type { Knex } from "knex";
 import pgvector from "pgvector";
 import { loadConfig } from "../../src/config.js";
-import { createImageFiles } from "../../src/store/image-files.js";
+import { openStoredImages } from "../../src/store/open-stored-images.js";
 import { createIdentityStore } from "../../src/store/identities.js";
 import { openDatabase } from "../../src/store/database.js";
 import { openGallery, place, BENCH_DATA_DIR, type GalleryTarget } from "./galleries.js";
@@ -105,7 +105,7 @@ export async function gallerySearch(target: GalleryTarget, size: number, mainten
     // ef_search is a setting of the service's connections, so each value gets its own handle.
     const searching = await openDatabase({ ...place(target, name), hnswEfSearch: efSearch });
     try {
-      const store = createIdentityStore(searching.knex, createImageFiles(`${BENCH_DATA_DIR}/no-images`), { negativeMaxDistance: config.negativeMaxDistance, withSearchSettings: (work) => searching.withSearchSettings(work) });
+      const store = createIdentityStore(searching.knex, (await openStoredImages(searching, `${BENCH_DATA_DIR}/no-images`)).images, { negativeMaxDistance: config.negativeMaxDistance, withSearchSettings: (work) => searching.withSearchSettings(work) });
       for (const { kind, probes, exact } of kinds) {
         const columns = await measure(probes, exact, async (p) => {
           const [hit] = await store.search(collection, p.probe, 1);

@@ -3,14 +3,13 @@
  * stored photo (src/jobs/reembed.ts), with a progress bar. Same DATABASE_URL / FACE_DATA_DIR as the
  * service; exits 1 when some faces could not be re-embedded.
  */
-import { join } from "node:path";
 import { loadConfig } from "../config.js";
 import { createFaceEngine } from "../engine/pipeline.js";
 import { countStaleFaces, reembedFaces } from "../jobs/reembed.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import { createOnnxRuntime } from "../runtime/onnx.js";
 import { openDatabase } from "../store/database.js";
-import { createImageFiles } from "../store/image-files.js";
+import { openStoredImages } from "../store/open-stored-images.js";
 import { createProgress } from "./progress.js";
 
 const config = loadConfig();
@@ -19,7 +18,7 @@ const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, w
 try {
   const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels } });
   const progress = createProgress(await countStaleFaces(database.knex));
-  const summary = await reembedFaces(database.knex, createImageFiles(join(config.dataDir, "images")), engine, (detail) => progress.step(detail));
+  const summary = await reembedFaces(database.knex, (await openStoredImages(database, config.dataDir)).images, engine, (detail) => progress.step(detail));
   progress.done();
   process.stdout.write(`${summary.reembedded} re-embedded with ${EMBEDDING_MODEL}, ${summary.withoutPhoto} without a photo, ${summary.notFound} with no face at the stored box\n`);
   if (summary.withoutPhoto + summary.notFound > 0) process.exitCode = 1;

@@ -9,7 +9,7 @@ import type { Knex } from "knex";
 import { intersectionOverUnion } from "../engine/geometry.js";
 import type { FaceEngine } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
-import type { ImageFiles } from "../store/image-files.js";
+import type { StoredImages } from "../store/stored-images.js";
 import { createStaleFaces } from "../store/stale-faces.js";
 
 export interface ReembedSummary {
@@ -29,7 +29,7 @@ export function countStaleFaces(knex: Knex, model = EMBEDDING_MODEL): Promise<nu
   return createStaleFaces(knex).count(model);
 }
 
-export async function reembedFaces(knex: Knex, files: ImageFiles, engine: FaceEngine, onFace?: (detail: string) => void, model = EMBEDDING_MODEL): Promise<ReembedSummary> {
+export async function reembedFaces(knex: Knex, images: Pick<StoredImages, "read">, engine: FaceEngine, onFace?: (detail: string) => void, model = EMBEDDING_MODEL): Promise<ReembedSummary> {
   const summary: ReembedSummary = { reembedded: 0, withoutPhoto: 0, notFound: 0 };
   const stale = createStaleFaces(knex);
   for (let after = 0; ; ) {
@@ -42,7 +42,7 @@ export async function reembedFaces(knex: Knex, files: ImageFiles, engine: FaceEn
         onFace?.(`face ${stored.id}: no photo stored`);
         continue;
       }
-      const image = await engine.decode(await files.read(stored.imageSha256));
+      const image = await engine.decode(await images.read(stored.imageSha256));
       const best = (await engine.locate(image, 0)).map((face) => ({ face, overlap: intersectionOverUnion(face.box, stored.box) })).sort((a, b) => b.overlap - a.overlap)[0];
       if (best === undefined || best.overlap < MIN_OVERLAP) {
         summary.notFound++;

@@ -1,6 +1,5 @@
 import type { Knex } from "knex";
-import type { ImageFiles } from "./image-files.js";
-import { deleteOrphanImages } from "./stored-images.js";
+import { deleteOrphanImages, type StoredImages } from "./stored-images.js";
 
 export interface CollectionRecord {
   name: string;
@@ -20,7 +19,7 @@ export interface CollectionStore {
   delete(name: string): Promise<{ users: number; images: number } | undefined>;
 }
 
-export function createCollectionStore(knex: Knex, files: ImageFiles): CollectionStore {
+export function createCollectionStore(knex: Knex, images: StoredImages): CollectionStore {
   return {
     async create(name) {
       const inserted: { name: string; created_at: string }[] = await knex("collections").insert({ name }).onConflict("name").ignore().returning(["name", "created_at"]);
@@ -45,7 +44,7 @@ export function createCollectionStore(knex: Knex, files: ImageFiles): Collection
         return { users, orphans: await deleteOrphanImages(trx, images.map((i) => i.image_sha256)) };
       });
       if (outcome === undefined) return undefined;
-      await Promise.all(outcome.orphans.map((sha) => files.remove(sha)));
+      await images.removeDeleted(outcome.orphans);
       return { users: outcome.users, images: outcome.orphans.length };
     },
   };

@@ -1,10 +1,9 @@
 import type { Knex } from "knex";
 import type { Database } from "./database.js";
 import pgvector from "pgvector";
-import type { ImageFiles } from "./image-files.js";
 import { createFaceSearch, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
 import { rowCount } from "./row-count.js";
-import { createStoredImages, deleteOrphanImages, type StoredImage } from "./stored-images.js";
+import { deleteOrphanImages, type StoredImage, type StoredImages } from "./stored-images.js";
 import type { FaceEvent } from "../events.js";
 
 export type { StoredImage } from "./stored-images.js";
@@ -42,7 +41,7 @@ export interface UserExport {
  */
 export type EventsOf<Outcome> = (outcome: Outcome) => readonly FaceEvent[];
 
-/** Users, their face embeddings and their reference images, in PostgreSQL + pgvector and on disk. */
+/** Users, their face embeddings and their reference images, in PostgreSQL + pgvector (photos: StoredImages). */
 export interface IdentityStore {
   /**
    * Adds a face to `identifier` (creating the user when new); returns whether the user was created.
@@ -74,12 +73,6 @@ export interface IdentityStore {
   primaryImage(collection: string, identifier: string): Promise<{ bytes: Uint8Array; contentType: string } | undefined>;
   /** Removes the user, its faces, and images no other face references; undefined when unknown. */
   deleteUser(collection: string, identifier: string, events?: EventsOf<{ faces: number }>): Promise<{ faces: number; images: number } | undefined>;
-  /**
-   * Removes image files no row references that are older than `olderThanMs`: what a process killed
-   * between writing a file and committing its row leaves behind. The age keeps it away from
-   * registrations other instances have in flight. Returns how many files it removed.
-   */
-  sweepOrphanImages(olderThanMs: number): Promise<number>;
 }
 
 /** A store that holds data about a person and erases it when the person is deleted. */
@@ -101,14 +94,11 @@ export interface IdentityStoreOptions {
   personalData?: readonly PersonalData[];
 }
 
-/** Creates the store on a knex handle and an image directory. */
-export function createIdentityStore(knex: Knex, files: ImageFiles, options: IdentityStoreOptions): IdentityStore {
+/** Creates the store on a knex handle and the place its photos live. */
+export function createIdentityStore(knex: Knex, images: StoredImages, options: IdentityStoreOptions): IdentityStore {
   async function publish(events: readonly FaceEvent[], trx: Knex.Transaction): Promise<void> {
     for (const event of events) await options.outbox?.enqueue(event, trx);
   }
-
-  const images = createStoredImages(knex, files);
-  const { withImageFile, insertImage } = images;
 
   function faceColumns(face: StoredFace) {
     return {
@@ -126,10 +116,10 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
 
   return {
     async addFace(collection, identifier, face, image, events = () => []) {
-      return withImageFile(image, () =>
+      return images.withImage(image, () =>
         knex.transaction(async (trx) => {
           await trx("collections").insert({ name: collection }).onConflict("name").ignore();
-          await insertImage(trx, image);
+          await images.insert(trx, image);
           // One statement creates the user or locks the existing row: PostgreSQL retries it when a
           // concurrent DeleteUser removed the conflicting row, so there is always a user row to add
           // the face to (a separate SELECT after "insert or ignore" found none and failed), and a
@@ -177,7 +167,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
           origin: r.origin as FaceOrigin,
           imageSha256: r.image_sha256 ?? "",
           imageContentType: r.content_type ?? "",
-          image: r.image_sha256 ? await files.read(r.image_sha256) : new Uint8Array(),
+          image: r.image_sha256 ? await images.read(r.image_sha256) : new Uint8Array(),
           createdAt: new Date(r.created_at),
         })),
       );
@@ -198,9 +188,9 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
 
     async addUpgradedFace(expected, face, image, maxAutoFaces, events = []) {
       let orphans: string[] = [];
-      const replaced = await withImageFile(image, () =>
+      const replaced = await images.withImage(image, () =>
         knex.transaction(async (trx) => {
-          await insertImage(trx, image);
+          await images.insert(trx, image);
           // Locking the user serializes upgrades (and a DeleteUser) of one person.
           const user = await trx("users").where({ id: expected.userId }).first("collection").forUpdate();
           if (user === undefined) return false; // deleted concurrently
@@ -219,7 +209,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
           return true;
         }),
       );
-      await Promise.all(orphans.map((sha) => files.remove(sha)));
+      await images.removeDeleted(orphans);
       return replaced;
     },
 
@@ -241,10 +231,8 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
         .orderBy([{ column: "f.is_primary", order: "desc" }, { column: "f.id", order: "asc" }])
         .first("i.sha256", "i.content_type");
       if (row === undefined) return undefined;
-      return { bytes: await files.read(row.sha256), contentType: row.content_type };
+      return { bytes: await images.read(row.sha256), contentType: row.content_type };
     },
-
-    sweepOrphanImages: images.sweepOrphans,
 
     async deleteUser(collection, identifier, events = () => []) {
       const outcome = await knex.transaction(async (trx) => {
@@ -261,7 +249,7 @@ export function createIdentityStore(knex: Knex, files: ImageFiles, options: Iden
       });
       if (outcome === undefined) return undefined;
       // Files go after the commit: a rollback must not lose an image a row still points to.
-      await Promise.all(outcome.orphans.map((sha) => files.remove(sha)));
+      await images.removeDeleted(outcome.orphans);
       return { faces: outcome.faces, images: outcome.orphans.length };
     },
   };

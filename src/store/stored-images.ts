@@ -1,6 +1,4 @@
-import { rm } from "node:fs/promises";
 import type { Knex } from "knex";
-import type { ImageFiles } from "./image-files.js";
 
 /** An original image to keep with a face. */
 export interface StoredImage {
@@ -12,71 +10,33 @@ export interface StoredImage {
 }
 
 /**
- * Original images kept in step with their rows: files are written before the row commits and
- * removed after the last row pointing at them is deleted, and nothing a failed or killed
- * registration leaves behind stays.
+ * Where the bytes of kept photos live, kept in step with the `images` rows: files under the data
+ * directory (images-on-disk.ts) or a table of the database (images-in-database.ts). Either way
+ * nothing a failed or killed registration leaves behind stays.
  */
-export function createStoredImages(knex: Knex, files: ImageFiles) {
-  /** Requests of this process writing each image right now, so a failing one never removes a file another is committing. */
-  const writers = new Map<string, number>();
-
-  /** Writes the image file first (idempotent), then runs `work`; a failed `work` leaves no orphan file. */
-  async function withImageFile<T>(image: StoredImage | undefined, work: () => Promise<T>): Promise<T> {
-    if (image === undefined) return work();
-    const existedBefore = await files.exists(image.sha256);
-    writers.set(image.sha256, (writers.get(image.sha256) ?? 0) + 1);
-    try {
-      await files.put(image.sha256, image.bytes);
-      return await work();
-    } catch (e) {
-      const alone = writers.get(image.sha256) === 1;
-      if (!existedBefore && alone && !(await isReferenced(image.sha256))) await files.remove(image.sha256).catch(() => undefined);
-      throw e;
-    } finally {
-      const left = (writers.get(image.sha256) ?? 1) - 1;
-      if (left === 0) writers.delete(image.sha256);
-      else writers.set(image.sha256, left);
-    }
-  }
-
+export interface StoredImages {
+  /** Runs `work`, the transaction that inserts the image's row with `insert`, with the bytes kept. */
+  withImage<T>(image: StoredImage | undefined, work: () => Promise<T>): Promise<T>;
+  /** Inserts the image's row inside `trx` (nothing when it exists: the same photo is stored once). */
+  insert(trx: Knex.Transaction, image: StoredImage | undefined): Promise<void>;
+  read(sha256: string): Promise<Uint8Array>;
+  /** Called after the commit that deleted these images' rows (deleteOrphanImages). */
+  removeDeleted(sha256s: readonly string[]): Promise<void>;
   /**
-   * Whether a committed row points at the image. When the database cannot say (it is down), the
-   * failed transaction cannot have committed a row, and the file did not exist before it: not referenced.
+   * Removes bytes no row references that are older than `olderThanMs`: what a process killed
+   * between writing a file and committing its row leaves behind. Returns how many it removed.
    */
-  async function isReferenced(sha256: string): Promise<boolean> {
-    try {
-      return (await knex("images").where({ sha256 }).first("sha256")) !== undefined;
-    } catch {
-      return false;
-    }
-  }
+  sweepOrphans(olderThanMs: number): Promise<number>;
+}
 
-  async function insertImage(trx: Knex.Transaction, image: StoredImage | undefined): Promise<void> {
-    if (image === undefined) return;
-    await trx("images")
-      .insert({ sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height })
-      .onConflict("sha256")
-      .ignore();
-  }
-
-  async function sweepOrphans(olderThanMs: number): Promise<number> {
-    const cutoff = Date.now() - olderThanMs;
-    const old = (await files.list()).filter((f) => f.modified.getTime() < cutoff);
-    let removed = 0;
-    for (let i = 0; i < old.length; i += 500) {
-      const batch = old.slice(i, i + 500);
-      const hashes = batch.map((f) => f.name).filter((n) => /^[0-9a-f]{64}$/.test(n));
-      const known = new Set((await knex("images").whereIn("sha256", hashes).select("sha256")).map((r: { sha256: string }) => r.sha256));
-      for (const f of batch) {
-        if (known.has(f.name)) continue;
-        await rm(f.path, { force: true });
-        removed++;
-      }
-    }
-    return removed;
-  }
-
-  return { withImageFile, insertImage, sweepOrphans };
+/** The `images` row of an image (its bytes are stored by a StoredImages). */
+export async function insertImageRow(trx: Knex.Transaction, image: StoredImage): Promise<boolean> {
+  const inserted = await trx("images")
+    .insert({ sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height })
+    .onConflict("sha256")
+    .ignore()
+    .returning("sha256");
+  return inserted.length > 0;
 }
 
 /** Deletes the image rows among `candidates` no face references any more; returns their hashes (files go after the commit). */

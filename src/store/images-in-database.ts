@@ -1,0 +1,72 @@
+import type { Knex } from "knex";
+import type { ImageFiles } from "./image-files.js";
+import { insertImageRow, type StoredImages } from "./stored-images.js";
+
+/**
+ * Photos in the database (image_bytes), written in the transaction that references them: instances
+ * on different machines share them without a shared volume, a rolled-back registration leaves
+ * nothing, and deleting an image's row deletes its bytes (ON DELETE CASCADE).
+ */
+export function createImagesInDatabase(knex: Knex): StoredImages {
+  return {
+    withImage: (_image, work) => work(),
+
+    async insert(trx, image) {
+      if (image === undefined) return;
+      await insertImageRow(trx, image);
+      // Also when the images row existed: one left by the file store before its bytes were moved in.
+      await trx("image_bytes").insert({ sha256: image.sha256, bytes: Buffer.from(image.bytes) }).onConflict("sha256").ignore();
+    },
+
+    async read(sha256) {
+      const row: { bytes: Uint8Array } | undefined = await knex("image_bytes").where({ sha256 }).first("bytes");
+      if (row === undefined) throw new Error(`the bytes of image ${sha256} are not in the database`);
+      // node-postgres gives a Buffer, PGlite a Uint8Array.
+      return new Uint8Array(row.bytes.buffer, row.bytes.byteOffset, row.bytes.byteLength);
+    },
+
+    removeDeleted: async () => {},
+    sweepOrphans: async () => 0,
+  };
+}
+
+export interface MovedImages {
+  moved: number;
+  /** Rows whose file was not there (removed by hand, or moved by another instance meanwhile). */
+  missing: number;
+}
+
+const MOVE_BATCH = 100;
+
+/**
+ * Moves the photos an earlier version kept as files under FACE_DATA_DIR/images into image_bytes,
+ * then removes those files. Idempotent and safe with several instances starting at once (each
+ * insert ignores bytes already there; a file already gone is skipped).
+ */
+export async function moveImageFilesIntoDatabase(knex: Knex, files: ImageFiles): Promise<MovedImages> {
+  const outcome: MovedImages = { moved: 0, missing: 0 };
+  for (let after = ""; ; ) {
+    const rows: { sha256: string }[] = await knex("images as i")
+      .leftJoin("image_bytes as b", "b.sha256", "i.sha256")
+      .whereNull("b.sha256")
+      .andWhere("i.sha256", ">", after)
+      .orderBy("i.sha256")
+      .limit(MOVE_BATCH)
+      .select("i.sha256");
+    if (rows.length === 0) return outcome;
+    const moved: string[] = [];
+    for (const { sha256 } of rows) {
+      after = sha256;
+      const bytes = await files.read(sha256).catch(() => undefined);
+      if (bytes === undefined) {
+        outcome.missing++;
+        continue;
+      }
+      await knex("image_bytes").insert({ sha256, bytes: Buffer.from(bytes) }).onConflict("sha256").ignore();
+      moved.push(sha256);
+    }
+    // Each insert above committed on its own: the files can go.
+    await Promise.all(moved.map((sha) => files.remove(sha)));
+    outcome.moved += moved.length;
+  }
+}
