@@ -86,7 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const detections = createDetectionLog(database.knex);
   const identities = createIdentityStore(database.knex, images, {
     negativeMaxDistance: config.negativeMaxDistance,
-    withSearchSettings: (work) => database.withSearchSettings(work),
+    runSearch: (work) => database.runSearch(work),
     outbox: webhookStore,
     personalData: [detections, webhookStore],
   });

@@ -27,6 +27,11 @@ export interface Config {
   readonly dataDir: string;
   /** A PostgreSQL server with pgvector; the embedded PGlite database when undefined. */
   readonly databaseUrl: string | undefined;
+  /**
+   * A streaming replica of DATABASE_URL's server: searches (Recognize, Verify, Sync) read from it,
+   * everything else goes to DATABASE_URL. Undefined: everything goes to DATABASE_URL.
+   */
+  readonly databaseReadUrl: string | undefined;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Origins allowed by CORS; ["*"] allows any. */
   readonly corsOrigins: readonly string[];
@@ -153,6 +158,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push("DATABASE_URL must start with postgres:// or postgresql://");
   }
 
+  const databaseReadUrl = env.DATABASE_READ_URL?.trim() || undefined;
+  if (databaseReadUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseReadUrl)) {
+    problems.push("DATABASE_READ_URL must start with postgres:// or postgresql://");
+  }
+  if (databaseReadUrl !== undefined && databaseUrl === undefined) {
+    problems.push("DATABASE_READ_URL needs DATABASE_URL (the primary that takes the writes)");
+  }
+
   const corsOrigins = list(env.CORS_ORIGINS ?? "*");
   for (const origin of corsOrigins) {
     if (origin !== "*" && !/^https?:\/\/[^/]+$/.test(origin)) {
@@ -166,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST?.trim() || "0.0.0.0",
     dataDir: resolve(env.FACE_DATA_DIR?.trim() || "./data"),
     databaseUrl,
+    databaseReadUrl,
     logLevel: logLevelRaw as Config["logLevel"],
     corsOrigins: corsOrigins.length > 0 ? corsOrigins : ["*"],
     maxImageBytes,

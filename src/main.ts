@@ -28,7 +28,7 @@ const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImageP
 // The database (opened and migrated) and the models (loaded into every inference worker) are
 // independent: they start together, and each says when it is ready.
 const [database] = await Promise.all([
-  startupStep(logger, "database opened and migrated", () => openDatabase(config), (db) => ({ database: db.kind })),
+  startupStep(logger, "database opened and migrated", () => openDatabase({ ...config, onReadReplicaUnavailable: (err) => logger.warn({ err }, "read replica not answering: searches go to the primary for a while") }), (db) => ({ database: db.kind })),
   startupStep(logger, "models loaded", () => engine.warmUp(), () => ({ workers: config.onnxWorkers })),
 ]);
 const app = await startupStep(logger, "routes built", () => buildApp({ config, engine, database, telemetry, logger: logger as FastifyBaseLogger }));

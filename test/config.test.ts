@@ -23,4 +23,10 @@ describe("configuration", () => {
       },
     );
   });
+
+  it("takes a read replica only beside a primary", () => {
+    assert.throws(() => loadConfig({ DATABASE_READ_URL: "postgres://replica/face" }), /DATABASE_READ_URL needs DATABASE_URL/);
+    assert.throws(() => loadConfig({ DATABASE_URL: "postgres://primary/face", DATABASE_READ_URL: "replica" }), /DATABASE_READ_URL must start with postgres/);
+    assert.equal(loadConfig({ DATABASE_URL: "postgres://primary/face", DATABASE_READ_URL: "postgres://replica/face" }).databaseReadUrl, "postgres://replica/face");
+  });
 });

@@ -20,7 +20,7 @@ test("a search runs with hnsw.ef_search and iterative scans, on every connection
     const sleep = database.kind === "postgres" ? ", pg_sleep(0.2)" : "";
     const sessions = await Promise.all(
       Array.from({ length: 3 }, () =>
-        database.withSearchSettings((db) => db.raw(`SELECT pg_backend_pid() AS pid, current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS scan${sleep}`)),
+        database.runSearch((db) => db.raw(`SELECT pg_backend_pid() AS pid, current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS scan${sleep}`)),
       ),
     );
     const rows = sessions.map((s) => s.rows[0] as { pid: number; ef: string; scan: string });

@@ -24,7 +24,7 @@ describe("identity store on synthetic embeddings", () => {
   let store: IdentityStore;
   before(async () => {
     server = await startTestServer();
-    store = createIdentityStore(server.database.knex, (await openStoredImages(server.database, server.dataDir)).images, { negativeMaxDistance: 0.1, withSearchSettings: (work) => server.database.withSearchSettings(work) });
+    store = createIdentityStore(server.database.knex, (await openStoredImages(server.database, server.dataDir)).images, { negativeMaxDistance: 0.1, runSearch: (work) => server.database.runSearch(work) });
   });
   after(() => server.close());
 

@@ -34,7 +34,7 @@ describeUnless(pgbouncerMissing(), "behind PgBouncer in transaction pooling mode
     try {
       const seen = await Promise.all(
         Array.from({ length: 20 }, () =>
-          database.withSearchSettings(async (db) => {
+          database.runSearch(async (db) => {
             const result = await db.raw("SELECT current_setting('hnsw.ef_search', true) AS ef_search, current_setting('hnsw.iterative_scan', true) AS iterative_scan");
             return result.rows[0] as { ef_search: string | null; iterative_scan: string | null };
           }),

@@ -105,7 +105,7 @@ export async function gallerySearch(target: GalleryTarget, size: number, mainten
     // ef_search is a setting of the service's connections, so each value gets its own handle.
     const searching = await openDatabase({ ...place(target, name), hnswEfSearch: efSearch });
     try {
-      const store = createIdentityStore(searching.knex, (await openStoredImages(searching, `${BENCH_DATA_DIR}/no-images`)).images, { negativeMaxDistance: config.negativeMaxDistance, withSearchSettings: (work) => searching.withSearchSettings(work) });
+      const store = createIdentityStore(searching.knex, (await openStoredImages(searching, `${BENCH_DATA_DIR}/no-images`)).images, { negativeMaxDistance: config.negativeMaxDistance, runSearch: (work) => searching.runSearch(work) });
       for (const { kind, probes, exact } of kinds) {
         const columns = await measure(probes, exact, async (p) => {
           const [hit] = await store.search(collection, p.probe, 1);

@@ -67,7 +67,7 @@ export function createFaceService(deps: FaceServiceDeps) {
     if (!better) return false;
     const img = storedImage(bytes, image);
     if (img !== undefined && img.sha256 === current.imageSha256) return false;
-    const toRegistered = await stage("similarity_search", () => identities.distanceToUser(collection, current.identifier, embedding, "registered"));
+    const toRegistered = await stage("similarity_search", () => identities.distanceToUser(collection, current.identifier, embedding, { origin: "registered" }));
     if (toRegistered === undefined || toRegistered > config.upgradeMaxDistance) return false;
     const stored = storedFace(face, embedding);
     return stage("store", () => identities.addUpgradedFace(current, stored, img, config.upgradeMaxFaces, upgradeEvents(collection, current.identifier, stored, img)));
@@ -128,7 +128,7 @@ export function createFaceService(deps: FaceServiceDeps) {
       let distance: number;
       if (hasIdentifier) {
         const identifier = identifierOf(input.identifier);
-        const found = await stage("similarity_search", () => identities.distanceToUser(collection, identifier, embedding));
+        const found = await stage("similarity_search", () => identities.distanceToUser(collection, identifier, embedding, { mayLag: true }));
         if (found === undefined) throw noSuchUser(identifier, collection);
         distance = found;
       } else {

@@ -3,25 +3,32 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import knexFactory, { type Knex } from "knex";
 import { relationBytesIn, sharedBuffersMbFor } from "./embedded-buffers.js";
+import { openReadReplica } from "./read-replica.js";
 
 /** A knex handle on PostgreSQL with pgvector, embedded (PGlite) or a server. */
 export interface Database {
   readonly knex: Knex;
   readonly kind: "pglite" | "postgres";
   /**
-   * Runs a similarity search with hnsw.ef_search and iterative scans in effect. On a server they
-   * are set for its transaction (SET LOCAL): behind a connection pooler in transaction mode
-   * (PgBouncer) each transaction gets any server connection, so a setting made once per connection
-   * is lost (or left behind for another client) as soon as the pooler moves on. PGlite is one
-   * session of its own: set once when it opens.
+   * Runs a search (read only; it may see the data a moment behind) with hnsw.ef_search and
+   * iterative scans in effect: on the read replica when there is one (DATABASE_READ_URL), on the
+   * primary while the replica cannot answer. On a server the settings are made for the search's
+   * transaction (SET LOCAL): behind a connection pooler in transaction mode (PgBouncer) each
+   * transaction gets any server connection, so a setting made once per connection is lost (or left
+   * behind for another client) as soon as the pooler moves on. PGlite is one session of its own:
+   * set once when it opens.
    */
-  withSearchSettings<T>(work: (db: Knex) => Promise<T>): Promise<T>;
+  runSearch<T>(work: (db: Knex) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
 export interface DatabaseOptions {
   /** A PostgreSQL server; the embedded PGlite database in `dataDir` when undefined. */
   databaseUrl: string | undefined;
+  /** A streaming replica of `databaseUrl`'s server that searches read from (runSearch). */
+  databaseReadUrl?: string;
+  /** Told when the read replica could not answer and searches went to the primary. */
+  onReadReplicaUnavailable?: (error: Error) => void;
   dataDir: string;
   /** hnsw.ef_search of every connection (pgvector's default when absent): candidates an HNSW scan keeps; more is slower and more exact. */
   hnswEfSearch?: number;
@@ -43,7 +50,7 @@ const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url
 /** Opens the database and applies pending migrations. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const database = options.databaseUrl
-    ? openServer(options.databaseUrl, searchSettings(options, true))
+    ? openServer(options, searchSettings(options, true))
     : await openEmbedded(options.dataDir, searchSettings(options, false));
   try {
     if (database.kind === "postgres") await migrateExclusively(database.knex);
@@ -55,23 +62,30 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return database;
 }
 
-function openServer(url: string, localSettings: string[]): Database {
+function openServer(options: DatabaseOptions, localSettings: string[]): Database {
   const knex = knexFactory({
     client: "pg",
-    connection: { connectionString: url, connectionTimeoutMillis: 5_000 },
+    connection: { connectionString: options.databaseUrl, connectionTimeoutMillis: 5_000 },
     pool: { min: 0, max: 10 },
     // Fail fast when the server is down instead of queueing requests for a minute.
     acquireConnectionTimeout: 5_000,
   });
+  // One round trip for the settings (a simple query may hold several statements).
+  const onPrimary = <T>(work: (db: Knex) => Promise<T>) => knex.transaction(async (trx) => {
+    await trx.raw(localSettings.join("; "));
+    return work(trx);
+  });
+  const replica = options.databaseReadUrl === undefined
+    ? undefined
+    : openReadReplica(options.databaseReadUrl, localSettings, options.onReadReplicaUnavailable ?? (() => {}));
   return {
     knex,
     kind: "postgres",
-    // One round trip for the settings (a simple query may hold several statements).
-    withSearchSettings: (work) => knex.transaction(async (trx) => {
-      await trx.raw(localSettings.join("; "));
-      return work(trx);
-    }),
-    close: () => knex.destroy(),
+    runSearch: (work) => (replica === undefined ? onPrimary(work) : replica.run(work, onPrimary)),
+    async close() {
+      await replica?.close();
+      await knex.destroy();
+    },
   };
 }
 
@@ -97,7 +111,7 @@ async function openEmbedded(dataDir: string, settings: string[]): Promise<Databa
     connection: () => ({ pglite }) as object,
   } as Knex.Config);
   // knex.destroy() closes the PGlite instance it was given.
-  return { knex, kind: "pglite", withSearchSettings: (work) => work(knex), close: () => knex.destroy() };
+  return { knex, kind: "pglite", runSearch: (work) => work(knex), close: () => knex.destroy() };
 }
 
 /** Key of the advisory lock replicas take to migrate one at a time (any constant; "face" in ASCII). */

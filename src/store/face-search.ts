@@ -23,6 +23,16 @@ export interface PrimaryFace {
   imageSha256: string | null;
 }
 
+export interface DistanceOptions {
+  /** Only the user's faces of this origin ("registered": not the auto-added ones). */
+  origin?: FaceOrigin;
+  /**
+   * Whether the answer may come from the read replica (a moment behind the primary): yes for
+   * Verify, no where a write follows that must see the user as it is now.
+   */
+  mayLag?: boolean;
+}
+
 /**
  * Candidates fetched per requested user: a user may hold several faces, and the search must still
  * return `limit` distinct users.
@@ -33,15 +43,16 @@ const FACES_PER_USER_FETCHED = 4;
  * The read side of the identity store that runs on every Recognize, Verify and Sync frame: nearest
  * users by cosine distance (pgvector HNSW), and the distance to one user's faces.
  */
-export function createFaceSearch(knex: Knex, negativeMaxDistance: number, withSearchSettings: Database["withSearchSettings"]) {
+export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSearch: Database["runSearch"]) {
   return {
     async search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]> {
       const vector = pgvector.toSql(Array.from(embedding));
-      // hnsw.ef_search and iterative scans come from withSearchSettings (database.ts). Users with a negative example close to the query (CorrectMatch "not them") are left out
+      // runSearch (database.ts): on the read replica if there is one, with hnsw.ef_search and
+      // iterative scans in effect. Users with a negative example close to the query (CorrectMatch "not them") are left out
       // inside the index scan, before LIMIT: filtered after it, a user's many close faces could fill
       // the limit, be dropped, and leave out the right candidate. The iterative scan goes on until
       // the limit is filled with faces that pass.
-      const result = await withSearchSettings((db) => db.raw(
+      const result = await runSearch((db) => db.raw(
         `SELECT u.identifier, min(n.distance) AS distance,
                 u.id AS user_id, p.id AS primary_id, p.box_width AS primary_width, p.sharpness AS primary_sharpness, p.image_sha256 AS primary_image
            FROM (SELECT f.user_id, f.embedding <=> ?::vector AS distance
@@ -75,14 +86,16 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, withSe
       }));
     },
 
-    async distanceToUser(collection: string, identifier: string, embedding: Float32Array, origin?: FaceOrigin): Promise<number | undefined> {
-      const result = await knex.raw(
+    async distanceToUser(collection: string, identifier: string, embedding: Float32Array, options: DistanceOptions = {}): Promise<number | undefined> {
+      const { origin, mayLag = false } = options;
+      const query = (db: Knex) => db.raw(
         `SELECT u.id, min(f.embedding <=> ?::vector) AS distance
            FROM users u LEFT JOIN faces f ON f.user_id = u.id AND (?::text IS NULL OR f.origin = ?)
           WHERE u.collection = ? AND u.identifier = ?
           GROUP BY u.id`,
         [pgvector.toSql(Array.from(embedding)), origin ?? null, origin ?? null, collection, identifier],
       );
+      const result = await (mayLag ? runSearch(query) : query(knex));
       const row = result.rows[0] as { distance: number | string | null } | undefined;
       return row === undefined || row.distance === null ? undefined : Number(row.distance);
     },

@@ -1,13 +1,13 @@
 import type { Knex } from "knex";
 import type { Database } from "./database.js";
 import pgvector from "pgvector";
-import { createFaceSearch, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
+import { createFaceSearch, type DistanceOptions, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
 import { rowCount } from "./row-count.js";
 import { deleteOrphanImages, type StoredImage, type StoredImages } from "./stored-images.js";
 import type { FaceEvent } from "../events.js";
 
 export type { StoredImage } from "./stored-images.js";
-export type { FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";
+export type { DistanceOptions, FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";
 
 /** What is stored about one reference face. */
 export interface StoredFace {
@@ -59,9 +59,9 @@ export interface IdentityStore {
   addNegativeExample(collection: string, identifier: string, embedding: Float32Array, model: string): Promise<boolean>;
   /**
    * Smallest distance between `embedding` and any face of the user (only its registered faces when
-   * `origin` is "registered"); undefined when the user does not exist or has no such face.
+   * `options.origin` is "registered"); undefined when the user does not exist or has no such face.
    */
-  distanceToUser(collection: string, identifier: string, embedding: Float32Array, origin?: FaceOrigin): Promise<number | undefined>;
+  distanceToUser(collection: string, identifier: string, embedding: Float32Array, options?: DistanceOptions): Promise<number | undefined>;
   /**
    * Auto-healing: adds `face` as the user's primary reference if the primary is still
    * `expected.faceId`, keeping every registered face and at most `maxAutoFaces` auto-added ones (the
@@ -83,8 +83,8 @@ export interface PersonalData {
 export interface IdentityStoreOptions {
   /** A query this close to a user's negative example is never matched to that user. */
   negativeMaxDistance: number;
-  /** How the database runs a similarity search with its settings (Database.withSearchSettings). */
-  withSearchSettings: Database["withSearchSettings"];
+  /** How the database runs a similarity search with its settings (Database.runSearch). */
+  runSearch: Database["runSearch"];
   /** Receives the events the caller gives each change, inside the change's own transaction (the webhook outbox). */
   outbox?: { enqueue(event: FaceEvent, trx: Knex.Transaction): Promise<unknown> };
   /**
@@ -145,7 +145,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
       );
     },
 
-    ...createFaceSearch(knex, options.negativeMaxDistance, options.withSearchSettings),
+    ...createFaceSearch(knex, options.negativeMaxDistance, options.runSearch),
 
     async exportUser(collection, identifier) {
       const user = await knex("users").where({ collection, identifier }).first("id", "created_at");
