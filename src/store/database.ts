@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import knexFactory, { type Knex } from "knex";
 import { relationBytesIn, sharedBuffersMbFor } from "./embedded-buffers.js";
 import { openReadReplica } from "./read-replica.js";
+import { inSearchTransaction } from "./search-transaction.js";
 
 /** A knex handle on PostgreSQL with pgvector, embedded (PGlite) or a server. */
 export interface Database {
@@ -70,11 +71,7 @@ function openServer(options: DatabaseOptions, localSettings: string[]): Database
     // Fail fast when the server is down instead of queueing requests for a minute.
     acquireConnectionTimeout: 5_000,
   });
-  // One round trip for the settings (a simple query may hold several statements).
-  const onPrimary = <T>(work: (db: Knex) => Promise<T>) => knex.transaction(async (trx) => {
-    await trx.raw(localSettings.join("; "));
-    return work(trx);
-  });
+  const onPrimary = <T>(work: (db: Knex) => Promise<T>) => inSearchTransaction(knex, localSettings, work);
   const replica = options.databaseReadUrl === undefined
     ? undefined
     : openReadReplica(options.databaseReadUrl, localSettings, options.onReadReplicaUnavailable ?? (() => {}));

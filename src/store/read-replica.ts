@@ -1,4 +1,5 @@
 import knexFactory, { type Knex } from "knex";
+import { inSearchTransaction } from "./search-transaction.js";
 
 /** After the replica failed, searches go to the primary for this long before it is tried again. */
 const RETRY_REPLICA_AFTER_MS = 5_000;
@@ -46,10 +47,7 @@ export function openReadReplica(url: string, settings: readonly string[], onUnav
     async run(work, primary) {
       if (Date.now() < avoidUntil) return primary(work);
       try {
-        return await knex.transaction(async (trx) => {
-          await trx.raw(settings.join("; "));
-          return work(trx);
-        });
+        return await inSearchTransaction(knex, settings, work);
       } catch (e) {
         if (!replicaUnavailable(e)) throw e;
         if (Date.now() >= avoidUntil) onUnavailable(e as Error);

@@ -30,13 +30,11 @@ export interface StoredImages {
 }
 
 /** The `images` row of an image (its bytes are stored by a StoredImages). */
-export async function insertImageRow(trx: Knex.Transaction, image: StoredImage): Promise<boolean> {
-  const inserted = await trx("images")
+export async function insertImageRow(trx: Knex.Transaction, image: StoredImage): Promise<void> {
+  await trx("images")
     .insert({ sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height })
     .onConflict("sha256")
-    .ignore()
-    .returning("sha256");
-  return inserted.length > 0;
+    .ignore();
 }
 
 /** Deletes the image rows among `candidates` no face references any more; returns their hashes (files go after the commit). */
