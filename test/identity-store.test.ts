@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { Knex } from "knex";
 import { EMBEDDING_SIZE } from "../src/engine/embed.js";
 import { createIdentityStore, type IdentityStore, type StoredFace } from "../src/store/identities.js";
 import { openStoredImages } from "../src/store/open-stored-images.js";
@@ -40,6 +41,35 @@ describe("identity store on synthetic embeddings", () => {
     assert.equal(hits.length, 1, "the right person is still found");
     assert.equal(hits[0].identifier, "right");
     assert.ok(Math.abs(hits[0].distance - 0.2) < 1e-4);
+  });
+
+  it("orders the search by the HNSW index (the query vector sent once is still a constant to the planner)", async () => {
+    let sql = "";
+    let bindings: readonly Knex.RawBinding[] = [];
+    const capture = (query: { sql: string; bindings?: readonly Knex.RawBinding[] }) => {
+      if (/ORDER BY f\.embedding/.test(query.sql)) ({ sql, bindings = [] } = query);
+    };
+    // A search of the store as it runs, captured; then EXPLAINed with the other ways to read faces
+    // (and sorting them) priced out, as on a gallery where the index is worth it: only an index
+    // that can order by the query's distance is left.
+    const runSearch = <T>(work: (db: Knex) => Promise<T>) => server.database.runSearch(async (db) => {
+      db.client.on("query", capture);
+      try {
+        return await work(db);
+      } finally {
+        db.client.removeListener("query", capture);
+      }
+    });
+    const capturing = createIdentityStore(server.database.knex, (await openStoredImages(server.database, server.dataDir)).images, { negativeMaxDistance: 0.1, runSearch });
+    await capturing.search("negatives", vectorAt(0, 1), 1);
+    assert.ok(sql !== "", "the search's statement was seen");
+    const plan = (await server.database.knex.transaction(async (trx) => {
+      for (const plan of ["seqscan", "bitmapscan", "sort"]) await trx.raw(`SET LOCAL enable_${plan} = off`);
+      // The driver's $1..$n, in order, back to knex's placeholders.
+      return trx.raw(`EXPLAIN ${sql.replace(/\$\d+/g, "?")}`, bindings);
+    })) as { rows: Record<string, string>[] };
+    const text = plan.rows.map((r) => Object.values(r)[0]).join("\n");
+    assert.match(text, /Index Scan using faces_embedding_hnsw on faces f[\s\S]*Order By: \(embedding <=> /);
   });
 
   /** Users with no face, or not exactly one primary face: what a half-written registration leaves. */
