@@ -49,10 +49,12 @@ printTable(`Engine latency, 640x480 single-face JPEG, ${RUNS} runs, FACE_ONNX_TH
 
 // The models alone, through the same worker pool (random inputs of each model's shape): how much of
 // each stage is the model and how much the work around it.
-const modelInputs: [ModelName, number[]][] = [["detect", [1, 3, 480, 640]], ["feature", [1, 3, 112, 112]]];
+// The detector takes image bytes (height x width x RGB), the recogniser float planes.
+const modelInputs: [ModelName, number[], "uint8" | "float32"][] = [["detect", [1, 480, 640, 3], "uint8"], ["feature", [1, 3, 112, 112], "float32"]];
 const modelRows = [];
-for (const [model, dims] of modelInputs) {
-  const input = () => ({ data: Float32Array.from({ length: dims.reduce((a, b) => a * b) }, () => Math.random() - 0.5), dims });
+for (const [model, dims, type] of modelInputs) {
+  const size = dims.reduce((a, b) => a * b);
+  const input = () => ({ data: type === "uint8" ? Uint8Array.from({ length: size }, () => Math.random() * 256) : Float32Array.from({ length: size }, () => Math.random() - 0.5), dims });
   for (let i = 0; i < 5; i++) await runtime.run(model, input());
   const ms: number[] = [];
   for (let i = 0; i < RUNS; i++) {

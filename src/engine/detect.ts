@@ -1,7 +1,7 @@
 import type { OnnxRuntime, TensorOutput } from "../runtime/onnx.js";
 import type { StageTimer } from "./stage-timer.js";
 import { area, clipBox, intersection, intersectionOverUnion, type BoxPx, type PointPx } from "./geometry.js";
-import { toPlanarTensor, type RgbImage } from "./image.js";
+import type { RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
 
 export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
@@ -79,9 +79,10 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     const shrink = Math.max(w, h) / INPUT_SIDE;
     const inputW = roundUp(w / shrink), inputH = roundUp(h / shrink);
     const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
-    // YuNet reads BGR 0..255 as it is.
-    const data = toPlanarTensor(input, "bgr", [0, 0, 0], [1, 1, 1]);
-    const out = await runtime.run("detect", { data, dims: [1, 3, inputH, inputW] });
+    // The model takes the bytes as they are (RGB, height x width x 3; models/catalogue.json): its
+    // own first nodes make them planar floats, faster than a JavaScript loop over every pixel.
+    // The input's buffer is handed to the inference worker (transferred): it is letterbox's own.
+    const out = await runtime.run("detect", { data: input.data, dims: [1, inputH, inputW, 3] });
     return decodeYuNet(out, inputW, inputH).map((d) => ({
       score: d.score,
       box: { x: d.box.x * scaleX + originX, y: d.box.y * scaleY + originY, width: d.box.width * scaleX, height: d.box.height * scaleY },

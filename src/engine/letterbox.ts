@@ -8,7 +8,11 @@ import { OUTSIDE, warpAffine, type Affine, type RgbImage } from "./image.js";
  */
 const LIBVIPS_ABOVE_PIXELS = 1920 * 1080;
 
-/** A model input cut from an image, and how its pixel edges map back: source = origin + u * scale. */
+/**
+ * A model input cut from an image, and how its pixel edges map back: source = origin + u * scale.
+ * `input.data` is always a new buffer of its own (never the source image's), so it may be
+ * transferred to an inference worker.
+ */
 export interface Letterboxed {
   input: RgbImage;
   scaleX: number;
@@ -47,7 +51,8 @@ export async function letterbox(
   const scaleX = (right - left) / width;
   const scaleY = (bottom - top) / height;
   return {
-    input: { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: outW, height: outH },
+    // A copy the caller owns: libvips' buffer may not be transferable to a worker thread.
+    input: { data: new Uint8Array(data), width: outW, height: outH },
     scaleX,
     scaleY,
     originX: left - offX * scaleX,

@@ -6,7 +6,7 @@ import type { ModelName } from "./models.js";
 interface RunMessage {
   id: number;
   model: ModelName;
-  data: Float32Array;
+  data: Float32Array | Uint8Array;
   dims: number[];
 }
 

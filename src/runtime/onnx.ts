@@ -3,9 +3,9 @@ import ort from "onnxruntime-node";
 import { throwIfCallEnded } from "../call-signal.js";
 import { loadModelBytes, type ModelName } from "./models.js";
 
-/** Float32 input of one model run, NCHW. */
+/** Input of one model run: float32 (NCHW, for most models) or uint8 (image bytes, for models that take them). */
 export interface TensorInput {
-  data: Float32Array;
+  data: Float32Array | Uint8Array;
   dims: readonly number[];
 }
 
@@ -64,7 +64,7 @@ export function createOnnxSessions(options: { intraOpThreads: number }): OnnxRun
   return {
     async run(model, input) {
       const s = await session(model);
-      const result = await s.run({ [s.inputNames[0]]: new ort.Tensor("float32", input.data, input.dims) });
+      const result = await s.run({ [s.inputNames[0]]: input.data instanceof Uint8Array ? new ort.Tensor("uint8", input.data, input.dims) : new ort.Tensor("float32", input.data, input.dims) });
       const outputs: Record<string, TensorOutput> = {};
       for (const [name, tensor] of Object.entries(result)) outputs[name] = { data: tensor.data as Float32Array, dims: tensor.dims };
       return outputs;
