@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { describe, it } from "node:test";
+import ort from "onnxruntime-node";
 import sharp from "sharp";
 import { FaceError } from "../src/errors.js";
 import { ARCFACE_TEMPLATE, similarityTransform } from "../src/engine/align.js";
@@ -7,6 +9,7 @@ import { decodeImage } from "../src/engine/decode.js";
 import { nonMaximumSuppression, tiles } from "../src/engine/detect.js";
 import { cosineDistance } from "../src/engine/embed.js";
 import { loadModelBytes } from "../src/runtime/models.js";
+import { toPlanarTensor } from "../src/engine/image.js";
 import { face } from "./support/testdata.js";
 import { testEngine } from "./support/server.js";
 
@@ -195,6 +198,29 @@ describe("analyze", () => {
 });
 
 describe("models", () => {
+  it("runs the derived detector (image bytes in) as the published one (BGR float planes in), on a real photo", async () => {
+    // models/yunet_s_dynamic_rgb_uint8.onnx comes from models/yunet_s_dynamic.onnx by
+    // scripts/yunet-uint8-input.py; this keeps the two in step.
+    const catalogue = JSON.parse(await readFile(new URL("../models/catalogue.json", import.meta.url), "utf8"));
+    const published = catalogue.models.detect.derivedFrom.split(" ")[0];
+    const derived = await ort.InferenceSession.create(await loadModelBytes("detect"));
+    const original = await ort.InferenceSession.create(await readFile(new URL(`../models/${published}`, import.meta.url)));
+    const { data } = await sharp(face("face_recognition/obama.jpg")).resize(640, 480, { fit: "fill" }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const image = { data: new Uint8Array(data), width: 640, height: 480 };
+    const fromBytes = await derived.run({ image: new ort.Tensor("uint8", image.data, [1, 480, 640, 3]) });
+    const fromPlanes = await original.run({ input: new ort.Tensor("float32", toPlanarTensor(image, "bgr", [0, 0, 0], [1, 1, 1]), [1, 3, 480, 640]) });
+    for (const name of original.outputNames) {
+      const a = fromPlanes[name].data as Float32Array;
+      const b = fromBytes[name].data as Float32Array;
+      assert.equal(a.length, b.length, name);
+      let largest = 0;
+      for (let i = 0; i < a.length; i++) largest = Math.max(largest, Math.abs(a[i] - b[i]));
+      assert.ok(largest < 1e-3, `${name}: outputs differ by up to ${largest}`);
+    }
+    const best = Math.max(...(fromBytes.cls_8.data as Float32Array));
+    assert.ok(best > 0.5, "the photo's face is seen at all");
+  });
+
   it("loads every catalogued model and checks its sha256", async () => {
     for (const name of ["detect", "feature", "liveness_v2", "liveness_v1se", "age", "gender", "expression", "pose"] as const) {
       assert.ok((await loadModelBytes(name)).length > 1000, name);
