@@ -15,6 +15,8 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { loadConfig } from "../src/config.js";
+import { createFaceEngine } from "../src/engine/pipeline.js";
+import { createOnnxRuntime } from "../src/runtime/onnx.js";
 import { face, FACES_DIR } from "../test/support/testdata.js";
 import { startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
 import { loadFaceApi } from "./support/face-api.js";
@@ -114,6 +116,35 @@ async function syncFramesPerSecond(client: Client_, streams: number): Promise<nu
   return frames / ((performance.now() - start) / 1000);
 }
 
+// --- the floor: decoding the photo plus the models alone (detector on the photo's bytes, recogniser
+// on one face), on inference workers as the service runs them; a Recognize cannot be faster.
+async function floorMs(): Promise<{ decode: number; detect: number; embed: number; total: number }> {
+  const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers });
+  const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels } });
+  try {
+    const decoded = await engine.decode(photo);
+    const face = new Float32Array(3 * 112 * 112).map(() => Math.random() - 0.5);
+    const timed = async (work: () => Promise<unknown>) => {
+      for (let i = 0; i < 5; i++) await work();
+      const ms: number[] = [];
+      for (let i = 0; i < LATENCY_RUNS; i++) {
+        const start = performance.now();
+        await work();
+        ms.push(performance.now() - start);
+      }
+      return percentile(ms, 50);
+    };
+    const decode = await timed(() => engine.decode(photo));
+    // The detector takes a copy each time: its input buffer is transferred to the worker.
+    const detect = await timed(() => runtime.run("detect", { data: decoded.data.slice(), dims: [1, decoded.height, decoded.width, 3] }));
+    const embed = await timed(() => runtime.run("feature", { data: face.slice(), dims: [1, 3, 112, 112] }));
+    return { decode, detect, embed, total: decode + detect + embed };
+  } finally {
+    await runtime.close();
+  }
+}
+const floor = await floorMs();
+
 // --- the service, 10k users
 const small = await serverOnGallery(10_000);
 const { ms: latency, stages, found } = await recognizeLatencies(small.client);
@@ -179,7 +210,9 @@ const faceApiFps = FACE_API_FRAMES / ((performance.now() - clipStart) / 1000);
 const f1 = (n: number) => n.toFixed(1);
 const verdict = (ok: boolean) => (ok ? "yes" : "NO");
 const rows: Record<string, string>[] = [
-  { measure: `Recognize p50 ms (640x480, 10k users; person found ${found}/${LATENCY_RUNS})`, ours: f1(percentile(latency, 50)), "face-api": f1(percentile(faceApiMs, 50)), "x faster": f1(percentile(faceApiMs, 50) / percentile(latency, 50)), target: "<= 25", met: verdict(percentile(latency, 50) <= 25) },
+  { measure: `Recognize p50 ms (640x480, 10k users; person found ${found}/${LATENCY_RUNS})`, ours: f1(percentile(latency, 50)), "face-api": f1(percentile(faceApiMs, 50)), "x faster": f1(percentile(faceApiMs, 50) / percentile(latency, 50)), target: ">= 15x", met: verdict(percentile(faceApiMs, 50) >= 15 * percentile(latency, 50)) },
+  { measure: `Floor: decode ${floor.decode.toFixed(1)} + detector ${floor.detect.toFixed(1)} + recogniser ${floor.embed.toFixed(1)} ms (models alone)`, ours: f1(floor.total), "face-api": "", "x faster": "", target: "", met: "" },
+  { measure: "Recognize p50 / floor", ours: (percentile(latency, 50) / floor.total).toFixed(2), "face-api": "", "x faster": "", target: "<= 1.25", met: verdict(percentile(latency, 50) <= 1.25 * floor.total) },
   { measure: "Recognize p95 ms (10k users)", ours: f1(percentile(latency, 95)), "face-api": f1(percentile(faceApiMs, 95)), "x faster": f1(percentile(faceApiMs, 95) / percentile(latency, 95)), target: "", met: "" },
   { measure: `Recognize p50 ms (100k users; person found ${largeFound}/${LATENCY_RUNS})`, ours: f1(percentile(largeLatency, 50)), "face-api": "", "x faster": "", target: "", met: "" },
   ...[1, 4, 16].map((clients) => ({
@@ -187,15 +220,15 @@ const rows: Record<string, string>[] = [
     ours: f1(recognizeRate.get(clients)!),
     "face-api": f1(faceApiRate),
     "x faster": f1(recognizeRate.get(clients)! / faceApiRate),
-    target: clients === 4 ? ">= 60, >= 10x" : "",
-    met: clients === 4 ? verdict(recognizeRate.get(4)! >= 60 && recognizeRate.get(4)! >= 10 * faceApiRate) : "",
+    target: clients === 4 ? ">= 25x" : "",
+    met: clients === 4 ? verdict(recognizeRate.get(4)! >= 25 * faceApiRate) : "",
   })),
   ...(onServer === undefined ? [] : [
     { measure: "Recognize p50 ms, PostgreSQL server (10k users)", ours: f1(onServer.p50), "face-api": "", "x faster": "", target: "", met: "" },
     { measure: `Recognize/s, 4 clients, PostgreSQL server (server busy ${onServer.cores.toFixed(2)} cores)`, ours: f1(onServer.rate), "face-api": f1(faceApiRate), "x faster": f1(onServer.rate / faceApiRate), target: "", met: "" },
   ]),
   { measure: "Register/s, 4 clients", ours: f1(registerRate), "face-api": "", "x faster": "", target: "", met: "" },
-  { measure: `Sync frames/s, video/frames30, 1 stream (server busy ${syncCores1.toFixed(2)} cores)`, ours: f1(syncRate1), "face-api": f1(faceApiFps), "x faster": f1(syncRate1 / faceApiFps), target: ">= 60", met: verdict(syncRate1 >= 60) },
+  { measure: `Sync frames/s, video/frames30, 1 stream (server busy ${syncCores1.toFixed(2)} cores)`, ours: f1(syncRate1), "face-api": f1(faceApiFps), "x faster": f1(syncRate1 / faceApiFps), target: ">= 40x", met: verdict(syncRate1 >= 40 * faceApiFps) },
   { measure: `Sync frames/s, 2 streams (server busy ${syncCores2.toFixed(2)} cores)`, ours: f1(syncRate2), "face-api": "", "x faster": f1(syncRate2 / faceApiFps), target: "", met: "" },
   ...search.map((s) => ({
     measure: `1:N search p50 ms, ${s.label} (recall@1 ${s.recall.toFixed(3)}; hard photos ${s.hardRecall.toFixed(3)})`,
