@@ -40,11 +40,15 @@ const MOVE_BATCH = 100;
 
 /**
  * Moves the photos an earlier version kept as files under FACE_DATA_DIR/images into image_bytes,
- * then removes those files. Idempotent and safe with several instances starting at once (each
- * insert ignores bytes already there; a file already gone is skipped).
+ * then removes those files; nothing when there are no files. Idempotent and safe with several
+ * instances starting at once (each insert ignores bytes already there; a file already gone is
+ * skipped).
  */
 export async function moveImageFilesIntoDatabase(knex: Knex, files: ImageFiles): Promise<MovedImages> {
   const outcome: MovedImages = { moved: 0, missing: 0 };
+  // Every start runs this: with no file left to move (the usual case once moved, and always on a
+  // fresh install) it does not scan the images table for rows without bytes.
+  if ((await files.list()).length === 0) return outcome;
   for (let after = ""; ; ) {
     const rows: { sha256: string }[] = await knex("images as i")
       .leftJoin("image_bytes as b", "b.sha256", "i.sha256")

@@ -1,20 +1,16 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./service-process.js";
+import { serverToolMissing } from "./system-tools.js";
 
 const HAPROXY = "/usr/sbin/haproxy";
 
-/**
- * Why the load-balancer suite cannot run here (a skip saying how to enable it), or false. With
- * FACE_REQUIRE_HAPROXY set (CI) a missing binary is not a skip: the suite runs and fails.
- */
+/** Why the load-balancer suite cannot run here, or false (FACE_REQUIRE_HAPROXY: CI, never a skip). */
 export function haproxyMissing(): string | false {
-  if (!process.env.TEST_DATABASE_URL) return "needs a PostgreSQL server (TEST_DATABASE_URL; .ci/run starts one)";
-  if (process.env.FACE_REQUIRE_HAPROXY) return false;
-  return spawnSync(HAPROXY, ["-v"]).status === 0 ? false : "needs haproxy (apt-get install haproxy; .ci/run installs it)";
+  return serverToolMissing({ probe: [HAPROXY, "-v"], package: "haproxy", requireEnv: "FACE_REQUIRE_HAPROXY" });
 }
 
 export interface HAProxy {

@@ -1,20 +1,16 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./service-process.js";
+import { asPostgres, giveToPostgres, serverToolMissing } from "./system-tools.js";
 
 /** Debian's pgbouncer binary. */
 const PGBOUNCER = "/usr/sbin/pgbouncer";
 
-/**
- * Why the PgBouncer suite cannot run here (a skip that says how to enable it), or false. With
- * FACE_REQUIRE_PGBOUNCER set (CI) a missing binary is not a skip: the suite runs and fails.
- */
+/** Why the PgBouncer suite cannot run here, or false (FACE_REQUIRE_PGBOUNCER: CI, never a skip). */
 export function pgbouncerMissing(): string | false {
-  if (!process.env.TEST_DATABASE_URL) return "needs a PostgreSQL server (TEST_DATABASE_URL; .ci/run starts one)";
-  if (process.env.FACE_REQUIRE_PGBOUNCER) return false;
-  return spawnSync(PGBOUNCER, ["--version"]).status === 0 ? false : "needs pgbouncer (apt-get install pgbouncer; .ci/run installs it)";
+  return serverToolMissing({ probe: [PGBOUNCER, "--version"], package: "pgbouncer", requireEnv: "FACE_REQUIRE_PGBOUNCER" });
 }
 
 export interface PgBouncer {
@@ -51,15 +47,9 @@ export async function startPgBouncer(serverUrl: string, settings: Record<string,
     `[databases]\n* = host=${server.hostname} port=${server.port || 5432}\n\n[pgbouncer]\n${Object.entries(ini).map(([k, v]) => `${k} = ${v}`).join("\n")}\n`,
   );
   writeFileSync(join(dir, "userlist.txt"), `"${user}" "${decodeURIComponent(server.password)}"\n`);
-  // PgBouncer refuses to run as root: as root (CI), it runs as the postgres user.
-  let command = [PGBOUNCER, join(dir, "pgbouncer.ini")];
-  if (process.getuid?.() === 0) {
-    const uid = Number(spawnSync("id", ["-u", "postgres"], { encoding: "utf8" }).stdout);
-    const gid = Number(spawnSync("id", ["-g", "postgres"], { encoding: "utf8" }).stdout);
-    for (const file of ["", "pgbouncer.ini", "userlist.txt"]) chownSync(join(dir, file), uid, gid);
-    chmodSync(dir, 0o700);
-    command = ["runuser", "-u", "postgres", "--", ...command];
-  }
+  giveToPostgres(...["", "pgbouncer.ini", "userlist.txt"].map((file) => join(dir, file)));
+  chmodSync(dir, 0o700);
+  const command = asPostgres([PGBOUNCER, join(dir, "pgbouncer.ini")]);
   const child: ChildProcess = spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));

@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./service-process.js";
+import { asPostgres, giveToPostgres } from "./system-tools.js";
 
 const BIN = "/usr/lib/postgresql/15/bin";
 
@@ -27,9 +28,9 @@ export interface ReplicatedPostgres {
   close(): void;
 }
 
-/** Runs a PostgreSQL program as the postgres user (the servers refuse to run as root). */
-function asPostgres(program: string, args: string[]): void {
-  const command = process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--", join(BIN, program), ...args] : [join(BIN, program), ...args];
+/** Runs a PostgreSQL program (as the postgres user when this process is root). */
+function runPostgres(program: string, args: string[]): void {
+  const command = asPostgres([join(BIN, program), ...args]);
   const result = spawnSync(command[0], command.slice(1), { encoding: "utf8" });
   if (result.status !== 0) throw new Error(`${program} ${args.join(" ")} failed:\n${result.stdout}${result.stderr}`);
 }
@@ -40,19 +41,16 @@ function asPostgres(program: string, args: string[]): void {
  */
 export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
   const root = mkdtempSync(join(tmpdir(), "face-replication-"));
-  if (process.getuid?.() === 0) {
-    const id = (flag: string) => Number(spawnSync("id", [flag, "postgres"], { encoding: "utf8" }).stdout);
-    chownSync(root, id("-u"), id("-g"));
-  }
+  giveToPostgres(root);
   const primaryDir = join(root, "primary");
   const replicaDir = join(root, "replica");
   const [primaryPort, replicaPort] = [await freePort(), await freePort()];
   const serverOptions = (port: number) => `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${root} -c fsync=off -c max_connections=100`;
-  const startReplica = () => asPostgres("pg_ctl", ["-D", replicaDir, "-l", join(root, "replica.log"), "-o", serverOptions(replicaPort), "-w", "start"]);
+  const startReplica = () => runPostgres("pg_ctl", ["-D", replicaDir, "-l", join(root, "replica.log"), "-o", serverOptions(replicaPort), "-w", "start"]);
   let replicaRunning = false;
 
-  asPostgres("initdb", ["-D", primaryDir, "-A", "trust", "-U", "postgres"]);
-  asPostgres("pg_ctl", ["-D", primaryDir, "-l", join(root, "primary.log"), "-o", serverOptions(primaryPort), "-w", "start"]);
+  runPostgres("initdb", ["-D", primaryDir, "-A", "trust", "-U", "postgres"]);
+  runPostgres("pg_ctl", ["-D", primaryDir, "-l", join(root, "primary.log"), "-o", serverOptions(primaryPort), "-w", "start"]);
   const url = (port: number, database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`;
   const { default: pg } = await import("pg");
   async function query(connectionString: string, sql: string): Promise<Record<string, unknown>[]> {
@@ -68,11 +66,11 @@ export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
     await query(url(primaryPort, "postgres"), "CREATE DATABASE face");
     await query(url(primaryPort, "face"), "CREATE EXTENSION vector");
     // -R writes standby.signal and primary_conninfo: the copy starts as a streaming hot standby.
-    asPostgres("pg_basebackup", ["-h", "127.0.0.1", "-p", String(primaryPort), "-U", "postgres", "-D", replicaDir, "-R", "-X", "stream", "-c", "fast"]);
+    runPostgres("pg_basebackup", ["-h", "127.0.0.1", "-p", String(primaryPort), "-U", "postgres", "-D", replicaDir, "-R", "-X", "stream", "-c", "fast"]);
     startReplica();
     replicaRunning = true;
   } catch (e) {
-    asPostgres("pg_ctl", ["-D", primaryDir, "-m", "immediate", "stop"]);
+    runPostgres("pg_ctl", ["-D", primaryDir, "-m", "immediate", "stop"]);
     rmSync(root, { recursive: true, force: true });
     throw e;
   }
@@ -94,7 +92,7 @@ export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
       }
     },
     stopReplica() {
-      asPostgres("pg_ctl", ["-D", replicaDir, "-m", "immediate", "stop"]);
+      runPostgres("pg_ctl", ["-D", replicaDir, "-m", "immediate", "stop"]);
       replicaRunning = false;
     },
     startReplica() {
@@ -102,8 +100,8 @@ export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
       replicaRunning = true;
     },
     close() {
-      if (replicaRunning) asPostgres("pg_ctl", ["-D", replicaDir, "-m", "immediate", "stop"]);
-      asPostgres("pg_ctl", ["-D", primaryDir, "-m", "immediate", "stop"]);
+      if (replicaRunning) runPostgres("pg_ctl", ["-D", replicaDir, "-m", "immediate", "stop"]);
+      runPostgres("pg_ctl", ["-D", primaryDir, "-m", "immediate", "stop"]);
       rmSync(root, { recursive: true, force: true });
     },
   };
