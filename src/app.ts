@@ -68,7 +68,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // The dispatcher is woken by the outbox itself whenever a committed change wrote deliveries.
-  const webhookStore = createWebhookStore(database.knex, { deliveriesWritten: () => dispatcher.kick() });
+  const webhookStore = createWebhookStore(database.knex, { deliveriesWritten: () => dispatcher.kick(), soleWriter: database.kind === "pglite" });
   const dispatcher = createWebhookDispatcher(
     webhookStore,
     {

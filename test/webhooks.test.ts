@@ -88,6 +88,29 @@ describe("webhooks", () => {
     await until(() => receiver.received.some((r) => r.event.identifier === "count-check"), "the written delivery");
   });
 
+  it("the database's only writer skips events nobody subscribed to without a statement, and misses no new subscription", async () => {
+    const statements: string[] = [];
+    const count = (q: { sql: string }) => statements.push(q.sql);
+    const knex = a.database.knex;
+    const soleWriter = createWebhookStore(knex, { soleWriter: true });
+    await soleWriter.enqueue({ type: "face.unknown", collection: "quiet", identifier: "", data: {} }); // reads what is subscribed, once
+    knex.on("query", count);
+    try {
+      assert.equal(await soleWriter.enqueue({ type: "face.unknown", collection: "quiet", identifier: "", data: {} }), 0);
+      assert.equal(await soleWriter.enqueue({ type: "face.recognized", collection: "quiet", identifier: "", data: {} }), 0);
+      assert.deepEqual(statements, [], "no statement for an event nobody subscribed to");
+      // A webhook created by another store on the same database (as an RPC does) is seen at once.
+      await createWebhookStore(knex).create({ collection: "quiet", url: "http://127.0.0.1:1/x", identifier: "", events: ["face.unknown"], secret: "s" });
+      assert.equal(await soleWriter.enqueue({ type: "face.unknown", collection: "quiet", identifier: "", data: {} }), 1);
+      statements.length = 0;
+      assert.equal(await soleWriter.enqueue({ type: "face.recognized", collection: "quiet", identifier: "", data: {} }), 0);
+      assert.deepEqual(statements, [], "still none for the type it did not subscribe to");
+    } finally {
+      knex.off("query", count);
+      await knex("webhooks").where({ collection: "quiet" }).delete();
+    }
+  });
+
   it("delivers after a restart what was committed but not yet delivered", async () => {
     receiver.setUp(false);
     const client = faceClient(a);

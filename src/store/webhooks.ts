@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import type { EventType, FaceEvent } from "../events.js";
 import { rowCount } from "./row-count.js";
+import { subscribedEventsOf } from "./subscribed-events.js";
 
 export interface WebhookRecord {
   id: string;
@@ -61,6 +62,11 @@ export interface WebhookStoreOptions {
    * matched no subscription: on PGlite the dispatcher's outbox query would run on the main thread.
    */
   deliveriesWritten?: () => void;
+  /**
+   * This process is the database's only writer (embedded PGlite): an event no webhook subscribes
+   * to is skipped without a statement (subscribed-events.ts).
+   */
+  soleWriter?: boolean;
 }
 
 export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}): WebhookStore {
@@ -73,9 +79,12 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
     createdAt: new Date(r.created_at as string),
   });
 
+  const subscribed = subscribedEventsOf(knex);
+
   return {
     async create(input) {
       const id = randomUUID();
+      await subscribed.adding(input.collection, input.events);
       await knex.transaction(async (trx) => {
         await trx("collections").insert({ name: input.collection }).onConflict("name").ignore();
         await trx("webhooks").insert({
@@ -102,6 +111,7 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
 
     async enqueue(event, trx) {
       const db = trx ?? knex;
+      if (options.soleWriter && !(await subscribed.mayHave(db, event.collection, event.type))) return 0;
       const eventId = randomUUID();
       const payload = JSON.stringify({
         id: eventId,
