@@ -1,4 +1,5 @@
 import { callEndedError, callSignal } from "../call-signal.js";
+import { callEnded, callStarted } from "../calls-in-flight.js";
 import { FaceError } from "../errors.js";
 
 export interface AdmissionOptions {
@@ -66,9 +67,11 @@ export function createAdmission(options: AdmissionOptions): Admission {
   return {
     async run(work) {
       await waitForSlot();
+      callStarted();
       try {
         return await work();
       } finally {
+        callEnded();
         release();
       }
     },

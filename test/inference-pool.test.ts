@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import sharp from "sharp";
+import { callsInFlight } from "../src/calls-in-flight.js";
+import { createAdmission } from "../src/service/admission.js";
+import { createOnnxRuntime } from "../src/runtime/onnx.js";
+import { face } from "./support/testdata.js";
+
+const frame = async () => {
+  const { data } = await sharp(face("face_recognition/obama.jpg")).resize(640, 480, { fit: "fill" }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(data), dims: [1, 480, 640, 3] };
+};
+
+describe("inference pool: every core for a call running alone, shared cores under load", () => {
+  const runtime = createOnnxRuntime({ intraOpThreads: 1, workers: 2 });
+  after(() => runtime.close());
+
+  it("runs a lone call's model on every core and concurrent ones on their own threads, with the same outputs", async () => {
+    const admission = createAdmission({ maxInFlight: 4, maxQueued: 4 });
+    const before = runtime.runCounts();
+    const alone = await admission.run(async () => runtime.run("detect", await frame()));
+    assert.equal(runtime.runCounts().wide, before.wide + 1, "one call, idle pool: every core");
+    const together = await Promise.all([1, 2].map(() => admission.run(async () => runtime.run("detect", await frame()))));
+    assert.equal(runtime.runCounts().wide, before.wide + 1, "two calls at once: no run takes every core");
+    assert.equal(runtime.runCounts().shared, before.shared + 2);
+    for (const other of together) {
+      for (const name of Object.keys(alone)) {
+        const a = alone[name].data, b = other[name].data;
+        let largest = 0;
+        for (let i = 0; i < a.length; i++) largest = Math.max(largest, Math.abs(a[i] - b[i]));
+        assert.ok(largest < 1e-4, `${name}: outputs differ by up to ${largest}`);
+      }
+    }
+  });
+
+  it("counts a call in and out of admission, a failing one too", async () => {
+    const admission = createAdmission({ maxInFlight: 2, maxQueued: 2 });
+    const start = callsInFlight();
+    await admission.run(async () => assert.equal(callsInFlight(), start + 1));
+    await assert.rejects(admission.run(async () => { throw new Error("fails"); }));
+    assert.equal(callsInFlight(), start);
+  });
+});
