@@ -8,7 +8,7 @@ interface RunMessage {
   model: ModelName;
   data: Float32Array | Uint8Array;
   dims: number[];
-  /** The pool is otherwise idle: run on the sessions with the whole pool's threads. */
+  /** The call runs alone and the pool is otherwise idle: run on the sessions with the whole pool's threads. */
   wide: boolean;
 }
 

@@ -38,12 +38,19 @@ function createRegistry(knex: Knex): SubscribedEvents {
   const key = (collection: string, type: string) => `${collection}\u0000${type}`;
   let known: Promise<Set<string>> | undefined;
   // Read once, on first use: pairs added later are recorded by `adding` before their row exists.
+  // (The transactions that publish events never write webhooks, so a first read inside one sees
+  // the committed subscriptions.)
   const pairs = (db: Knex) => {
-    known ??= db("webhooks")
-      .select("collection", "events")
-      .then((rows: { collection: string; events: string[] }[]) => new Set(rows.flatMap((r) => r.events.map((type) => key(r.collection, type)))));
-    // A failed read is tried again next time instead of being remembered.
-    known.catch(() => (known = undefined));
+    if (known === undefined) {
+      const reading = db("webhooks")
+        .select("collection", "events")
+        .then((rows: { collection: string; events: string[] }[]) => new Set(rows.flatMap((r) => r.events.map((type) => key(r.collection, type)))));
+      known = reading;
+      // A failed read is tried again next time instead of being remembered.
+      reading.catch(() => {
+        if (known === reading) known = undefined;
+      });
+    }
     return known;
   };
   return {
