@@ -20,7 +20,13 @@ describe("inference pool: every core for a call running alone, shared cores unde
     const before = runtime.runCounts();
     const alone = await admission.run(async () => runtime.run("detect", await frame()));
     assert.equal(runtime.runCounts().wide, before.wide + 1, "one call, idle pool: every core");
-    const together = await Promise.all([1, 2].map(() => admission.run(async () => runtime.run("detect", await frame()))));
+    // Both calls are inside admission before either runs its model, as two overlapping requests are.
+    let entered = 0;
+    let bothIn!: () => void;
+    const together = await Promise.all([1, 2].map(() => admission.run(async () => {
+      await new Promise<void>((resolve) => (++entered === 2 ? (bothIn(), resolve()) : (bothIn = resolve)));
+      return runtime.run("detect", await frame());
+    })));
     assert.equal(runtime.runCounts().wide, before.wide + 1, "two calls at once: no run takes every core");
     assert.equal(runtime.runCounts().shared, before.shared + 2);
     for (const other of together) {
