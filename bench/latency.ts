@@ -11,6 +11,7 @@ import { createOnnxRuntime } from "../src/runtime/onnx.js";
 import type { ModelName } from "../src/runtime/models.js";
 import { loadConfig } from "../src/config.js";
 import { singleFace640x480 } from "./support/images.js";
+import { timeRuns } from "./support/timing.js";
 import { percentile, printTable } from "./table.js";
 
 const RUNS = 50;
@@ -55,14 +56,7 @@ const modelRows = [];
 for (const [model, dims, type] of modelInputs) {
   const size = dims.reduce((a, b) => a * b);
   const input = () => ({ data: type === "uint8" ? Uint8Array.from({ length: size }, () => Math.random() * 256) : Float32Array.from({ length: size }, () => Math.random() - 0.5), dims });
-  for (let i = 0; i < 5; i++) await runtime.run(model, input());
-  const ms: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const data = input();
-    const start = performance.now();
-    await runtime.run(model, data);
-    ms.push(performance.now() - start);
-  }
+  const ms = await timeRuns(RUNS, input, (data) => runtime.run(model, data));
   modelRows.push({ model, "p50 ms": percentile(ms, 50).toFixed(2), "p95 ms": percentile(ms, 95).toFixed(2) });
 }
 printTable(`Models alone on the inference workers, ${RUNS} runs`, modelRows);

@@ -20,6 +20,7 @@ import { createOnnxRuntime } from "../src/runtime/onnx.js";
 import { face, FACES_DIR } from "../test/support/testdata.js";
 import { startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
 import { loadFaceApi } from "./support/face-api.js";
+import { timeRuns } from "./support/timing.js";
 import { openGallery, pgliteGalleryDir, place, type GalleryTarget } from "./support/galleries.js";
 import { singleFace640x480 } from "./support/images.js";
 import { gallerySearch, searchTargets } from "./support/search-runs.js";
@@ -124,20 +125,11 @@ async function floorMs(): Promise<{ decode: number; detect: number; embed: numbe
   try {
     const decoded = await engine.decode(photo);
     const face = new Float32Array(3 * 112 * 112).map(() => Math.random() - 0.5);
-    const timed = async (work: () => Promise<unknown>) => {
-      for (let i = 0; i < 5; i++) await work();
-      const ms: number[] = [];
-      for (let i = 0; i < LATENCY_RUNS; i++) {
-        const start = performance.now();
-        await work();
-        ms.push(performance.now() - start);
-      }
-      return percentile(ms, 50);
-    };
-    const decode = await timed(() => engine.decode(photo));
-    // The detector takes a copy each time: its input buffer is transferred to the worker.
-    const detect = await timed(() => runtime.run("detect", { data: decoded.data.slice(), dims: [1, decoded.height, decoded.width, 3] }));
-    const embed = await timed(() => runtime.run("feature", { data: face.slice(), dims: [1, 3, 112, 112] }));
+    const p50 = async <T>(prepare: () => T, work: (input: T) => Promise<unknown>) => percentile(await timeRuns(LATENCY_RUNS, prepare, work), 50);
+    const decode = await p50(() => photo, (bytes) => engine.decode(bytes));
+    // Each run gets its own copy of the input: its buffer is transferred to the worker.
+    const detect = await p50(() => decoded.data.slice(), (data) => runtime.run("detect", { data, dims: [1, decoded.height, decoded.width, 3] }));
+    const embed = await p50(() => face.slice(), (data) => runtime.run("feature", { data, dims: [1, 3, 112, 112] }));
     return { decode, detect, embed, total: decode + detect + embed };
   } finally {
     await runtime.close();

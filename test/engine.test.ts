@@ -10,7 +10,7 @@ import { nonMaximumSuppression, tiles } from "../src/engine/detect.js";
 import { cosineDistance } from "../src/engine/embed.js";
 import { loadModelBytes } from "../src/runtime/models.js";
 import { toPlanarTensor } from "../src/engine/image.js";
-import { face } from "./support/testdata.js";
+import { face, largestDifference, rgbFrame640x480 } from "./support/testdata.js";
 import { testEngine } from "./support/server.js";
 
 const LIMITS = { maxPixels: 40_000_000 };
@@ -205,16 +205,14 @@ describe("models", () => {
     const published = catalogue.models.detect.derivedFrom.split(" ")[0];
     const derived = await ort.InferenceSession.create(await loadModelBytes("detect"));
     const original = await ort.InferenceSession.create(await readFile(new URL(`../models/${published}`, import.meta.url)));
-    const { data } = await sharp(face("face_recognition/obama.jpg")).resize(640, 480, { fit: "fill" }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    const image = { data: new Uint8Array(data), width: 640, height: 480 };
+    const image = { data: await rgbFrame640x480("face_recognition/obama.jpg"), width: 640, height: 480 };
     const fromBytes = await derived.run({ image: new ort.Tensor("uint8", image.data, [1, 480, 640, 3]) });
     const fromPlanes = await original.run({ input: new ort.Tensor("float32", toPlanarTensor(image, "bgr", [0, 0, 0], [1, 1, 1]), [1, 3, 480, 640]) });
     for (const name of original.outputNames) {
       const a = fromPlanes[name].data as Float32Array;
       const b = fromBytes[name].data as Float32Array;
       assert.equal(a.length, b.length, name);
-      let largest = 0;
-      for (let i = 0; i < a.length; i++) largest = Math.max(largest, Math.abs(a[i] - b[i]));
+      const largest = largestDifference(a, b);
       assert.ok(largest < 1e-3, `${name}: outputs differ by up to ${largest}`);
     }
     const best = Math.max(...(fromBytes.cls_8.data as Float32Array));

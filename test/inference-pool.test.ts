@@ -1,15 +1,11 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import sharp from "sharp";
 import { callsInFlight } from "../src/calls-in-flight.js";
 import { createAdmission } from "../src/service/admission.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
-import { face } from "./support/testdata.js";
+import { largestDifference, rgbFrame640x480 } from "./support/testdata.js";
 
-const frame = async () => {
-  const { data } = await sharp(face("face_recognition/obama.jpg")).resize(640, 480, { fit: "fill" }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data), dims: [1, 480, 640, 3] };
-};
+const frame = async () => ({ data: await rgbFrame640x480("face_recognition/obama.jpg"), dims: [1, 480, 640, 3] });
 
 describe("inference pool: every core for a call running alone, shared cores under load", () => {
   const runtime = createOnnxRuntime({ intraOpThreads: 1, workers: 2 });
@@ -31,9 +27,7 @@ describe("inference pool: every core for a call running alone, shared cores unde
     assert.equal(runtime.runCounts().shared, before.shared + 2);
     for (const other of together) {
       for (const name of Object.keys(alone)) {
-        const a = alone[name].data, b = other[name].data;
-        let largest = 0;
-        for (let i = 0; i < a.length; i++) largest = Math.max(largest, Math.abs(a[i] - b[i]));
+        const largest = largestDifference(alone[name].data, other[name].data);
         assert.ok(largest < 1e-4, `${name}: outputs differ by up to ${largest}`);
       }
     }

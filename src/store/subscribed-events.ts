@@ -18,8 +18,8 @@ export interface SubscribedEvents {
    * single connection, which the transaction holds).
    */
   mayHave(db: Knex, collection: string, type: string): Promise<boolean>;
-  /** Called before a webhook subscribing `collection` to `types` is written. */
-  adding(collection: string, types: readonly string[]): Promise<void>;
+  /** Called before a webhook subscribing `collection` to `types` is written (no I/O). */
+  adding(collection: string, types: readonly string[]): void;
 }
 
 /** One registry per database handle: every webhook store of the process on it shares what it knows. */
@@ -28,18 +28,20 @@ const registries = new WeakMap<Knex, SubscribedEvents>();
 export function subscribedEventsOf(knex: Knex): SubscribedEvents {
   let registry = registries.get(knex);
   if (registry === undefined) {
-    registry = createRegistry(knex);
+    registry = createRegistry();
     registries.set(knex, registry);
   }
   return registry;
 }
 
-function createRegistry(knex: Knex): SubscribedEvents {
+function createRegistry(): SubscribedEvents {
   const key = (collection: string, type: string) => `${collection}\u0000${type}`;
   let known: Promise<Set<string>> | undefined;
-  // Read once, on first use: pairs added later are recorded by `adding` before their row exists.
-  // (The transactions that publish events never write webhooks, so a first read inside one sees
-  // the committed subscriptions.)
+  // Pairs of the webhooks this process creates, recorded before their rows exist: a read of the
+  // table running meanwhile may miss those rows, this set does not.
+  const added = new Set<string>();
+  // The table is read once, on first use. (The transactions that publish events never write
+  // webhooks, so a first read inside one sees the committed subscriptions.)
   const pairs = (db: Knex) => {
     if (known === undefined) {
       const reading = db("webhooks")
@@ -55,11 +57,11 @@ function createRegistry(knex: Knex): SubscribedEvents {
   };
   return {
     async mayHave(db, collection, type) {
-      return (await pairs(db)).has(key(collection, type));
+      const pair = key(collection, type);
+      return added.has(pair) || (await pairs(db)).has(pair);
     },
-    async adding(collection, types) {
-      const set = await pairs(knex);
-      for (const type of types) set.add(key(collection, type));
+    adding(collection, types) {
+      for (const type of types) added.add(key(collection, type));
     },
   };
 }

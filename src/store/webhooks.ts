@@ -84,7 +84,7 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
   return {
     async create(input) {
       const id = randomUUID();
-      await subscribed.adding(input.collection, input.events);
+      subscribed.adding(input.collection, input.events);
       await knex.transaction(async (trx) => {
         await trx("collections").insert({ name: input.collection }).onConflict("name").ignore();
         await trx("webhooks").insert({

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import sharp from "sharp";
 
 /**
  * The shared labelled photos (../shared/faces beside the project, or FACE_TESTDATA_DIR). They are
@@ -26,4 +27,16 @@ export interface ManifestEntry {
 /** Every labelled photo of manifest.json. */
 export function manifest(): ManifestEntry[] {
   return JSON.parse(readFileSync(join(FACES_DIR, "manifest.json"), "utf8")).images;
+}
+
+/** A test photo stretched to a 640x480 camera frame: its RGB bytes, height x width x 3. */
+export async function rgbFrame640x480(path: string): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(face(path)).resize(640, 480, { fit: "fill" }).removeAlpha().raw().toBuffer());
+}
+
+/** The largest absolute difference between two equally long arrays of model outputs. */
+export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let largest = 0;
+  for (let i = 0; i < a.length; i++) largest = Math.max(largest, Math.abs(a[i] - b[i]));
+  return largest;
 }
