@@ -89,6 +89,25 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
     assert.ok(log.some((d) => d.frameId === "t29"));
   });
 
+  it("aligns and embeds only the faces it searches, and registers a tracked face it did not search", async () => {
+    const image = face("face_recognition/obama.jpg");
+    await client.createCollection({ name: "steady" });
+    const requests = [
+      { image, frameId: "s1", collection: "steady" },
+      { image, frameId: "s2", collection: "steady" },
+      // The same steady, unknown face: tracked, not searched, yet registered when asked.
+      { image, frameId: "s3", collection: "steady", identifier: "obama" },
+    ];
+    const answers: SyncResponse[] = [];
+    for await (const r of client.sync((async function* () { yield* requests; })())) answers.push(r);
+    const stages = (a: SyncResponse) => a.flameGraph.filter((e) => e.parent === "").map((e) => e.label);
+    assert.ok(stages(answers[0]).includes("align") && stages(answers[0]).includes("embed"), `first frame: ${stages(answers[0])}`);
+    assert.ok(!stages(answers[1]).includes("align") && !stages(answers[1]).includes("embed"), `tracked frame: ${stages(answers[1])}`);
+    assert.deepEqual(answers.map((a) => a.faces[0]?.trackId), [answers[0].faces[0].trackId, answers[0].faces[0].trackId, answers[0].faces[0].trackId]);
+    assert.equal(answers[2].faces[0].registered, true);
+    assert.equal((await client.recognize({ image, collection: "steady" })).identifier, "obama");
+  });
+
   it("never carries an identity from one collection's frame to another's on the same stream", async () => {
     const image = face("face_recognition/obama.jpg");
     await client.register({ identifier: "obama", image, collection: "stream-a" });

@@ -11,13 +11,17 @@ import { measureQuality, type FaceQuality } from "./quality.js";
 
 export type { StageTimer } from "./stage-timer.js";
 
-/** A face found in an image, ready to be embedded. */
-export interface LocatedFace {
+/** A face the detector found: where it is, not yet aligned. */
+export interface FoundFace {
   /** In original-image pixels, clipped to the image. */
   box: BoxPx;
   /** Left eye, right eye, nose tip, left and right mouth corners. */
   landmarks: PointPx[];
   score: number;
+}
+
+/** A found face aligned and measured, ready to be embedded. */
+export interface LocatedFace extends FoundFace {
   quality: FaceQuality;
   /** The face warped onto the 112x112 ArcFace template. */
   aligned: RgbImage;
@@ -31,6 +35,12 @@ export interface FaceEngine {
    * boxes and landmarks in the photo's own pixels.
    */
   locate(image: DecodedImage, maxFaces: number): Promise<LocatedFace[]>;
+  /**
+   * locate in two steps, for callers that embed only some of the faces (a stream's tracked faces):
+   * `find` runs the detector, `prepare` aligns and measures the faces it is given.
+   */
+  find(image: DecodedImage, maxFaces: number): Promise<FoundFace[]>;
+  prepare(image: DecodedImage, faces: readonly FoundFace[]): Promise<LocatedFace[]>;
   /** One L2-normalised 512-d embedding per face, in order. */
   embed(faces: readonly LocatedFace[]): Promise<Float32Array[]>;
   analyze(image: DecodedImage, faces: readonly LocatedFace[]): Promise<FaceAttributes[]>;
@@ -51,27 +61,41 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
   const stage = options.stage ?? untimed;
   const detector = options.detector ?? createYuNetDetector(runtime, stage);
 
+  async function find(image: DecodedImage, maxFaces: number): Promise<FoundFace[]> {
+    let detections = await stage("detect", () => detector.detect(image));
+    if (maxFaces > 0) detections = detections.slice(0, maxFaces);
+    // Found on the working copy; answered in the photo's own pixels.
+    const s = image.scale;
+    return detections.map((d) => ({
+      box: scaleBox(clipBox(d.box, image.width, image.height), s),
+      landmarks: s === 1 ? d.landmarks : d.landmarks.map((p) => ({ x: p.x * s, y: p.y * s })),
+      score: d.score,
+    }));
+  }
+
+  async function prepare(image: DecodedImage, faces: readonly FoundFace[]): Promise<LocatedFace[]> {
+    if (faces.length === 0) return [];
+    const s = image.scale;
+    const aligned = await stage("align", async () =>
+      faces.map((f) => alignFace(image, s === 1 ? f.landmarks : f.landmarks.map((p) => ({ x: p.x / s, y: p.y / s })))),
+    );
+    return stage("quality", async () => faces.map((f, i) => ({ ...f, aligned: aligned[i], quality: measureQuality(aligned[i], f.box) })));
+  }
+
   return {
     decode(bytes) {
       return stage("decode", () => decodeImage(bytes, limits));
     },
 
     async locate(image, maxFaces) {
-      let detections = await stage("detect", () => detector.detect(image));
-      if (maxFaces > 0) detections = detections.slice(0, maxFaces);
-      const aligned = await stage("align", async () => detections.map((d) => alignFace(image, d.landmarks)));
-      // Found on the working copy; answered in the photo's own pixels.
-      const s = image.scale;
-      return stage("quality", async () =>
-        detections.map((d, i) => {
-          const box = scaleBox(clipBox(d.box, image.width, image.height), s);
-          const points = s === 1 ? d.landmarks : d.landmarks.map((p) => ({ x: p.x * s, y: p.y * s }));
-          return { box, landmarks: points, score: d.score, aligned: aligned[i], quality: measureQuality(aligned[i], box) };
-        }),
-      );
+      return prepare(image, await find(image, maxFaces));
     },
 
-    embed(faces) {
+    find,
+    prepare,
+
+    async embed(faces) {
+      if (faces.length === 0) return [];
       return stage("embed", () => Promise.all(faces.map((f) => embedFace(runtime, f.aligned))));
     },
 

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { FaceError } from "../errors.js";
 import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
-import type { FaceEngine, LocatedFace, StageTimer } from "../engine/pipeline.js";
+import type { FaceEngine, FoundFace, LocatedFace, StageTimer } from "../engine/pipeline.js";
 import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
@@ -62,12 +62,18 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
     return { box: face.box, landmarks: face.landmarks, score: face.score, quality: face.quality };
   }
 
-  /** Decodes and finds faces, largest first. */
-  async function facesOf(bytes: Uint8Array, maxFaces: number): Promise<{ image: DecodedImage; faces: LocatedFace[] }> {
+  /** Decodes and finds faces, largest first, not yet aligned (engine.prepare does that for those a caller embeds). */
+  async function foundFacesOf(bytes: Uint8Array, maxFaces: number): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
     const image = await engine.decode(bytes);
-    const faces = await engine.locate(image, maxFaces);
+    const faces = await engine.find(image, maxFaces);
     metrics.facesDetected.inc(faces.length);
     return { image, faces };
+  }
+
+  /** Decodes, finds, aligns and measures faces, largest first. */
+  async function facesOf(bytes: Uint8Array, maxFaces: number): Promise<{ image: DecodedImage; faces: LocatedFace[] }> {
+    const { image, faces } = await foundFacesOf(bytes, maxFaces);
+    return { image, faces: await engine.prepare(image, faces) };
   }
 
   /** The one face a register/recognize/verify call is about: the largest. */
@@ -105,7 +111,7 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
     return { created, image: img };
   }
 
-  return { publishAll, view, facesOf, primaryFaceOf, storedFace, storedImage, addRegisteredFace, metrics };
+  return { publishAll, view, foundFacesOf, facesOf, primaryFaceOf, storedFace, storedImage, addRegisteredFace, metrics };
 }
 
 export function sha256Of(bytes: Uint8Array): string {

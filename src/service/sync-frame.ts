@@ -32,7 +32,7 @@ const TRACK_KEEP_MARGIN = 0.15;
 /** SyncFrame and each frame of a Sync stream. */
 export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" | "identities" | "detections" | "stage">, work: FaceWork) {
   const { config, engine, identities, detections, stage } = deps;
-  const { facesOf, addRegisteredFace, publishAll, metrics } = work;
+  const { foundFacesOf, addRegisteredFace, publishAll, metrics } = work;
   const limits = config;
 
   /**
@@ -46,13 +46,15 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
     const bytes = checkImageSize(input.image, limits.maxImageBytes);
     if (bytes.length === 0) throw new FaceError("invalid_argument", "image is required");
-    const { image, faces } = await facesOf(bytes, input.maxFaces);
+    const { image, faces } = await foundFacesOf(bytes, input.maxFaces);
     // Decoding and detection overlap with the previous frame; tracking must follow frame order.
     await previousFrameDone;
     const assigned = tracker.assign(collection, faces.map((f) => f.box));
+    // Only the faces to search are aligned and embedded: a steady tracked face needs neither.
     const toSearch = faces.filter((_, i) => assigned[i].needsSearch);
-    const embeddings = await engine.embed(toSearch);
-    const hits = await stage("similarity_search", () => Promise.all(embeddings.map((e) => identities.search(collection, e, 1))));
+    const prepared = await engine.prepare(image, toSearch);
+    const embeddings = await engine.embed(prepared);
+    const hits = embeddings.length === 0 ? [] : await stage("similarity_search", () => Promise.all(embeddings.map((e) => identities.search(collection, e, 1))));
     const tracks: Track[] = assigned.map(({ track, needsSearch }, i) => {
       if (!needsSearch) return track;
       const best = hits[toSearch.indexOf(faces[i])][0];
@@ -67,9 +69,11 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     const registered = new Set<number>();
     if (registerAs !== undefined) {
       const unknown = tracks.findIndex((t) => t.identifier === "");
-      if (unknown >= 0 && qualityProblem(faces[unknown], [], config) === undefined) {
-        const embedding = embeddings[toSearch.indexOf(faces[unknown])] ?? (await engine.embed([faces[unknown]]))[0];
-        await addRegisteredFace(collection, registerAs, faces[unknown], embedding, bytes, image);
+      const searched = unknown >= 0 ? toSearch.indexOf(faces[unknown]) : -1;
+      const candidate = unknown < 0 ? undefined : searched >= 0 ? prepared[searched] : (await engine.prepare(image, [faces[unknown]]))[0];
+      if (candidate !== undefined && qualityProblem(candidate, [], config) === undefined) {
+        const embedding = searched >= 0 ? embeddings[searched] : (await engine.embed([candidate]))[0];
+        await addRegisteredFace(collection, registerAs, candidate, embedding, bytes, image);
         tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
         registered.add(unknown);
       }
