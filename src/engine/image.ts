@@ -107,7 +107,7 @@ function resizeAxisAligned(src: RgbImage, map: Affine, width: number, height: nu
   const { data, width: sw, height: sh } = src;
   const columns = tapsOf(map[0], map[2], width, sw);
   const rows = tapsOf(map[4], map[5], height, sh);
-  const columnsAreCopies = map[0] === 1 && Number.isInteger(map[2]);
+  const copies = map[0] === 1 && Number.isInteger(map[2]) ? copySpans(columns, width) : undefined;
   for (let v = 0; v < height; v++) {
     const rowOut = v * width * 3;
     const ya = rows.first[v];
@@ -118,8 +118,11 @@ function resizeAxisAligned(src: RgbImage, map: Affine, width: number, height: nu
     const fy = rows.weight[v];
     const rowA = ya * sw * 3;
     const rowB = rows.second[v] * sw * 3;
-    if (columnsAreCopies && fy === 0) {
-      copyRow(data, rowA, out, rowOut, columns, width);
+    if (copies !== undefined && fy === 0) {
+      for (const span of copies) {
+        if (span.first < 0) out.fill(OUTSIDE, rowOut + span.start * 3, rowOut + span.end * 3);
+        else out.set(data.subarray(rowA + span.first * 3, rowA + (span.first + span.end - span.start) * 3), rowOut + span.start * 3);
+      }
       continue;
     }
     for (let u = 0, o = rowOut; u < width; u++, o += 3) {
@@ -145,23 +148,29 @@ function resizeAxisAligned(src: RgbImage, map: Affine, width: number, height: nu
   return { data: out, width, height };
 }
 
-/** One output row read 1:1 from a source row (columns shifted by an integer), grey outside. */
-function copyRow(data: Uint8Array, rowStart: number, out: Uint8Array, outStart: number, columns: Taps, width: number): void {
+/** Output columns [start, end) reading source columns from `first` on, or grey outside the source (first -1). */
+interface CopySpan {
+  start: number;
+  end: number;
+  first: number;
+}
+
+/**
+ * The columns of a row read 1:1 from a source row (columns shifted by an integer), as spans of
+ * consecutive source pixels and of grey: the same for every row, so each row is a few copies.
+ */
+function copySpans(columns: Taps, width: number): CopySpan[] {
+  const spans: CopySpan[] = [];
   for (let u = 0; u < width; ) {
     const first = columns.first[u];
-    if (first < 0) {
-      const o = outStart + u * 3;
-      out[o] = out[o + 1] = out[o + 2] = OUTSIDE;
-      u++;
-      continue;
-    }
-    // The run of columns reading consecutive source pixels is one copy (a column left of the
-    // source's edge reads the edge pixel, which breaks the run).
     let end = u + 1;
-    while (end < width && columns.first[end] === first + (end - u)) end++;
-    out.set(data.subarray(rowStart + first * 3, rowStart + (first + end - u) * 3), outStart + u * 3);
+    // A column left of the source's edge reads the edge pixel, which breaks a run of copies.
+    if (first < 0) while (end < width && columns.first[end] < 0) end++;
+    else while (end < width && columns.first[end] === first + (end - u)) end++;
+    spans.push({ start: u, end, first });
     u = end;
   }
+  return spans;
 }
 
 /** Averages factor x factor blocks of the region [x0, x1) x [y0, y1) (partial blocks at the end are dropped). */
