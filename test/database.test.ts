@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { openDatabase } from "../src/store/database.js";
+import { vectorParam } from "../src/store/vector-param.js";
 import { freshDatabase } from "./support/server.js";
 
 test("a search runs with hnsw.ef_search and iterative scans, on every connection", async () => {
@@ -26,6 +27,31 @@ test("a search runs with hnsw.ef_search and iterative scans, on every connection
     const rows = sessions.map((s) => s.rows[0] as { pid: number; ef: string; scan: string });
     if (database.kind === "postgres") assert.equal(new Set(rows.map((r) => r.pid)).size, 3, "three pooled connections");
     for (const row of rows) assert.deepEqual([row.ef, row.scan], ["77", "relaxed_order"]);
+  } finally {
+    await database.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("embeddings travel in pgvector's binary form and arrive exactly, beside vectors sent as text", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "face-db-test-"));
+  const databaseUrl = process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined;
+  const database = await openDatabase({ databaseUrl, dataDir });
+  try {
+    // Values no short decimal text holds exactly, the extremes of float4 and a negative zero.
+    const embedding = new Float32Array(512).map((_, i) => Math.fround(Math.sin(i + 0.1) / 3));
+    const extremes = embedding.slice();
+    extremes.set([3.4028234663852886e38, -1.1754943508222875e-38, -0], 0);
+    const { rows } = await database.knex.raw("SELECT ?::vector::text AS sent, vector_dims(?::vector) AS dims, ?::vector <=> ?::vector AS distance", [
+      vectorParam(extremes),
+      vectorParam(extremes),
+      vectorParam(embedding),
+      `[${Array.from(embedding).join(",")}]`,
+    ]);
+    const row = rows[0] as { sent: string; dims: number; distance: number | string };
+    assert.deepEqual(Float32Array.from(JSON.parse(row.sent) as number[]), extremes);
+    assert.equal(Number(row.dims), 512);
+    assert.equal(Number(row.distance), 0, "the text form of the same vector is the same vector");
   } finally {
     await database.close();
     await rm(dataDir, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import knexFactory, { type Knex } from "knex";
+import type { PGlite } from "@electric-sql/pglite";
 import { relationBytesIn, sharedBuffersMbFor } from "./embedded-buffers.js";
 import { openReadReplica } from "./read-replica.js";
 import { inSearchTransaction } from "./search-transaction.js";
@@ -102,6 +103,7 @@ async function openEmbedded(dataDir: string, settings: string[]): Promise<Databa
   });
   // PGlite is one session: set once.
   for (const setting of settings) await pglite.exec(setting);
+  await passVectorBytesThrough(pglite);
   const knex = knexFactory({
     client: ClientPgLite,
     dialect: "postgres",
@@ -109,6 +111,19 @@ async function openEmbedded(dataDir: string, settings: string[]): Promise<Databa
   } as Knex.Config);
   // knex.destroy() closes the PGlite instance it was given.
   return { knex, kind: "pglite", runSearch: (work) => work(knex), close: () => knex.destroy() };
+}
+
+/**
+ * PGlite sends a parameter in binary format only when its type's serializer returns bytes (and
+ * turns anything else into text): the vector type's serializer passes values through, so the
+ * embeddings of vector-param.ts arrive as bytes and pgvector's text still as text. The type's OID
+ * exists once the extension does (migration 001 creates it too).
+ */
+async function passVectorBytesThrough(pglite: PGlite): Promise<void> {
+  await pglite.exec("CREATE EXTENSION IF NOT EXISTS vector");
+  const { rows } = await pglite.query<{ oid: number }>("SELECT 'vector'::regtype::oid AS oid");
+  // Typed as returning text; PGlite's protocol writer sends returned bytes as a binary parameter.
+  pglite.serializers[rows[0].oid] = (value: unknown) => value as string;
 }
 
 /** Key of the advisory lock replicas take to migrate one at a time (any constant; "face" in ASCII). */

@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
+import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
-import pgvector from "pgvector";
 
 /** Where a reference face came from (migrations/006_face_origin.sql). */
 export type FaceOrigin = "registered" | "auto";
@@ -46,7 +46,7 @@ const FACES_PER_USER_FETCHED = 4;
 export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSearch: Database["runSearch"]) {
   return {
     async search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]> {
-      const vector = pgvector.toSql(Array.from(embedding));
+      const vector = vectorParam(embedding);
       // runSearch (database.ts): on the read replica if there is one, with hnsw.ef_search and
       // iterative scans in effect. Users with a negative example close to the query (CorrectMatch "not them") are left out
       // inside the index scan, before LIMIT: filtered after it, a user's many close faces could fill
@@ -97,7 +97,7 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
            FROM users u LEFT JOIN faces f ON f.user_id = u.id AND (?::text IS NULL OR f.origin = ?)
           WHERE u.collection = ? AND u.identifier = ?
           GROUP BY u.id`,
-        [pgvector.toSql(Array.from(embedding)), origin ?? null, origin ?? null, collection, identifier],
+        [vectorParam(embedding), origin ?? null, origin ?? null, collection, identifier],
       );
       const result = await (mayLag ? runSearch(query) : query(knex));
       const row = result.rows[0] as { distance: number | string | null } | undefined;

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
 import pgvector from "pgvector";
 import { createFaceSearch, type DistanceOptions, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
@@ -102,7 +103,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
 
   function faceColumns(face: StoredFace) {
     return {
-      embedding: pgvector.toSql(Array.from(face.embedding)),
+      embedding: vectorParam(face.embedding),
       model: face.model,
       box_x: face.box.x,
       box_y: face.box.y,
@@ -181,7 +182,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
         `INSERT INTO negative_examples (user_id, collection, embedding, model)
          SELECT id, collection, ?::vector, ? FROM users WHERE collection = ? AND identifier = ?
          FOR KEY SHARE`,
-        [pgvector.toSql(Array.from(embedding)), model, collection, identifier],
+        [vectorParam(embedding), model, collection, identifier],
       );
       return rowCount(result) > 0;
     },

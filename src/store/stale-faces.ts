@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import pgvector from "pgvector";
+import { vectorParam } from "./vector-param.js";
 
 /** A face embedded by another model than the current one, as re-embedding needs it. */
 export interface StaleFace {
@@ -39,7 +39,7 @@ export function createStaleFaces(knex: Knex) {
 
     /** Replaces the face's embedding, only if it still has the model it was listed with (a concurrent run may have done it). */
     async replace(face: StaleFace, embedding: Float32Array, model: string): Promise<void> {
-      await knex("faces").where({ id: face.id, model: face.model }).update({ embedding: pgvector.toSql(Array.from(embedding)), model });
+      await knex("faces").where({ id: face.id, model: face.model }).update({ embedding: vectorParam(embedding), model });
     },
   };
 }
