@@ -51,8 +51,8 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
       // iterative scans in effect. Users with a negative example close to the query (CorrectMatch "not them") are left out
       // inside the index scan, before LIMIT: filtered after it, a user's many close faces could fill
       // the limit, be dropped, and leave out the right candidate. The iterative scan goes on until
-      // the limit is filled with faces that pass. The query vector is sent once (q): parsing its
-      // 10 KB of text costs about 0.65 ms on PGlite each time. A scalar subquery of it is a
+      // the limit is filled with faces that pass. The query vector is sent once (q; as text, each
+      // copy cost ~0.65 ms of parsing on PGlite, and bytes still cost a copy). A scalar subquery of it is a
       // constant to the planner, so the HNSW index still orders the scan (EXPLAIN: Order By
       // embedding <=> $1).
       const result = await runSearch((db) => db.raw(
