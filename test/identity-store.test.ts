@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Knex } from "knex";
 import { EMBEDDING_SIZE } from "../src/engine/embed.js";
+import { createDetectionLog } from "../src/store/detections.js";
 import { createIdentityStore, type IdentityStore, type StoredFace } from "../src/store/identities.js";
 import { openStoredImages } from "../src/store/open-stored-images.js";
 import { startTestServer, type TestServer } from "./support/server.js";
@@ -41,6 +42,28 @@ describe("identity store on synthetic embeddings", () => {
     assert.equal(hits.length, 1, "the right person is still found");
     assert.equal(hits[0].identifier, "right");
     assert.ok(Math.abs(hits[0].distance - 0.2) < 1e-4);
+  });
+
+  it("logs no detection of a person deleted while their frame was being logged", async () => {
+    const collection = "deleted-in-flight";
+    await store.addFace(collection, "leaving", storedFace(vectorAt(0, 1)), undefined);
+    const log = createDetectionLog(server.database.knex);
+    const seen = (identifier: string) => ({ identifier, frameId: "f1", trackId: 1, box: { x: 0, y: 0, width: 10, height: 10 }, confidence: 0.9, distance: 0.1 });
+    // DeleteUser's transaction, still open: it has locked and deleted the user and erased their log.
+    const deleting = await server.database.knex.transaction();
+    const user = await deleting("users").where({ collection, identifier: "leaving" }).first("id").forUpdate();
+    await deleting("faces").where({ user_id: user.id }).delete();
+    await deleting("users").where({ id: user.id }).delete();
+    await log.erasePerson(collection, "leaving", deleting);
+    // A frame recognized them a moment before; its log entry arrives now.
+    const logging = log.record(collection, [seen("leaving"), seen("")]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await deleting.commit();
+    await logging;
+    const logged = await log.recent(collection, 10);
+    assert.deepEqual(logged.map((d) => d.identifier), [""], "the stranger beside them is logged, the deleted person is not");
+    await log.record(collection, [seen("nobody-registered")]);
+    assert.equal((await log.recent(collection, 10)).length, 1, "a name that is no user is not logged either");
   });
 
   it("orders the search by the HNSW index (the query vector sent once is still a constant to the planner)", async () => {

@@ -27,19 +27,29 @@ export function createDetectionLog(knex: Knex): DetectionLog {
     async record(collection, detections) {
       if (detections.length === 0) return;
       await knex("collections").insert({ name: collection }).onConflict("name").ignore();
-      await knex("detections").insert(
-        detections.map((d) => ({
-          collection,
-          identifier: d.identifier === "" ? null : d.identifier,
-          frame_id: d.frameId,
-          track_id: d.trackId,
-          box_x: d.box.x,
-          box_y: d.box.y,
-          box_width: d.box.width,
-          box_height: d.box.height,
-          confidence: d.confidence,
-          distance: d.distance,
-        })),
+      const rows = detections.map((d) => ({
+        identifier: d.identifier === "" ? null : d.identifier,
+        frame_id: d.frameId,
+        track_id: d.trackId,
+        box_x: d.box.x,
+        box_y: d.box.y,
+        box_width: d.box.width,
+        box_height: d.box.height,
+        confidence: d.confidence,
+        distance: d.distance,
+      }));
+      // A person deleted while their frame was in flight is not logged after DeleteUser erased
+      // their entries: DeleteUser locks the user's row (FOR UPDATE) before erasing, so this
+      // statement either waits for it and then finds no user, or holds the row (FOR KEY SHARE)
+      // until its entries are written, and DeleteUser erases them after. Strangers are always logged.
+      await knex.raw(
+        `INSERT INTO detections (collection, identifier, frame_id, track_id, box_x, box_y, box_width, box_height, confidence, distance)
+         SELECT ?, d.identifier, d.frame_id, d.track_id, d.box_x, d.box_y, d.box_width, d.box_height, d.confidence, d.distance
+           FROM json_to_recordset(?::json) AS d(identifier text, frame_id text, track_id integer, box_x real, box_y real,
+                                                box_width real, box_height real, confidence real, distance real)
+          WHERE d.identifier IS NULL
+             OR EXISTS (SELECT 1 FROM users u WHERE u.collection = ? AND u.identifier = d.identifier FOR KEY SHARE)`,
+        [collection, JSON.stringify(rows), collection],
       );
     },
     async purgeOlderThan(days) {
