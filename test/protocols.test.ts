@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FaceService, GetUserFaceRequestSchema, ListUsersResponseSchema, RegisterRequestSchema, RegisterResponseSchema } from "../gen/face/v1/face_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES } from "../src/transport/dual-protocol-server.js";
 import { restBindings } from "../src/transport/rest.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
@@ -31,6 +33,21 @@ describe("one port serves every protocol", () => {
       await assert.rejects(client.getUserFace({ identifier: "nobody" }), (e) => ConnectError.from(e).code === Code.NotFound);
     });
   }
+
+  it("lets an h2c client send a photo's first MiB without waiting for the server (flow-control windows)", async () => {
+    const session = http2.connect(server.url);
+    try {
+      await new Promise((resolve, reject) => session.once("remoteSettings", resolve).once("error", reject));
+      assert.equal(session.remoteSettings.initialWindowSize, HTTP2_STREAM_WINDOW_BYTES, "each stream's window");
+      // The connection's window grows by a WINDOW_UPDATE sent right after the settings.
+      const deadline = Date.now() + 5_000;
+      while ((session.state.remoteWindowSize ?? 0) < HTTP2_CONNECTION_WINDOW_BYTES && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(session.state.remoteWindowSize, HTTP2_CONNECTION_WINDOW_BYTES, "the connection's window");
+      assert.ok(HTTP2_STREAM_WINDOW_BYTES >= 1 << 20 && HTTP2_CONNECTION_WINDOW_BYTES >= HTTP2_STREAM_WINDOW_BYTES);
+    } finally {
+      session.close();
+    }
+  });
 
   it("serves the standard gRPC health service", async () => {
     const health = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
