@@ -57,6 +57,22 @@ describe("identities: register, recognize, verify, users", () => {
     assert.equal(second.created, false);
   });
 
+  it("scans a big photo's tiles only when its largest face may be among the faces they find", async () => {
+    const scans = (reply: { flameGraph: { label: string }[] }) => reply.flameGraph.filter((e) => e.label === "detect_scan").length;
+    // A portrait enlarged to 4000 px wide (as a phone takes it): the whole-frame pass shows its face
+    // well over 64 px of the model's input.
+    const portrait = new Uint8Array(await sharp(OBAMA).resize({ width: 4000 }).jpeg().toBuffer());
+    assert.equal(scans(await client.recognize({ image: portrait, collection: "tiles" })), 1, "Recognize needs the largest face only");
+    assert.ok(scans(await client.detect({ image: portrait })) > 1, "Detect reports every face, so it reads the tiles");
+    // A ~40 px face in a 2560x1440 frame: only a tile shows it, so Recognize reads them.
+    const small = await sharp(face("resolution/obama-240p.jpg")).resize({ height: 160 }).toBuffer();
+    const frame = await sharp({ create: { width: 2560, height: 1440, channels: 3, background: "#9ab" } })
+      .composite([{ input: small, left: 1700, top: 1000 }]).jpeg().toBuffer();
+    const recognized = await client.recognize({ image: new Uint8Array(frame), collection: "tiles" });
+    assert.ok(scans(recognized) > 1);
+    assert.ok(recognized.face!.box!.x > 1700, JSON.stringify(recognized.face!.box));
+  });
+
   it("keeps one reference when the same photo is registered twice for one user", async () => {
     await client.register({ identifier: "twice", image: BIDEN });
     const again = await client.register({ identifier: "twice", image: BIDEN });

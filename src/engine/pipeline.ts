@@ -4,12 +4,13 @@ import { untimed, type StageTimer } from "./stage-timer.js";
 import { scaleBox, type PointPx } from "./geometry.js";
 import { analyzeFace, type FaceAttributes } from "./analyze.js";
 import { decodeImage, type DecodedImage, type DecodeLimits } from "./decode.js";
-import { clipBox, createYuNetDetector, type BoxPx, type Detector } from "./detect.js";
+import { clipBox, createYuNetDetector, type BoxPx, type DetectOptions, type Detector } from "./detect.js";
 import { embedFace } from "./embed.js";
 import type { RgbImage } from "./image.js";
 import { measureQuality, type FaceQuality } from "./quality.js";
 
 export type { StageTimer } from "./stage-timer.js";
+export type { DetectOptions } from "./detect.js";
 
 /** A face the detector found: where it is, not yet aligned. */
 export interface FoundFace {
@@ -34,12 +35,12 @@ export interface FaceEngine {
    * Every face, largest first, at most `maxFaces` (0 = all), with landmarks, alignment and quality;
    * boxes and landmarks in the photo's own pixels.
    */
-  locate(image: DecodedImage, maxFaces: number): Promise<LocatedFace[]>;
+  locate(image: DecodedImage, maxFaces: number, options?: DetectOptions): Promise<LocatedFace[]>;
   /**
    * locate in two steps, for callers that embed only some of the faces (a stream's tracked faces):
    * `find` runs the detector, `prepare` aligns and measures the faces it is given.
    */
-  find(image: DecodedImage, maxFaces: number): Promise<FoundFace[]>;
+  find(image: DecodedImage, maxFaces: number, options?: DetectOptions): Promise<FoundFace[]>;
   prepare(image: DecodedImage, faces: readonly FoundFace[]): Promise<LocatedFace[]>;
   /** One L2-normalised 512-d embedding per face, in order. */
   embed(faces: readonly LocatedFace[]): Promise<Float32Array[]>;
@@ -61,8 +62,8 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
   const stage = options.stage ?? untimed;
   const detector = options.detector ?? createYuNetDetector(runtime, stage);
 
-  async function find(image: DecodedImage, maxFaces: number): Promise<FoundFace[]> {
-    let detections = await stage("detect", () => detector.detect(image));
+  async function find(image: DecodedImage, maxFaces: number, options?: DetectOptions): Promise<FoundFace[]> {
+    let detections = await stage("detect", () => detector.detect(image, options));
     if (maxFaces > 0) detections = detections.slice(0, maxFaces);
     // Found on the working copy; answered in the photo's own pixels.
     const s = image.scale;
@@ -87,8 +88,8 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
       return stage("decode", () => decodeImage(bytes, limits));
     },
 
-    async locate(image, maxFaces) {
-      return prepare(image, await find(image, maxFaces));
+    async locate(image, maxFaces, options) {
+      return prepare(image, await find(image, maxFaces, options));
     },
 
     find,

@@ -2,7 +2,7 @@ import { FaceError } from "../errors.js";
 import type { FaceAttributes } from "../engine/analyze.js";
 import type { DecodedImage } from "../engine/decode.js";
 import { cosineDistance } from "../engine/embed.js";
-import type { LocatedFace } from "../engine/pipeline.js";
+import type { FoundFace, LocatedFace } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { SearchHit } from "../store/identities.js";
 import { createFaceWork, sha256Of, type FaceServiceDeps } from "./face-work.js";
@@ -57,7 +57,7 @@ export function createFaceService(deps: FaceServiceDeps) {
    * registered, never against earlier auto-added ones, so a chain of upgrades cannot drift to
    * someone else. Returns whether it did.
    */
-  async function maybeUpgrade(collection: string, hit: SearchHit, face: LocatedFace, others: LocatedFace[], embedding: Float32Array, bytes: Uint8Array, image: DecodedImage): Promise<boolean> {
+  async function maybeUpgrade(collection: string, hit: SearchHit, face: LocatedFace, others: FoundFace[], embedding: Float32Array, bytes: Uint8Array, image: DecodedImage): Promise<boolean> {
     const current = hit.primary;
     if (!config.autoUpgrade || current === undefined || hit.distance > config.upgradeMaxDistance || qualityProblem(face, others, config) !== undefined) return false;
     const sharper = face.quality.sharpness >= current.sharpness * config.upgradeSharpnessFactor;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { FaceError } from "../errors.js";
 import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
-import type { FaceEngine, FoundFace, LocatedFace, StageTimer } from "../engine/pipeline.js";
+import type { DetectOptions, FaceEngine, FoundFace, LocatedFace, StageTimer } from "../engine/pipeline.js";
 import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
@@ -63,9 +63,9 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
   }
 
   /** Decodes and finds faces, largest first, not yet aligned (engine.prepare does that for those a caller embeds). */
-  async function foundFacesOf(bytes: Uint8Array, maxFaces: number): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
+  async function foundFacesOf(bytes: Uint8Array, maxFaces: number, options?: DetectOptions): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
     const image = await engine.decode(bytes);
-    const faces = await engine.find(image, maxFaces);
+    const faces = await engine.find(image, maxFaces, options);
     metrics.facesDetected.inc(faces.length);
     return { image, faces };
   }
@@ -76,11 +76,15 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
     return { image, faces: await engine.prepare(image, faces) };
   }
 
-  /** The one face a register/recognize/verify call is about: the largest. */
-  async function primaryFaceOf(bytes: Uint8Array): Promise<{ image: DecodedImage; face: LocatedFace; others: LocatedFace[] }> {
-    const { image, faces } = await facesOf(bytes, 0);
+  /**
+   * The one face a register/recognize/verify call is about: the largest, aligned and measured. The
+   * others are only looked at for their size (a second face of similar size makes the photo ambiguous).
+   */
+  async function primaryFaceOf(bytes: Uint8Array): Promise<{ image: DecodedImage; face: LocatedFace; others: FoundFace[] }> {
+    const { image, faces } = await foundFacesOf(bytes, 0, { largestOnly: true });
     if (faces.length === 0) throw new FaceError("failed_precondition", "no face found in the image", { reason: "NO_FACE" });
-    return { image, face: faces[0], others: faces.slice(1) };
+    const [face] = await engine.prepare(image, faces.slice(0, 1));
+    return { image, face, others: faces.slice(1) };
   }
 
   function storedFace(face: LocatedFace, embedding: Float32Array): StoredFace {

@@ -1,5 +1,5 @@
 import { FaceError, type QualityReason } from "../errors.js";
-import type { LocatedFace } from "../engine/pipeline.js";
+import type { FoundFace, LocatedFace } from "../engine/pipeline.js";
 
 /** The configured gates a reference photo must pass. */
 export interface QualityGates {
@@ -20,7 +20,7 @@ const MAX_BRIGHTNESS = 235;
 const FRONTAL_NOSE_BAND = [0.15, 0.85] as const;
 
 /** Why a face is not good enough to be a reference photo, or undefined when it is. */
-export function qualityProblem(face: LocatedFace, others: readonly LocatedFace[], gates: QualityGates): { reason: QualityReason; message: string } | undefined {
+export function qualityProblem(face: LocatedFace, others: readonly FoundFace[], gates: QualityGates): { reason: QualityReason; message: string } | undefined {
   const q = face.quality;
   const area = face.box.width * face.box.height;
   if (others.some((o) => o.box.width * o.box.height >= area * AMBIGUOUS_SECOND_FACE)) {
@@ -47,7 +47,7 @@ export function qualityProblem(face: LocatedFace, others: readonly LocatedFace[]
 }
 
 /** Throws FailedPrecondition with the reason when the face is not fit to be a reference. */
-export function requireQuality(face: LocatedFace, others: readonly LocatedFace[], gates: QualityGates): void {
+export function requireQuality(face: LocatedFace, others: readonly FoundFace[], gates: QualityGates): void {
   const problem = qualityProblem(face, others, gates);
   if (problem) throw new FaceError("failed_precondition", problem.message, { reason: problem.reason });
 }
