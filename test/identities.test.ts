@@ -57,20 +57,28 @@ describe("identities: register, recognize, verify, users", () => {
     assert.equal(second.created, false);
   });
 
-  it("scans a big photo's tiles only when its largest face may be among the faces they find", async () => {
+  it("reads a big photo in full, and its tiles, only when its largest face may be among what they find", async () => {
     const scans = (reply: { flameGraph: { label: string }[] }) => reply.flameGraph.filter((e) => e.label === "detect_scan").length;
     // A portrait enlarged to 4000 px wide (as a phone takes it): the whole-frame pass shows its face
     // well over 64 px of the model's input.
     const portrait = new Uint8Array(await sharp(OBAMA).resize({ width: 4000 }).jpeg().toBuffer());
-    assert.equal(scans(await client.recognize({ image: portrait, collection: "tiles" })), 1, "Recognize needs the largest face only");
-    assert.ok(scans(await client.detect({ image: portrait })) > 1, "Detect reports every face, so it reads the tiles");
-    // A ~40 px face in a 2560x1440 frame: only a tile shows it, so Recognize reads them.
+    const decodes = (reply: { flameGraph: { label: string }[] }) => reply.flameGraph.filter((e) => e.label === "decode").length;
+    const recognized = await client.recognize({ image: portrait, collection: "tiles" });
+    assert.equal(scans(recognized), 1, "Recognize needs the largest face only");
+    assert.equal(decodes(recognized), 1, "a first look at 1280 px showed it");
+    const detected = await client.detect({ image: portrait });
+    assert.ok(scans(detected) > 1, "Detect reports every face, so it reads the tiles");
+    // Found on a smaller copy, the box is still in the photo's own pixels.
+    const [a, b] = [recognized.face!.box!, detected.faces[0].box!];
+    for (const key of ["x", "y", "width", "height"] as const) assert.ok(Math.abs(a[key] - b[key]) < 0.02 * b.width, `${key}: ${a[key]} vs ${b[key]}`);
+    // A ~40 px face in a 2560x1440 frame: only a tile of the full copy shows it.
     const small = await sharp(face("resolution/obama-240p.jpg")).resize({ height: 160 }).toBuffer();
     const frame = await sharp({ create: { width: 2560, height: 1440, channels: 3, background: "#9ab" } })
       .composite([{ input: small, left: 1700, top: 1000 }]).jpeg().toBuffer();
-    const recognized = await client.recognize({ image: new Uint8Array(frame), collection: "tiles" });
-    assert.ok(scans(recognized) > 1);
-    assert.ok(recognized.face!.box!.x > 1700, JSON.stringify(recognized.face!.box));
+    const far = await client.recognize({ image: new Uint8Array(frame), collection: "tiles" });
+    assert.ok(scans(far) > 1);
+    assert.equal(decodes(far), 2, "the first look did not show it: decoded in full");
+    assert.ok(far.face!.box!.x > 1700, JSON.stringify(far.face!.box));
   });
 
   it("keeps one reference when the same photo is registered twice for one user", async () => {

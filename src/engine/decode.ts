@@ -68,18 +68,19 @@ export async function probeImage(bytes: Uint8Array, limits: DecodeLimits): Promi
 }
 
 /**
- * Decodes JPEG, PNG, WebP (and GIF, TIFF, HEIF, AVIF) bytes into RGB. Refuses empty, corrupt,
- * truncated and oversized images with a FaceError, before spending memory on their pixels.
+ * Decodes JPEG, PNG, WebP (and GIF, TIFF, HEIF, AVIF) bytes into RGB, shrunk to `maxSide` on its
+ * long side when larger. Refuses empty, corrupt, truncated and oversized images with a FaceError,
+ * before spending memory on their pixels.
  */
-export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits): Promise<DecodedImage> {
+export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits, maxSide = MAX_WORKING_SIDE): Promise<DecodedImage> {
   const probed = await probeImage(bytes, limits);
   const { format } = probed;
   // EXIF orientations 5-8 turn the photo by 90 degrees.
   const [originalWidth, originalHeight] = probed.orientation >= 5 ? [probed.height, probed.width] : [probed.width, probed.height];
-  const shrink = Math.max(originalWidth, originalHeight) > MAX_WORKING_SIDE;
+  const shrink = Math.max(originalWidth, originalHeight) > maxSide;
   try {
     const pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "error", animated: false }).rotate(); // applies the EXIF orientation
-    if (shrink) pipeline.resize({ width: MAX_WORKING_SIDE, height: MAX_WORKING_SIDE, fit: "inside" });
+    if (shrink) pipeline.resize({ width: maxSide, height: maxSide, fit: "inside" });
     const { data, info } = await pipeline
       .flatten({ background: "#ffffff" })
       .toColourspace("srgb")

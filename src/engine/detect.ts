@@ -112,10 +112,8 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     async detect(image, options = {}) {
       const { width, height } = image;
       let candidates = await scanRegion(image, 0, 0, width, height);
-      const shrink = Math.max(width, height) / INPUT_SIDE;
-      const largestFound = Math.max(0, ...candidates.map((d) => Math.min(d.box.width, d.box.height)));
-      const tilesNeeded = !(options.largestOnly && largestFound >= LARGEST_NEEDS_NO_TILES * shrink);
-      if (shrink > TILE_WHEN_SHRUNK_BY && tilesNeeded) {
+      const tilesNeeded = !(options.largestOnly && showsLargestFace(candidates.map((d) => d.box), width, height));
+      if (Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY && tilesNeeded) {
         for (const tile of tiles(width, height)) {
           const found = await scanRegion(image, tile.x, tile.y, tile.width, tile.height);
           candidates = candidates.concat(found.filter((d) => isSmallAndWhole(d.box, tile, width, height)));
@@ -132,6 +130,16 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         .sort((a, b) => area(clipBox(b.box, width, height)) - area(clipBox(a.box, width, height)));
     },
   };
+}
+
+/**
+ * Whether the whole-frame pass, which reads any image at INPUT_SIDE, found a face large enough
+ * (LARGEST_NEEDS_NO_TILES) that nothing a closer look could find (tiles, a larger working copy)
+ * would be larger or near its size. Boxes in the same pixels as width and height.
+ */
+export function showsLargestFace(boxes: readonly BoxPx[], width: number, height: number): boolean {
+  const inputPxPerPx = INPUT_SIDE / Math.max(width, height);
+  return boxes.some((b) => Math.min(b.width, b.height) * inputPxPerPx >= LARGEST_NEEDS_NO_TILES);
 }
 
 /** The next multiple of YuNet's largest stride. */

@@ -30,7 +30,8 @@ export interface LocatedFace extends FoundFace {
 
 /** From image bytes to faces, embeddings and attributes. Pure: no transport, no storage. */
 export interface FaceEngine {
-  decode(bytes: Uint8Array): Promise<DecodedImage>;
+  /** The working copy, at most `maxSide` (default MAX_WORKING_SIDE) on its long side. */
+  decode(bytes: Uint8Array, maxSide?: number): Promise<DecodedImage>;
   /**
    * Every face, largest first, at most `maxFaces` (0 = all), with landmarks, alignment and quality;
    * boxes and landmarks in the photo's own pixels.
@@ -84,8 +85,8 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
   }
 
   return {
-    decode(bytes) {
-      return stage("decode", () => decodeImage(bytes, limits));
+    decode(bytes, maxSide) {
+      return stage("decode", () => decodeImage(bytes, limits, maxSide));
     },
 
     async locate(image, maxFaces, options) {

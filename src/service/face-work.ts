@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { FaceError } from "../errors.js";
 import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
-import type { DetectOptions, FaceEngine, FoundFace, LocatedFace, StageTimer } from "../engine/pipeline.js";
+import type { FaceEngine, FoundFace, LocatedFace, StageTimer } from "../engine/pipeline.js";
+import { showsLargestFace } from "../engine/detect.js";
 import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
@@ -11,6 +12,13 @@ import type { ImageInputLimits } from "./inputs.js";
 import { registrationEvents } from "./identity-events.js";
 import type { QualityGates } from "./reference-quality.js";
 import type { Admission } from "./admission.js";
+
+/**
+ * Long side a call about the largest face first decodes a big photo to: twice the detector's
+ * whole-frame input, so a face it shows clearly (64 px of that input) is at least 128 px here, more
+ * than the 112 px the recogniser reads.
+ */
+const FIRST_LOOK_SIDE = 1280;
 
 /** A face as responses describe it. */
 export interface FaceView {
@@ -63,9 +71,9 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
   }
 
   /** Decodes and finds faces, largest first, not yet aligned (engine.prepare does that for those a caller embeds). */
-  async function foundFacesOf(bytes: Uint8Array, maxFaces: number, options?: DetectOptions): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
+  async function foundFacesOf(bytes: Uint8Array, maxFaces: number): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
     const image = await engine.decode(bytes);
-    const faces = await engine.find(image, maxFaces, options);
+    const faces = await engine.find(image, maxFaces);
     metrics.facesDetected.inc(faces.length);
     return { image, faces };
   }
@@ -78,10 +86,20 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
 
   /**
    * The one face a register/recognize/verify call is about: the largest, aligned and measured. The
-   * others are only looked at for their size (a second face of similar size makes the photo ambiguous).
+   * others are only looked at for their size (a second face of similar size makes the photo
+   * ambiguous). A big photo is first decoded small (libvips shrinks JPEGs while decoding): the
+   * whole-frame pass reads 640 px of any photo, so when it shows the largest face clearly the full
+   * working copy would add nothing; otherwise the photo is decoded in full for the tiles.
    */
   async function primaryFaceOf(bytes: Uint8Array): Promise<{ image: DecodedImage; face: LocatedFace; others: FoundFace[] }> {
-    const { image, faces } = await foundFacesOf(bytes, 0, { largestOnly: true });
+    const largestOnly = { largestOnly: true };
+    let image = await engine.decode(bytes, FIRST_LOOK_SIDE);
+    let faces = await engine.find(image, 0, largestOnly);
+    if (image.scale > 1 && !showsLargestFace(faces.map((f) => f.box), image.originalWidth, image.originalHeight)) {
+      image = await engine.decode(bytes);
+      faces = await engine.find(image, 0, largestOnly);
+    }
+    metrics.facesDetected.inc(faces.length);
     if (faces.length === 0) throw new FaceError("failed_precondition", "no face found in the image", { reason: "NO_FACE" });
     const [face] = await engine.prepare(image, faces.slice(0, 1));
     return { image, face, others: faces.slice(1) };
