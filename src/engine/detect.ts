@@ -69,9 +69,9 @@ const TILE_GROWTH = 1.25;
 /**
  * The whole-frame pass finds most faces from 36 px of its input on and nearly all from 48 (in 640x480
  * frames: 43/74 at 24 px, 67/74 at 36, 72/74 at 48; README, Accuracy). Once it found a face at
- * least this wide (input pixels), a face only the tiles would find has under (48/64)^2 = 0.56 of its
- * area: it can neither be the largest face nor the rival of similar size that makes a reference
- * photo ambiguous (0.8 of the area, service/reference-quality.ts).
+ * least this wide (input pixels), a face only a closer look would find (the tiles, a larger working
+ * copy) has under (48/64)^2 = 0.56 of its area: it can neither be the largest face nor the rival
+ * of similar size that makes a reference photo ambiguous (0.8 of the area, reference-quality.ts).
  */
 const LARGEST_NEEDS_NO_TILES = 64;
 /** Faces larger than this fraction of a tile are left to the whole-frame pass. */

@@ -10,7 +10,6 @@ import type { RgbImage } from "./image.js";
 import { measureQuality, type FaceQuality } from "./quality.js";
 
 export type { StageTimer } from "./stage-timer.js";
-export type { DetectOptions } from "./detect.js";
 
 /** A face the detector found: where it is, not yet aligned. */
 export interface FoundFace {
@@ -36,7 +35,7 @@ export interface FaceEngine {
    * Every face, largest first, at most `maxFaces` (0 = all), with landmarks, alignment and quality;
    * boxes and landmarks in the photo's own pixels.
    */
-  locate(image: DecodedImage, maxFaces: number, options?: DetectOptions): Promise<LocatedFace[]>;
+  locate(image: DecodedImage, maxFaces: number): Promise<LocatedFace[]>;
   /**
    * locate in two steps, for callers that embed only some of the faces (a stream's tracked faces):
    * `find` runs the detector, `prepare` aligns and measures the faces it is given.
@@ -89,8 +88,8 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
       return stage("decode", () => decodeImage(bytes, limits, maxSide));
     },
 
-    async locate(image, maxFaces, options) {
-      return prepare(image, await find(image, maxFaces, options));
+    async locate(image, maxFaces) {
+      return prepare(image, await find(image, maxFaces));
     },
 
     find,
