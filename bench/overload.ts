@@ -62,8 +62,7 @@ async function run(label: string, env: Record<string, string>) {
       "peak RSS MiB": service.peakRssMiB().toFixed(0),
     };
   } finally {
-    service.child.kill("SIGTERM");
-    await new Promise((r) => (service.child.exitCode !== null ? r(null) : service.child.once("exit", r)));
+    await service.stop();
     await rm(dataDir, { recursive: true, force: true });
   }
 }

@@ -56,8 +56,7 @@ async function serverOnGallery(size: number, serverUrl?: string): Promise<{ serv
     service,
     client,
     async stop() {
-      service.child.kill("SIGTERM");
-      await new Promise((r) => (service.child.exitCode !== null ? r(null) : service.child.once("exit", r)));
+      await service.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

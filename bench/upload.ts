@@ -6,6 +6,7 @@
  *
  *   npm run bench:upload
  */
+import { existsSync } from "node:fs";
 import net from "node:net";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,7 +14,7 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
-import { startHAProxy } from "../test/support/haproxy.js";
+import { HAPROXY, startHAProxy } from "../test/support/haproxy.js";
 import { FACES_DIR } from "../test/support/testdata.js";
 import { startServiceProcess } from "../test/support/service-process.js";
 import { percentile, printTable } from "./table.js";
@@ -44,7 +45,8 @@ const dataDir = await mkdtemp(join(tmpdir(), "face-bench-upload-"));
 const service = await startServiceProcess({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "warn" });
 const proxy = await delayingProxy(Number(new URL(service.url).port));
 // The same network in front of HAProxy as deploy/haproxy.cfg configures it, when it is installed.
-const haproxy = await startHAProxy([new URL(service.url).host]).catch(() => undefined);
+if (!existsSync(HAPROXY)) console.log(`no HAProxy row: ${HAPROXY} is not installed (apt-get install haproxy)`);
+const haproxy = existsSync(HAPROXY) ? await startHAProxy([new URL(service.url).host]) : undefined;
 const proxyToHAProxy = haproxy === undefined ? undefined : await delayingProxy(Number(new URL(haproxy.url).port));
 const photo = new Uint8Array(await readFile(join(FACES_DIR, PHOTO)));
 const rows: Record<string, string>[] = [];
@@ -70,8 +72,7 @@ try {
   proxy.close();
   proxyToHAProxy?.close();
   await haproxy?.close();
-  service.child.kill("SIGTERM");
-  await new Promise((r) => (service.child.exitCode !== null ? r(null) : service.child.once("exit", r)));
+  await service.stop();
   await rm(dataDir, { recursive: true, force: true });
 }
 printTable(`Recognize of ${PHOTO} (${(photo.length / 1e6).toFixed(2)} MB) over gRPC, ${RUNS} calls each`, rows);

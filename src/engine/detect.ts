@@ -112,8 +112,8 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     async detect(image, options = {}) {
       const { width, height } = image;
       let candidates = await scanRegion(image, 0, 0, width, height);
-      const tilesNeeded = !(options.largestOnly && showsLargestFace(candidates.map((d) => d.box), width, height));
-      if (Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY && tilesNeeded) {
+      const bigFrame = Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY;
+      if (bigFrame && !(options.largestOnly && showsLargestFace(candidates.map((d) => d.box), width, height))) {
         for (const tile of tiles(width, height)) {
           const found = await scanRegion(image, tile.x, tile.y, tile.width, tile.height);
           candidates = candidates.concat(found.filter((d) => isSmallAndWhole(d.box, tile, width, height)));

@@ -92,13 +92,12 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
    * working copy would add nothing; otherwise the photo is decoded in full for the tiles.
    */
   async function primaryFaceOf(bytes: Uint8Array): Promise<{ image: DecodedImage; face: LocatedFace; others: FoundFace[] }> {
-    const largestOnly = { largestOnly: true };
-    let image = await engine.decode(bytes, FIRST_LOOK_SIDE);
-    let faces = await engine.find(image, 0, largestOnly);
-    if (image.scale > 1 && !showsLargestFace(faces.map((f) => f.box), image.originalWidth, image.originalHeight)) {
-      image = await engine.decode(bytes);
-      faces = await engine.find(image, 0, largestOnly);
-    }
+    const look = async (maxSide?: number) => {
+      const decoded = await engine.decode(bytes, maxSide);
+      return { image: decoded, faces: await engine.find(decoded, 0, { largestOnly: true }) };
+    };
+    let { image, faces } = await look(FIRST_LOOK_SIDE);
+    if (image.scale > 1 && !showsLargestFace(faces.map((f) => f.box), image.originalWidth, image.originalHeight)) ({ image, faces } = await look());
     metrics.facesDetected.inc(faces.length);
     if (faces.length === 0) throw new FaceError("failed_precondition", "no face found in the image", { reason: "NO_FACE" });
     const [face] = await engine.prepare(image, faces.slice(0, 1));

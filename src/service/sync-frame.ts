@@ -69,10 +69,11 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     const registered = new Set<number>();
     if (registerAs !== undefined) {
       const unknown = tracks.findIndex((t) => t.identifier === "");
-      const searched = unknown >= 0 ? toSearch.indexOf(faces[unknown]) : -1;
-      const candidate = unknown < 0 ? undefined : searched >= 0 ? prepared[searched] : (await engine.prepare(image, [faces[unknown]]))[0];
+      // A face searched in this frame is prepared and embedded already; a tracked one is not.
+      const searched = unknown < 0 ? -1 : toSearch.indexOf(faces[unknown]);
+      const candidate = unknown < 0 ? undefined : (prepared[searched] ?? (await engine.prepare(image, [faces[unknown]]))[0]);
       if (candidate !== undefined && qualityProblem(candidate, [], config) === undefined) {
-        const embedding = searched >= 0 ? embeddings[searched] : (await engine.embed([candidate]))[0];
+        const embedding = embeddings[searched] ?? (await engine.embed([candidate]))[0];
         await addRegisteredFace(collection, registerAs, candidate, embedding, bytes, image);
         tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
         registered.add(unknown);

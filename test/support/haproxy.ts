@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { freePort } from "./service-process.js";
 import { serverToolMissing } from "./system-tools.js";
 
-const HAPROXY = "/usr/sbin/haproxy";
+/** Where Debian installs HAProxy. */
+export const HAPROXY = "/usr/sbin/haproxy";
 
 /** Why the load-balancer suite cannot run here, or false (FACE_REQUIRE_HAPROXY: CI, never a skip). */
 export function haproxyMissing(): string | false {

@@ -12,6 +12,8 @@ export interface ServiceProcess {
   peakRssMiB(): number;
   /** CPU seconds the process has used so far (user + system, every thread); Linux only. */
   cpuSeconds(): number;
+  /** Stops it as an orchestrator does (SIGTERM) and waits until it has exited. */
+  stop(): Promise<void>;
 }
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
@@ -59,6 +61,10 @@ export async function startServiceProcess(
     peakRssMiB() {
       const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
       return match ? Number(match[1]) / 1024 : NaN;
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once("exit", r)));
     },
     cpuSeconds() {
       // Fields after the command name (which may hold spaces) in /proc/<pid>/stat: utime is the 14th, stime the 15th.
