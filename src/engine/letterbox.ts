@@ -38,8 +38,9 @@ export async function letterbox(
   const top = Math.max(0, Math.floor(y));
   const right = Math.min(image.width, Math.ceil(x + w));
   const bottom = Math.min(image.height, Math.ceil(y + h));
-  const offX = Math.min(outW - 1, Math.round((left - x) / scale));
-  const offY = Math.min(outH - 1, Math.round((top - y) / scale));
+  // At least 0: an enlarged region (scale < 1) starting inside a pixel would round to -1.
+  const offX = Math.max(0, Math.min(outW - 1, Math.round((left - x) / scale)));
+  const offY = Math.max(0, Math.min(outH - 1, Math.round((top - y) / scale)));
   const width = Math.max(1, Math.min(outW - offX, Math.round((right - left) / scale)));
   const height = Math.max(1, Math.min(outH - offY, Math.round((bottom - top) / scale)));
   const data = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
