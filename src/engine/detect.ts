@@ -1,19 +1,14 @@
-import type { OnnxRuntime, TensorOutput } from "../runtime/onnx.js";
+import type { OnnxRuntime } from "../runtime/onnx.js";
 import type { StageTimer } from "./stage-timer.js";
-import { area, clipBox, intersection, intersectionOverUnion, type BoxPx, type PointPx } from "./geometry.js";
+import { area, clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 import type { RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
+import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
 
 export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 
-/** One detected face. */
-export interface Detection {
-  box: BoxPx;
-  /** Left eye, right eye, nose tip, left and right mouth corners, as they appear in the image. */
-  landmarks: PointPx[];
-  /** Detector confidence, 0..1. */
-  score: number;
-}
+/** One detected face, in the image's pixels. */
+export type Detection = RawDetection;
 
 /** What a caller needs found. */
 export interface DetectOptions {
@@ -37,9 +32,7 @@ export interface Detector {
  * the face is ~24 px from 54 to 74 of 74 found, TAR@FAR1e-3 from 0.680 to 0.839 (320) or 0.884 (640).
  */
 const INPUT_SIDE = 640;
-/** YuNet's strides; its input sides must be multiples of the largest. */
-const STRIDES = [8, 16, 32] as const;
-const INPUT_DIVISOR = 32;
+const INPUT_DIVISOR = YUNET_STRIDES[YUNET_STRIDES.length - 1];
 /**
  * OpenCV's FaceDetectorYN samples use 0.9. Measured here (`npm run bench:accuracy`, the group
  * photos): at 0.6 a 0.62 false face larger than the real one in a 4912x7360 photo became its
@@ -48,6 +41,31 @@ const INPUT_DIVISOR = 32;
  * group photos scored 0.31 to 0.34; real faces of the labelled photos score 0.70 to 0.96.
  */
 const MIN_SCORE = 0.7;
+/**
+ * A face YuNet reads at ~24 px of its input with nothing around it (a tight portrait shrunk into a
+ * camera frame) often scores far under MIN_SCORE; enlarged so it is ~50 px, the same face scores
+ * 0.80 to 0.92. Small faces scoring at least UNSURE_SCORE are looked at again (ZOOM_LOOKS).
+ * Measured on the 24 px camera rows of `npm run bench:accuracy` (tight portraits) and on the
+ * clip `video/frames30` and the labelled photos (none of whose unsure boxes is a face: hands, a
+ * dress's pattern).
+ */
+const UNSURE_SCORE = 0.1;
+/** Faces larger than this (input pixels) are found sure or not at all: nearly all from 48 px. */
+const UNSURE_MAX_INPUT_PX = 48;
+/** At most this many unsure faces per image get a closer look, best first: each costs ZOOM_LOOKS' scans. */
+const MAX_ZOOMS = 4;
+/**
+ * Closer looks at an unsure face, in turn while each is sure of it: a square `context` times its
+ * width around it, read at `side` (the face at 56 and 53 px of the model's input). One look alone
+ * lets hands through: hands of the clip scored 0.70 and 0.74 at the first, 0.80 and 0.71 at the
+ * second, the tight portraits 0.80 to 0.92 at both.
+ */
+const ZOOM_LOOKS = [{ context: 4, side: 224 }, { context: 3, side: 160 }] as const;
+/**
+ * The looks' mean score that makes an unsure face a face: the tight portraits' means were 0.84 to
+ * 0.92, the clip's hands' at most 0.75.
+ */
+const ZOOM_MIN_SCORE = 0.8;
 /** Boxes overlapping more than this (intersection over union) are the same face. */
 const NMS_IOU = 0.3;
 /**
@@ -67,10 +85,10 @@ const MAX_TILES = 24;
 /** How much tiles grow at each step until they are few enough. */
 const TILE_GROWTH = 1.25;
 /**
- * The whole-frame pass finds most faces from 36 px of its input on and nearly all from 48 (in 640x480
- * frames: 43/74 at 24 px, 67/74 at 36, 72/74 at 48; README, Accuracy). Once it found a face at
- * least this wide (input pixels), a face only a closer look would find (the tiles, a larger working
- * copy) has under (48/64)^2 = 0.56 of its area: it can neither be the largest face nor the rival
+ * The whole-frame pass alone finds most faces from 36 px of its input on and nearly all from 48 (in
+ * 640x480 frames: 43/74 at 24 px, 67/74 at 36, 72/74 at 48; README, Accuracy). Once it found a face
+ * at least this wide (input pixels), a face only a closer look would find (the tiles, a larger
+ * working copy, a zoom on an unsure face) has under (48/64)^2 = 0.56 of its area: it can neither be the largest face nor the rival
  * of similar size that makes a reference photo ambiguous (0.8 of the area, reference-quality.ts).
  */
 const LARGEST_NEEDS_NO_TILES = 64;
@@ -85,51 +103,107 @@ const PAD_CANVAS_FACTOR = 2;
 /**
  * YuNet (libfacedetection.train, Apache-2.0) with its dynamic input size: boxes and five landmarks,
  * decoded as OpenCV's FaceDetectorYN does. Each frame is read at 640 px on its long side, big frames
- * are also tiled, and images with no face found are padded and retried.
+ * are also tiled, small faces it is unsure of are looked at again enlarged, and images with no face
+ * found are padded and retried.
  */
 export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): Detector {
-  /** Runs the model on the region (x, y, w, h) of the image (it may extend past the edges); one nested stage per scan. */
-  function scanRegion(image: RgbImage, x: number, y: number, w: number, h: number): Promise<Detection[]> {
-    return stage("detect_scan", () => scan(image, x, y, w, h));
+  /**
+   * Runs the model on the region (x, y, w, h) of the image (it may extend past the edges), read at
+   * `side` on its long side: faces it is sure of, and small ones it is unsure of. One nested stage per scan.
+   */
+  function scanRegion(label: string, image: RgbImage, region: BoxPx, side = INPUT_SIDE): Promise<Scan> {
+    return stage(label, () => scan(image, region, side));
   }
 
-  async function scan(image: RgbImage, x: number, y: number, w: number, h: number): Promise<Detection[]> {
-    const shrink = Math.max(w, h) / INPUT_SIDE;
+  async function scan(image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number): Promise<Scan> {
+    const shrink = Math.max(w, h) / side;
     const inputW = roundUp(w / shrink), inputH = roundUp(h / shrink);
     const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
     // The model takes the bytes as they are (RGB, height x width x 3; models/catalogue.json): its
     // own first nodes make them planar floats, faster than a JavaScript loop over every pixel.
     // The input's buffer is handed to the inference worker (transferred): it is letterbox's own.
     const out = await runtime.run("detect", { data: input.data, dims: [1, inputH, inputW, 3] });
-    return decodeYuNet(out, inputW, inputH).map((d) => ({
-      score: d.score,
-      box: { x: d.box.x * scaleX + originX, y: d.box.y * scaleY + originY, width: d.box.width * scaleX, height: d.box.height * scaleY },
-      landmarks: d.landmarks.map((p) => ({ x: p.x * scaleX + originX, y: p.y * scaleY + originY })),
+    const sure: Detection[] = [], unsure: Detection[] = [];
+    for (const d of decodeYuNet(out, inputW, inputH, UNSURE_SCORE)) {
+      const inImage = {
+        score: d.score,
+        box: { x: d.box.x * scaleX + originX, y: d.box.y * scaleY + originY, width: d.box.width * scaleX, height: d.box.height * scaleY },
+        landmarks: d.landmarks.map((p) => ({ x: p.x * scaleX + originX, y: p.y * scaleY + originY })),
+      };
+      if (d.score >= MIN_SCORE) sure.push(inImage);
+      else if (Math.max(d.box.width, d.box.height) <= UNSURE_MAX_INPUT_PX) unsure.push(inImage);
+    }
+    return { sure, unsure };
+  }
+
+  /**
+   * Looks again, enlarged, at the small faces a scan was unsure of (at most MAX_ZOOMS, best first,
+   * none where a sure face is): a face is kept where closer looks at two scales agree on it.
+   */
+  async function confirm(image: RgbImage, sure: readonly Detection[], unsure: readonly Detection[]): Promise<Detection[]> {
+    const candidates = nonMaximumSuppression([...unsure])
+      .filter((u) => !sure.some((s) => intersection(s.box, u.box) > 0))
+      .slice(0, MAX_ZOOMS);
+    const confirmed = await Promise.all(candidates.map(async (u) => {
+      // The first look alone rejects most unsure boxes that are not faces (on the clip, 445 of
+      // 453), so the second runs only where the first was sure.
+      const looks: Detection[] = [];
+      for (const { context, side } of ZOOM_LOOKS) {
+        // By its width, as faces are measured here (YuNet's boxes are ~1.2 times taller than wide).
+        const extent = u.box.width * context;
+        const region = { x: u.box.x + u.box.width / 2 - extent / 2, y: u.box.y + u.box.height / 2 - extent / 2, width: extent, height: extent };
+        const { sure } = await scanRegion("detect_zoom", image, region, side);
+        // The best sure reading of the same face: its centre inside the box first seen.
+        const best = sure.filter((d) => containsCentreOf(u.box, d.box)).sort((a, b) => b.score - a.score)[0];
+        if (best === undefined) return [];
+        looks.push(best);
+      }
+      const meanScore = looks.reduce((sum, d) => sum + d.score, 0) / looks.length;
+      return meanScore >= ZOOM_MIN_SCORE ? [{ ...looks[0], score: meanScore }] : [];
     }));
+    return confirmed.flat();
   }
 
   return {
     async detect(image, options = {}) {
       const { width, height } = image;
-      let candidates = await scanRegion(image, 0, 0, width, height);
+      const whole = { x: 0, y: 0, width, height };
+      let { sure, unsure } = await scanRegion("detect_scan", image, whole);
+      // Whatever a closer look (tiles, zooms) could add is then too small to matter.
+      const largestShown = options.largestOnly === true && showsLargestFace(sure.map((d) => d.box), width, height);
       const bigFrame = Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY;
-      if (bigFrame && !(options.largestOnly && showsLargestFace(candidates.map((d) => d.box), width, height))) {
+      if (bigFrame && !largestShown) {
         for (const tile of tiles(width, height)) {
-          const found = await scanRegion(image, tile.x, tile.y, tile.width, tile.height);
-          candidates = candidates.concat(found.filter((d) => isSmallAndWhole(d.box, tile, width, height)));
+          const found = await scanRegion("detect_scan", image, tile);
+          sure = sure.concat(found.sure.filter((d) => isSmallAndWhole(d.box, tile, width, height)));
+          unsure = unsure.concat(found.unsure.filter((d) => isSmallAndWhole(d.box, tile, width, height)));
         }
       }
-      if (candidates.length === 0) {
+      if (!largestShown) sure = sure.concat(await confirm(image, sure, unsure));
+      if (sure.length === 0) {
         const canvasW = width * PAD_CANVAS_FACTOR;
         const canvasH = height * PAD_CANVAS_FACTOR;
-        candidates = await scanRegion(image, (width - canvasW) / 2, (height - canvasH) / 2, canvasW, canvasH);
+        ({ sure } = await scanRegion("detect_scan", image, { x: (width - canvasW) / 2, y: (height - canvasH) / 2, width: canvasW, height: canvasH }));
       }
-      return nonMaximumSuppression(candidates)
+      return nonMaximumSuppression(sure)
         .filter((d) => area(clipBox(d.box, width, height)) >= 1)
         // Largest first by the part inside the image, which is what callers see.
         .sort((a, b) => area(clipBox(b.box, width, height)) - area(clipBox(a.box, width, height)));
     },
   };
+}
+
+/** What one scan found. */
+interface Scan {
+  /** Faces scoring at least MIN_SCORE. */
+  sure: Detection[];
+  /** Small faces (UNSURE_MAX_INPUT_PX) scoring UNSURE_SCORE to MIN_SCORE: worth a closer look. */
+  unsure: Detection[];
+}
+
+function containsCentreOf(outer: BoxPx, inner: BoxPx): boolean {
+  const cx = inner.x + inner.width / 2, cy = inner.y + inner.height / 2;
+  return cx >= outer.x && cx <= outer.x + outer.width && cy >= outer.y && cy <= outer.y + outer.height;
 }
 
 /**
@@ -145,35 +219,6 @@ export function showsLargestFace(boxes: readonly BoxPx[], width: number, height:
 /** The next multiple of YuNet's largest stride. */
 function roundUp(side: number): number {
   return Math.max(INPUT_DIVISOR, Math.ceil(Math.round(side) / INPUT_DIVISOR) * INPUT_DIVISOR);
-}
-
-/**
- * YuNet's outputs in input pixels: per stride and grid cell, score = sqrt(cls x obj) (each clamped
- * to 0..1), box centre offset and log size in strides, landmarks as offsets in strides from the cell.
- */
-function decodeYuNet(out: Record<string, TensorOutput>, inputW: number, inputH: number): Detection[] {
-  const found: Detection[] = [];
-  for (const stride of STRIDES) {
-    const cols = inputW / stride, rows = inputH / stride;
-    const cls = out[`cls_${stride}`].data, obj = out[`obj_${stride}`].data;
-    const bbox = out[`bbox_${stride}`].data, kps = out[`kps_${stride}`].data;
-    for (let r = 0, i = 0; r < rows; r++) {
-      for (let c = 0; c < cols; c++, i++) {
-        const score = Math.sqrt(clamp01(cls[i]) * clamp01(obj[i]));
-        if (score < MIN_SCORE) continue;
-        const cx = (c + bbox[i * 4]) * stride, cy = (r + bbox[i * 4 + 1]) * stride;
-        const w = Math.exp(bbox[i * 4 + 2]) * stride, h = Math.exp(bbox[i * 4 + 3]) * stride;
-        const landmarks: PointPx[] = [];
-        for (let k = 0; k < 5; k++) landmarks.push({ x: (c + kps[i * 10 + 2 * k]) * stride, y: (r + kps[i * 10 + 2 * k + 1]) * stride });
-        found.push({ box: { x: cx - w / 2, y: cy - h / 2, width: w, height: h }, landmarks, score });
-      }
-    }
-  }
-  return found;
-}
-
-function clamp01(v: number): number {
-  return v < 0 ? 0 : v > 1 ? 1 : v;
 }
 
 /** Overlapping tiles of TILE_WIDTH x TILE_HEIGHT (or larger, to stay within MAX_TILES) covering the frame. */
