@@ -3,6 +3,7 @@ import type { StageTimer } from "./stage-timer.js";
 import { area, clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 import type { RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
+import { isSmallAndWhole, tiles } from "./tiles.js";
 import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
 
 export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
@@ -56,11 +57,15 @@ const UNSURE_MAX_INPUT_PX = 48;
 const MAX_ZOOMS = 4;
 /**
  * Closer looks at an unsure face, in turn while each is sure of it: a square `context` times its
- * width around it, read at `side` (the face at 56 and 53 px of the model's input). One look alone
- * lets hands through: hands of the clip scored 0.70 and 0.74 at the first, 0.80 and 0.71 at the
- * second, the tight portraits 0.80 to 0.92 at both.
+ * width around it, read at `side` (the face at 51 and 56 px of the model's input). The first is
+ * the cheaper and rejects most unsure boxes that are not faces; alone it lets a hand of the clip
+ * and a dress's pattern through (0.81 and 0.76 there, 0.70 and nothing at the second); the tight
+ * portraits score 0.80 to 0.92 at each. A first look with more context (4x, the face at 40 px)
+ * missed two of them.
  */
-const ZOOM_LOOKS = [{ context: 4, side: 224 }, { context: 3, side: 160 }] as const;
+const ZOOM_LOOKS = [{ context: 2.5, side: 128 }, { context: 4, side: 224 }] as const;
+/** The look whose input shows the face largest (side / context). */
+const SHARPEST_LOOK = ZOOM_LOOKS.reduce((best, look, i) => (look.side / look.context > ZOOM_LOOKS[best].side / ZOOM_LOOKS[best].context ? i : best), 0);
 /**
  * The looks' mean score that makes an unsure face a face: the tight portraits' means were 0.84 to
  * 0.92, the clip's hands' at most 0.75.
@@ -75,15 +80,6 @@ const NMS_IOU = 0.3;
 const NMS_CONTAINED = 0.6;
 /** Beyond this shrink of the whole frame, faces under ~25 px are lost: the frame is also scanned in tiles. */
 const TILE_WHEN_SHRUNK_BY = 2.5;
-/** Each tile covers this many original pixels, i.e. it is shrunk by 2 into a 640x480 input. */
-const TILE_WIDTH = 1280;
-const TILE_HEIGHT = 960;
-/** Tiles overlap by this fraction so a face on a tile edge is whole in a neighbouring tile. */
-const TILE_OVERLAP = 0.25;
-/** At most this many tiles per image: beyond it tiles grow (each is shrunk more) rather than their number. */
-const MAX_TILES = 24;
-/** How much tiles grow at each step until they are few enough. */
-const TILE_GROWTH = 1.25;
 /**
  * The whole-frame pass alone finds most faces from 36 px of its input on and nearly all from 48 (in
  * 640x480 frames: 43/74 at 24 px, 67/74 at 36, 72/74 at 48; README, Accuracy). Once it found a face
@@ -92,8 +88,6 @@ const TILE_GROWTH = 1.25;
  * of similar size that makes a reference photo ambiguous (0.8 of the area, reference-quality.ts).
  */
 const LARGEST_NEEDS_NO_TILES = 64;
-/** Faces larger than this fraction of a tile are left to the whole-frame pass. */
-const TILE_MAX_FACE = 0.4;
 /**
  * A face that fills the whole image lacks the context the detector was trained with; when the plain
  * pass finds nothing, the image is placed in a canvas this many times its size and scanned again.
@@ -145,8 +139,8 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       .filter((u) => !sure.some((s) => intersection(s.box, u.box) > 0))
       .slice(0, MAX_ZOOMS);
     const confirmed = await Promise.all(candidates.map(async (u) => {
-      // The first look alone rejects most unsure boxes that are not faces (on the clip, 445 of
-      // 453), so the second runs only where the first was sure.
+      // Most unsure boxes that are not faces are rejected by the first look; the next runs only
+      // where the one before was sure.
       const looks: Detection[] = [];
       for (const { context, side } of ZOOM_LOOKS) {
         // By its width, as faces are measured here (YuNet's boxes are ~1.2 times taller than wide).
@@ -159,7 +153,8 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         looks.push(best);
       }
       const meanScore = looks.reduce((sum, d) => sum + d.score, 0) / looks.length;
-      return meanScore >= ZOOM_MIN_SCORE ? [{ ...looks[0], score: meanScore }] : [];
+      // Box and landmarks as the look that saw the face largest read them.
+      return meanScore >= ZOOM_MIN_SCORE ? [{ ...looks[SHARPEST_LOOK], score: meanScore }] : [];
     }));
     return confirmed.flat();
   }
@@ -219,44 +214,6 @@ export function showsLargestFace(boxes: readonly BoxPx[], width: number, height:
 /** The next multiple of YuNet's largest stride. */
 function roundUp(side: number): number {
   return Math.max(INPUT_DIVISOR, Math.ceil(Math.round(side) / INPUT_DIVISOR) * INPUT_DIVISOR);
-}
-
-/** Overlapping tiles of TILE_WIDTH x TILE_HEIGHT (or larger, to stay within MAX_TILES) covering the frame. */
-export function tiles(width: number, height: number): BoxPx[] {
-  const starts = (size: number, tile: number): number[] => {
-    if (size <= tile) return [0];
-    const stride = tile * (1 - TILE_OVERLAP);
-    const count = Math.ceil((size - tile) / stride) + 1;
-    const step = (size - tile) / (count - 1);
-    return Array.from({ length: count }, (_, i) => Math.round(i * step));
-  };
-  let tileWidth = TILE_WIDTH;
-  let tileHeight = TILE_HEIGHT;
-  while (starts(width, tileWidth).length * starts(height, tileHeight).length > MAX_TILES) {
-    tileWidth = Math.round(tileWidth * TILE_GROWTH);
-    tileHeight = Math.round(tileHeight * TILE_GROWTH);
-  }
-  const result: BoxPx[] = [];
-  for (const y of starts(height, tileHeight)) {
-    for (const x of starts(width, tileWidth)) {
-      result.push({ x, y, width: Math.min(tileWidth, width), height: Math.min(tileHeight, height) });
-    }
-  }
-  return result;
-}
-
-/**
- * Tiles are there for small faces only: a large face is the whole-frame pass's job, and a face that
- * touches a tile edge inside the image may be cut in half by it.
- */
-function isSmallAndWhole(box: BoxPx, tile: BoxPx, width: number, height: number): boolean {
-  if (Math.max(box.width, box.height) > Math.min(tile.width, tile.height) * TILE_MAX_FACE) return false;
-  const margin = 2;
-  const cutLeft = tile.x > 0 && box.x < tile.x + margin;
-  const cutTop = tile.y > 0 && box.y < tile.y + margin;
-  const cutRight = tile.x + tile.width < width && box.x + box.width > tile.x + tile.width - margin;
-  const cutBottom = tile.y + tile.height < height && box.y + box.height > tile.y + tile.height - margin;
-  return !(cutLeft || cutTop || cutRight || cutBottom);
 }
 
 /** Keeps the best-scoring box of each face. */
