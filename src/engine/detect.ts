@@ -46,9 +46,9 @@ const MIN_SCORE = 0.7;
  * A face YuNet reads at ~24 px of its input with nothing around it (a tight portrait shrunk into a
  * camera frame) often scores far under MIN_SCORE; enlarged so it is ~50 px, the same face scores
  * 0.80 to 0.92. Small faces scoring at least UNSURE_SCORE are looked at again (ZOOM_LOOKS).
- * Measured on the 24 px camera rows of `npm run bench:accuracy` (tight portraits) and on the
- * clip `video/frames30` and the labelled photos (none of whose unsure boxes is a face: hands, a
- * dress's pattern).
+ * Measured on the 24 px camera rows of `npm run bench:accuracy` (tight portraits), and on the clip
+ * `video/frames30`, the group and the labelled photos, where the closer looks added no face but a
+ * real, half-hidden one in the background of a 3880x5184 photo.
  */
 const UNSURE_SCORE = 0.1;
 /** Faces larger than this (input pixels) are found sure or not at all: nearly all from 48 px. */
@@ -84,8 +84,9 @@ const TILE_WHEN_SHRUNK_BY = 2.5;
  * The whole-frame pass alone finds most faces from 36 px of its input on and nearly all from 48 (in
  * 640x480 frames: 43/74 at 24 px, 67/74 at 36, 72/74 at 48; README, Accuracy). Once it found a face
  * at least this wide (input pixels), a face only a closer look would find (the tiles, a larger
- * working copy, a zoom on an unsure face) has under (48/64)^2 = 0.56 of its area: it can neither be the largest face nor the rival
- * of similar size that makes a reference photo ambiguous (0.8 of the area, reference-quality.ts).
+ * working copy, a zoom on an unsure face) has under (48/64)^2 = 0.56 of its area: it can neither
+ * be the largest face nor the rival of similar size that makes a reference photo ambiguous (0.8 of
+ * the area, reference-quality.ts).
  */
 const LARGEST_NEEDS_NO_TILES = 64;
 /**
@@ -102,8 +103,8 @@ const PAD_CANVAS_FACTOR = 2;
  */
 export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): Detector {
   /**
-   * Runs the model on the region (x, y, w, h) of the image (it may extend past the edges), read at
-   * `side` on its long side: faces it is sure of, and small ones it is unsure of. One nested stage per scan.
+   * Runs the model on a region of the image (it may extend past the edges), read at `side` on its
+   * long side: faces it is sure of, and small ones it is unsure of. One nested stage per scan.
    */
   function scanRegion(label: string, image: RgbImage, region: BoxPx, side = INPUT_SIDE): Promise<Scan> {
     return stage(label, () => scan(image, region, side));
