@@ -13,6 +13,7 @@ import { loadModelBytes } from "../src/runtime/models.js";
 import { toPlanarTensor } from "../src/engine/image.js";
 import { face, largestDifference, rgbFrame640x480 } from "./support/testdata.js";
 import { testEngine } from "./support/server.js";
+import { stageRuns } from "./support/stage-runs.js";
 
 const LIMITS = { maxPixels: 40_000_000 };
 
@@ -91,6 +92,20 @@ describe("detect", () => {
     const found = await engine.locate(await engine.decode(new Uint8Array(frame)), 0);
     assert.equal(found.length, 1);
     assert.ok(Math.abs(found[0].box.width - 24) < 6 && found[0].box.x > 295 && found[0].box.x < 330, JSON.stringify(found[0].box));
+  });
+
+  it("bounds the closer looks of a frame full of faces it is unsure of", async () => {
+    // Twelve tight portraits at ~24 px: each would be worth a closer look, at most four get one.
+    const photo = face("faceapijs/penny3.png");
+    const small = await sharp(photo).resize(36).png().toBuffer();
+    const frame = await sharp({ create: { width: 640, height: 480, channels: 3, background: "#808080" } })
+      .composite(Array.from({ length: 12 }, (_, i) => ({ input: small, left: 60 + (i % 4) * 150, top: 80 + Math.floor(i / 4) * 140 })))
+      .jpeg({ quality: 90 }).toBuffer();
+    const before = await stageRuns("detect_zoom");
+    const found = await engine.locate(await engine.decode(new Uint8Array(frame)), 0);
+    const looks = (await stageRuns("detect_zoom")) - before;
+    assert.ok(looks >= 1 && looks <= 8, `${looks} closer looks`);
+    assert.ok(found.length >= 1 && found.length <= 12, `${found.length} faces`);
   });
 
   it("does not take hands or a dress's pattern the first pass was unsure of for faces", async () => {
