@@ -3,7 +3,7 @@
  * Sync stream to a real server (PGlite, the two people of the clip registered), and over two
  * concurrent streams. Frames are sent as fast as the server answers. Then the detector's time per
  * frame of one stream sent one frame at a time (so no other frame's work overlaps its spans), and
- * how it read the frames: whole, around the tracked faces, closer looks at unsure faces.
+ * how many whole-frame scans and closer looks at unsure faces it made.
  *
  *   npm run bench:stream
  */
@@ -76,7 +76,6 @@ printTable("The detector per frame of one Sync stream, one frame at a time (vide
   "p50": percentile(detectMs, 50).toFixed(2),
   "p95": percentile(detectMs, 95).toFixed(2),
   "whole-frame reads": reads.detect_scan ?? 0,
-  "reads around tracked faces": reads.detect_around ?? 0,
   "closer looks": reads.detect_zoom ?? 0,
   "faces reported": faces,
 }]);

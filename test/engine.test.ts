@@ -108,6 +108,22 @@ describe("detect", () => {
     assert.ok(found.length >= 1 && found.length <= 12, `${found.length} faces`);
   });
 
+  it("gives no closer look to unsure faces when the call is about the largest face and it is large", async () => {
+    // A 160 px face beside a tight portrait at ~24 px that only closer looks would find.
+    const big = await sharp(face("face_recognition/obama.jpg")).resize({ height: 300 }).toBuffer();
+    const small = await sharp(face("faceapijs/penny3.png")).resize(36).png().toBuffer();
+    const frame = await sharp({ create: { width: 640, height: 480, channels: 3, background: "#808080" } })
+      .composite([{ input: big, left: 40, top: 90 }, { input: small, left: 500, top: 220 }]).jpeg({ quality: 90 }).toBuffer();
+    const image = await engine.decode(new Uint8Array(frame));
+    const looksOf = async (largestOnly: boolean) => {
+      const before = await stageRuns("detect_zoom");
+      const found = await engine.find(image, 0, { largestOnly });
+      return { looks: (await stageRuns("detect_zoom")) - before, found: found.length };
+    };
+    assert.deepEqual(await looksOf(false), { looks: 2, found: 2 });
+    assert.deepEqual(await looksOf(true), { looks: 0, found: 1 });
+  });
+
   it("does not take hands or a dress's pattern the first pass was unsure of for faces", async () => {
     // Each of these scored 0.70 to 0.80 in one closer look; the two looks together keep them out.
     const notFaces: [string, number, number][] = [

@@ -61,11 +61,9 @@ const MAX_ZOOMS = 4;
  * the cheaper and rejects most unsure boxes that are not faces; alone it lets a hand of the clip
  * and a dress's pattern through (0.81 and 0.76 there, 0.70 and nothing at the second); the tight
  * portraits score 0.80 to 0.92 at each. A first look with more context (4x, the face at 40 px)
- * missed two of them.
+ * missed two of them. The last look shows the face largest: its box and landmarks are kept.
  */
 const ZOOM_LOOKS = [{ context: 2.5, side: 128 }, { context: 4, side: 224 }] as const;
-/** The look whose input shows the face largest (side / context). */
-const SHARPEST_LOOK = ZOOM_LOOKS.reduce((best, look, i) => (look.side / look.context > ZOOM_LOOKS[best].side / ZOOM_LOOKS[best].context ? i : best), 0);
 /**
  * The looks' mean score that makes an unsure face a face: the tight portraits' means were 0.84 to
  * 0.92, the clip's hands' at most 0.75.
@@ -104,13 +102,14 @@ const PAD_CANVAS_FACTOR = 2;
 export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): Detector {
   /**
    * Runs the model on a region of the image (it may extend past the edges), read at `side` on its
-   * long side: faces it is sure of, and small ones it is unsure of. One nested stage per scan.
+   * long side: faces it is sure of, and small ones it is unsure of, scoring at least `minScore`
+   * (MIN_SCORE: none). One nested stage per scan.
    */
-  function scanRegion(label: string, image: RgbImage, region: BoxPx, side = INPUT_SIDE): Promise<Scan> {
-    return stage(label, () => scan(image, region, side));
+  function scanRegion(label: string, image: RgbImage, region: BoxPx, side = INPUT_SIDE, minScore = UNSURE_SCORE): Promise<Scan> {
+    return stage(label, () => scan(image, region, side, minScore));
   }
 
-  async function scan(image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number): Promise<Scan> {
+  async function scan(image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number, minScore: number): Promise<Scan> {
     const shrink = Math.max(w, h) / side;
     const inputW = roundUp(w / shrink), inputH = roundUp(h / shrink);
     const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
@@ -119,7 +118,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     // The input's buffer is handed to the inference worker (transferred): it is letterbox's own.
     const out = await runtime.run("detect", { data: input.data, dims: [1, inputH, inputW, 3] });
     const sure: Detection[] = [], unsure: Detection[] = [];
-    for (const d of decodeYuNet(out, inputW, inputH, UNSURE_SCORE)) {
+    for (const d of decodeYuNet(out, inputW, inputH, minScore)) {
       const inImage = {
         score: d.score,
         box: { x: d.box.x * scaleX + originX, y: d.box.y * scaleY + originY, width: d.box.width * scaleX, height: d.box.height * scaleY },
@@ -136,7 +135,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
    * none where a sure face is): a face is kept where closer looks at two scales agree on it.
    */
   async function confirm(image: RgbImage, sure: readonly Detection[], unsure: readonly Detection[]): Promise<Detection[]> {
-    const candidates = nonMaximumSuppression([...unsure])
+    const candidates = nonMaximumSuppression(unsure)
       .filter((u) => !sure.some((s) => intersection(s.box, u.box) > 0))
       .slice(0, MAX_ZOOMS);
     const confirmed = await Promise.all(candidates.map(async (u) => {
@@ -147,15 +146,15 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         // By its width, as faces are measured here (YuNet's boxes are ~1.2 times taller than wide).
         const extent = u.box.width * context;
         const region = { x: u.box.x + u.box.width / 2 - extent / 2, y: u.box.y + u.box.height / 2 - extent / 2, width: extent, height: extent };
-        const { sure } = await scanRegion("detect_zoom", image, region, side);
+        // Only its sure faces count: a closer look gets no closer look of its own.
+        const { sure } = await scanRegion("detect_zoom", image, region, side, MIN_SCORE);
         // The best sure reading of the same face: its centre inside the box first seen.
         const best = sure.filter((d) => containsCentreOf(u.box, d.box)).sort((a, b) => b.score - a.score)[0];
         if (best === undefined) return [];
         looks.push(best);
       }
       const meanScore = looks.reduce((sum, d) => sum + d.score, 0) / looks.length;
-      // Box and landmarks as the look that saw the face largest read them.
-      return meanScore >= ZOOM_MIN_SCORE ? [{ ...looks[SHARPEST_LOOK], score: meanScore }] : [];
+      return meanScore >= ZOOM_MIN_SCORE ? [{ ...looks[looks.length - 1], score: meanScore }] : [];
     }));
     return confirmed.flat();
   }
@@ -179,7 +178,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       if (sure.length === 0) {
         const canvasW = width * PAD_CANVAS_FACTOR;
         const canvasH = height * PAD_CANVAS_FACTOR;
-        ({ sure } = await scanRegion("detect_scan", image, { x: (width - canvasW) / 2, y: (height - canvasH) / 2, width: canvasW, height: canvasH }));
+        ({ sure } = await scanRegion("detect_scan", image, { x: (width - canvasW) / 2, y: (height - canvasH) / 2, width: canvasW, height: canvasH }, INPUT_SIDE, MIN_SCORE));
       }
       return nonMaximumSuppression(sure)
         .filter((d) => area(clipBox(d.box, width, height)) >= 1)
@@ -218,7 +217,7 @@ function roundUp(side: number): number {
 }
 
 /** Keeps the best-scoring box of each face. */
-export function nonMaximumSuppression(detections: Detection[]): Detection[] {
+export function nonMaximumSuppression(detections: readonly Detection[]): Detection[] {
   const sorted = [...detections].sort((a, b) => b.score - a.score);
   const kept: Detection[] = [];
   for (const d of sorted) {
