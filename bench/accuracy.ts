@@ -10,15 +10,13 @@ import sharp from "sharp";
 import { cosineDistance } from "../src/engine/embed.js";
 import { createFaceEngine } from "../src/engine/pipeline.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
-import { face, manifest } from "../test/support/testdata.js";
+import { cameraFrame, face, manifest } from "../test/support/testdata.js";
 import { printTable } from "./table.js";
 
 /** Face width the "small faces" run shrinks every image to. */
 const SMALL_FACE_PX = 24;
 /** Face widths of the camera runs: the photo shrunk so the face is this wide, placed in a 640x480 frame. */
 const CAMERA_FACE_PX = [24, 36, 48];
-const FRAME_WIDTH = 640;
-const FRAME_HEIGHT = 480;
 
 const engine = createFaceEngine({ runtime: createOnnxRuntime({ intraOpThreads: 1, workers: 2 }), limits: { maxPixels: 100_000_000 } });
 
@@ -34,29 +32,6 @@ async function embedPrimary(bytes: Uint8Array): Promise<{ embedding?: Float32Arr
   const [embedding] = await engine.embed(faces);
   const { box } = faces[0];
   return { embedding, faceWidth: box.width, faceCentre: { x: box.x + box.width / 2, y: box.y + box.height / 2 } };
-}
-
-/**
- * The photo shrunk by `scale` and placed in a grey 640x480 frame (JPEG, as a camera sends it) with
- * the face at the frame's centre; what does not fit is cut off.
- */
-async function cameraFrame(bytes: Uint8Array, scale: number, centre: { x: number; y: number }): Promise<Uint8Array> {
-  const meta = await sharp(bytes).rotate().metadata();
-  const width = Math.max(1, Math.round((meta.autoOrient?.width ?? meta.width ?? 1) * scale));
-  const height = Math.max(1, Math.round((meta.autoOrient?.height ?? meta.height ?? 1) * scale));
-  const shrunk = await sharp(bytes).rotate().resize({ width, height }).png().toBuffer();
-  // Crop the shrunk photo to the part that falls inside the frame.
-  const left = Math.round(FRAME_WIDTH / 2 - centre.x * scale);
-  const top = Math.round(FRAME_HEIGHT / 2 - centre.y * scale);
-  const cropX = Math.max(0, -left), cropY = Math.max(0, -top);
-  const cropW = Math.min(width - cropX, FRAME_WIDTH - Math.max(0, left));
-  const cropH = Math.min(height - cropY, FRAME_HEIGHT - Math.max(0, top));
-  const part = await sharp(shrunk).extract({ left: cropX, top: cropY, width: cropW, height: cropH }).png().toBuffer();
-  const frame = await sharp({ create: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3, background: { r: 128, g: 128, b: 128 } } })
-    .composite([{ input: part, left: Math.max(0, left), top: Math.max(0, top) }])
-    .jpeg({ quality: 90 })
-    .toBuffer();
-  return new Uint8Array(frame);
 }
 
 /**

@@ -2,8 +2,9 @@
  * Streaming throughput: the 300 frames of ../shared/faces/video/frames30 over one bidirectional gRPC
  * Sync stream to a real server (PGlite, the two people of the clip registered), and over two
  * concurrent streams. Frames are sent as fast as the server answers. Then the detector's time per
- * frame of one stream sent one frame at a time (so no other frame's work overlaps its spans), and
- * how many whole-frame scans and closer looks at unsure faces it made.
+ * frame of one stream sent one frame at a time (so no other frame's work overlaps its spans), how
+ * many whole-frame scans and closer looks at unsure faces it made, and the time and scans spent
+ * reading small faces' landmarks again before aligning them.
  *
  *   npm run bench:stream
  */
@@ -56,27 +57,31 @@ async function oneFrameAtATime() {
     }
   })();
   const detectMs: number[] = [];
+  let landmarksMs = 0;
   const reads: Record<string, number> = {};
   let faces = 0;
   for await (const r of client.sync(requests)) {
     if (r.error) throw new Error(r.error.message);
     for (const e of r.flameGraph) {
       if (e.label === "detect") detectMs.push(e.durationMs);
-      else if (e.label.startsWith("detect_")) reads[e.label] = (reads[e.label] ?? 0) + 1;
+      else if (e.label === "landmarks") landmarksMs += e.durationMs;
+      else if (e.label.startsWith("detect_") || e.label === "landmarks_scan") reads[e.label] = (reads[e.label] ?? 0) + 1;
     }
     faces += r.faces.length;
     answered();
   }
-  return { detectMs, reads, faces };
+  return { detectMs, landmarksMs, reads, faces };
 }
 await oneFrameAtATime(); // warm-up
-const { detectMs, reads, faces } = await oneFrameAtATime();
+const { detectMs, landmarksMs, reads, faces } = await oneFrameAtATime();
 printTable("The detector per frame of one Sync stream, one frame at a time (video/frames30)", [{
   "detect ms/frame mean": (detectMs.reduce((a, b) => a + b, 0) / detectMs.length).toFixed(2),
   "p50": percentile(detectMs, 50).toFixed(2),
   "p95": percentile(detectMs, 95).toFixed(2),
   "whole-frame reads": reads.detect_scan ?? 0,
   "closer looks": reads.detect_zoom ?? 0,
+  "landmarks read again": reads.landmarks_scan ?? 0,
+  "landmarks ms/frame": (landmarksMs / detectMs.length).toFixed(2),
   "faces reported": faces,
 }]);
 await server.close();

@@ -49,6 +49,13 @@ export interface FaceEngine {
   warmUp(): Promise<void>;
 }
 
+/**
+ * At most this many faces of one image (the largest) have their landmarks read again for alignment
+ * (Detector.refineLandmarks, a scan of its own each): a crowd of tiny faces sent to Detect costs
+ * at most this many more scans.
+ */
+const MAX_REFINED_FACES = 32;
+
 export interface FaceEngineOptions {
   runtime: OnnxRuntime;
   limits: DecodeLimits;
@@ -76,11 +83,19 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
 
   async function prepare(image: DecodedImage, faces: readonly FoundFace[]): Promise<LocatedFace[]> {
     if (faces.length === 0) return [];
+    // Boxes and landmarks come in the photo's pixels; the engine works on the working copy's.
     const s = image.scale;
-    const aligned = await stage("align", async () =>
-      faces.map((f) => alignFace(image, s === 1 ? f.landmarks : f.landmarks.map((p) => ({ x: p.x / s, y: p.y / s })))),
-    );
-    return stage("quality", async () => faces.map((f, i) => ({ ...f, aligned: aligned[i], quality: measureQuality(aligned[i], f.box) })));
+    const toWorking = (p: PointPx) => (s === 1 ? p : { x: p.x / s, y: p.y / s });
+    const landmarks = await stage("landmarks", () => Promise.all(faces.map((f, i) =>
+      i < MAX_REFINED_FACES ? detector.refineLandmarks(image, { ...f, box: scaleBox(f.box, 1 / s), landmarks: f.landmarks.map(toWorking) }) : f.landmarks.map(toWorking),
+    )));
+    const aligned = await stage("align", async () => landmarks.map((l) => alignFace(image, l)));
+    return stage("quality", async () => faces.map((f, i) => ({
+      ...f,
+      landmarks: s === 1 ? landmarks[i] : landmarks[i].map((p) => ({ x: p.x * s, y: p.y * s })),
+      aligned: aligned[i],
+      quality: measureQuality(aligned[i], f.box),
+    })));
   }
 
   return {

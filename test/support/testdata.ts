@@ -34,6 +34,32 @@ export async function rgbFrame640x480(path: string): Promise<Uint8Array> {
   return new Uint8Array(await sharp(face(path)).resize(640, 480, { fit: "fill" }).removeAlpha().raw().toBuffer());
 }
 
+const FRAME_WIDTH = 640;
+const FRAME_HEIGHT = 480;
+
+/**
+ * The photo shrunk by `scale` and placed in a grey 640x480 frame (JPEG, as a camera sends it) with
+ * the face at the frame's centre; what does not fit is cut off.
+ */
+export async function cameraFrame(bytes: Uint8Array, scale: number, centre: { x: number; y: number }): Promise<Uint8Array> {
+  const meta = await sharp(bytes).rotate().metadata();
+  const width = Math.max(1, Math.round((meta.autoOrient?.width ?? meta.width ?? 1) * scale));
+  const height = Math.max(1, Math.round((meta.autoOrient?.height ?? meta.height ?? 1) * scale));
+  const shrunk = await sharp(bytes).rotate().resize({ width, height }).png().toBuffer();
+  // Crop the shrunk photo to the part that falls inside the frame.
+  const left = Math.round(FRAME_WIDTH / 2 - centre.x * scale);
+  const top = Math.round(FRAME_HEIGHT / 2 - centre.y * scale);
+  const cropX = Math.max(0, -left), cropY = Math.max(0, -top);
+  const cropW = Math.min(width - cropX, FRAME_WIDTH - Math.max(0, left));
+  const cropH = Math.min(height - cropY, FRAME_HEIGHT - Math.max(0, top));
+  const part = await sharp(shrunk).extract({ left: cropX, top: cropY, width: cropW, height: cropH }).png().toBuffer();
+  const frame = await sharp({ create: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+    .composite([{ input: part, left: Math.max(0, left), top: Math.max(0, top) }])
+    .jpeg({ quality: 90 })
+    .toBuffer();
+  return new Uint8Array(frame);
+}
+
 /** The largest absolute difference between two equally long arrays of model outputs. */
 export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let largest = 0;
