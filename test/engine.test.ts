@@ -10,6 +10,7 @@ import { createYuNetDetector, nonMaximumSuppression } from "../src/engine/detect
 import { createFaceEngine } from "../src/engine/pipeline.js";
 import { untimed } from "../src/engine/stage-timer.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
+import { createRejectedSpots } from "../src/engine/rejected-spots.js";
 import { tiles } from "../src/engine/tiles.js";
 import { cosineDistance } from "../src/engine/embed.js";
 import { loadModelBytes } from "../src/runtime/models.js";
@@ -231,6 +232,18 @@ describe("detect", () => {
     const grid = tiles(1920, 1080);
     assert.ok(grid.every((t) => t.x + t.width <= 1920 && t.y + t.height <= 1080));
     assert.ok(grid.some((t) => t.x + t.width === 1920) && grid.some((t) => t.y + t.height === 1080));
+  });
+
+  it("remembers a rejected spot for the next four frames of a stream, where it stays", () => {
+    const spots = createRejectedSpots();
+    const hand = { x: 400, y: 100, width: 20, height: 24 };
+    const first = spots.nextFrame();
+    first.reject(hand);
+    // The next frame starts before the first one's looks finish: it sees the rejection once made.
+    const overlapping = spots.nextFrame();
+    assert.equal(overlapping.recentlyRejected({ ...hand, x: 402 }), true, "the hand moved 2 px");
+    assert.equal(overlapping.recentlyRejected({ ...hand, x: 412 }), false, "moved by over half its width");
+    assert.deepEqual([3, 4, 5, 6].map(() => spots.nextFrame().recentlyRejected(hand)), [true, true, true, false]);
   });
 });
 

@@ -108,6 +108,26 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
     assert.equal((await client.recognize({ image, collection: "steady" })).identifier, "obama");
   });
 
+  it("gives a spot its closer looks rejected no new ones for the next four frames of the stream", async () => {
+    // A hand the whole-frame pass is unsure of; the closer looks reject it (test/engine.test.ts).
+    const image = face("video/frames30/frame_036.jpg");
+    const looks = (a: SyncResponse) => a.flameGraph.filter((e) => e.label === "detect_zoom").length;
+    const single = await client.syncFrame({ image });
+    // One frame at a time: frames in flight together would each look before the first rejects.
+    const queue = requestQueue();
+    const answers: SyncResponse[] = [];
+    queue.send({ image, frameId: "0" });
+    for await (const r of client.sync(queue.iterable)) {
+      answers.push(r);
+      if (answers.length < 7) queue.send({ image, frameId: String(answers.length) });
+      else queue.end();
+    }
+    assert.ok(looks(single) >= 1, "the frame has a spot worth a closer look");
+    // Looked at in the first frame, skipped in the next four, looked at again in the sixth.
+    assert.deepEqual(answers.map(looks), [looks(single), 0, 0, 0, 0, looks(single), 0]);
+    for (const a of answers) assert.deepEqual(a.faces.map((f) => f.box), single.faces.map((f) => f.box));
+  });
+
   it("never carries an identity from one collection's frame to another's on the same stream", async () => {
     const image = face("face_recognition/obama.jpg");
     await client.register({ identifier: "obama", image, collection: "stream-a" });

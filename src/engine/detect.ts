@@ -3,6 +3,7 @@ import type { StageTimer } from "./stage-timer.js";
 import { area, clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 import type { RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
+import type { FrameSpots, RejectedSpots } from "./rejected-spots.js";
 import { isSmallAndWhole, tiles } from "./tiles.js";
 import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
 
@@ -19,6 +20,11 @@ export interface DetectOptions {
    * the tiles could add comes near it.
    */
   largestOnly?: boolean;
+  /**
+   * A stream's memory of spots closer looks rejected: they are skipped for a few frames, and this
+   * frame's rejections are added.
+   */
+  rejectedSpots?: RejectedSpots;
 }
 
 /** Finds faces in an image. */
@@ -165,9 +171,9 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
    * Looks again, enlarged, at the small faces a scan was unsure of (at most MAX_ZOOMS, best first,
    * none where a sure face is): a face is kept where closer looks at two scales agree on it.
    */
-  async function confirm(image: RgbImage, sure: readonly Detection[], unsure: readonly Detection[]): Promise<Detection[]> {
+  async function confirm(image: RgbImage, sure: readonly Detection[], unsure: readonly Detection[], rejectedSpots?: FrameSpots): Promise<Detection[]> {
     const candidates = nonMaximumSuppression(unsure)
-      .filter((u) => !sure.some((s) => intersection(s.box, u.box) > 0))
+      .filter((u) => !sure.some((s) => intersection(s.box, u.box) > 0) && rejectedSpots?.recentlyRejected(u.box) !== true)
       .slice(0, MAX_ZOOMS);
     const confirmed = await Promise.all(candidates.map(async (u) => {
       // Most unsure boxes that are not faces are rejected by the first look; the next runs only
@@ -181,6 +187,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       const meanScore = looks.reduce((sum, d) => sum + d.score, 0) / looks.length;
       return meanScore >= ZOOM_MIN_SCORE ? [{ ...looks[looks.length - 1], score: meanScore }] : [];
     }));
+    candidates.forEach((u, i) => { if (confirmed[i].length === 0) rejectedSpots?.reject(u.box); });
     return confirmed.flat();
   }
 
@@ -194,6 +201,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     },
 
     async detect(image, options = {}) {
+      const rejectedSpots = options.rejectedSpots?.nextFrame();
       const { width, height } = image;
       const whole = { x: 0, y: 0, width, height };
       let { sure, unsure } = await scanRegion("detect_scan", image, whole);
@@ -207,7 +215,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
           unsure = unsure.concat(found.unsure.filter((d) => isSmallAndWhole(d.box, tile, width, height)));
         }
       }
-      if (!largestShown) sure = sure.concat(await confirm(image, sure, unsure));
+      if (!largestShown) sure = sure.concat(await confirm(image, sure, unsure, rejectedSpots));
       if (sure.length === 0) {
         const canvasW = width * PAD_CANVAS_FACTOR;
         const canvasH = height * PAD_CANVAS_FACTOR;

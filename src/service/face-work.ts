@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { FaceError } from "../errors.js";
 import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
 import type { FaceEngine, FoundFace, LocatedFace, StageTimer } from "../engine/pipeline.js";
-import { showsLargestFace } from "../engine/detect.js";
+import { showsLargestFace, type DetectOptions } from "../engine/detect.js";
 import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
@@ -71,9 +71,9 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
   }
 
   /** Decodes and finds faces, largest first, not yet aligned (engine.prepare does that for those a caller embeds). */
-  async function foundFacesOf(bytes: Uint8Array, maxFaces: number): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
+  async function foundFacesOf(bytes: Uint8Array, maxFaces: number, options?: DetectOptions): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
     const image = await engine.decode(bytes);
-    const faces = await engine.find(image, maxFaces);
+    const faces = await engine.find(image, maxFaces, options);
     metrics.facesDetected.inc(faces.length);
     return { image, faces };
   }

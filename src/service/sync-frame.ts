@@ -3,6 +3,7 @@ import { FaceError } from "../errors.js";
 import type { FaceServiceDeps, FaceView, FaceWork } from "./face-work.js";
 import { checkImageSize, collectionOf, identifierOf } from "./inputs.js";
 import { qualityProblem } from "./reference-quality.js";
+import { createRejectedSpots, type RejectedSpots } from "../engine/rejected-spots.js";
 import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
 
 export interface SyncInput {
@@ -29,6 +30,13 @@ export interface SyncFaceView {
  */
 const TRACK_KEEP_MARGIN = 0.15;
 
+/** What the frames of one Sync stream share. */
+interface StreamMemory {
+  tracker: FaceTracker;
+  /** Spots the detector's closer looks rejected in recent frames, not looked at again at once. */
+  rejectedSpots?: RejectedSpots;
+}
+
 /** SyncFrame and each frame of a Sync stream. */
 export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" | "identities" | "detections" | "stage">, work: FaceWork) {
   const { config, engine, identities, detections, stage } = deps;
@@ -37,16 +45,16 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
 
   /**
    * Identifies every face of one frame; registers the largest unknown face when `identifier` is
-   * given. With a stream's tracker, faces identified in the previous frame keep their identity
-   * without a new embedding and search; `previousFrameDone` orders the tracking of frames processed
-   * concurrently.
+   * given. With a stream's memory, faces identified in the previous frame keep their identity
+   * without a new embedding and search, and spots rejected as no face in recent frames get no new
+   * closer look; `previousFrameDone` orders the tracking of frames processed concurrently.
    */
-  async function syncFrame(input: SyncInput, tracker: FaceTracker = createFaceTracker(), previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
+  async function syncFrame(input: SyncInput, { tracker, rejectedSpots }: StreamMemory = { tracker: createFaceTracker() }, previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
     const collection = collectionOf(input.collection);
     const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
     const bytes = checkImageSize(input.image, limits.maxImageBytes);
     if (bytes.length === 0) throw new FaceError("invalid_argument", "image is required");
-    const { image, faces } = await foundFacesOf(bytes, input.maxFaces);
+    const { image, faces } = await foundFacesOf(bytes, input.maxFaces, { rejectedSpots });
     // Decoding and detection overlap with the previous frame; tracking must follow frame order.
     await previousFrameDone;
     const assigned = tracker.assign(collection, faces.map((f) => f.box));
@@ -105,17 +113,17 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
   }
 
   /**
-   * One Sync stream: its frames share a tracker, and are tracked in the order they are handed in
+   * One Sync stream: its frames share a tracker and the rejected spots, and are tracked in the order they are handed in
    * although their decoding and detection may overlap. `run` wraps each frame's work (the server's
    * admission limit).
    */
   function openSyncSession(run: <T>(work: () => Promise<T>) => Promise<T>) {
-    const tracker = createFaceTracker();
+    const memory: StreamMemory = { tracker: createFaceTracker(), rejectedSpots: createRejectedSpots() };
     let previousFrameDone: Promise<void> = Promise.resolve();
     return {
       frame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {
         const previous = previousFrameDone;
-        const result = run(() => syncFrame(input, tracker, previous));
+        const result = run(() => syncFrame(input, memory, previous));
         previousFrameDone = result.then(() => undefined, () => undefined);
         return result;
       },
