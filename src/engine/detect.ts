@@ -55,17 +55,30 @@ const INPUT_DIVISOR = YUNET_STRIDES[YUNET_STRIDES.length - 1];
 const MIN_SCORE = 0.7;
 /**
  * A face YuNet reads at ~24 px of its input with nothing around it (a tight portrait shrunk into a
- * camera frame) often scores far under MIN_SCORE; enlarged so it is ~50 px, the same face scores
- * 0.80 to 0.92. Small faces scoring at least UNSURE_SCORE are looked at again (ZOOM_LOOKS).
- * Measured on the 24 px camera rows of `npm run bench:accuracy` (tight portraits), and on the clip
- * `video/frames30`, the group and the labelled photos, where the closer looks added no face but a
- * real, half-hidden one in the background of a 3880x5184 photo.
+ * camera frame) often scores far under MIN_SCORE, down to 0.01; enlarged so it is ~50 px, the same
+ * face scores 0.80 to 0.92. Small faces scoring at least UNSURE_SCORE are looked at again
+ * (ZOOM_LOOKS). Measured on the 24 px camera rows of `npm run bench:accuracy` (tight portraits):
+ * from 0.1, 64 of 74 found; from 0.01, 72. On the clip `video/frames30`, the group and the labelled
+ * photos the closer looks added no face but a real, half-hidden one in the background of a
+ * 3880x5184 photo.
  */
-const UNSURE_SCORE = 0.1;
+const UNSURE_SCORE = 0.01;
+/**
+ * A box the whole-frame pass scored under this is faint: the faint portraits scored 0.01 to 0.08,
+ * then 0.81 to 0.91 in both closer looks; a cluttered frame has many faint boxes (MAX_FAINT_ZOOMS).
+ */
+const FAINT_SCORE = 0.1;
 /** Faces larger than this (input pixels) are found sure or not at all: nearly all from 48 px. */
 const UNSURE_MAX_INPUT_PX = 48;
 /** At most this many unsure faces per image get a closer look, best first: each costs ZOOM_LOOKS' scans. */
 const MAX_ZOOMS = 4;
+/**
+ * Of those, at most this many faint ones (FAINT_SCORE), and only in an image with no sure face.
+ * Looked at everywhere, faint boxes filled MAX_ZOOMS in every frame of the clip (1210 closer looks
+ * over its 300 frames against 472; one per frame, 740) and took a hand of it for a face (frame_041,
+ * looks 0.82); one look made `bench:latency`'s single-face frame's detect stage ~1.9 ms slower.
+ */
+const MAX_FAINT_ZOOMS = 1;
 /**
  * Closer looks at an unsure face, in turn while each is sure of it: a square `context` times its
  * width around it, read at `side` (the face at 51 and 56 px of the model's input). The first is
@@ -77,7 +90,7 @@ const MAX_ZOOMS = 4;
 const ZOOM_LOOKS = [{ context: 2.5, side: 128 }, { context: 4, side: 224 }] as const;
 /**
  * The looks' mean score that makes an unsure face a face: the tight portraits' means were 0.84 to
- * 0.92, the clip's hands' at most 0.75.
+ * 0.92, the clip's hands' at most 0.75 (from a first-pass score of 0.1 or more).
  */
 const ZOOM_MIN_SCORE = 0.8;
 /**
@@ -172,9 +185,13 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
    * none where a sure face is): a face is kept where closer looks at two scales agree on it.
    */
   async function confirm(image: RgbImage, sure: readonly Detection[], unsure: readonly Detection[], rejectedSpots?: FrameSpots): Promise<Detection[]> {
-    const candidates = nonMaximumSuppression(unsure)
-      .filter((u) => !sure.some((s) => intersection(s.box, u.box) > 0) && rejectedSpots?.recentlyRejected(u.box) !== true)
-      .slice(0, MAX_ZOOMS);
+    const worthALook = nonMaximumSuppression(unsure)
+      .filter((u) => !sure.some((s) => intersection(s.box, u.box) > 0) && rejectedSpots?.recentlyRejected(u.box) !== true);
+    // Best first (NMS sorts by score), so the faint come last and only take what the cap leaves;
+    // none where a face was found sure, so a frame showing a face pays nothing for them.
+    const faintAllowed = sure.length === 0 && rejectedSpots?.looksAtFaint !== false ? MAX_FAINT_ZOOMS : 0;
+    const faint = worthALook.filter((u) => u.score < FAINT_SCORE).slice(0, faintAllowed);
+    const candidates = worthALook.filter((u) => u.score >= FAINT_SCORE).concat(faint).slice(0, MAX_ZOOMS);
     const confirmed = await Promise.all(candidates.map(async (u) => {
       // Most unsure boxes that are not faces are rejected by the first look; the next runs only
       // where the one before was sure.

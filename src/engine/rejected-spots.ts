@@ -17,6 +17,12 @@ export interface FrameSpots {
   recentlyRejected(box: BoxPx): boolean;
   /** Remembers that closer looks at `box` found no face in this frame. */
   reject(box: BoxPx): void;
+  /**
+   * Whether this frame may look at faint boxes (detect.ts, FAINT_SCORE): one frame in
+   * RECHECK_AFTER_FRAMES. A cluttered frame has many, each new to the memory: allowed in every frame
+   * (and beside faces, as first built), the clip's closer looks went from 175 to 449.
+   */
+  readonly looksAtFaint: boolean;
 }
 
 /**
@@ -42,6 +48,7 @@ export function createRejectedSpots(): RejectedSpots {
       const fresh = (s: { frame: number }) => frame - s.frame < RECHECK_AFTER_FRAMES;
       spots = spots.filter((s) => s.frame > frame - RECHECK_AFTER_FRAMES);
       return {
+        looksAtFaint: frame % RECHECK_AFTER_FRAMES === 1,
         recentlyRejected: (box) => spots.some((s) => fresh(s) && intersectionOverUnion(s.box, box) >= SAME_SPOT_IOU),
         reject(box) {
           spots = spots.filter((s) => intersectionOverUnion(s.box, box) < SAME_SPOT_IOU);
