@@ -46,7 +46,7 @@ export function createRejectedSpots(): RejectedSpots {
       const frame = ++frames;
       // A stream's frames overlap: a frame may reject a spot after a later frame started.
       const fresh = (s: { frame: number }) => frame - s.frame < RECHECK_AFTER_FRAMES;
-      spots = spots.filter((s) => s.frame > frame - RECHECK_AFTER_FRAMES);
+      spots = spots.filter(fresh);
       return {
         looksAtFaint: frame % RECHECK_AFTER_FRAMES === 1,
         recentlyRejected: (box) => spots.some((s) => fresh(s) && intersectionOverUnion(s.box, box) >= SAME_SPOT_IOU),

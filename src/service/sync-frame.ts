@@ -113,9 +113,9 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
   }
 
   /**
-   * One Sync stream: its frames share a tracker and the rejected spots, and are tracked in the order they are handed in
-   * although their decoding and detection may overlap. `run` wraps each frame's work (the server's
-   * admission limit).
+   * One Sync stream: its frames share a tracker and the rejected spots, and are tracked in the
+   * order they are handed in although their decoding and detection may overlap. `run` wraps each
+   * frame's work (the server's admission limit).
    */
   function openSyncSession(run: <T>(work: () => Promise<T>) => Promise<T>) {
     const memory: StreamMemory = { tracker: createFaceTracker(), rejectedSpots: createRejectedSpots() };
