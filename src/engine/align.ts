@@ -1,5 +1,6 @@
 import type { Affine, RgbImage } from "./image.js";
 import { warpAffine } from "./image.js";
+import { warpAffineCubic } from "./warp-cubic.js";
 import type { PointPx } from "./geometry.js";
 
 /** Side of the aligned face the embedding model reads. */
@@ -45,5 +46,8 @@ export function alignFace(image: RgbImage, points: readonly PointPx[]): RgbImage
   // warpAffine wants output -> source: the inverse of [[a, -b], [b, a]] is [[a, b], [-b, a]] / (a² + b²).
   const k = 1 / (a * a + b * b);
   const inverse: Affine = [a * k, b * k, -(a * tx + b * ty) * k, -b * k, a * k, (b * tx - a * ty) * k];
-  return warpAffine(image, inverse, ALIGNED_SIZE, ALIGNED_SIZE);
+  // A face smaller than the template is enlarged with bicubic taps (README, Accuracy: at ~24 px
+  // TAR@FAR1e-3 0.884 -> 0.911 on the shrunk photos); a larger one is averaged down by warpAffine.
+  const enlarges = Math.hypot(a, b) > 1;
+  return enlarges ? warpAffineCubic(image, inverse, ALIGNED_SIZE, ALIGNED_SIZE) : warpAffine(image, inverse, ALIGNED_SIZE, ALIGNED_SIZE);
 }
