@@ -3,8 +3,9 @@
  * Sync stream to a real server (PGlite, the two people of the clip registered), and over two
  * concurrent streams. Frames are sent as fast as the server answers. Then the detector's time per
  * frame of one stream sent one frame at a time (so no other frame's work overlaps its spans), how
- * many whole-frame scans and closer looks at unsure faces it made, and the time and scans spent
- * reading small faces' landmarks again before aligning them.
+ * many whole-frame scans and closer looks at unsure faces it made, the time and scans spent
+ * reading small faces' landmarks again and aligning faces, how many reported faces were named and
+ * in how many frames a face was searched.
  *
  *   npm run bench:stream
  */
@@ -57,23 +58,26 @@ async function oneFrameAtATime() {
     }
   })();
   const detectMs: number[] = [];
-  let landmarksMs = 0;
+  let landmarksMs = 0, alignMs = 0;
   const reads: Record<string, number> = {};
-  let faces = 0;
+  let faces = 0, named = 0, searches = 0;
   for await (const r of client.sync(requests)) {
     if (r.error) throw new Error(r.error.message);
     for (const e of r.flameGraph) {
       if (e.label === "detect") detectMs.push(e.durationMs);
       else if (e.label === "landmarks") landmarksMs += e.durationMs;
+      else if (e.label === "align") alignMs += e.durationMs;
       else if (e.label.startsWith("detect_") || e.label === "landmarks_scan") reads[e.label] = (reads[e.label] ?? 0) + 1;
     }
     faces += r.faces.length;
+    named += r.faces.filter((f) => f.identifier !== "").length;
+    searches += r.flameGraph.filter((e) => e.label === "similarity_search").length;
     answered();
   }
-  return { detectMs, landmarksMs, reads, faces };
+  return { detectMs, landmarksMs, alignMs, reads, faces, named, searches };
 }
 await oneFrameAtATime(); // warm-up
-const { detectMs, landmarksMs, reads, faces } = await oneFrameAtATime();
+const { detectMs, landmarksMs, alignMs, reads, faces, named, searches } = await oneFrameAtATime();
 printTable("The detector per frame of one Sync stream, one frame at a time (video/frames30)", [{
   "detect ms/frame mean": (detectMs.reduce((a, b) => a + b, 0) / detectMs.length).toFixed(2),
   "p50": percentile(detectMs, 50).toFixed(2),
@@ -82,6 +86,9 @@ printTable("The detector per frame of one Sync stream, one frame at a time (vide
   "closer looks": reads.detect_zoom ?? 0,
   "landmarks read again": reads.landmarks_scan ?? 0,
   "landmarks ms/frame": (landmarksMs / detectMs.length).toFixed(2),
+  "align ms/frame": (alignMs / detectMs.length).toFixed(2),
   "faces reported": faces,
+  "of them named": named,
+  "frames with a search": searches,
 }]);
 await server.close();
