@@ -10,7 +10,7 @@ import { createFaceEngine } from "../src/engine/pipeline.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
 import type { ModelName } from "../src/runtime/models.js";
 import { loadConfig } from "../src/config.js";
-import { singleFace640x480 } from "./support/images.js";
+import { singleFace640x480 } from "../test/support/testdata.js";
 import { timeRuns } from "./support/timing.js";
 import { percentile, printTable } from "./table.js";
 

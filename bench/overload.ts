@@ -14,9 +14,8 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
-import { face } from "../test/support/testdata.js";
+import { face, singleFace640x480 } from "../test/support/testdata.js";
 import { startServiceProcess } from "../test/support/service-process.js";
-import { singleFace640x480 } from "./support/images.js";
 import { percentile, printTable } from "./table.js";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);

@@ -17,12 +17,11 @@ import { FaceService } from "../gen/face/v1/face_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createFaceEngine } from "../src/engine/pipeline.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
-import { face, FACES_DIR } from "../test/support/testdata.js";
+import { face, FACES_DIR, singleFace640x480 } from "../test/support/testdata.js";
 import { startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
 import { loadFaceApi } from "./support/face-api.js";
 import { timeRuns } from "./support/timing.js";
 import { openGallery, pgliteGalleryDir, place, type GalleryTarget } from "./support/galleries.js";
-import { singleFace640x480 } from "./support/images.js";
 import { gallerySearch, searchTargets } from "./support/search-runs.js";
 import { percentile, printTable } from "./table.js";
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import sharp from "sharp";
 import { type Client } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { FaceService, type SyncRequestSchema, type SyncResponse } from "../gen/face/v1/face_pb.js";
@@ -34,6 +35,19 @@ function requestQueue() {
 describe("streaming: SyncFrame and bidirectional Sync", () => {
   let server: TestServer;
   let client: Client<typeof FaceService>;
+
+  /** One stream sent `count` copies of `image`, one at a time: frames in flight together would each look before the first rejects a spot. */
+  async function sameFrameOneAtATime(image: Uint8Array, count: number): Promise<SyncResponse[]> {
+    const queue = requestQueue();
+    const answers: SyncResponse[] = [];
+    queue.send({ image, frameId: "0" });
+    for await (const r of client.sync(queue.iterable)) {
+      answers.push(r);
+      if (answers.length < count) queue.send({ image, frameId: String(answers.length) });
+      else queue.end();
+    }
+    return answers;
+  }
   useTestServer(async (s, c) => {
     server = s;
     client = c;
@@ -113,19 +127,24 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
     const image = face("video/frames30/frame_036.jpg");
     const looks = (a: SyncResponse) => a.flameGraph.filter((e) => e.label === "detect_zoom").length;
     const single = await client.syncFrame({ image });
-    // One frame at a time: frames in flight together would each look before the first rejects.
-    const queue = requestQueue();
-    const answers: SyncResponse[] = [];
-    queue.send({ image, frameId: "0" });
-    for await (const r of client.sync(queue.iterable)) {
-      answers.push(r);
-      if (answers.length < 7) queue.send({ image, frameId: String(answers.length) });
-      else queue.end();
-    }
+    const answers = await sameFrameOneAtATime(image, 7);
     // Looked at in the first frame, skipped in the next four, looked at again in the sixth.
     assert.ok(looks(single) >= 1, `${looks(single)} looks`);
     assert.deepEqual(answers.map(looks), [looks(single), 0, 0, 0, 0, looks(single), 0]);
     for (const a of answers) assert.deepEqual(a.faces.map((f) => f.box), single.faces.map((f) => f.box));
+  });
+
+  it("looks at faint boxes of a faceless frame in one frame of the stream in five", async () => {
+    // The clip's frame_041 with its two faces covered: a hand, a microphone and many faint boxes,
+    // each new faint box unknown to the spots rejected so far.
+    const grey = await sharp({ create: { width: 60, height: 70, channels: 3, background: "#303030" } }).png().toBuffer();
+    const image = new Uint8Array(await sharp(face("video/frames30/frame_041.jpg"))
+      .composite([{ input: grey, left: 510, top: 35 }, { input: grey, left: 35, top: 170 }]).jpeg({ quality: 90 }).toBuffer());
+    const looks = (a: SyncResponse) => a.flameGraph.filter((e) => e.label === "detect_zoom").length;
+    const answers = await sameFrameOneAtATime(image, 6);
+    assert.deepEqual(answers.map((a) => a.faces.length), [0, 0, 0, 0, 0, 0]);
+    assert.ok(looks(answers[0]) >= 1, `${looks(answers[0])} looks`);
+    assert.deepEqual(answers.map(looks), [looks(answers[0]), 0, 0, 0, 0, looks(answers[0])]);
   });
 
   it("never carries an identity from one collection's frame to another's on the same stream", async () => {

@@ -185,12 +185,13 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
    * none where a sure face is): a face is kept where closer looks at two scales agree on it.
    */
   async function confirm(image: RgbImage, sure: readonly Detection[], unsure: readonly Detection[], rejectedSpots?: FrameSpots): Promise<Detection[]> {
-    const worthALook = nonMaximumSuppression(unsure)
+    // Faint boxes only where no face was found sure, so a frame showing a face pays nothing for
+    // them, not even their suppression (a clip frame has ~110 of them beside ~8 unsure ones).
+    const faintAllowed = sure.length === 0 && rejectedSpots?.looksAtFaint !== false;
+    const worthALook = nonMaximumSuppression(faintAllowed ? unsure : unsure.filter((u) => u.score >= FAINT_SCORE))
       .filter((u) => !sure.some((s) => intersection(s.box, u.box) > 0) && rejectedSpots?.recentlyRejected(u.box) !== true);
-    // Best first (NMS sorts by score), so the faint come last and only take what the cap leaves;
-    // none where a face was found sure, so a frame showing a face pays nothing for them.
-    const faintAllowed = sure.length === 0 && rejectedSpots?.looksAtFaint !== false ? MAX_FAINT_ZOOMS : 0;
-    const faint = worthALook.filter((u) => u.score < FAINT_SCORE).slice(0, faintAllowed);
+    // Best first (NMS sorts by score), so the faint come last and only take what the cap leaves.
+    const faint = worthALook.filter((u) => u.score < FAINT_SCORE).slice(0, MAX_FAINT_ZOOMS);
     const candidates = worthALook.filter((u) => u.score >= FAINT_SCORE).concat(faint).slice(0, MAX_ZOOMS);
     const confirmed = await Promise.all(candidates.map(async (u) => {
       // Most unsure boxes that are not faces are rejected by the first look; the next runs only
@@ -210,8 +211,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
 
   return {
     async refineLandmarks(image, face) {
-      const inputPxPerPx = INPUT_SIDE / Math.max(image.width, image.height);
-      if (face.box.width * inputPxPerPx >= REFINE_BELOW_INPUT_PX) return face.landmarks;
+      if (face.box.width * wholeFrameInputPxPerPx(image.width, image.height) >= REFINE_BELOW_INPUT_PX) return face.landmarks;
       const closer = await readCloser(image, face.box, REFINE_LOOK, "landmarks_scan");
       // A view that no longer sees the face sure keeps the landmarks it was found with.
       return closer?.landmarks ?? face.landmarks;
@@ -265,8 +265,13 @@ function containsCentreOf(outer: BoxPx, inner: BoxPx): boolean {
  * would be larger or near its size. Boxes in the same pixels as width and height.
  */
 export function showsLargestFace(boxes: readonly BoxPx[], width: number, height: number): boolean {
-  const inputPxPerPx = INPUT_SIDE / Math.max(width, height);
+  const inputPxPerPx = wholeFrameInputPxPerPx(width, height);
   return boxes.some((b) => Math.min(b.width, b.height) * inputPxPerPx >= LARGEST_NEEDS_NO_TILES);
+}
+
+/** Input pixels per image pixel of the whole-frame pass, which reads any image at INPUT_SIDE. */
+function wholeFrameInputPxPerPx(width: number, height: number): number {
+  return INPUT_SIDE / Math.max(width, height);
 }
 
 /** The next multiple of YuNet's largest stride. */

@@ -49,11 +49,9 @@ export function warpAffineCubic(src: RgbImage, map: Affine, width: number, heigh
       }
       cubicWeights(x - x0, wx);
       cubicWeights(y - y0, wy);
-      const inside = x0 >= 1 && y0 >= 1 && x0 + 2 < sw && y0 + 2 < sh;
       for (let i = 0; i < 4; i++) {
-        // Edges clamped only where the taps reach past them.
-        xs[i] = (inside ? x0 - 1 + i : Math.min(sw - 1, Math.max(0, x0 - 1 + i))) * 3;
-        ys[i] = (inside ? y0 - 1 + i : Math.min(sh - 1, Math.max(0, y0 - 1 + i))) * sw * 3;
+        xs[i] = Math.min(sw - 1, Math.max(0, x0 - 1 + i)) * 3;
+        ys[i] = Math.min(sh - 1, Math.max(0, y0 - 1 + i)) * sw * 3;
       }
       let r = 0, g = 0, bl = 0;
       for (let j = 0; j < 4; j++) {

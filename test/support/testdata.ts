@@ -60,6 +60,11 @@ export async function cameraFrame(bytes: Uint8Array, scale: number, centre: { x:
   return new Uint8Array(frame);
 }
 
+/** The test portrait fitted into 640x480, as a camera would send it. */
+export async function singleFace640x480(): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(face("face_recognition/obama.jpg")).resize(640, 480, { fit: "cover", position: "top" }).jpeg({ quality: 90 }).toBuffer());
+}
+
 /** The largest absolute difference between two equally long arrays of model outputs. */
 export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let largest = 0;
