@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import catalogue from "../../models/catalogue.json" with { type: "json" };
+import { flushDenormalWeights } from "./denormal-weights.js";
 
 /** Names of the models in models/catalogue.json. */
 export type ModelName = keyof typeof catalogue.models;
@@ -28,5 +29,12 @@ export async function loadModelBytes(name: ModelName): Promise<Uint8Array> {
   if (sha256 !== entry.sha256) {
     throw new Error(`model ${name} at ${path} has sha256 ${sha256}, expected ${entry.sha256}; reinstall with npm ci`);
   }
+  return bytes;
+}
+
+/** A model's bytes as the inference sessions load them: checked, with denormal weights flushed to zero (denormal-weights.ts). */
+export async function loadModelForSession(name: ModelName): Promise<Uint8Array> {
+  const bytes = await loadModelBytes(name);
+  flushDenormalWeights(bytes);
   return bytes;
 }

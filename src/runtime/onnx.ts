@@ -2,7 +2,7 @@ import { Worker } from "node:worker_threads";
 import ort from "onnxruntime-node";
 import { throwIfCallEnded } from "../call-signal.js";
 import { callsInFlight } from "../calls-in-flight.js";
-import { loadModelBytes, type ModelName } from "./models.js";
+import { loadModelForSession, type ModelName } from "./models.js";
 
 /** Input of one model run: float32 (NCHW, for most models) or uint8 (image bytes, for models that take them). */
 export interface TensorInput {
@@ -50,7 +50,7 @@ export function createOnnxSessions(options: { intraOpThreads: number; spin?: boo
   function session(model: ModelName): Promise<ort.InferenceSession> {
     let pending = sessions.get(model);
     if (pending === undefined) {
-      pending = loadModelBytes(model).then((bytes) =>
+      pending = loadModelForSession(model).then((bytes) =>
         ort.InferenceSession.create(bytes, {
           intraOpNumThreads: options.intraOpThreads,
           interOpNumThreads: 1,
