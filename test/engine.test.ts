@@ -7,7 +7,9 @@ import { FaceError } from "../src/errors.js";
 import { ARCFACE_TEMPLATE, alignFace, alignmentMap, similarityTransform } from "../src/engine/align.js";
 import { warpAffineCubic } from "../src/engine/warp-cubic.js";
 import { decodeImage } from "../src/engine/decode.js";
-import { createYuNetDetector, nonMaximumSuppression } from "../src/engine/detect.js";
+import { createYuNetDetector } from "../src/engine/detect.js";
+import { nonMaximumSuppression } from "../src/engine/suppression.js";
+import { intersectionOverUnion } from "../src/engine/geometry.js";
 import { createFaceEngine } from "../src/engine/pipeline.js";
 import { untimed } from "../src/engine/stage-timer.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
@@ -246,6 +248,29 @@ describe("detect", () => {
   it("returns nothing for an image without a face", async () => {
     const blank = await sharp({ create: { width: 640, height: 480, channels: 3, background: "#777" } }).jpeg().toBuffer();
     assert.equal((await engine.locate(await engine.decode(new Uint8Array(blank)), 0)).length, 0);
+  });
+
+  it("finds a stream's faces again near their boxes of the frame before, without reading the whole frame", async () => {
+    // Five faces, one at the frame's right edge (x 587 to 637 of 640), which a look reaching past
+    // the edge scored 0.30.
+    const previous = await engine.find(await engine.decode(face("video/frames30/frame_238.jpg")), 0);
+    const next = await engine.decode(face("video/frames30/frame_239.jpg"));
+    const whole = await engine.find(next, 0);
+    assert.equal(previous.length, 5);
+    const scans = await stageRuns("detect_scan"), looks = await stageRuns("detect_near");
+    const near = await engine.find(next, 0, { near: previous.map((f) => f.box) });
+    assert.equal((await stageRuns("detect_scan")) - scans, 0, "no whole-frame pass");
+    assert.equal((await stageRuns("detect_near")) - looks, 5);
+    assert.equal(near.length, whole.length);
+    for (const f of near) assert.ok(whole.some((w) => intersectionOverUnion(w.box, f.box) >= 0.6), JSON.stringify(f.box));
+  });
+
+  it("reads the whole frame when a face it followed is not near its box any more", async () => {
+    const frame = await engine.decode(await singleFace640x480());
+    const scans = await stageRuns("detect_scan");
+    const found = await engine.find(frame, 0, { near: [{ x: 10, y: 10, width: 40, height: 48 }] });
+    assert.ok((await stageRuns("detect_scan")) - scans >= 1, "the whole frame was read");
+    assert.deepEqual(found.map((f) => f.box), (await engine.find(frame, 0)).map((f) => f.box));
   });
 
   it("merges overlapping boxes and tiles the frame with overlap", () => {

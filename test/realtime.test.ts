@@ -7,7 +7,7 @@ import { face, FACES_DIR } from "./support/testdata.js";
 import { useTestServer, type TestServer } from "./support/server.js";
 import { isClientProtocolError } from "../src/transport/realtime.js";
 import type { Client } from "@connectrpc/connect";
-import type { FaceService } from "../gen/face/v1/face_pb.js";
+import type { FaceService, SyncResponse } from "../gen/face/v1/face_pb.js";
 
 const FRAMES = readdirSync(join(FACES_DIR, "video/frames")).sort().map((f) => `video/frames/${f}`);
 
@@ -43,23 +43,22 @@ describe("/ws/realtime", () => {
     await c.register({ identifier: "lin-manuel-miranda", image: face("video/lin-manuel-miranda.png") });
   });
 
-  it("answers every frame in order: SyncFrame's faces, the gRPC Sync stream's identities; binary and JSON alike", async () => {
+  it("answers every frame in order as a gRPC Sync stream does, binary and JSON alike", async () => {
     const answers = await session(server, "", (ws) => {
       FRAMES.forEach((f, i) => (i % 2 ? ws.send(face(f)) : ws.send(JSON.stringify({ type: "frame", image: Buffer.from(face(f)).toString("base64"), frame_id: `f${i}` }))));
     }, FRAMES.length);
     assert.deepEqual(answers.map((a) => a.frame_id), FRAMES.map((_, i) => (i % 2 ? String(i) : `f${i}`)));
-    // A stream remembers who it followed (tracking), a lone SyncFrame cannot: faces are compared with
-    // SyncFrame, identities with a gRPC Sync stream over the same frames.
-    const stream = [];
+    // A stream remembers the faces it followed (where it looks, who they are), a lone SyncFrame
+    // cannot: the answers are compared with a gRPC Sync stream over the same frames.
+    const stream: SyncResponse[] = [];
     for await (const r of client.sync((async function* () { for (const f of FRAMES) yield { image: face(f) }; })())) stream.push(r);
     for (const [i, answer] of answers.entries()) {
       assert.equal(answer.type, "results");
-      const single = await client.syncFrame({ image: face(FRAMES[i]) });
       const faces = answer.faces as { identifier: string; box: { x: number; y: number; width: number } }[];
       assert.equal(answer.count, faces.length);
-      assert.equal(faces.length, single.faces.length, FRAMES[i]);
+      assert.equal(faces.length, stream[i].faces.length, FRAMES[i]);
       faces.forEach((f, j) => {
-        const box = single.faces[j].box!;
+        const box = stream[i].faces[j].box!;
         assert.ok(Math.abs(f.box.x - box.x) < 1 && Math.abs(f.box.y - box.y) < 1 && Math.abs(f.box.width - box.width) < 1, FRAMES[i]);
       });
       assert.deepEqual(faces.map((f) => f.identifier), stream[i].faces.map((f) => f.identifier), FRAMES[i]);

@@ -1,9 +1,11 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
 import type { StageTimer } from "./stage-timer.js";
-import { area, clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
+import { area, clipBox, intersection, type BoxPx } from "./geometry.js";
+import { NEAR_LOOK, REFINE_LOOK, ZOOM_LOOKS, lookRegion, type CloserLook } from "./closer-looks.js";
 import type { RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
 import type { FrameSpots, RejectedSpots } from "./rejected-spots.js";
+import { containsCentreOf, nonMaximumSuppression } from "./suppression.js";
 import { isSmallAndWhole, tiles } from "./tiles.js";
 import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
 
@@ -25,6 +27,13 @@ export interface DetectOptions {
    * frame's rejections are added.
    */
   rejectedSpots?: RejectedSpots;
+  /**
+   * Faces expected near these boxes (a stream's faces of the frame before, in the image's pixels):
+   * each is looked for in a closer look around its box (NEAR_LOOK) instead of a whole-frame pass.
+   * Only where every one is found again is that the answer: a face new to the frame is then not
+   * found; otherwise the frame gets the whole-frame pass as without them.
+   */
+  near?: readonly BoxPx[];
 }
 
 /** Finds faces in an image. */
@@ -80,15 +89,6 @@ const MAX_ZOOMS = 4;
  */
 const MAX_FAINT_ZOOMS = 1;
 /**
- * Closer looks at an unsure face, in turn while each is sure of it: a square `context` times its
- * width around it, read at `side` (the face at 51 and 56 px of the model's input). The first is
- * the cheaper and rejects most unsure boxes that are not faces; alone it lets a hand of the clip
- * and a dress's pattern through (0.81 and 0.76 there, 0.70 and nothing at the second); the tight
- * portraits score 0.80 to 0.92 at each. A first look with more context (4x, the face at 40 px)
- * missed two of them. The last look shows the face largest: its box and landmarks are kept.
- */
-const ZOOM_LOOKS = [{ context: 2.5, side: 128 }, { context: 4, side: 224 }] as const;
-/**
  * The looks' mean score that makes an unsure face a face: the tight portraits' means were 0.84 to
  * 0.92, the clip's hands' at most 0.75 (from a first-pass score of 0.1 or more).
  */
@@ -100,19 +100,6 @@ const ZOOM_MIN_SCORE = 0.8;
  * 640x480 frame the EER fell from 0.034 to 0.013 and TAR@FAR1e-2 rose from 0.924 to 0.987.
  */
 const REFINE_BELOW_INPUT_PX = 64;
-/**
- * The larger view: a square `context` times the face's width around it, read at `side`, so the
- * face is 64 px of the model's input. Views showing the face at 51 to 107 px (128 to 320 px inputs,
- * 2.5 to 4 times the face) measured alike within the set's noise; this is one of the cheapest.
- */
-const REFINE_LOOK = { context: 3, side: 192 } as const;
-/** Boxes overlapping more than this (intersection over union) are the same face. */
-const NMS_IOU = 0.3;
-/**
- * A box mostly inside a higher-scoring one (intersection over the smaller box) is a partial view of
- * the same face, as tiles produce where they cut a face.
- */
-const NMS_CONTAINED = 0.6;
 /** Beyond this shrink of the whole frame, faces under ~25 px are lost: the frame is also scanned in tiles. */
 const TILE_WHEN_SHRUNK_BY = 2.5;
 /**
@@ -168,15 +155,11 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
   }
 
   /**
-   * The best sure reading of the face in `box` (its centre inside the box) in a square `context`
-   * times its width around it, read at `side`. Only sure faces count: a closer look gets no closer
-   * look of its own.
+   * The best sure reading of the face in `box` (its centre inside the box) in a closer look around
+   * it. Only sure faces count: a closer look gets no closer look of its own.
    */
-  async function readCloser(image: RgbImage, box: BoxPx, { context, side }: { context: number; side: number }, label: string): Promise<Detection | undefined> {
-    // By its width, as faces are measured here (YuNet's boxes are ~1.2 times taller than wide).
-    const extent = box.width * context;
-    const region = { x: box.x + box.width / 2 - extent / 2, y: box.y + box.height / 2 - extent / 2, width: extent, height: extent };
-    const { sure } = await scanRegion(label, image, region, side, MIN_SCORE);
+  async function readCloser(image: RgbImage, box: BoxPx, look: CloserLook, label: string): Promise<Detection | undefined> {
+    const { sure } = await scanRegion(label, image, lookRegion(box, look, image.width, image.height), look.side, MIN_SCORE);
     return sure.filter((d) => containsCentreOf(box, d.box)).sort((a, b) => b.score - a.score)[0];
   }
 
@@ -220,6 +203,10 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     async detect(image, options = {}) {
       const rejectedSpots = options.rejectedSpots?.nextFrame();
       const { width, height } = image;
+      if (options.near !== undefined && options.near.length > 0) {
+        const again = await Promise.all(options.near.map((box) => readCloser(image, box, NEAR_LOOK, "detect_near")));
+        if (again.every((d) => d !== undefined)) return largestFirst(again as Detection[], width, height);
+      }
       const whole = { x: 0, y: 0, width, height };
       let { sure, unsure } = await scanRegion("detect_scan", image, whole);
       // Whatever a closer look (tiles, zooms) could add is then too small to matter.
@@ -238,12 +225,16 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         const canvasH = height * PAD_CANVAS_FACTOR;
         ({ sure } = await scanRegion("detect_scan", image, { x: (width - canvasW) / 2, y: (height - canvasH) / 2, width: canvasW, height: canvasH }, INPUT_SIDE, MIN_SCORE));
       }
-      return nonMaximumSuppression(sure)
-        .filter((d) => area(clipBox(d.box, width, height)) >= 1)
-        // Largest first by the part inside the image, which is what callers see.
-        .sort((a, b) => area(clipBox(b.box, width, height)) - area(clipBox(a.box, width, height)));
+      return largestFirst(sure, width, height);
     },
   };
+}
+
+/** One box per face, largest first by the part inside the image (which is what callers see). */
+function largestFirst(faces: readonly Detection[], width: number, height: number): Detection[] {
+  return nonMaximumSuppression(faces)
+    .filter((d) => area(clipBox(d.box, width, height)) >= 1)
+    .sort((a, b) => area(clipBox(b.box, width, height)) - area(clipBox(a.box, width, height)));
 }
 
 /** What one scan found. */
@@ -252,11 +243,6 @@ interface Scan {
   sure: Detection[];
   /** Small faces (UNSURE_MAX_INPUT_PX) scoring UNSURE_SCORE to MIN_SCORE: worth a closer look. */
   unsure: Detection[];
-}
-
-function containsCentreOf(outer: BoxPx, inner: BoxPx): boolean {
-  const cx = inner.x + inner.width / 2, cy = inner.y + inner.height / 2;
-  return cx >= outer.x && cx <= outer.x + outer.width && cy >= outer.y && cy <= outer.y + outer.height;
 }
 
 /**
@@ -277,18 +263,4 @@ function wholeFrameInputPxPerPx(width: number, height: number): number {
 /** The next multiple of YuNet's largest stride. */
 function roundUp(side: number): number {
   return Math.max(INPUT_DIVISOR, Math.ceil(Math.round(side) / INPUT_DIVISOR) * INPUT_DIVISOR);
-}
-
-/** Keeps the best-scoring box of each face. */
-export function nonMaximumSuppression(detections: readonly Detection[]): Detection[] {
-  const sorted = [...detections].sort((a, b) => b.score - a.score);
-  const kept: Detection[] = [];
-  for (const d of sorted) {
-    const duplicate = kept.some((k) => {
-      const smaller = Math.min(area(k.box), area(d.box));
-      return intersectionOverUnion(k.box, d.box) > NMS_IOU || intersection(k.box, d.box) / smaller > NMS_CONTAINED;
-    });
-    if (!duplicate) kept.push(d);
-  }
-  return kept;
 }

@@ -46,3 +46,12 @@ export function clipBox(box: BoxPx, width: number, height: number): BoxPx {
 export function scaleBox(box: BoxPx, s: number): BoxPx {
   return s === 1 ? box : { x: box.x * s, y: box.y * s, width: box.width * s, height: box.height * s };
 }
+
+/**
+ * A box moved, not resized, to lie inside a width x height image along each axis it fits on
+ * (centred on an axis it is longer than).
+ */
+export function movedInside(box: BoxPx, width: number, height: number): BoxPx {
+  const along = (start: number, length: number, limit: number) => (length >= limit ? (limit - length) / 2 : Math.min(Math.max(start, 0), limit - length));
+  return { x: along(box.x, box.width, width), y: along(box.y, box.height, height), width: box.width, height: box.height };
+}

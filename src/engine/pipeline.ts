@@ -70,10 +70,11 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
   const detector = options.detector ?? createYuNetDetector(runtime, stage);
 
   async function find(image: DecodedImage, maxFaces: number, options?: DetectOptions): Promise<FoundFace[]> {
-    let detections = await stage("detect", () => detector.detect(image, options));
-    if (maxFaces > 0) detections = detections.slice(0, maxFaces);
-    // Found on the working copy; answered in the photo's own pixels.
+    // Found on the working copy; asked and answered in the photo's own pixels.
     const s = image.scale;
+    const near = s === 1 ? options?.near : options?.near?.map((b) => scaleBox(b, 1 / s));
+    let detections = await stage("detect", () => detector.detect(image, { ...options, near }));
+    if (maxFaces > 0) detections = detections.slice(0, maxFaces);
     return detections.map((d) => ({
       box: scaleBox(clipBox(d.box, image.width, image.height), s),
       landmarks: s === 1 ? d.landmarks : d.landmarks.map((p) => ({ x: p.x * s, y: p.y * s })),

@@ -71,9 +71,9 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
   }
 
   /** Decodes and finds faces, largest first, not yet aligned (engine.prepare does that for those a caller embeds). */
-  async function foundFacesOf(bytes: Uint8Array, maxFaces: number, options?: DetectOptions): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
+  async function foundFacesOf(bytes: Uint8Array, maxFaces: number, options?: DetectOptions | (() => Promise<DetectOptions>)): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
     const image = await engine.decode(bytes);
-    const faces = await engine.find(image, maxFaces, options);
+    const faces = await engine.find(image, maxFaces, typeof options === "function" ? await options() : options);
     metrics.facesDetected.inc(faces.length);
     return { image, faces };
   }

@@ -30,11 +30,23 @@ export interface SyncFaceView {
  */
 const TRACK_KEEP_MARGIN = 0.15;
 
+/**
+ * A stream reads the whole frame once in this many frames (and every frame where it follows no
+ * face); in between its tracked faces are looked for near where they were (DetectOptions.near), a
+ * fraction of a whole-frame pass, and a frame losing one of them is read whole. So a face entering
+ * the view of a stream that already follows faces is found up to 4 frames late (133 ms at 30 fps).
+ */
+const WHOLE_FRAME_EVERY = 5;
+
 /** What the frames of one Sync stream share. */
 interface StreamMemory {
   tracker: FaceTracker;
   /** Spots the detector's closer looks rejected in recent frames, not looked at again at once. */
   rejectedSpots?: RejectedSpots;
+  /** Frames of the stream begun so far: which ones are read whole (WHOLE_FRAME_EVERY). */
+  framesBegun?: number;
+  /** The max_faces of the last frame tracked: a frame asking for a different number is read whole. */
+  trackedMaxFaces?: number;
 }
 
 /** SyncFrame and each frame of a Sync stream. */
@@ -49,13 +61,21 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
    * without a new embedding and search, and spots rejected as no face in recent frames get no new
    * closer look; `previousFrameDone` orders the tracking of frames processed concurrently.
    */
-  async function syncFrame(input: SyncInput, { tracker, rejectedSpots }: StreamMemory = { tracker: createFaceTracker() }, previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
+  async function syncFrame(input: SyncInput, memory: StreamMemory = { tracker: createFaceTracker() }, previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
+    const { tracker, rejectedSpots } = memory;
     const collection = collectionOf(input.collection);
     const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
     const bytes = checkImageSize(input.image, limits.maxImageBytes);
     if (bytes.length === 0) throw new FaceError("invalid_argument", "image is required");
-    const { image, faces } = await foundFacesOf(bytes, input.maxFaces, { rejectedSpots });
-    // Decoding and detection overlap with the previous frame; tracking must follow frame order.
+    // Decoding overlaps with the previous frame, and so does a whole-frame read; looking near the
+    // faces followed waits until the previous frame is done, so it follows the frame just before
+    // (and answers alike however the frames' work interleaves). Tracking must follow frame order.
+    const readWhole = memory.framesBegun === undefined || memory.framesBegun++ % WHOLE_FRAME_EVERY === 0;
+    const detectOptions = readWhole ? { rejectedSpots } : async () => {
+      await previousFrameDone;
+      return { rejectedSpots, near: memory.trackedMaxFaces === input.maxFaces ? tracker.boxes(collection) : undefined };
+    };
+    const { image, faces } = await foundFacesOf(bytes, input.maxFaces, detectOptions);
     await previousFrameDone;
     const assigned = tracker.assign(collection, faces.map((f) => f.box));
     // Only the faces to search are aligned and embedded: a steady tracked face needs neither.
@@ -98,6 +118,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       })),
     );
     tracker.commit(collection, tracks);
+    memory.trackedMaxFaces = input.maxFaces;
     const result = tracks.map((t, i) => ({
       identifier: t.identifier,
       box: faces[i].box,
@@ -118,7 +139,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
    * frame's work (the server's admission limit).
    */
   function openSyncSession(run: <T>(work: () => Promise<T>) => Promise<T>) {
-    const memory: StreamMemory = { tracker: createFaceTracker(), rejectedSpots: createRejectedSpots() };
+    const memory: StreamMemory = { tracker: createFaceTracker(), rejectedSpots: createRejectedSpots(), framesBegun: 0 };
     let previousFrameDone: Promise<void> = Promise.resolve();
     return {
       frame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {

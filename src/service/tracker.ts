@@ -38,6 +38,8 @@ export interface FaceTracker {
   assign(collection: string, boxes: readonly BoxPx[]): { track: Track; needsSearch: boolean; isNew: boolean }[];
   /** Replaces the tracks with this frame's faces, found in `collection`. */
   commit(collection: string, tracks: readonly Track[]): void;
+  /** Boxes of the faces a next frame of `collection` would continue (none for another collection). */
+  boxes(collection: string): BoxPx[];
 }
 
 export function createFaceTracker(): FaceTracker {
@@ -71,6 +73,9 @@ export function createFaceTracker(): FaceTracker {
     commit(collection, tracks) {
       previous = [...tracks];
       previousCollection = collection;
+    },
+    boxes(collection) {
+      return collection === previousCollection ? previous.map((t) => t.box) : [];
     },
   };
 }
