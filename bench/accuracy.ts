@@ -25,9 +25,10 @@ interface Sample {
   embedding: Float32Array | undefined;
 }
 
+/** The largest face's embedding, found as Register, Recognize and Verify find it (largestOnly). */
 async function embedPrimary(bytes: Uint8Array): Promise<{ embedding?: Float32Array; faceWidth?: number; faceCentre?: { x: number; y: number } }> {
   const image = await engine.decode(bytes);
-  const faces = await engine.locate(image, 1);
+  const faces = await engine.prepare(image, (await engine.find(image, 0, { largestOnly: true })).slice(0, 1));
   if (faces.length === 0) return {};
   const [embedding] = await engine.embed(faces);
   const { box } = faces[0];

@@ -158,6 +158,25 @@ describe("detect", () => {
     assert.ok(Math.abs(found[0].box.x + found[0].box.width / 2 - 320) < 8, JSON.stringify(found[0].box));
   });
 
+  it("reads a frame in which a call about one face found none again enlarged, where tight portraits at ~36 px show", async () => {
+    // bernadette5 is cropped at the hairline and chin: at 36 px nothing around the face says "head".
+    const bytes = face("faceapijs/bernadette5.png");
+    const [full] = await engine.find(await engine.decode(bytes), 1);
+    const frame = await engine.decode(await cameraFrame(bytes, 36 / full.box.width, { x: full.box.x + full.box.width / 2, y: full.box.y + full.box.height / 2 }));
+    const find = async (image: typeof frame, largestOnly: boolean) => {
+      const before = await stageRuns("detect_enlarged");
+      const found = await engine.find(image, 0, { largestOnly });
+      return { found, enlargedReads: (await stageRuns("detect_enlarged")) - before };
+    };
+    const { found, enlargedReads } = await find(frame, true);
+    assert.equal(enlargedReads, 1);
+    assert.equal(found.length, 1);
+    assert.ok(Math.abs(found[0].box.x + found[0].box.width / 2 - 320) < 10, JSON.stringify(found[0].box));
+    // Detect and Sync, where a frame without a face is no error, do not pay for it.
+    assert.deepEqual(await find(frame, false), { found: [], enlargedReads: 0 });
+    assert.equal((await find(await engine.decode(await singleFace640x480()), true)).enlargedReads, 0, "a frame showing a face");
+  });
+
   it("looks at no faint box in a frame where it found a face", async () => {
     // bench:latency's frame: one large face, and faint boxes around it that one look each would cost.
     const frame = await singleFace640x480();
