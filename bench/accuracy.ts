@@ -25,13 +25,17 @@ interface Sample {
   embedding: Float32Array | undefined;
 }
 
-/** The largest face's embedding, found as Register, Recognize and Verify find it (largestOnly). */
+/**
+ * The largest face's embedding, found as Register, Recognize and Verify find it (largestOnly), and
+ * its width and centre as Detect's whole-frame pass boxes it (what the shrunk copies are sized by,
+ * the same however the call found it).
+ */
 async function embedPrimary(bytes: Uint8Array): Promise<{ embedding?: Float32Array; faceWidth?: number; faceCentre?: { x: number; y: number } }> {
   const image = await engine.decode(bytes);
   const faces = await engine.prepare(image, (await engine.find(image, 0, { largestOnly: true })).slice(0, 1));
   if (faces.length === 0) return {};
   const [embedding] = await engine.embed(faces);
-  const { box } = faces[0];
+  const [{ box }] = (await engine.find(image, 1)).concat(faces);
   return { embedding, faceWidth: box.width, faceCentre: { x: box.x + box.width / 2, y: box.y + box.height / 2 } };
 }
 

@@ -216,6 +216,22 @@ describe("detect", () => {
     assert.deepEqual(await looksOf(true), { looks: 0, found: 1 });
   });
 
+  it("answers a call about one large face from a quarter-size read, and still finds a rival of its size", async () => {
+    const frame = await engine.decode(await singleFace640x480());
+    const find = async (largestOnly: boolean) => {
+      const quick = await stageRuns("detect_quick"), scans = await stageRuns("detect_scan");
+      const found = await engine.find(frame, 0, { largestOnly });
+      return { found, quick: (await stageRuns("detect_quick")) - quick, scans: (await stageRuns("detect_scan")) - scans };
+    };
+    const one = await find(true), all = await find(false);
+    assert.deepEqual([one.quick, one.scans], [1, 0]);
+    assert.deepEqual([all.quick, all.scans], [0, 1]);
+    assert.equal(one.found.length, 1);
+    assert.ok(intersectionOverUnion(one.found[0].box, all.found[0].box) >= 0.8, JSON.stringify([one.found[0].box, all.found[0].box]));
+    // Two faces of about the same size: both are answered, so a reference photo showing them is refused.
+    assert.equal((await engine.find(await engine.decode(face("multi/two_people.jpg")), 0, { largestOnly: true })).length, 2);
+  });
+
   it("does not take hands or a dress's pattern the first pass was unsure of for faces", async () => {
     // Each of these scored 0.70 to 0.80 in one closer look; the two looks together keep them out.
     const notFaces: [string, number, number][] = [

@@ -112,6 +112,14 @@ const TILE_WHEN_SHRUNK_BY = 2.5;
  */
 const LARGEST_NEEDS_NO_TILES = 64;
 /**
+ * A call about the largest face first reads the image at this long side (a quarter of the pixels),
+ * and answers from it when it shows a face at least QUICK_ENOUGH_PX wide in the whole-frame pass's
+ * input pixels: 80 px of this input, where YuNet is sure and its landmarks serve as well (`npm run
+ * bench:accuracy`, README), and a rival of 0.8 its area (reference-quality.ts) is still over 70 px.
+ */
+const QUICK_SIDE = 320;
+const QUICK_ENOUGH_PX = 160;
+/**
  * A call about one face (largestOnly: Register, Recognize, Verify) whose image showed none to the
  * whole-frame pass and the closer looks reads it again at up to ENLARGE_AT_MOST times its size, at
  * most this long side, before it answers that there is no face: tight portraits shrunk into a camera
@@ -224,6 +232,11 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         if (again.every((d) => d !== undefined)) return largestFirst(again as Detection[], width, height);
       }
       const whole = { x: 0, y: 0, width, height };
+      if (options.largestOnly === true) {
+        const quick = await scanRegion("detect_quick", image, whole, QUICK_SIDE, MIN_SCORE);
+        const inputPxPerPx = wholeFrameInputPxPerPx(width, height);
+        if (quick.sure.some((d) => Math.min(d.box.width, d.box.height) * inputPxPerPx >= QUICK_ENOUGH_PX)) return largestFirst(quick.sure, width, height);
+      }
       let { sure, unsure } = await scanRegion("detect_scan", image, whole);
       // Whatever a closer look (tiles, zooms) could add is then too small to matter.
       const largestShown = options.largestOnly === true && showsLargestFace(sure.map((d) => d.box), width, height);
