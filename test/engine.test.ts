@@ -9,7 +9,7 @@ import { warpAffineCubic } from "../src/engine/warp-cubic.js";
 import { decodeImage } from "../src/engine/decode.js";
 import { createYuNetDetector } from "../src/engine/detect.js";
 import { nonMaximumSuppression } from "../src/engine/suppression.js";
-import { intersectionOverUnion } from "../src/engine/geometry.js";
+import { intersectionOverUnion, type BoxPx } from "../src/engine/geometry.js";
 import { createFaceEngine } from "../src/engine/pipeline.js";
 import { untimed } from "../src/engine/stage-timer.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
@@ -300,12 +300,21 @@ describe("detect", () => {
     for (const f of near) assert.ok(whole.some((w) => intersectionOverUnion(w.box, f.box) >= 0.6), JSON.stringify(f.box));
   });
 
-  it("reads the whole frame when a face it followed is not near its box any more", async () => {
+  it("reads the whole frame when a face it followed is not near its box any more, or it follows a crowd", async () => {
     const frame = await engine.decode(await singleFace640x480());
-    const scans = await stageRuns("detect_scan");
-    const found = await engine.find(frame, 0, { near: [{ x: 10, y: 10, width: 40, height: 48 }] });
-    assert.ok((await stageRuns("detect_scan")) - scans >= 1, "the whole frame was read");
-    assert.deepEqual(found.map((f) => f.box), (await engine.find(frame, 0)).map((f) => f.box));
+    const whole = (await engine.find(frame, 0)).map((f) => f.box);
+    const lookedFor = async (near: BoxPx[]) => {
+      const scans = await stageRuns("detect_scan"), looks = await stageRuns("detect_near");
+      const found = await engine.find(frame, 0, { near });
+      return { boxes: found.map((f) => f.box), scans: (await stageRuns("detect_scan")) - scans, looks: (await stageRuns("detect_near")) - looks };
+    };
+    const gone = await lookedFor([{ x: 10, y: 10, width: 40, height: 48 }]);
+    assert.ok(gone.scans >= 1, "the whole frame was read");
+    assert.deepEqual(gone.boxes, whole);
+    // Nine faces followed: nine looks would cost about as much as the whole frame.
+    const crowd = await lookedFor(Array(9).fill(whole[0]));
+    assert.deepEqual([crowd.looks, crowd.boxes], [0, whole]);
+    assert.ok(crowd.scans >= 1);
   });
 
   it("merges overlapping boxes and tiles the frame with overlap", () => {

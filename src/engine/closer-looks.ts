@@ -1,6 +1,6 @@
 import { movedInside, type BoxPx } from "./geometry.js";
 
-// Where and how large the detector reads a region again around a face it has a box for.
+// Where, how large and how often the detector reads a region again around a face it has a box for.
 
 /** A closer look: a square `context` times a face's width around it, read at `side`. */
 export interface CloserLook {
@@ -19,6 +19,20 @@ export interface CloserLook {
  * missed two of them. The last look shows the face largest: its box and landmarks are kept.
  */
 export const ZOOM_LOOKS: readonly CloserLook[] = [{ context: 2.5, side: 128 }, { context: 4, side: 224 }];
+/** At most this many unsure faces per image get a closer look, best first: each costs ZOOM_LOOKS' scans. */
+export const MAX_ZOOMS = 4;
+/**
+ * Of those, at most this many faint ones (FAINT_SCORE in detect.ts), and only in an image with no
+ * sure face. Looked at everywhere, faint boxes filled MAX_ZOOMS in every frame of the clip (1210 closer looks
+ * over its 300 frames against 472; one per frame, 740) and took a hand of it for a face (frame_041,
+ * looks 0.82); one look made `bench:latency`'s single-face frame's detect stage ~1.9 ms slower.
+ */
+export const MAX_FAINT_ZOOMS = 1;
+/**
+ * The looks' mean score that makes an unsure face a face: the tight portraits' means were 0.84 to
+ * 0.92, the clip's hands' at most 0.75 (from a first-pass score of 0.1 or more).
+ */
+export const ZOOM_MIN_SCORE = 0.8;
 /**
  * A face of the frame before, looked for again around its box (DetectOptions.near): as an unsure
  * face's first closer look, the face at 51 px of a 128 px input, where YuNet is sure of real faces;
@@ -29,6 +43,11 @@ export const ZOOM_LOOKS: readonly CloserLook[] = [{ context: 2.5, side: 128 }, {
  * 2.5 to 4 times its width around it) missed as many.
  */
 export const NEAR_LOOK: CloserLook = { ...ZOOM_LOOKS[0], insideImage: true };
+/**
+ * At most this many faces are looked for near their boxes (DetectOptions.near): a look costs about
+ * a tenth of a whole-frame pass (128x128 against 640x480 input), so a crowd is cheaper read whole.
+ */
+export const MAX_NEAR_LOOKS = 8;
 /**
  * A small face's landmarks read again for alignment (REFINE_BELOW_INPUT_PX in detect.ts): the face is 64 px of the model's input.
  * Views showing the face at 51 to 107 px (128 to 320 px inputs, 2.5 to 4 times the face) measured

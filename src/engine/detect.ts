@@ -1,7 +1,7 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
 import type { StageTimer } from "./stage-timer.js";
 import { area, clipBox, intersection, type BoxPx } from "./geometry.js";
-import { NEAR_LOOK, REFINE_LOOK, ZOOM_LOOKS, lookRegion, type CloserLook } from "./closer-looks.js";
+import { MAX_FAINT_ZOOMS, MAX_NEAR_LOOKS, MAX_ZOOMS, NEAR_LOOK, REFINE_LOOK, ZOOM_LOOKS, ZOOM_MIN_SCORE, lookRegion, type CloserLook } from "./closer-looks.js";
 import type { RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
 import type { FrameSpots, RejectedSpots } from "./rejected-spots.js";
@@ -31,7 +31,7 @@ export interface DetectOptions {
    * Faces expected near these boxes (a stream's faces of the frame before, in the image's pixels):
    * each is looked for in a closer look around its box (NEAR_LOOK) instead of a whole-frame pass.
    * Only where every one is found again is that the answer: a face new to the frame is then not
-   * found; otherwise the frame gets the whole-frame pass as without them.
+   * found; otherwise, and for more than MAX_NEAR_LOOKS boxes, the frame gets the whole-frame pass.
    */
   near?: readonly BoxPx[];
 }
@@ -79,20 +79,6 @@ const UNSURE_SCORE = 0.01;
 const FAINT_SCORE = 0.1;
 /** Faces larger than this (input pixels) are found sure or not at all: nearly all from 48 px. */
 const UNSURE_MAX_INPUT_PX = 48;
-/** At most this many unsure faces per image get a closer look, best first: each costs ZOOM_LOOKS' scans. */
-const MAX_ZOOMS = 4;
-/**
- * Of those, at most this many faint ones (FAINT_SCORE), and only in an image with no sure face.
- * Looked at everywhere, faint boxes filled MAX_ZOOMS in every frame of the clip (1210 closer looks
- * over its 300 frames against 472; one per frame, 740) and took a hand of it for a face (frame_041,
- * looks 0.82); one look made `bench:latency`'s single-face frame's detect stage ~1.9 ms slower.
- */
-const MAX_FAINT_ZOOMS = 1;
-/**
- * The looks' mean score that makes an unsure face a face: the tight portraits' means were 0.84 to
- * 0.92, the clip's hands' at most 0.75 (from a first-pass score of 0.1 or more).
- */
-const ZOOM_MIN_SCORE = 0.8;
 /**
  * A face read under this width (input pixels) has its landmarks read again for alignment
  * (REFINE_LOOK): at 24 to 36 px YuNet places them about an eighth of the eye distance off, which the
@@ -227,7 +213,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     async detect(image, options = {}) {
       const rejectedSpots = options.rejectedSpots?.nextFrame();
       const { width, height } = image;
-      if (options.near !== undefined && options.near.length > 0) {
+      if (options.near !== undefined && options.near.length > 0 && options.near.length <= MAX_NEAR_LOOKS) {
         const again = await Promise.all(options.near.map((box) => readCloser(image, box, NEAR_LOOK, "detect_near")));
         if (again.every((d) => d !== undefined)) return largestFirst(again as Detection[], width, height);
       }
