@@ -103,7 +103,7 @@ const LARGEST_NEEDS_NO_TILES = 64;
  * input pixels: 80 px of this input, where YuNet is sure and its landmarks serve as well (`npm run
  * bench:accuracy`, README), and a rival of 0.8 its area (reference-quality.ts) is still over 70 px.
  */
-const QUICK_SIDE = 320;
+export const QUICK_SIDE = 320;
 const QUICK_ENOUGH_PX = 160;
 /**
  * A call about one face (largestOnly: Register, Recognize, Verify) whose image showed none to the
@@ -145,7 +145,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
 
   async function scan(image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number, minScore: number): Promise<Scan> {
     const shrink = Math.max(w, h) / side;
-    const inputW = roundUp(w / shrink), inputH = roundUp(h / shrink);
+    const { width: inputW, height: inputH } = scanInputSize(w, h, side);
     const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
     // The model takes the bytes as they are (RGB, height x width x 3; models/catalogue.json): its
     // own first nodes make them planar floats, faster than a JavaScript loop over every pixel.
@@ -277,6 +277,16 @@ export function showsLargestFace(boxes: readonly BoxPx[], width: number, height:
 /** Input pixels per image pixel of the whole-frame pass, which reads any image at INPUT_SIDE. */
 function wholeFrameInputPxPerPx(width: number, height: number): number {
   return INPUT_SIDE / Math.max(width, height);
+}
+
+/**
+ * The model input a region of w x h is read into at `side` on its long side (the whole-frame pass
+ * by default; QUICK_SIDE for a call about the largest face): its aspect kept, rounded up to YuNet's
+ * largest stride.
+ */
+export function scanInputSize(w: number, h: number, side: number = INPUT_SIDE): { width: number; height: number } {
+  const shrink = Math.max(w, h) / side;
+  return { width: roundUp(w / shrink), height: roundUp(h / shrink) };
 }
 
 /** The next multiple of YuNet's largest stride. */
