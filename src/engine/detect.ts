@@ -47,7 +47,8 @@ export interface Detector {
 }
 
 /**
- * Every scan reads its region at this long side: a 640x480 camera frame at its own size, a larger
+ * The whole-frame pass and the tiles read their region at this long side (closer looks and the quick
+ * and enlarged reads below at their own): a 640x480 camera frame at its own size, a larger
  * photo shrunk (and tiled, below), a smaller one enlarged. Measured with `npm run bench:accuracy`:
  * enlarging small photos to 320 or 640 instead of reading them as they are took the photos shrunk so
  * the face is ~24 px from 54 to 74 of 74 found, TAR@FAR1e-3 from 0.680 to 0.839 (320) or 0.884 (640).
