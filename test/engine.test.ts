@@ -18,7 +18,7 @@ import { tiles } from "../src/engine/tiles.js";
 import { cosineDistance } from "../src/engine/embed.js";
 import { loadModelBytes } from "../src/runtime/models.js";
 import { toPlanarTensor } from "../src/engine/image.js";
-import { cameraFrame, face, largestDifference, manifest, rgbFrame640x480, singleFace640x480 } from "./support/testdata.js";
+import { cameraFrame, covered, face, largestDifference, manifest, rgbFrame640x480, singleFace640x480 } from "./support/testdata.js";
 import { testEngine } from "./support/server.js";
 import { stageRuns } from "./support/stage-runs.js";
 
@@ -175,6 +175,9 @@ describe("detect", () => {
     // Detect and Sync, where a frame without a face is no error, do not pay for it.
     assert.deepEqual(await find(frame, false), { found: [], enlargedReads: 0 });
     assert.equal((await find(await engine.decode(await singleFace640x480()), true)).enlargedReads, 0, "a frame showing a face");
+    // The clip's frame_041 with its faces covered: its hand scores 0.74 at twice the size.
+    const hand = await engine.decode(await covered(face("video/frames30/frame_041.jpg"), [{ x: 510, y: 35, width: 60, height: 70 }, { x: 35, y: 170, width: 60, height: 70 }]));
+    assert.deepEqual(await find(hand, true), { found: [], enlargedReads: 1 });
   });
 
   it("looks at no faint box in a frame where it found a face", async () => {

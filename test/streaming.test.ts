@@ -2,14 +2,13 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import sharp from "sharp";
 import { type Client } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { FaceService, type SyncRequestSchema, type SyncResponse } from "../gen/face/v1/face_pb.js";
 
 type SyncRequestInit = MessageInitShape<typeof SyncRequestSchema>;
 import { createDetectionLog } from "../src/store/detections.js";
-import { face, FACES_DIR } from "./support/testdata.js";
+import { covered, face, FACES_DIR } from "./support/testdata.js";
 import { useTestServer, type TestServer } from "./support/server.js";
 
 const frames = (dir: string) => readdirSync(join(FACES_DIR, "video", dir)).filter((f) => f.endsWith(".jpg")).sort().map((f) => face(`video/${dir}/${f}`));
@@ -30,16 +29,6 @@ function requestQueue() {
       for (let r = await next(); r !== undefined; r = await next()) yield r;
     })(),
   };
-}
-
-/** A JPEG of `image` with each box painted over, a little wider, in dark grey. */
-async function covered(image: Uint8Array, boxes: readonly { x: number; y: number; width: number; height: number }[]): Promise<Uint8Array> {
-  const patches = await Promise.all(boxes.map(async (b) => ({
-    input: await sharp({ create: { width: Math.ceil(b.width * 1.4), height: Math.ceil(b.height * 1.4), channels: 3, background: "#303030" } }).png().toBuffer(),
-    left: Math.max(0, Math.round(b.x - b.width * 0.2)),
-    top: Math.max(0, Math.round(b.y - b.height * 0.2)),
-  })));
-  return new Uint8Array(await sharp(image).composite(patches).jpeg({ quality: 90 }).toBuffer());
 }
 
 describe("streaming: SyncFrame and bidirectional Sync", () => {

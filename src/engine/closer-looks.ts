@@ -23,9 +23,10 @@ export const ZOOM_LOOKS: readonly CloserLook[] = [{ context: 2.5, side: 128 }, {
 export const MAX_ZOOMS = 4;
 /**
  * Of those, at most this many faint ones (FAINT_SCORE in detect.ts), and only in an image with no
- * sure face. Looked at everywhere, faint boxes filled MAX_ZOOMS in every frame of the clip (1210 closer looks
- * over its 300 frames against 472; one per frame, 740) and took a hand of it for a face (frame_041,
- * looks 0.82); one look made `bench:latency`'s single-face frame's detect stage ~1.9 ms slower.
+ * sure face. Looked at everywhere, faint boxes filled MAX_ZOOMS in every frame of the clip (1210
+ * closer looks over its 300 frames against 472; one per frame, 740) and took a hand of it for a face
+ * (frame_041, looks 0.82); one look made `bench:latency`'s single-face frame's detect stage ~1.9 ms
+ * slower.
  */
 export const MAX_FAINT_ZOOMS = 1;
 /**
@@ -49,9 +50,9 @@ export const NEAR_LOOK: CloserLook = { ...ZOOM_LOOKS[0], insideImage: true };
  */
 export const MAX_NEAR_LOOKS = 8;
 /**
- * A small face's landmarks read again for alignment (REFINE_BELOW_INPUT_PX in detect.ts): the face is 64 px of the model's input.
- * Views showing the face at 51 to 107 px (128 to 320 px inputs, 2.5 to 4 times the face) measured
- * alike within the set's noise; this is one of the cheapest.
+ * A small face's landmarks read again for alignment (REFINE_BELOW_INPUT_PX in detect.ts): the face
+ * is 64 px of the model's input. Views showing the face at 51 to 107 px (128 to 320 px inputs, 2.5
+ * to 4 times the face) measured alike within the set's noise; this is one of the cheapest.
  */
 export const REFINE_LOOK: CloserLook = { context: 3, side: 192 };
 

@@ -145,8 +145,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
   }
 
   async function scan(image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number, minScore: number): Promise<Scan> {
-    const shrink = Math.max(w, h) / side;
-    const { width: inputW, height: inputH } = scanInputSize(w, h, side);
+    const { width: inputW, height: inputH, shrink } = scanInputSize(w, h, side);
     const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
     // The model takes the bytes as they are (RGB, height x width x 3; models/catalogue.json): its
     // own first nodes make them planar floats, faster than a JavaScript loop over every pixel.
@@ -220,9 +219,8 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       }
       const whole = { x: 0, y: 0, width, height };
       if (options.largestOnly === true) {
-        const quick = await scanRegion("detect_quick", image, whole, QUICK_SIDE, MIN_SCORE);
-        const inputPxPerPx = wholeFrameInputPxPerPx(width, height);
-        if (quick.sure.some((d) => Math.min(d.box.width, d.box.height) * inputPxPerPx >= QUICK_ENOUGH_PX)) return largestFirst(quick.sure, width, height);
+        const { sure } = await scanRegion("detect_quick", image, whole, QUICK_SIDE, MIN_SCORE);
+        if (showsFaceOf(sure.map((d) => d.box), width, height, QUICK_ENOUGH_PX)) return largestFirst(sure, width, height);
       }
       let { sure, unsure } = await scanRegion("detect_scan", image, whole);
       // Whatever a closer look (tiles, zooms) could add is then too small to matter.
@@ -271,8 +269,13 @@ interface Scan {
  * would be larger or near its size. Boxes in the same pixels as width and height.
  */
 export function showsLargestFace(boxes: readonly BoxPx[], width: number, height: number): boolean {
+  return showsFaceOf(boxes, width, height, LARGEST_NEEDS_NO_TILES);
+}
+
+/** Whether a box is at least `inputPx` wide and high in the whole-frame pass's input pixels. */
+function showsFaceOf(boxes: readonly BoxPx[], width: number, height: number, inputPx: number): boolean {
   const inputPxPerPx = wholeFrameInputPxPerPx(width, height);
-  return boxes.some((b) => Math.min(b.width, b.height) * inputPxPerPx >= LARGEST_NEEDS_NO_TILES);
+  return boxes.some((b) => Math.min(b.width, b.height) * inputPxPerPx >= inputPx);
 }
 
 /** Input pixels per image pixel of the whole-frame pass, which reads any image at INPUT_SIDE. */
@@ -283,11 +286,11 @@ function wholeFrameInputPxPerPx(width: number, height: number): number {
 /**
  * The model input a region of w x h is read into at `side` on its long side (the whole-frame pass
  * by default; QUICK_SIDE for a call about the largest face): its aspect kept, rounded up to YuNet's
- * largest stride.
+ * largest stride, and the region's pixels per input pixel.
  */
-export function scanInputSize(w: number, h: number, side: number = INPUT_SIDE): { width: number; height: number } {
+export function scanInputSize(w: number, h: number, side: number = INPUT_SIDE): { width: number; height: number; shrink: number } {
   const shrink = Math.max(w, h) / side;
-  return { width: roundUp(w / shrink), height: roundUp(h / shrink) };
+  return { width: roundUp(w / shrink), height: roundUp(h / shrink), shrink };
 }
 
 /** The next multiple of YuNet's largest stride. */

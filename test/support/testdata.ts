@@ -71,3 +71,13 @@ export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): n
   for (let i = 0; i < a.length; i++) largest = Math.max(largest, Math.abs(a[i] - b[i]));
   return largest;
 }
+
+/** A JPEG of `image` with each box painted over, a little wider, in dark grey. */
+export async function covered(image: Uint8Array, boxes: readonly { x: number; y: number; width: number; height: number }[]): Promise<Uint8Array> {
+  const patches = await Promise.all(boxes.map(async (b) => ({
+    input: await sharp({ create: { width: Math.ceil(b.width * 1.4), height: Math.ceil(b.height * 1.4), channels: 3, background: "#303030" } }).png().toBuffer(),
+    left: Math.max(0, Math.round(b.x - b.width * 0.2)),
+    top: Math.max(0, Math.round(b.y - b.height * 0.2)),
+  })));
+  return new Uint8Array(await sharp(image).composite(patches).jpeg({ quality: 90 }).toBuffer());
+}
