@@ -12,9 +12,7 @@
  * The file is read as protobuf (onnx.proto): ModelProto.graph (7) -> GraphProto.initializer (5) ->
  * TensorProto with data_type (2) FLOAT (1) and its values in raw_data (9) or packed float_data (4).
  */
-
-const FLOAT = 1;
-const WIRE_VARINT = 0, WIRE_64 = 1, WIRE_BYTES = 2, WIRE_32 = 5;
+import { ONNX, WIRE_32, WIRE_BYTES, WIRE_VARINT, fields } from "./onnx-protobuf.js";
 
 /** A run of little-endian float32 values inside the model's bytes. */
 export interface FloatRun {
@@ -43,55 +41,24 @@ export function flushDenormalWeights(model: Uint8Array): number {
 export function floatInitializers(model: Uint8Array): FloatRun[] {
   const runs: FloatRun[] = [];
   for (const graph of fields(model, 0, model.length)) {
-    if (graph.number !== 7 || graph.wire !== WIRE_BYTES) continue;
+    if (graph.number !== ONNX.model.graph || graph.wire !== WIRE_BYTES) continue;
     for (const tensor of fields(model, graph.start, graph.end)) {
-      if (tensor.number !== 5 || tensor.wire !== WIRE_BYTES) continue;
-      let dataType = 0;
-      const values: FloatRun[] = [];
-      for (const f of fields(model, tensor.start, tensor.end)) {
-        if (f.number === 2 && f.wire === WIRE_VARINT) dataType = f.value;
-        else if ((f.number === 9 || f.number === 4) && f.wire === WIRE_BYTES) values.push({ offset: f.start, count: (f.end - f.start) >> 2 });
-        else if (f.number === 4 && f.wire === WIRE_32) values.push({ offset: f.start, count: 1 });
-      }
-      if (dataType === FLOAT) runs.push(...values);
+      if (tensor.number !== ONNX.graph.initializer || tensor.wire !== WIRE_BYTES) continue;
+      const floats = floatValuesOf(model, tensor.start, tensor.end);
+      if (floats !== undefined) runs.push(...floats);
     }
   }
   return runs;
 }
 
-/** One protobuf field: its number, wire type, and its payload's span (or a varint's value). */
-interface Field {
-  number: number;
-  wire: number;
-  start: number;
-  end: number;
-  value: number;
-}
-
-/** The fields of the message in bytes[start, end). */
-function* fields(bytes: Uint8Array, start: number, end: number): Generator<Field> {
-  let at = start;
-  const varint = (): number => {
-    let value = 0, scale = 1, byte: number;
-    do {
-      if (at >= end) throw new Error("ONNX model: a protobuf varint runs past its message");
-      byte = bytes[at++];
-      value += (byte & 0x7f) * scale;
-      scale *= 128;
-    } while (byte & 0x80);
-    return value;
-  };
-  while (at < end) {
-    const key = varint();
-    const wire = key % 8, number = Math.floor(key / 8);
-    if (wire === WIRE_VARINT) {
-      const value = varint();
-      yield { number, wire, start: at, end: at, value };
-      continue;
-    }
-    const length = wire === WIRE_BYTES ? varint() : wire === WIRE_64 ? 8 : wire === WIRE_32 ? 4 : -1;
-    if (length < 0 || at + length > end) throw new Error(`ONNX model: protobuf field ${number} (wire type ${wire}) is malformed`);
-    yield { number, wire, start: at, end: at + length, value: 0 };
-    at += length;
+/** Where a TensorProto's values are, when it holds FLOAT data (raw_data or float_data). */
+export function floatValuesOf(model: Uint8Array, start: number, end: number): FloatRun[] | undefined {
+  let dataType = 0;
+  const values: FloatRun[] = [];
+  for (const f of fields(model, start, end)) {
+    if (f.number === ONNX.tensor.dataType && f.wire === WIRE_VARINT) dataType = f.value;
+    else if ((f.number === ONNX.tensor.rawData || f.number === ONNX.tensor.floatData) && f.wire === WIRE_BYTES) values.push({ offset: f.start, count: (f.end - f.start) >> 2 });
+    else if (f.number === ONNX.tensor.floatData && f.wire === WIRE_32) values.push({ offset: f.start, count: 1 });
   }
+  return dataType === ONNX.FLOAT ? values : undefined;
 }
