@@ -83,7 +83,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { images, moved } = await openStoredImages(database, config.dataDir);
   if (moved.moved > 0) app.log.info({ moved: moved.moved }, "moved photo files into the database");
   if (moved.missing > 0) app.log.warn({ missing: moved.missing }, "photos neither in the database nor in FACE_DATA_DIR/images: GetUserFace and reembed cannot read them");
-  const detections = createDetectionLog(database.knex);
+  const detections = createDetectionLog(database.knex, {
+    onWriteError: (err, entries) => app.log.warn({ err, entries }, "detection log entries not written yet; kept for the next try"),
+  });
   const identities = createIdentityStore(database.knex, images, {
     negativeMaxDistance: config.negativeMaxDistance,
     runSearch: (work) => database.runSearch(work),
@@ -100,7 +102,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     admission: createAdmission({ maxInFlight: config.maxInFlight, maxQueued: config.maxQueued }),
   });
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
-  const collections = createCollectionService(createCollectionStore(database.knex, images));
+  const collections = createCollectionService(createCollectionStore(database.knex, images, [detections]));
   const faceRoutes = createFaceRoutes({ service, webhooks, collections, telemetry, logger: app.log, interceptors: [createCollectionScopeInterceptor(config.apiKeys)] });
   // Retention of the detection log and of finished webhook deliveries: purged at start and then hourly.
   let retentionTimer: NodeJS.Timeout | undefined;
@@ -127,6 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook("onClose", async () => {
     clearInterval(retentionTimer);
     await dispatcher.stop();
+    await detections.close();
   });
   const ready = async () => {
     await database.knex.raw("SELECT 1");

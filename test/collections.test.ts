@@ -7,6 +7,7 @@ import type { FaceService } from "../gen/face/v1/face_pb.js";
 import { createWebhookStore } from "../src/store/webhooks.js";
 import { reasonOf } from "./support/reason.js";
 import { face } from "./support/testdata.js";
+import { writtenDetections } from "./support/detections.js";
 import { faceClient, startTestServer, useTestServer, type TestServer } from "./support/server.js";
 
 const OBAMA = face("face_recognition/obama.jpg");
@@ -155,7 +156,7 @@ describe("privacy", () => {
       const client = faceClient(server);
       await client.register({ identifier: "obama", image: OBAMA });
       await client.syncFrame({ image: OBAMA_2, frameId: "seen" });
-      assert.equal((await server.database.knex("detections").where({ identifier: "obama" })).length, 1);
+      assert.equal((await writtenDetections(server.database.knex, { identifier: "obama" }, 1)).length, 1);
       await client.deleteUser({ identifier: "obama" });
       assert.equal((await server.database.knex("detections").where({ identifier: "obama" })).length, 0);
     } finally {
@@ -166,6 +167,7 @@ describe("privacy", () => {
   it("purges detection log entries older than the retention period at start", async () => {
     const first = await startTestServer();
     await faceClient(first).syncFrame({ image: OBAMA_2, frameId: "old" });
+    await writtenDetections(first.database.knex, { frame_id: "old" }, 1);
     await first.database.knex("detections").update({ created_at: first.database.knex.raw("now() - interval '40 days'") });
     await faceClient(first).syncFrame({ image: OBAMA_2, frameId: "new" });
     await first.close(true);

@@ -3,6 +3,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { writtenDetections } from "./support/detections.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
@@ -60,6 +61,14 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL 
       }
       assert.equal(recognized, "obama");
       assert.equal((await fetch(`${server.url}/health`)).status, 200);
+      // A frame's log entries are written a moment after its answer: an outage in between keeps them
+      // queued, and they are written once the database is back.
+      await client.syncFrame({ image: face("face_recognition/obama2.jpg"), frameId: "before the outage" });
+      await proxy.down();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await proxy.up();
+      const logged = await writtenDetections(server.database.knex, { frame_id: "before the outage" }, 1, 10_000);
+      assert.deepEqual(logged.map((d) => d.identifier), ["obama"]);
     } finally {
       await server.close();
       await proxy.down().catch(() => undefined);

@@ -56,13 +56,14 @@ describe("identity store on synthetic embeddings", () => {
     await deleting("users").where({ id: user.id }).delete();
     await log.erasePerson(collection, "leaving", deleting);
     // A frame recognized them a moment before; its log entry arrives now.
-    const logging = log.record(collection, [seen("leaving"), seen("")]);
+    log.record(collection, [seen("leaving"), seen("")]);
+    const logging = log.flush();
     await new Promise((resolve) => setTimeout(resolve, 200));
     await deleting.commit();
     await logging;
     const logged = await log.recent(collection, 10);
     assert.deepEqual(logged.map((d) => d.identifier), [""], "the stranger beside them is logged, the deleted person is not");
-    await log.record(collection, [seen("nobody-registered")]);
+    log.record(collection, [seen("nobody-registered")]);
     assert.equal((await log.recent(collection, 10)).length, 1, "a name that is no user is not logged either");
   });
 

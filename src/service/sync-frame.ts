@@ -127,9 +127,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       registered: registered.has(i),
       trackId: t.id,
     }));
-    await stage("log", () =>
-      detections.record(collection, result.map((r) => ({ ...r, frameId: input.frameId }))),
-    );
+    detections.record(collection, result.map((r) => ({ ...r, frameId: input.frameId })));
     return { faces: result };
   }
 

@@ -19,7 +19,13 @@ export interface CollectionStore {
   delete(name: string): Promise<{ users: number; images: number } | undefined>;
 }
 
-export function createCollectionStore(knex: Knex, images: StoredImages): CollectionStore {
+/** A store that keeps rows of a collection in memory before writing them (the detection log). */
+export interface QueuedRows {
+  /** Forgets the collection's rows not yet written, so writing them cannot bring it back. */
+  dropCollection(name: string): void;
+}
+
+export function createCollectionStore(knex: Knex, images: StoredImages, queues: readonly QueuedRows[] = []): CollectionStore {
   return {
     async create(name) {
       const inserted: { name: string; created_at: string }[] = await knex("collections").insert({ name }).onConflict("name").ignore().returning(["name", "created_at"]);
@@ -37,6 +43,7 @@ export function createCollectionStore(knex: Knex, images: StoredImages): Collect
     async delete(name) {
       const outcome = await knex.transaction(async (trx) => {
         if ((await trx("collections").where({ name }).first("name").forUpdate()) === undefined) return undefined;
+        for (const queue of queues) queue.dropCollection(name);
         const images: { image_sha256: string }[] = await trx("faces").where({ collection: name }).whereNotNull("image_sha256").distinct("image_sha256");
         const users = Number((await trx("users").where({ collection: name }).count({ n: "*" }))[0].n);
         // Cascades to users, faces, detections and webhooks, and from webhooks to their deliveries.

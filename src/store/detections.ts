@@ -13,52 +13,134 @@ export interface DetectionRecord {
 
 /** The detection log: every face SyncFrame and Sync saw. */
 export interface DetectionLog {
-  record(collection: string, detections: readonly DetectionRecord[]): Promise<void>;
+  /**
+   * Queues a frame's faces; they are written with the other frames of the next FLUSH_AFTER_MS in
+   * one statement (or at once when MAX_BATCH_ROWS are waiting), so a frame does not wait for it.
+   */
+  record(collection: string, detections: readonly DetectionRecord[]): void;
+  /** Writes what is queued now; resolves when it is written (or was kept for the next try). */
+  flush(): Promise<void>;
   /** Deletes entries older than `days` days; returns how many. */
   purgeOlderThan(days: number): Promise<number>;
-  /** Deletes every entry about the person, inside the caller's transaction (DeleteUser). */
+  /** Deletes every entry about the person, inside the caller's transaction (DeleteUser), queued ones included. */
   erasePerson(collection: string, identifier: string, trx: Knex.Transaction): Promise<void>;
-  /** Most recent first; only those of `identifier` when given. */
+  /** Forgets the collection's queued entries (DeleteCollection: writing them would create it again). */
+  dropCollection(collection: string): void;
+  /** Most recent first (queued entries written first); only those of `identifier` when given. */
   recent(collection: string, limit: number, identifier?: string): Promise<(DetectionRecord & { createdAt: Date })[]>;
+  /** Writes what is queued; later frames are written one statement each. */
+  close(): Promise<void>;
 }
 
-export function createDetectionLog(knex: Knex): DetectionLog {
+export interface DetectionLogOptions {
+  /** Told when queued entries could not be written (they are tried again with the next batch). */
+  onWriteError?: (error: unknown, entries: number) => void;
+  /** How long an entry may wait for others to share its statement (tests shorten or lengthen it). */
+  flushAfterMs?: number;
+}
+
+/**
+ * Each write costs a statement whatever it holds: on PGlite, which runs on the service's main thread,
+ * one frame's entries took 2.2 ms of it and ten frames' together 0.37 ms a frame (by hand,
+ * bench/.data). A Sync stream at 30 frames/s writes three frames a statement.
+ */
+const FLUSH_AFTER_MS = 100;
+const MAX_BATCH_ROWS = 500;
+/** Entries kept while the database cannot take them (it is down); the oldest go beyond this. */
+const MAX_QUEUED_ROWS = 50_000;
+/** After a failed write the next try waits this long (the database is likely down a while). */
+const RETRY_AFTER_MS = 1_000;
+
+interface QueuedRow {
+  collection: string;
+  identifier: string | null;
+  frame_id: string;
+  track_id: number;
+  box_x: number;
+  box_y: number;
+  box_width: number;
+  box_height: number;
+  confidence: number;
+  distance: number;
+}
+
+export function createDetectionLog(knex: Knex, options: DetectionLogOptions = {}): DetectionLog {
+  const flushAfterMs = options.flushAfterMs ?? FLUSH_AFTER_MS;
+  let queued: QueuedRow[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  // One write at a time, in the order frames were queued.
+  let writing: Promise<void> = Promise.resolve();
+
+  async function write(rows: QueuedRow[]): Promise<void> {
+    const collections = [...new Set(rows.map((r) => r.collection))];
+    await knex("collections").insert(collections.map((name) => ({ name }))).onConflict("name").ignore();
+    // A person deleted while their frame was in flight is not logged after DeleteUser erased
+    // their entries: DeleteUser locks the user's row (FOR UPDATE) before erasing, so this
+    // statement either waits for it and then finds no user, or holds the row (FOR KEY SHARE)
+    // until its entries are written, and DeleteUser erases them after. Strangers are always logged.
+    await knex.raw(
+      `INSERT INTO detections (collection, identifier, frame_id, track_id, box_x, box_y, box_width, box_height, confidence, distance)
+       SELECT d.collection, d.identifier, d.frame_id, d.track_id, d.box_x, d.box_y, d.box_width, d.box_height, d.confidence, d.distance
+         FROM json_to_recordset(?::json) AS d(collection text, identifier text, frame_id text, track_id integer, box_x real, box_y real,
+                                              box_width real, box_height real, confidence real, distance real)
+        WHERE d.identifier IS NULL
+           OR EXISTS (SELECT 1 FROM users u WHERE u.collection = d.collection AND u.identifier = d.identifier FOR KEY SHARE)`,
+      [JSON.stringify(rows)],
+    );
+  }
+
+  function flush(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    const rows = queued;
+    queued = [];
+    if (rows.length === 0) return writing;
+    writing = writing.then(() => write(rows)).catch((error) => {
+      // Kept for the next batch, in order before what was queued meanwhile.
+      queued = rows.concat(queued).slice(-MAX_QUEUED_ROWS);
+      options.onWriteError?.(error, rows.length);
+      schedule(RETRY_AFTER_MS);
+    });
+    return writing;
+  }
+
+  function schedule(delayMs = flushAfterMs): void {
+    if (timer === undefined && queued.length > 0) timer = setTimeout(() => void flush(), delayMs).unref();
+  }
+
   return {
-    async record(collection, detections) {
-      if (detections.length === 0) return;
-      await knex("collections").insert({ name: collection }).onConflict("name").ignore();
-      const rows = detections.map((d) => ({
-        identifier: d.identifier === "" ? null : d.identifier,
-        frame_id: d.frameId,
-        track_id: d.trackId,
-        box_x: d.box.x,
-        box_y: d.box.y,
-        box_width: d.box.width,
-        box_height: d.box.height,
-        confidence: d.confidence,
-        distance: d.distance,
-      }));
-      // A person deleted while their frame was in flight is not logged after DeleteUser erased
-      // their entries: DeleteUser locks the user's row (FOR UPDATE) before erasing, so this
-      // statement either waits for it and then finds no user, or holds the row (FOR KEY SHARE)
-      // until its entries are written, and DeleteUser erases them after. Strangers are always logged.
-      await knex.raw(
-        `INSERT INTO detections (collection, identifier, frame_id, track_id, box_x, box_y, box_width, box_height, confidence, distance)
-         SELECT ?, d.identifier, d.frame_id, d.track_id, d.box_x, d.box_y, d.box_width, d.box_height, d.confidence, d.distance
-           FROM json_to_recordset(?::json) AS d(identifier text, frame_id text, track_id integer, box_x real, box_y real,
-                                                box_width real, box_height real, confidence real, distance real)
-          WHERE d.identifier IS NULL
-             OR EXISTS (SELECT 1 FROM users u WHERE u.collection = ? AND u.identifier = d.identifier FOR KEY SHARE)`,
-        [collection, JSON.stringify(rows), collection],
-      );
+    record(collection, detections) {
+      for (const d of detections) {
+        queued.push({
+          collection,
+          identifier: d.identifier === "" ? null : d.identifier,
+          frame_id: d.frameId,
+          track_id: d.trackId,
+          box_x: d.box.x,
+          box_y: d.box.y,
+          box_width: d.box.width,
+          box_height: d.box.height,
+          confidence: d.confidence,
+          distance: d.distance,
+        });
+      }
+      if (closed || queued.length >= MAX_BATCH_ROWS) void flush();
+      else schedule();
     },
+    flush,
     async purgeOlderThan(days) {
       return rowCount(await knex("detections").where("created_at", "<", knex.raw("now() - (? * interval '1 day')", [days])).delete());
     },
     async erasePerson(collection, identifier, trx) {
+      queued = queued.filter((r) => r.collection !== collection || r.identifier !== identifier);
       await trx("detections").where({ collection, identifier }).delete();
     },
+    dropCollection(collection) {
+      queued = queued.filter((r) => r.collection !== collection);
+    },
     async recent(collection, limit, identifier) {
+      await flush();
       const rows = await knex("detections").where(identifier === undefined ? { collection } : { collection, identifier }).orderBy("id", "desc").limit(limit);
       return rows.map((r) => ({
         identifier: r.identifier ?? "",
@@ -69,6 +151,10 @@ export function createDetectionLog(knex: Knex): DetectionLog {
         distance: Number(r.distance),
         createdAt: new Date(r.created_at),
       }));
+    },
+    async close() {
+      closed = true;
+      await flush();
     },
   };
 }

@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { createDetectionLog, type DetectionLog } from "../src/store/detections.js";
+import { createIdentityStore, type IdentityStore } from "../src/store/identities.js";
+import { openStoredImages } from "../src/store/open-stored-images.js";
+import { EMBEDDING_SIZE } from "../src/engine/embed.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+const seen = (identifier: string, frameId: string) => ({ identifier, frameId, trackId: 1, box: { x: 0, y: 0, width: 10, height: 10 }, confidence: 0.9, distance: 0.1 });
+
+/** The detection log on the test database (PGlite, or the PostgreSQL server of TEST_DATABASE_URL). */
+describe("detection log written in batches", () => {
+  let server: TestServer;
+  let log: DetectionLog;
+  let store: IdentityStore;
+  let inserts = 0;
+  before(async () => {
+    server = await startTestServer();
+    log = createDetectionLog(server.database.knex, { flushAfterMs: 50 });
+    store = createIdentityStore(server.database.knex, (await openStoredImages(server.database, server.dataDir)).images, {
+      negativeMaxDistance: 0.1,
+      runSearch: (work) => server.database.runSearch(work),
+      personalData: [log],
+    });
+    server.database.knex.on("query", (q: { sql: string }) => { if (/INSERT INTO detections/i.test(q.sql)) inserts++; });
+  });
+  after(async () => {
+    await log.close();
+    await server.close();
+  });
+
+  it("writes the entries of frames arriving together in one statement, in their order", async () => {
+    const collection = "batched";
+    const before = inserts;
+    for (let i = 0; i < 30; i++) log.record(collection, [seen("", String(i))]);
+    const logged = await log.recent(collection, 100);
+    assert.deepEqual(logged.map((d) => d.frameId), Array.from({ length: 30 }, (_, i) => String(29 - i)));
+    assert.equal(inserts - before, 1, "one INSERT for 30 frames");
+  });
+
+  it("writes queued entries by itself, without a read asking for them", async () => {
+    const collection = "unasked";
+    log.record(collection, [seen("", "alone")]);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const rows = await server.database.knex("detections").where({ collection });
+    assert.deepEqual(rows.map((r) => r.frame_id), ["alone"]);
+  });
+
+  it("does not log a queued sighting of a person deleted and registered again before it was written", async () => {
+    const collection = "deleted-while-queued";
+    const face = { embedding: Float32Array.from({ length: EMBEDDING_SIZE }, (_, i) => (i === 0 ? 1 : 0)), model: "test", box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.99, sharpness: 100, brightness: 120 };
+    await store.addFace(collection, "leaving", face, undefined);
+    log.record(collection, [seen("leaving", "before-deletion"), seen("", "stranger")]);
+    assert.ok(await store.deleteUser(collection, "leaving"));
+    await store.addFace(collection, "leaving", face, undefined);
+    const logged = await log.recent(collection, 10);
+    assert.deepEqual(logged.map((d) => d.frameId), ["stranger"], "the new user with the old name has no sighting");
+  });
+
+  it("writes what is queued when closed, and later entries at once", async () => {
+    const collection = "closing";
+    const closing = createDetectionLog(server.database.knex, { flushAfterMs: 60_000 });
+    closing.record(collection, [seen("", "queued")]);
+    await closing.close();
+    assert.equal((await server.database.knex("detections").where({ collection })).length, 1);
+    closing.record(collection, [seen("", "after close")]);
+    await closing.flush();
+    assert.equal((await server.database.knex("detections").where({ collection })).length, 2);
+  });
+});
