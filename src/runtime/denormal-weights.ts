@@ -12,13 +12,7 @@
  * The file is read as protobuf (onnx.proto): ModelProto.graph (7) -> GraphProto.initializer (5) ->
  * TensorProto with data_type (2) FLOAT (1) and its values in raw_data (9) or packed float_data (4).
  */
-import { ONNX, WIRE_32, WIRE_BYTES, WIRE_VARINT, fields } from "./onnx-protobuf.js";
-
-/** A run of little-endian float32 values inside the model's bytes. */
-export interface FloatRun {
-  offset: number;
-  count: number;
-}
+import { ONNX, WIRE_BYTES, fields, floatValuesOf, type FloatRun } from "./onnx-protobuf.js";
 
 /** Flushes the denormal float weights of an ONNX model to zero in place; returns how many there were. */
 export function flushDenormalWeights(model: Uint8Array): number {
@@ -49,16 +43,4 @@ export function floatInitializers(model: Uint8Array): FloatRun[] {
     }
   }
   return runs;
-}
-
-/** Where a TensorProto's values are, when it holds FLOAT data (raw_data or float_data). */
-export function floatValuesOf(model: Uint8Array, start: number, end: number): FloatRun[] | undefined {
-  let dataType = 0;
-  const values: FloatRun[] = [];
-  for (const f of fields(model, start, end)) {
-    if (f.number === ONNX.tensor.dataType && f.wire === WIRE_VARINT) dataType = f.value;
-    else if ((f.number === ONNX.tensor.rawData || f.number === ONNX.tensor.floatData) && f.wire === WIRE_BYTES) values.push({ offset: f.start, count: (f.end - f.start) >> 2 });
-    else if (f.number === ONNX.tensor.floatData && f.wire === WIRE_32) values.push({ offset: f.start, count: 1 });
-  }
-  return dataType === ONNX.FLOAT ? values : undefined;
 }

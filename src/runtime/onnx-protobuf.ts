@@ -55,6 +55,24 @@ export function* fields(bytes: Uint8Array, start: number, end: number): Generato
   }
 }
 
+/** A run of little-endian float32 values inside the model's bytes. */
+export interface FloatRun {
+  offset: number;
+  count: number;
+}
+
+/** Where a TensorProto's values are, when it holds FLOAT data (raw_data or float_data). */
+export function floatValuesOf(model: Uint8Array, start: number, end: number): FloatRun[] | undefined {
+  let dataType = 0;
+  const values: FloatRun[] = [];
+  for (const f of fields(model, start, end)) {
+    if (f.number === ONNX.tensor.dataType && f.wire === WIRE_VARINT) dataType = f.value;
+    else if ((f.number === ONNX.tensor.rawData || f.number === ONNX.tensor.floatData) && f.wire === WIRE_BYTES) values.push({ offset: f.start, count: (f.end - f.start) >> 2 });
+    else if (f.number === ONNX.tensor.floatData && f.wire === WIRE_32) values.push({ offset: f.start, count: 1 });
+  }
+  return dataType === ONNX.FLOAT ? values : undefined;
+}
+
 /** The UTF-8 text of a bytes field (a name, an op type). */
 export function textOf(bytes: Uint8Array, field: Field): string {
   return new TextDecoder().decode(bytes.subarray(field.start, field.end));

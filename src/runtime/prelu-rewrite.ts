@@ -13,8 +13,7 @@
  * Only a PRelu of the default domain whose slope is a FLOAT initializer is rewritten; any other is
  * left as it is.
  */
-import { floatValuesOf } from "./denormal-weights.js";
-import { ONNX, WIRE_BYTES, bytesField, concat, fields, textOf, type Field } from "./onnx-protobuf.js";
+import { ONNX, WIRE_BYTES, bytesField, concat, fields, floatValuesOf, textOf, type Field } from "./onnx-protobuf.js";
 
 /** The model with its PRelus rewritten (a new array), and how many were. */
 export function rewritePRelu(model: Uint8Array): { model: Uint8Array; rewritten: number } {
