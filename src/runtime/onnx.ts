@@ -1,7 +1,6 @@
 import { Worker } from "node:worker_threads";
 import ort from "onnxruntime-node";
 import { throwIfCallEnded } from "../call-signal.js";
-import { callsInFlight } from "../calls-in-flight.js";
 import { loadModelForSession, type ModelName } from "./models.js";
 
 /** Input of one model run: float32 (NCHW, for most models) or uint8 (image bytes, for models that take them). */
@@ -22,8 +21,6 @@ export interface OnnxRuntime {
   run(model: ModelName, input: TensorInput): Promise<Record<string, TensorOutput>>;
   /** Loads the sessions now rather than on first use. */
   warmUp(models: readonly ModelName[]): Promise<void>;
-  /** Runs so far that had every core of the pool ("wide") and that shared them. */
-  runCounts(): { wide: number; shared: number };
   close(): Promise<void>;
 }
 
@@ -43,9 +40,8 @@ export function createOnnxRuntime(options: OnnxRuntimeOptions): OnnxRuntime {
 }
 
 /** One cached InferenceSession per model, run on the calling thread. */
-export function createOnnxSessions(options: { intraOpThreads: number; spin?: boolean }): OnnxRuntime {
+export function createOnnxSessions(options: { intraOpThreads: number }): OnnxRuntime {
   const sessions = new Map<ModelName, Promise<ort.InferenceSession>>();
-  let runs = 0;
 
   function session(model: ModelName): Promise<ort.InferenceSession> {
     let pending = sessions.get(model);
@@ -57,7 +53,6 @@ export function createOnnxSessions(options: { intraOpThreads: number; spin?: boo
           graphOptimizationLevel: "all",
           // The package's models list their weights as graph inputs; onnxruntime warns about each one.
           logSeverityLevel: 3,
-          ...(options.spin === false ? { extra: { session: { intra_op: { allow_spinning: "0" } } } } : {}),
         }),
       );
       pending.catch(() => sessions.delete(model));
@@ -68,7 +63,6 @@ export function createOnnxSessions(options: { intraOpThreads: number; spin?: boo
 
   return {
     async run(model, input) {
-      runs++;
       const s = await session(model);
       const result = await s.run({ [s.inputNames[0]]: input.data instanceof Uint8Array ? new ort.Tensor("uint8", input.data, input.dims) : new ort.Tensor("float32", input.data, input.dims) });
       const outputs: Record<string, TensorOutput> = {};
@@ -78,7 +72,6 @@ export function createOnnxSessions(options: { intraOpThreads: number; spin?: boo
     async warmUp(models) {
       await Promise.all(models.map((m) => session(m)));
     },
-    runCounts: () => ({ wide: 0, shared: runs }),
     async close() {
       const all = [...sessions.values()];
       sessions.clear();
@@ -104,22 +97,19 @@ interface Pending {
 
 /**
  * Sends each run to the least busy worker; inputs and outputs move as transferred buffers, not copies.
- * A run of a call running alone (calls-in-flight.ts) that finds every worker idle uses the threads
- * of the whole pool (the worker's "wide" sessions, which do not spin between operators): a lone
- * Recognize then has its detector and recogniser on every core. Under load, a Sync stream's
- * overlapping frames included, each run keeps to its own threads and the workers share the cores:
- * a wide run beside a narrow one oversubscribes them (one stream's frames/s fell ~15 % when any
- * idle-pool run went wide).
+ * Each run keeps to its worker's threads, a call running alone too: sessions spreading one run over
+ * both cores of this machine (without spinning between operators, so as not to hold the other
+ * worker's core) were slower than one thread for every model and input size once the models lost
+ * their PRelus (prelu-rewrite.ts): recogniser 4.0 -> 5.6-6.3 ms, detector at 320x256 2.2 -> 3.2-3.6,
+ * at 640x480 7.1-7.6 -> 8.6-9.1 (README, Benchmarks).
  */
 function createWorkerPool(size: number, intraOpThreads: number): OnnxRuntime {
-  const wideThreads = size > 1 ? intraOpThreads * size : undefined;
   const workers = Array.from({ length: size }, () => {
-    const worker = new Worker(WORKER_SCRIPT, { workerData: { entry: WORKER_ENTRY, intraOpThreads, wideThreads } });
+    const worker = new Worker(WORKER_SCRIPT, { workerData: { entry: WORKER_ENTRY, intraOpThreads } });
     return { worker, busy: 0 };
   });
   const pending = new Map<number, Pending>();
   let nextId = 1;
-  const counts = { wide: 0, shared: 0 };
   for (const w of workers) {
     w.worker.on("message", (message: { id: number; outputs?: Record<string, TensorOutput>; error?: string }) => {
       const p = pending.get(message.id);
@@ -149,15 +139,12 @@ function createWorkerPool(size: number, intraOpThreads: number): OnnxRuntime {
     async run(model, input) {
       // A run queued behind others is not sent for a call whose client gave up.
       throwIfCallEnded();
-      const wide = wideThreads !== undefined && callsInFlight() <= 1 && workers.every((w) => w.busy === 0);
-      counts[wide ? "wide" : "shared"]++;
       const worker = workers.reduce((a, b) => (b.busy < a.busy ? b : a));
-      return send(worker, { model, data: input.data, dims: [...input.dims], wide }, [input.data.buffer as ArrayBuffer]);
+      return send(worker, { model, data: input.data, dims: [...input.dims] }, [input.data.buffer as ArrayBuffer]);
     },
     async warmUp(models) {
       await Promise.all(workers.map((w) => send(w, { warmUp: [...models] })));
     },
-    runCounts: () => ({ ...counts }),
     async close() {
       await Promise.all(workers.map((w) => w.worker.terminate()));
     },

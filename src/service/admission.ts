@@ -1,5 +1,4 @@
 import { callEndedError, callSignal } from "../call-signal.js";
-import { callEnded, callStarted } from "../calls-in-flight.js";
 import { FaceError } from "../errors.js";
 
 export interface AdmissionOptions {
@@ -67,11 +66,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
   return {
     async run(work) {
       await waitForSlot();
-      callStarted();
       try {
         return await work();
       } finally {
-        callEnded();
         release();
       }
     },
