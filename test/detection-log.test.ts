@@ -57,6 +57,27 @@ describe("detection log written in batches", () => {
     assert.deepEqual(logged.map((d) => d.frameId), ["stranger"], "the new user with the old name has no sighting");
   });
 
+  it("writes a frame id PostgreSQL text cannot hold, and the frames queued beside it", async () => {
+    const collection = "odd-frame-ids";
+    log.record(collection, [seen("", "nul\0byte")]);
+    log.record(collection, [seen("", "lone \ud800 surrogate")]);
+    log.record(collection, [seen("", "plain")]);
+    const logged = await log.recent(collection, 10);
+    assert.deepEqual(logged.map((d) => d.frameId), ["plain", "lone \ufffd surrogate", "nul\ufffdbyte"]);
+  });
+
+  it("drops a batch the database refuses for its data, and writes the frames after it", async () => {
+    const collection = "refused";
+    const refusing = createDetectionLog(server.database.knex, { flushAfterMs: 60_000 });
+    // NaN goes to JSON as null, which the NOT NULL column refuses (SQLSTATE 23502).
+    refusing.record(collection, [{ ...seen("", "broken"), confidence: Number.NaN }]);
+    await refusing.flush();
+    refusing.record(collection, [seen("", "next")]);
+    const logged = await refusing.recent(collection, 10);
+    await refusing.close();
+    assert.deepEqual(logged.map((d) => d.frameId), ["next"]);
+  });
+
   it("writes what is queued when closed, and later entries at once", async () => {
     const collection = "closing";
     const closing = createDetectionLog(server.database.knex, { flushAfterMs: 60_000 });

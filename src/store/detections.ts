@@ -33,8 +33,8 @@ export interface DetectionLog {
 }
 
 export interface DetectionLogOptions {
-  /** Told when queued entries could not be written (they are tried again with the next batch). */
-  onWriteError?: (error: unknown, entries: number) => void;
+  /** Told when queued entries could not be written: kept to be tried again, or dropped when the database refused their data. */
+  onWriteError?: (error: unknown, entries: number, kept: boolean) => void;
   /** How long an entry may wait for others to share its statement (tests shorten or lengthen it). */
   flushAfterMs?: number;
 }
@@ -97,9 +97,12 @@ export function createDetectionLog(knex: Knex, options: DetectionLogOptions = {}
     queued = [];
     if (rows.length === 0) return writing;
     writing = writing.then(() => write(rows)).catch((error) => {
-      // Kept for the next batch, in order before what was queued meanwhile.
-      queued = rows.concat(queued).slice(-MAX_QUEUED_ROWS);
-      options.onWriteError?.(error, rows.length);
+      // The database refused the data itself: trying again would fail the same way, and hold back
+      // every entry queued after it. Otherwise (it is unreachable, busy) the batch is kept for the
+      // next try, in order before what was queued meanwhile.
+      const refused = refusedData(error);
+      if (!refused) queued = rows.concat(queued).slice(-MAX_QUEUED_ROWS);
+      options.onWriteError?.(error, rows.length, !refused);
       schedule(RETRY_AFTER_MS);
     });
     return writing;
@@ -115,7 +118,7 @@ export function createDetectionLog(knex: Knex, options: DetectionLogOptions = {}
         queued.push({
           collection,
           identifier: d.identifier === "" ? null : d.identifier,
-          frame_id: d.frameId,
+          frame_id: storableText(d.frameId),
           track_id: d.trackId,
           box_x: d.box.x,
           box_y: d.box.y,
@@ -157,4 +160,18 @@ export function createDetectionLog(knex: Knex, options: DetectionLogOptions = {}
       await flush();
     },
   };
+}
+
+/**
+ * The client's frame id as PostgreSQL text can hold it: NUL and unpaired surrogates become U+FFFD.
+ * A value the database refuses would fail its whole batch, and with it every frame queued beside it.
+ */
+function storableText(value: string): string {
+  return value.replace(/\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+}
+
+/** Whether PostgreSQL refused a statement for its data (SQLSTATE classes 22 and 23), not for being unreachable. */
+function refusedData(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^2[23][0-9A-Z]{3}$/.test(code);
 }
