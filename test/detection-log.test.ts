@@ -3,6 +3,8 @@ import { after, before, describe, it } from "node:test";
 import { createDetectionLog, type DetectionLog } from "../src/store/detections.js";
 import { createIdentityStore, type IdentityStore } from "../src/store/identities.js";
 import { openStoredImages } from "../src/store/open-stored-images.js";
+import { createCollectionStore } from "../src/store/collections.js";
+import type { StoredImages } from "../src/store/stored-images.js";
 import { EMBEDDING_SIZE } from "../src/engine/embed.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 
@@ -13,11 +15,15 @@ describe("detection log written in batches", () => {
   let server: TestServer;
   let log: DetectionLog;
   let store: IdentityStore;
+  let images: StoredImages;
   let inserts = 0;
   before(async () => {
     server = await startTestServer();
-    log = createDetectionLog(server.database.knex, { flushAfterMs: 50 });
-    store = createIdentityStore(server.database.knex, (await openStoredImages(server.database, server.dataDir)).images, {
+    // Written only when a test asks (flush, recent, close): what a test does between its steps
+    // cannot race a timer.
+    log = createDetectionLog(server.database.knex, { flushAfterMs: 60_000 });
+    ({ images } = await openStoredImages(server.database, server.dataDir));
+    store = createIdentityStore(server.database.knex, images, {
       negativeMaxDistance: 0.1,
       runSearch: (work) => server.database.runSearch(work),
       personalData: [log],
@@ -40,9 +46,11 @@ describe("detection log written in batches", () => {
 
   it("writes queued entries by itself, without a read asking for them", async () => {
     const collection = "unasked";
-    log.record(collection, [seen("", "alone")]);
+    const timed = createDetectionLog(server.database.knex, { flushAfterMs: 50 });
+    timed.record(collection, [seen("", "alone")]);
     await new Promise((resolve) => setTimeout(resolve, 500));
     const rows = await server.database.knex("detections").where({ collection });
+    await timed.close();
     assert.deepEqual(rows.map((r) => r.frame_id), ["alone"]);
   });
 
@@ -55,6 +63,17 @@ describe("detection log written in batches", () => {
     await store.addFace(collection, "leaving", face, undefined);
     const logged = await log.recent(collection, 10);
     assert.deepEqual(logged.map((d) => d.frameId), ["stranger"], "the new user with the old name has no sighting");
+  });
+
+  it("does not bring back a collection deleted while its sightings were queued", async () => {
+    const collection = "deleted-collection";
+    const collections = createCollectionStore(server.database.knex, images, [log]);
+    await collections.create(collection);
+    log.record(collection, [seen("", "queued")]);
+    assert.ok(await collections.delete(collection));
+    await log.flush();
+    assert.deepEqual(await server.database.knex("collections").where({ name: collection }), []);
+    assert.deepEqual(await server.database.knex("detections").where({ collection }), []);
   });
 
   it("writes a frame id PostgreSQL text cannot hold, and the frames queued beside it", async () => {

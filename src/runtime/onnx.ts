@@ -100,8 +100,8 @@ interface Pending {
  * Each run keeps to its worker's threads, a call running alone too: sessions spreading one run over
  * both cores of this machine (without spinning between operators, so as not to hold the other
  * worker's core) were slower than one thread for every model and input size once the models lost
- * their PRelus (prelu-rewrite.ts): recogniser 4.0 -> 5.6-6.3 ms, detector at 320x256 2.2 -> 3.2-3.6,
- * at 640x480 7.1-7.6 -> 8.6-9.1 (README, Benchmarks).
+ * their PRelus (prelu-rewrite.ts): recogniser 3.79 -> 5.33 ms, detector at 320x256 1.53 -> 2.48, at
+ * 640x480 5.53 -> 6.80 (`npm run bench:model-forms`).
  */
 function createWorkerPool(size: number, intraOpThreads: number): OnnxRuntime {
   const workers = Array.from({ length: size }, () => {

@@ -7,7 +7,8 @@
  * on a 128x56x56 map, where a Mul takes a fraction of that) and is not part of its blocked NCHWc
  * layout, so every PRelu also reorders its input out of that layout and back. The recogniser's 33
  * PRelus took 7.1 of its 11.5 ms (onnxruntime's profiler, one thread); rewritten, the model runs in
- * a third of the time with outputs equal to within float rounding (test/prelu-rewrite.test.ts).
+ * about half the time (`npm run bench:model-forms`) with outputs equal to within float rounding
+ * (test/prelu-rewrite.test.ts).
  * The model file and its sha256 stay as published.
  *
  * Only a PRelu of the default domain whose slope is a FLOAT initializer is rewritten; any other is
@@ -82,7 +83,8 @@ function nodeFields(model: Uint8Array, node: Field): NodeFields {
   for (const f of fields(model, node.start, node.end)) {
     if (f.wire !== WIRE_BYTES) continue;
     if (f.number === ONNX.node.opType) result.opType = textOf(model, f);
-    else if (f.number === ONNX.node.domain) result.domain = textOf(model, f) === "ai.onnx" ? "" : textOf(model, f);
+    // "ai.onnx" is the default domain's other name.
+    else if (f.number === ONNX.node.domain) result.domain = textOf(model, f).replace(/^ai\.onnx$/, "");
     else if (f.number === ONNX.node.name) result.name = textOf(model, f);
     else if (f.number === ONNX.node.input) result.inputs.push(textOf(model, f));
     else if (f.number === ONNX.node.output) result.outputs.push(textOf(model, f));
@@ -95,9 +97,7 @@ function floatsOf(model: Uint8Array, tensor: Field): Float32Array | undefined {
   const runs = floatValuesOf(model, tensor.start, tensor.end);
   if (runs === undefined) return undefined;
   const view = new DataView(model.buffer, model.byteOffset, model.byteLength);
-  const values: number[] = [];
-  for (const { offset, count } of runs) for (let i = 0; i < count; i++) values.push(view.getFloat32(offset + 4 * i, true));
-  return Float32Array.from(values);
+  return Float32Array.from(runs.flatMap(({ offset, count }) => Array.from({ length: count }, (_, i) => view.getFloat32(offset + 4 * i, true))));
 }
 
 /** A FLOAT initializer with the dims of `like`, another name and these values (as raw_data). */

@@ -41,8 +41,8 @@ export interface DetectionLogOptions {
 
 /**
  * Each write costs a statement whatever it holds: on PGlite, which runs on the service's main thread,
- * one frame's entries took 2.2 ms of it and ten frames' together 0.37 ms a frame (by hand,
- * bench/.data). A Sync stream at 30 frames/s writes three frames a statement.
+ * one frame's entries took 1.46 ms of it, three frames' together 0.58 ms a frame and ten frames'
+ * 0.19 (`npm run bench:detection-log`). A Sync stream at 30 frames/s writes three frames a statement.
  */
 const FLUSH_AFTER_MS = 100;
 const MAX_BATCH_ROWS = 500;
