@@ -5,6 +5,7 @@
  *   npm run bench:latency
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import sharp from "sharp";
 import type { StageTimer } from "../src/engine/pipeline.js";
 import { createFaceEngine } from "../src/engine/pipeline.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
@@ -60,6 +61,27 @@ for (const [model, dims, type] of modelInputs) {
   modelRows.push({ model, "p50 ms": percentile(ms, 50).toFixed(2), "p95 ms": percentile(ms, 95).toFixed(2) });
 }
 printTable(`Models alone on the inference workers, ${RUNS} runs`, modelRows);
+
+// Decoding alone, the service's own decode (decode.ts) of JPEGs that cost libjpeg very different
+// amounts: most of a 640x480 decode is libvips' work around the pixels (its threads handing strips
+// to each other, the output buffer), not the JPEG; a flat grey frame of the same size costs almost
+// as much, and shrinking on load to half the side does not save it. CPU is the process's, all threads.
+const grey640x480 = await sharp({ create: { width: 640, height: 480, channels: 3, background: "#808080" } }).jpeg({ quality: 90 }).toBuffer();
+const grey8x8 = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#808080" } }).jpeg({ quality: 90 }).toBuffer();
+const decodes: [string, Uint8Array, number | undefined][] = [
+  [`the photo, 640x480 (${jpeg.length} bytes)`, jpeg, undefined],
+  ["the photo read at 320x240 (libjpeg shrinks it while decoding)", jpeg, 320],
+  [`a flat grey 640x480 JPEG (${grey640x480.length} bytes)`, grey640x480, undefined],
+  [`a flat grey 8x8 JPEG (${grey8x8.length} bytes)`, grey8x8, undefined],
+];
+const decodeRows = [];
+for (const [label, bytes, side] of decodes) {
+  const cpu = process.cpuUsage();
+  const ms = await timeRuns(RUNS * 2, () => bytes, (b) => engine.decode(b, side));
+  const used = process.cpuUsage(cpu);
+  decodeRows.push({ image: label, "p50 ms": percentile(ms, 50).toFixed(2), "p10 ms": percentile(ms, 10).toFixed(2), "CPU ms each": ((used.user + used.system) / 1000 / (ms.length + 5)).toFixed(2) });
+}
+printTable(`Decoding alone (sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}), ${RUNS * 2} runs each`, decodeRows);
 
 const delay = monitorEventLoopDelay({ resolution: 1 });
 delay.enable();
