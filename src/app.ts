@@ -27,6 +27,7 @@ import { createHealthRoutes } from "./transport/health.js";
 import { createReflectionRoutes } from "./transport/reflection.js";
 import { registerRestRoutes } from "./transport/rest.js";
 import { registerMetricsRoute } from "./transport/metrics.js";
+import { processMetrics } from "./metrics.js";
 import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/realtime.js";
 import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
@@ -84,8 +85,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (moved.moved > 0) app.log.info({ moved: moved.moved }, "moved photo files into the database");
   if (moved.missing > 0) app.log.warn({ missing: moved.missing }, "photos neither in the database nor in FACE_DATA_DIR/images: GetUserFace and reembed cannot read them");
   const detections = createDetectionLog(database.knex, {
-    onWriteError: (err, entries, kept) =>
-      app.log.warn({ err, entries }, kept ? "detection log entries not written yet; kept for the next try" : "detection log entries refused by the database; dropped"),
+    onWriteError: (err, entries, kept) => {
+      processMetrics().detectionLogUnwritten.inc({ outcome: kept ? "kept" : "dropped" }, entries);
+      app.log.warn({ err, entries }, kept ? "detection log entries not written yet; kept for the next try" : "detection log entries refused by the database; dropped");
+    },
   });
   const identities = createIdentityStore(database.knex, images, {
     negativeMaxDistance: config.negativeMaxDistance,

@@ -18,6 +18,8 @@ export interface Metrics {
   readonly matches: Counter<"rpc">;
   /** Webhook posts by outcome: delivered, failed (will retry), gave_up. */
   readonly webhookDeliveries: Counter<"outcome">;
+  /** Detection log entries a write failed for, by what became of them: kept (tried again) or dropped. */
+  readonly detectionLogUnwritten: Counter<"outcome">;
 }
 
 /** Stage durations run from a fraction of a millisecond (landmarks) to a second (huge images). */
@@ -38,6 +40,7 @@ export function processMetrics(): Metrics {
     facesDetected: new Counter({ name: "face_faces_detected_total", help: "Faces found in request images", registers: [registry] }),
     matches: new Counter({ name: "face_matches_total", help: "Faces matched to a registered user", labelNames: ["rpc"], registers: [registry] }),
     webhookDeliveries: new Counter({ name: "face_webhook_deliveries_total", help: "Webhook posts by outcome (delivered, failed, gave_up)", labelNames: ["outcome"], registers: [registry] }),
+    detectionLogUnwritten: new Counter({ name: "face_detection_log_unwritten_total", help: "Detection log entries a write failed for: kept (tried again) or dropped (refused by the database)", labelNames: ["outcome"], registers: [registry] }),
   };
   return metrics;
 }

@@ -3,10 +3,16 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { processMetrics } from "../src/metrics.js";
 import { writtenDetections } from "./support/detections.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
+
+/** Detection log entries whose write failed and that were kept for the next try, in this process. */
+async function unwrittenKept(): Promise<number> {
+  return (await processMetrics().detectionLogUnwritten.get()).values.find((v) => v.labels.outcome === "kept")?.value ?? 0;
+}
 
 /** A TCP proxy in front of PostgreSQL that the test can cut and restore, as a network outage would. */
 async function databaseProxy(target: URL) {
@@ -62,10 +68,14 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL 
       assert.equal(recognized, "obama");
       assert.equal((await fetch(`${server.url}/health`)).status, 200);
       // A frame's log entries are written a moment after its answer: an outage in between keeps them
-      // queued, and they are written once the database is back.
+      // queued, and they are written once the database is back. The outage lasts until the write
+      // has failed (the metric says so), so the test cannot pass by writing before the cut.
+      const keptBefore = await unwrittenKept();
       await client.syncFrame({ image: face("face_recognition/obama2.jpg"), frameId: "before the outage" });
       await proxy.down();
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      const failedDeadline = Date.now() + 10_000;
+      while ((await unwrittenKept()) === keptBefore && Date.now() < failedDeadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(await unwrittenKept(), keptBefore + 1, "the frame's one entry failed to be written during the outage and was kept");
       await proxy.up();
       const logged = await writtenDetections(server.database.knex, { frame_id: "before the outage" }, 1, 10_000);
       assert.deepEqual(logged.map((d) => d.identifier), ["obama"]);
