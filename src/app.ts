@@ -85,6 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (moved.moved > 0) app.log.info({ moved: moved.moved }, "moved photo files into the database");
   if (moved.missing > 0) app.log.warn({ missing: moved.missing }, "photos neither in the database nor in FACE_DATA_DIR/images: GetUserFace and reembed cannot read them");
   const detections = createDetectionLog(database.knex, {
+    flushAfterMs: config.detectionLogFlushMs,
     onWriteError: (err, entries, kept) => {
       processMetrics().detectionLogUnwritten.inc({ outcome: kept ? "kept" : "dropped" }, entries);
       app.log.warn({ err, entries }, kept ? "detection log entries not written yet; kept for the next try" : "detection log entries refused by the database; dropped");

@@ -73,6 +73,8 @@ export interface Config {
   readonly storeImages: boolean;
   /** Detection log rows older than this many days are deleted (0 keeps them forever). */
   readonly detectionRetentionDays: number;
+  /** How long a frame's detection log entries wait for later frames' to share one statement. */
+  readonly detectionLogFlushMs: number;
   /** CorrectMatch: a face this close to a "not them" example is never matched to that user. */
   readonly negativeMaxDistance: number;
   /** hnsw.ef_search for similarity queries (recall against speed). */
@@ -213,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // people are closer than this far less often than FAR 1e-3 (0.725), so a user's own photos stay matched.
     storeImages: boolean("FACE_STORE_IMAGES", true),
     detectionRetentionDays: integer("FACE_DETECTION_RETENTION_DAYS", 30, 0, 36_500),
+    detectionLogFlushMs: integer("FACE_DETECTION_LOG_FLUSH_MS", 100, 0, 10_000),
     negativeMaxDistance: decimal("FACE_NEGATIVE_MAX_DISTANCE", 0.5, 0, 2),
     hnswEfSearch: integer("FACE_HNSW_EF_SEARCH", 64, 1, 1000),
     imageUrlAllowedHosts: list(env.FACE_IMAGE_URL_ALLOWED_HOSTS),

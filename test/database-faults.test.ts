@@ -50,7 +50,8 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL 
     const databaseUrl = new URL(direct.config.databaseUrl!);
     await direct.close();
     const proxy = await databaseProxy(databaseUrl);
-    const server = await startTestServer({ DATABASE_URL: proxy.url() });
+    // Detection log entries wait 2 s to be written, so the outage below surely begins before.
+    const server = await startTestServer({ DATABASE_URL: proxy.url(), FACE_DETECTION_LOG_FLUSH_MS: "2000" });
     const client = faceClient(server);
     try {
       await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });

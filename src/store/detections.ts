@@ -35,7 +35,7 @@ export interface DetectionLog {
 export interface DetectionLogOptions {
   /** Told when queued entries could not be written: kept to be tried again, or dropped when the database refused their data. */
   onWriteError?: (error: unknown, entries: number, kept: boolean) => void;
-  /** How long an entry may wait for others to share its statement (tests shorten or lengthen it). */
+  /** How long an entry may wait for others to share its statement (FACE_DETECTION_LOG_FLUSH_MS). */
   flushAfterMs?: number;
 }
 
