@@ -12,7 +12,7 @@ import { createOnnxRuntime } from "../src/runtime/onnx.js";
 import type { ModelName } from "../src/runtime/models.js";
 import { loadConfig } from "../src/config.js";
 import { singleFace640x480 } from "../test/support/testdata.js";
-import { timeRuns } from "./support/timing.js";
+import { timeRuns, WARM_UP_RUNS } from "./support/timing.js";
 import { percentile, printTable } from "./table.js";
 
 const RUNS = 50;
@@ -79,7 +79,7 @@ for (const [label, bytes, side] of decodes) {
   const cpu = process.cpuUsage();
   const ms = await timeRuns(RUNS * 2, () => bytes, (b) => engine.decode(b, side));
   const used = process.cpuUsage(cpu);
-  decodeRows.push({ image: label, "p50 ms": percentile(ms, 50).toFixed(2), "p10 ms": percentile(ms, 10).toFixed(2), "CPU ms each": ((used.user + used.system) / 1000 / (ms.length + 5)).toFixed(2) });
+  decodeRows.push({ image: label, "p50 ms": percentile(ms, 50).toFixed(2), "p10 ms": percentile(ms, 10).toFixed(2), "CPU ms each": ((used.user + used.system) / 1000 / (ms.length + WARM_UP_RUNS)).toFixed(2) });
 }
 printTable(`Decoding alone (sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}), ${RUNS * 2} runs each`, decodeRows);
 

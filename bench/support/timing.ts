@@ -1,5 +1,5 @@
 /** Untimed runs before the timed ones: sessions loaded, caches and JIT warm. */
-const WARM_UP_RUNS = 5;
+export const WARM_UP_RUNS = 5;
 
 /**
  * Milliseconds of `runs` timed calls of `work`, after a few untimed ones. Each call's input comes

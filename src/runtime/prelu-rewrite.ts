@@ -97,7 +97,10 @@ function floatsOf(model: Uint8Array, tensor: Field): Float32Array | undefined {
   const runs = floatValuesOf(model, tensor.start, tensor.end);
   if (runs === undefined) return undefined;
   const view = new DataView(model.buffer, model.byteOffset, model.byteLength);
-  return Float32Array.from(runs.flatMap(({ offset, count }) => Array.from({ length: count }, (_, i) => view.getFloat32(offset + 4 * i, true))));
+  const values = new Float32Array(runs.reduce((n, r) => n + r.count, 0));
+  let next = 0;
+  for (const { offset, count } of runs) for (let i = 0; i < count; i++) values[next++] = view.getFloat32(offset + 4 * i, true);
+  return values;
 }
 
 /** A FLOAT initializer with the dims of `like`, another name and these values (as raw_data). */
