@@ -91,11 +91,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       app.log.warn({ err, entries }, kept ? "detection log entries not written yet; kept for the next try" : "detection log entries refused by the database; dropped");
     },
   });
+  const { memory } = database;
   const identities = createIdentityStore(database.knex, images, {
     negativeMaxDistance: config.negativeMaxDistance,
     runSearch: (work) => database.runSearch(work),
     outbox: webhookStore,
     personalData: [detections, webhookStore],
+    memory,
   });
   const service = createFaceService({
     config,
@@ -107,7 +109,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     admission: createAdmission({ maxInFlight: config.maxInFlight, maxQueued: config.maxQueued }),
   });
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
-  const collections = createCollectionService(createCollectionStore(database.knex, images, [detections]));
+  const collections = createCollectionService(createCollectionStore(database.knex, images, memory === undefined ? [detections] : [detections, memory]));
   const faceRoutes = createFaceRoutes({ service, webhooks, collections, telemetry, logger: app.log, interceptors: [createCollectionScopeInterceptor(config.apiKeys)] });
   // Retention of the detection log and of finished webhook deliveries: purged at start and then hourly.
   let retentionTimer: NodeJS.Timeout | undefined;

@@ -1,24 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Knex } from "knex";
-import { EMBEDDING_SIZE } from "../src/engine/embed.js";
 import { createDetectionLog } from "../src/store/detections.js";
-import { createIdentityStore, type IdentityStore, type StoredFace } from "../src/store/identities.js";
+import { createIdentityStore, type IdentityStore } from "../src/store/identities.js";
 import { openStoredImages } from "../src/store/open-stored-images.js";
 import { startTestServer, type TestServer } from "./support/server.js";
+import { storedFace, vectorAt } from "./support/vectors.js";
 
-/** A unit vector at cosine distance `distance` from axis 0, turned towards axis `axis`. */
-export function vectorAt(distance: number, axis: number): Float32Array {
-  const v = new Float32Array(EMBEDDING_SIZE);
-  const cos = 1 - distance;
-  v[0] = cos;
-  v[axis] = Math.sqrt(1 - cos * cos);
-  return v;
-}
-
-function storedFace(embedding: Float32Array): StoredFace {
-  return { embedding, model: "test", box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.99, sharpness: 100, brightness: 120 };
-}
 
 /** The identity store on the test database (PGlite, or the PostgreSQL server of TEST_DATABASE_URL). */
 describe("identity store on synthetic embeddings", () => {

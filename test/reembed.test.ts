@@ -33,7 +33,7 @@ describe("re-embedding after a model upgrade (npm run reembed)", () => {
     assert.equal((await client.recognize({ image: face("face_recognition/obama2.jpg") })).matched, false, "old vectors do not match");
 
     const seen: string[] = [];
-    const summary = await reembedFaces(knex, (await openStoredImages(server.database, server.dataDir)).images, testEngine(), (d) => seen.push(d));
+    const summary = await reembedFaces(server.database, (await openStoredImages(server.database, server.dataDir)).images, testEngine(), (d) => seen.push(d));
     assert.deepEqual(summary, { reembedded: 2, withoutPhoto: 0, notFound: 0 });
     assert.equal(seen.length, 2);
     assert.equal(await countStaleFaces(knex), 0);
@@ -41,7 +41,7 @@ describe("re-embedding after a model upgrade (npm run reembed)", () => {
     const answer = await client.recognize({ image: face("face_recognition/obama2.jpg") });
     assert.equal(answer.identifier, "obama");
     assert.ok(answer.distance < 0.5);
-    assert.deepEqual(await reembedFaces(knex, (await openStoredImages(server.database, server.dataDir)).images, testEngine()), { reembedded: 0, withoutPhoto: 0, notFound: 0 }, "a second run has nothing to do");
+    assert.deepEqual(await reembedFaces(server.database, (await openStoredImages(server.database, server.dataDir)).images, testEngine()), { reembedded: 0, withoutPhoto: 0, notFound: 0 }, "a second run has nothing to do");
   });
 
   it("runs as a command (npm run reembed) and says what it did", async () => {

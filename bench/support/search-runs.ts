@@ -38,6 +38,9 @@ export function searchTargets(): SearchTarget[] {
 
 export type Row = Record<string, string | number>;
 
+/** The ef_search column of a search measured in the memory gallery, which has none. */
+export const EXACT_IN_MEMORY = "exact, in memory";
+
 /** The user of the exact nearest face: a sequential (or bitmap) scan, no approximate index. */
 async function exactTop1(knex: Knex, table: string, collection: string, probe: Float32Array): Promise<string> {
   return knex.transaction(async (trx) => {
@@ -101,17 +104,21 @@ export async function gallerySearch(target: GalleryTarget, size: number, mainten
     await database.close();
   }
   const rows: Row[] = [];
-  for (const efSearch of efSearchValues) {
-    // ef_search is a setting of the service's connections, so each value gets its own handle.
-    const searching = await openDatabase({ ...place(target, name), hnswEfSearch: efSearch });
+  // ef_search is a setting of the service's connections, so each value gets its own handle. On
+  // PGlite, a gallery the service would hold in memory (FACE_EXACT_SEARCH_MAX_FACES) is measured
+  // that way too: "exact, in memory" (store/memory-gallery.ts), with no ef_search.
+  const ways: { efSearch: number; label: string | number; inMemory: boolean }[] = efSearchValues.map((efSearch) => ({ efSearch, label: efSearch === config.hnswEfSearch ? `${efSearch} (default)` : efSearch, inMemory: false }));
+  if (target.kind === "pglite" && size <= config.exactSearchMaxFaces) ways.push({ efSearch: config.hnswEfSearch, label: EXACT_IN_MEMORY, inMemory: true });
+  for (const { efSearch, label, inMemory } of ways) {
+    const searching = await openDatabase({ ...place(target, name), hnswEfSearch: efSearch, exactSearchMaxFaces: inMemory ? size : 0 });
     try {
-      const store = createIdentityStore(searching.knex, (await openStoredImages(searching, `${BENCH_DATA_DIR}/no-images`)).images, { negativeMaxDistance: config.negativeMaxDistance, runSearch: (work) => searching.runSearch(work) });
+      const store = createIdentityStore(searching.knex, (await openStoredImages(searching, `${BENCH_DATA_DIR}/no-images`)).images, { negativeMaxDistance: config.negativeMaxDistance, runSearch: (work) => searching.runSearch(work), memory: searching.memory });
       for (const { kind, probes, exact } of kinds) {
         const columns = await measure(probes, exact, async (p) => {
           const [hit] = await store.search(collection, p.probe, 1);
           return hit === undefined ? undefined : ids.get(hit.identifier);
         });
-        rows.push({ database: target.kind, faces: size, ef_search: efSearch === config.hnswEfSearch ? `${efSearch} (default)` : efSearch, "probes at distance": kind, ...columns });
+        rows.push({ database: target.kind, faces: size, ef_search: label, "probes at distance": kind, ...columns });
       }
     } finally {
       await searching.close();

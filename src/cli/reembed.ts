@@ -18,7 +18,7 @@ const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, w
 try {
   const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels } });
   const progress = createProgress(await countStaleFaces(database.knex));
-  const summary = await reembedFaces(database.knex, (await openStoredImages(database, config.dataDir)).images, engine, (detail) => progress.step(detail));
+  const summary = await reembedFaces(database, (await openStoredImages(database, config.dataDir)).images, engine, (detail) => progress.step(detail));
   progress.done();
   process.stdout.write(`${summary.reembedded} re-embedded with ${EMBEDDING_MODEL}, ${summary.withoutPhoto} without a photo, ${summary.notFound} with no face at the stored box\n`);
   if (summary.withoutPhoto + summary.notFound > 0) process.exitCode = 1;

@@ -10,6 +10,7 @@ import { intersectionOverUnion } from "../engine/geometry.js";
 import type { FaceEngine } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { StoredImages } from "../store/stored-images.js";
+import type { Database } from "../store/database.js";
 import { createStaleFaces } from "../store/stale-faces.js";
 
 export interface ReembedSummary {
@@ -29,9 +30,10 @@ export function countStaleFaces(knex: Knex, model = EMBEDDING_MODEL): Promise<nu
   return createStaleFaces(knex).count(model);
 }
 
-export async function reembedFaces(knex: Knex, images: Pick<StoredImages, "read">, engine: FaceEngine, onFace?: (detail: string) => void, model = EMBEDDING_MODEL): Promise<ReembedSummary> {
+/** `database`'s memory gallery, when it has one, is told of every embedding replaced. */
+export async function reembedFaces(database: Pick<Database, "knex" | "memory">, images: Pick<StoredImages, "read">, engine: FaceEngine, onFace?: (detail: string) => void, model = EMBEDDING_MODEL): Promise<ReembedSummary> {
   const summary: ReembedSummary = { reembedded: 0, withoutPhoto: 0, notFound: 0 };
-  const stale = createStaleFaces(knex);
+  const stale = createStaleFaces(database.knex, database.memory);
   for (let after = 0; ; ) {
     const faces = await stale.batch(model, after, BATCH);
     if (faces.length === 0) return summary;

@@ -88,6 +88,11 @@ function varintBytes(value: number): number[] {
   return out;
 }
 
+/** A varint field (an integer or an enum). */
+export function varintField(number: number, value: number): Uint8Array {
+  return Uint8Array.from([...varintBytes(number * 8 + WIRE_VARINT), ...varintBytes(value)]);
+}
+
 /** A length-delimited field (a string, bytes or an embedded message). */
 export function bytesField(number: number, payload: Uint8Array | string): Uint8Array {
   const data = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;

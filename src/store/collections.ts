@@ -19,9 +19,9 @@ export interface CollectionStore {
   delete(name: string): Promise<{ users: number; images: number } | undefined>;
 }
 
-/** A store that keeps rows of a collection in memory before writing them (the detection log). */
+/** A store that keeps rows of a collection in memory (the detection log's queue, the in-memory gallery). */
 export interface QueuedRows {
-  /** Forgets the collection's rows not yet written, so writing them cannot bring it back. */
+  /** Forgets the collection's rows held in memory, so they cannot bring it back. */
   dropCollection(name: string): void;
 }
 

@@ -6,6 +6,8 @@ import type { PGlite } from "@electric-sql/pglite";
 import { relationBytesIn, sharedBuffersMbFor } from "./embedded-buffers.js";
 import { openReadReplica } from "./read-replica.js";
 import { inSearchTransaction } from "./search-transaction.js";
+import { createMemoryGallery, type MemoryGallery } from "./memory-gallery.js";
+import { createFindNearest } from "../runtime/nearest.js";
 
 /** A knex handle on PostgreSQL with pgvector, embedded (PGlite) or a server. */
 export interface Database {
@@ -21,6 +23,12 @@ export interface Database {
    * set once when it opens.
    */
   runSearch<T>(work: (db: Knex) => Promise<T>): Promise<T>;
+  /**
+   * Small collections' faces held in memory for exact search (memory-gallery.ts): on PGlite only,
+   * where this handle is the only writer, so every store writing faces through it can tell the
+   * gallery (another process's new faces would never be told).
+   */
+  readonly memory: MemoryGallery | undefined;
   close(): Promise<void>;
 }
 
@@ -34,6 +42,8 @@ export interface DatabaseOptions {
   dataDir: string;
   /** hnsw.ef_search of every connection (pgvector's default when absent): candidates an HNSW scan keeps; more is slower and more exact. */
   hnswEfSearch?: number;
+  /** PGlite: faces the memory gallery may hold (0: none; absent: the configuration's default). */
+  exactSearchMaxFaces?: number;
 }
 
 /**
@@ -53,7 +63,7 @@ const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const database = options.databaseUrl
     ? openServer(options, searchSettings(options, true))
-    : await openEmbedded(options.dataDir, searchSettings(options, false));
+    : await openEmbedded(options.dataDir, searchSettings(options, false), options.exactSearchMaxFaces ?? 0);
   try {
     if (database.kind === "postgres") await migrateExclusively(database.knex);
     else await migrate(database.knex);
@@ -79,6 +89,7 @@ function openServer(options: DatabaseOptions, localSettings: string[]): Database
   return {
     knex,
     kind: "postgres",
+    memory: undefined,
     runSearch: (work) => (replica === undefined ? onPrimary(work) : replica.run(work, onPrimary)),
     async close() {
       await replica?.close();
@@ -87,7 +98,7 @@ function openServer(options: DatabaseOptions, localSettings: string[]): Database
   };
 }
 
-async function openEmbedded(dataDir: string, settings: string[]): Promise<Database> {
+async function openEmbedded(dataDir: string, settings: string[], exactSearchMaxFaces: number): Promise<Database> {
   const [{ PGlite }, { vector }, { default: ClientPgLite }] = await Promise.all([
     import("@electric-sql/pglite"),
     import("@electric-sql/pglite-pgvector"),
@@ -110,7 +121,8 @@ async function openEmbedded(dataDir: string, settings: string[]): Promise<Databa
     connection: () => ({ pglite }) as object,
   } as Knex.Config);
   // knex.destroy() closes the PGlite instance it was given.
-  return { knex, kind: "pglite", runSearch: (work) => work(knex), close: () => knex.destroy() };
+  const memory = exactSearchMaxFaces > 0 ? createMemoryGallery(knex, { maxFaces: exactSearchMaxFaces, findNearest: createFindNearest() }) : undefined;
+  return { knex, kind: "pglite", runSearch: (work) => work(knex), memory, close: () => knex.destroy() };
 }
 
 /**

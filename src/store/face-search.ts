@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
+import type { MemoryGallery, NearFace } from "./memory-gallery.js";
 
 /** Where a reference face came from (migrations/006_face_origin.sql). */
 export type FaceOrigin = "registered" | "auto";
@@ -39,55 +40,110 @@ export interface DistanceOptions {
  */
 const FACES_PER_USER_FETCHED = 4;
 
+/** A row of a search statement: a user, the distance to its nearest face, its primary face. */
+type HitRow = Record<string, string | number | null>;
+
+function hitOf(r: HitRow, distance: number): SearchHit {
+  return {
+    identifier: String(r.identifier),
+    distance,
+    primary:
+      r.primary_id === null
+        ? undefined
+        : {
+            faceId: Number(r.primary_id),
+            userId: Number(r.user_id),
+            identifier: String(r.identifier),
+            faceWidth: Number(r.primary_width),
+            sharpness: Number(r.primary_sharpness),
+            imageSha256: r.primary_image === null ? null : String(r.primary_image),
+          },
+  };
+}
+
+/** The primary face's columns both search statements return for each user. */
+const PRIMARY_COLUMNS = "u.id AS user_id, p.id AS primary_id, p.box_width AS primary_width, p.sharpness AS primary_sharpness, p.image_sha256 AS primary_image";
+
 /**
  * The read side of the identity store that runs on every Recognize, Verify and Sync frame: nearest
- * users by cosine distance (pgvector HNSW), and the distance to one user's faces.
+ * users by cosine distance (in memory when the collection is held there, else pgvector HNSW), and
+ * the distance to one user's faces.
  */
-export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSearch: Database["runSearch"]) {
+export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSearch: Database["runSearch"], memory?: MemoryGallery) {
+  async function indexSearch(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]> {
+    const vector = vectorParam(embedding);
+    // runSearch (database.ts): on the read replica if there is one, with hnsw.ef_search and
+    // iterative scans in effect. Users with a negative example close to the query (CorrectMatch "not them") are left out
+    // inside the index scan, before LIMIT: filtered after it, a user's many close faces could fill
+    // the limit, be dropped, and leave out the right candidate. The iterative scan goes on until
+    // the limit is filled with faces that pass. The query vector is sent once (q; as text, each
+    // copy cost ~0.65 ms of parsing on PGlite, and bytes still cost a copy). A scalar subquery of it is a
+    // constant to the planner, so the HNSW index still orders the scan (EXPLAIN: Order By
+    // embedding <=> $1).
+    const result = await runSearch((db) => db.raw(
+      `WITH q AS (SELECT ?::vector AS v)
+       SELECT u.identifier, min(n.distance) AS distance, ${PRIMARY_COLUMNS}
+         FROM (SELECT f.user_id, f.embedding <=> (SELECT v FROM q) AS distance
+                 FROM faces f
+                WHERE f.collection = ?
+                  AND NOT EXISTS (SELECT 1 FROM negative_examples x
+                                   WHERE x.user_id = f.user_id AND (x.embedding <=> (SELECT v FROM q)) <= ?)
+                ORDER BY f.embedding <=> (SELECT v FROM q)
+                LIMIT ?) n
+         JOIN users u ON u.id = n.user_id
+         LEFT JOIN faces p ON p.user_id = u.id AND p.is_primary
+        GROUP BY u.id, p.id
+        ORDER BY distance
+        LIMIT ?`,
+      [vector, collection, negativeMaxDistance, limit * FACES_PER_USER_FETCHED, limit],
+    ));
+    return (result.rows as HitRow[]).map((r) => hitOf(r, Number(r.distance)));
+  }
+
+  /**
+   * The users of faces the in-memory gallery found, as the database has them now: faces deleted
+   * since are gone, users with a negative example close to the query are left out. Closest first,
+   * by the distance pgvector computes, so an answer does not move in its last digits between a
+   * search in memory and one through the index.
+   */
+  async function usersOf(collection: string, embedding: Float32Array, near: readonly NearFace[], limit: number): Promise<SearchHit[]> {
+    const result = await runSearch((db) => db.raw(
+      `WITH q AS (SELECT ?::vector AS v)
+       SELECT f.embedding <=> (SELECT v FROM q) AS distance, u.identifier, ${PRIMARY_COLUMNS}
+         FROM faces f
+         JOIN users u ON u.id = f.user_id
+         LEFT JOIN faces p ON p.user_id = u.id AND p.is_primary
+        WHERE f.id = ANY(?::bigint[]) AND f.collection = ?
+          AND NOT EXISTS (SELECT 1 FROM negative_examples x
+                           WHERE x.user_id = u.id AND (x.embedding <=> (SELECT v FROM q)) <= ?)
+        ORDER BY distance`,
+      [vectorParam(embedding), `{${near.map((f) => f.faceId).join(",")}}`, collection, negativeMaxDistance],
+    ));
+    const hits: SearchHit[] = [];
+    const seen = new Set<number>();
+    for (const row of result.rows as HitRow[]) {
+      if (seen.has(Number(row.user_id))) continue;
+      seen.add(Number(row.user_id));
+      hits.push(hitOf(row, Number(row.distance)));
+      if (hits.length === limit) break;
+    }
+    return hits;
+  }
+
+  /** The search in memory; undefined when the collection is not held there. */
+  async function exactSearch(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[] | undefined> {
+    // More faces are asked for until `limit` users pass the checks or the collection has no more.
+    for (let k = limit * FACES_PER_USER_FETCHED; ; k *= 2) {
+      const near = await memory!.nearest(collection, embedding, k);
+      if (near === undefined) return undefined;
+      const hits = near.length === 0 ? [] : await usersOf(collection, embedding, near, limit);
+      if (hits.length >= limit || near.length < k) return hits;
+    }
+  }
+
   return {
     async search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]> {
-      const vector = vectorParam(embedding);
-      // runSearch (database.ts): on the read replica if there is one, with hnsw.ef_search and
-      // iterative scans in effect. Users with a negative example close to the query (CorrectMatch "not them") are left out
-      // inside the index scan, before LIMIT: filtered after it, a user's many close faces could fill
-      // the limit, be dropped, and leave out the right candidate. The iterative scan goes on until
-      // the limit is filled with faces that pass. The query vector is sent once (q; as text, each
-      // copy cost ~0.65 ms of parsing on PGlite, and bytes still cost a copy). A scalar subquery of it is a
-      // constant to the planner, so the HNSW index still orders the scan (EXPLAIN: Order By
-      // embedding <=> $1).
-      const result = await runSearch((db) => db.raw(
-        `WITH q AS (SELECT ?::vector AS v)
-         SELECT u.identifier, min(n.distance) AS distance,
-                u.id AS user_id, p.id AS primary_id, p.box_width AS primary_width, p.sharpness AS primary_sharpness, p.image_sha256 AS primary_image
-           FROM (SELECT f.user_id, f.embedding <=> (SELECT v FROM q) AS distance
-                   FROM faces f
-                  WHERE f.collection = ?
-                    AND NOT EXISTS (SELECT 1 FROM negative_examples x
-                                     WHERE x.user_id = f.user_id AND (x.embedding <=> (SELECT v FROM q)) <= ?)
-                  ORDER BY f.embedding <=> (SELECT v FROM q)
-                  LIMIT ?) n
-           JOIN users u ON u.id = n.user_id
-           LEFT JOIN faces p ON p.user_id = u.id AND p.is_primary
-          GROUP BY u.id, p.id
-          ORDER BY distance
-          LIMIT ?`,
-        [vector, collection, negativeMaxDistance, limit * FACES_PER_USER_FETCHED, limit],
-      ));
-      return (result.rows as Record<string, string | number | null>[]).map((r) => ({
-        identifier: String(r.identifier),
-        distance: Number(r.distance),
-        primary:
-          r.primary_id === null
-            ? undefined
-            : {
-                faceId: Number(r.primary_id),
-                userId: Number(r.user_id),
-                identifier: String(r.identifier),
-                faceWidth: Number(r.primary_width),
-                sharpness: Number(r.primary_sharpness),
-                imageSha256: r.primary_image === null ? null : String(r.primary_image),
-              },
-      }));
+      return (memory === undefined ? undefined : await exactSearch(collection, embedding, limit)) ?? indexSearch(collection, embedding, limit);
     },
 
     async distanceToUser(collection: string, identifier: string, embedding: Float32Array, options: DistanceOptions = {}): Promise<number | undefined> {

@@ -6,6 +6,7 @@ import { createFaceSearch, type DistanceOptions, type FaceOrigin, type PrimaryFa
 import { rowCount } from "./row-count.js";
 import { deleteOrphanImages, type StoredImage, type StoredImages } from "./stored-images.js";
 import type { FaceEvent } from "../events.js";
+import type { MemoryGallery } from "./memory-gallery.js";
 
 export type { StoredImage } from "./stored-images.js";
 export type { DistanceOptions, FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";
@@ -93,6 +94,8 @@ export interface IdentityStoreOptions {
    * its own rows inside DeleteUser's transaction, so a deletion is complete or not done at all.
    */
   personalData?: readonly PersonalData[];
+  /** Small collections' faces held in memory for exact search (memory-gallery.ts), told of every committed change. */
+  memory?: MemoryGallery;
 }
 
 /** Creates the store on a knex handle and the place its photos live. */
@@ -117,7 +120,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
 
   return {
     async addFace(collection, identifier, face, image, events = () => []) {
-      return images.withImage(image, () =>
+      const outcome = await images.withImage(image, () =>
         knex.transaction(async (trx) => {
           await trx("collections").insert({ name: collection }).onConflict("name").ignore();
           await images.insert(trx, image);
@@ -135,18 +138,22 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
           const { id: userId, created } = upserted.rows[0] as { id: number | string; created: boolean };
           // The same photo twice for one user is one reference, not two.
           const same = image === undefined ? undefined : await trx("faces").where({ user_id: userId, image_sha256: image.sha256 }).first("id");
+          let faceId: number | undefined;
           if (same === undefined) {
-            await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image?.sha256 ?? null, is_primary: created, origin: "registered" });
+            const [inserted] = await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image?.sha256 ?? null, is_primary: created, origin: "registered" }).returning("id");
+            faceId = Number(inserted.id);
           } else {
             await trx("faces").where({ id: same.id }).update({ origin: "registered" });
           }
           await publish(events({ created }), trx);
-          return { created };
+          return { created, faceId, userId: Number(userId) };
         }),
       );
+      if (outcome.faceId !== undefined) options.memory?.added(collection, outcome.faceId, outcome.userId, face.embedding);
+      return { created: outcome.created };
     },
 
-    ...createFaceSearch(knex, options.negativeMaxDistance, options.runSearch),
+    ...createFaceSearch(knex, options.negativeMaxDistance, options.runSearch, options.memory),
 
     async exportUser(collection, identifier) {
       const user = await knex("users").where({ collection, identifier }).first("id", "created_at");
@@ -197,21 +204,24 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
           if (user === undefined) return false; // deleted concurrently
           const demoted = await trx("faces").where({ id: expected.faceId, is_primary: true }).update({ is_primary: false }).returning("id");
           if (demoted.length === 0) return false; // upgraded concurrently
-          await trx("faces").insert({ ...faceColumns(face), user_id: expected.userId, collection: user.collection, image_sha256: image?.sha256 ?? null, is_primary: true, origin: "auto" });
+          const [inserted] = await trx("faces").insert({ ...faceColumns(face), user_id: expected.userId, collection: user.collection, image_sha256: image?.sha256 ?? null, is_primary: true, origin: "auto" }).returning("id");
           // The oldest auto-added faces beyond the cap go; registered faces never do.
-          const pruned: { image_sha256: string | null }[] = await trx("faces")
+          const pruned: { id: number | string; image_sha256: string | null }[] = await trx("faces")
             .where({ user_id: expected.userId, origin: "auto", is_primary: false })
             .whereNotIn("id", trx("faces").where({ user_id: expected.userId, origin: "auto" }).orderBy("id", "desc").limit(maxAutoFaces).select("id"))
             .delete()
-            .returning("image_sha256");
+            .returning(["id", "image_sha256"]);
           await trx("users").where({ id: expected.userId }).update({ updated_at: trx.fn.now() });
           await publish(events, trx);
           orphans = await deleteOrphanImages(trx, pruned.map((f) => f.image_sha256));
-          return true;
+          return { collection: String(user.collection), faceId: Number(inserted.id), pruned: pruned.map((f) => Number(f.id)) };
         }),
       );
+      if (replaced === false) return false;
+      options.memory?.removed(replaced.collection, replaced.pruned);
+      options.memory?.added(replaced.collection, replaced.faceId, expected.userId, face.embedding);
       await images.removeDeleted(orphans);
-      return replaced;
+      return true;
     },
 
     async listUsers(collection, limit, after) {
@@ -239,16 +249,17 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
       const outcome = await knex.transaction(async (trx) => {
         const user = await trx("users").where({ collection, identifier }).first("id").forUpdate();
         if (user === undefined) return undefined;
-        const faces: { image_sha256: string | null }[] = await trx("faces").where({ user_id: user.id }).delete().returning("image_sha256");
+        const faces: { id: number | string; image_sha256: string | null }[] = await trx("faces").where({ user_id: user.id }).delete().returning(["id", "image_sha256"]);
         await trx("users").where({ id: user.id }).delete();
         const orphans = await deleteOrphanImages(trx, faces.map((f) => f.image_sha256));
         // Deleting is complete: what other stores hold about the person goes too (before the
         // user.deleted event itself is written).
         for (const store of options.personalData ?? []) await store.erasePerson(collection, identifier, trx);
         await publish(events({ faces: faces.length }), trx);
-        return { faces: faces.length, orphans };
+        return { faces: faces.length, faceIds: faces.map((f) => Number(f.id)), orphans };
       });
       if (outcome === undefined) return undefined;
+      options.memory?.removed(collection, outcome.faceIds);
       // Files go after the commit: a rollback must not lose an image a row still points to.
       await images.removeDeleted(outcome.orphans);
       return { faces: outcome.faces, images: outcome.orphans.length };

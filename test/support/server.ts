@@ -74,12 +74,13 @@ export async function startTestServer(env: Record<string, string> = {}, shareWit
  * A migrated database with no service on it (nothing polls the outbox): PGlite in a temporary
  * directory, or a fresh database on the PostgreSQL server of TEST_DATABASE_URL.
  */
-export async function openTestDatabase(): Promise<Database & { dispose(): Promise<void> }> {
+export async function openTestDatabase(): Promise<Database & { dataDir: string; dispose(): Promise<void> }> {
   const dataDir = await mkdtemp(join(tmpdir(), "face-db-"));
   const databaseUrl = process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined;
   const database = await openDatabase(loadConfig({ FACE_DATA_DIR: dataDir, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) }));
   return {
     ...database,
+    dataDir,
     async dispose() {
       await database.close();
       await rm(dataDir, { recursive: true, force: true });
