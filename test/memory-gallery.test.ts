@@ -142,6 +142,16 @@ describe("in-memory gallery", () => {
     assert.deepEqual(await exact.search(collection, query, 1), await indexed.search(collection, query, 1));
   });
 
+  it("reads every collection that fits at start, smallest first", async () => {
+    const started = createMemoryGallery(database.knex, { maxFaces: 100, findNearest: createFindNearest() });
+    await started.holdAll();
+    assert.equal(started.size("negatives"), 13);
+    assert.equal(started.size("agree"), undefined, "80 faces did not fit beside the smaller collections");
+    const roomy = createMemoryGallery(database.knex, { maxFaces: 10_000, findNearest: createFindNearest() });
+    await roomy.holdAll();
+    assert.equal(roomy.size("agree"), 80);
+  });
+
   it("forgets a deleted collection, and a new one of the same name starts empty", async () => {
     const collections = createCollectionStore(database.knex, images, [memory]);
     const collection = "dropped";

@@ -30,6 +30,8 @@ export interface MemoryGallery {
   nearest(collection: string, query: Float32Array, k: number): Promise<NearFace[] | undefined>;
   /** Reads the collection now unless held or being read; whether it is held afterwards. */
   hold(collection: string): Promise<boolean>;
+  /** Reads every collection that fits, smallest first (at start, so no search waits for its collection after a restart). */
+  holdAll(): Promise<void>;
   /** How many faces of the collection are held; undefined when it is not held. */
   size(collection: string): number | undefined;
   /** A face committed to the collection. */
@@ -224,6 +226,14 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
     },
 
     hold: startReading,
+
+    async holdAll() {
+      const sizes: { collection: string; n: string | number }[] = await knex("faces").groupBy("collection").orderBy("n").select("collection").count({ n: "*" });
+      for (const { collection, n } of sizes) {
+        if (Number(n) > maxFaces - heldFaces()) break;
+        await startReading(collection);
+      }
+    },
 
     size(collection) {
       const gallery = held.get(collection);
