@@ -16,14 +16,16 @@ export interface NearFace {
  * exact one through onnxruntime 1.2 ms (README, Benchmarks). Exact, so it finds what the index misses.
  *
  * The database stays the truth: the caller checks every face it returns against the database
- * (still there, its user, negative examples). So forgetting a face late is harmless; a face added
- * must be told here after its commit (`added`), or searches would miss it. Only safe where this
- * process is the only writer (PGlite): another process's additions are never told.
+ * (still there, its user, negative examples) and has it compute the distance. So forgetting a face
+ * late is harmless; a face added must be told here after its commit (`added`), or searches would
+ * miss it. Only safe where this process is the only writer (PGlite): another process's additions
+ * are never told.
  *
- * A collection is read on its first search, in the background and in batches, so no call waits
- * for it and none waits long behind it on the event loop (10k faces: about 1 s of reading and
- * parsing on PGlite); searches use the index until it is held. Changes told while it is read are
- * applied when the read ends: a face read and told twice is held once.
+ * A collection is read when the service starts (holdAll) or on its first search, in the
+ * background and in batches, so no call waits for it and none waits long behind it on the event
+ * loop (10k faces: about 1 s of reading and parsing on PGlite); searches use the index until it is
+ * held. Changes told while it is read are applied when the read ends: a face read and told twice
+ * is held once.
  */
 export interface MemoryGallery {
   /** The faces closest to `query`, closest first (at most k); undefined when the collection is not held (search the index). */
