@@ -130,7 +130,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       (stale) => stale > 0 && app.log.warn({ faces: stale }, "faces embedded by another model version are not comparable: run `npm run reembed`"),
       (err) => app.log.debug({ err }, "could not count faces of other model versions"),
     );
-    memory?.holdAll().catch((err) => app.log.warn({ err }, "could not read collections into memory: they are searched through the index"));
+    memory?.holdAll().then(
+      (held) => app.log.info({ ...held, maxFaces: config.exactSearchMaxFaces }, "collections held in memory for exact search (the others are searched through the index)"),
+      (err) => app.log.warn({ err }, "could not read collections into memory: they are searched through the index"),
+    );
     const removed = await images.sweepOrphans(ORPHAN_IMAGE_AGE_MS);
     if (removed > 0) app.log.warn({ removed }, "removed image files left by interrupted registrations");
   });

@@ -144,7 +144,8 @@ describe("in-memory gallery", () => {
 
   it("reads every collection that fits at start, smallest first", async () => {
     const started = createMemoryGallery(database.knex, { maxFaces: 100, findNearest: createFindNearest() });
-    await started.holdAll();
+    const held = await started.holdAll();
+    assert.ok(held.faces <= 100 && held.collections >= 5, JSON.stringify(held));
     assert.equal(started.size("negatives"), 13);
     assert.equal(started.size("agree"), undefined, "80 faces did not fit beside the smaller collections");
     const roomy = createMemoryGallery(database.knex, { maxFaces: 10_000, findNearest: createFindNearest() });

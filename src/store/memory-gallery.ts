@@ -32,8 +32,11 @@ export interface MemoryGallery {
   nearest(collection: string, query: Float32Array, k: number): Promise<NearFace[] | undefined>;
   /** Reads the collection now unless held or being read; whether it is held afterwards. */
   hold(collection: string): Promise<boolean>;
-  /** Reads every collection that fits, smallest first (at start, so no search waits for its collection after a restart). */
-  holdAll(): Promise<void>;
+  /**
+   * Reads every collection that fits, smallest first (at start, so no search waits for its
+   * collection after a restart); how many collections and faces are held afterwards.
+   */
+  holdAll(): Promise<{ collections: number; faces: number }>;
   /** How many faces of the collection are held; undefined when it is not held. */
   size(collection: string): number | undefined;
   /** A face committed to the collection. */
@@ -235,6 +238,7 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
         if (Number(n) > maxFaces - heldFaces()) break;
         await startReading(collection);
       }
+      return { collections: held.size, faces: heldFaces() };
     },
 
     size(collection) {
