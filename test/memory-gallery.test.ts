@@ -94,13 +94,13 @@ describe("in-memory gallery", () => {
     const collection = "read-while-changed";
     await indexed.addFace(collection, "leaving", storedFace(vectorAt(0.2, 1)), undefined);
     await indexed.addFace(collection, "staying", storedFace(vectorAt(0.3, 1)), undefined);
-    const ids = new Map((await database.knex("faces").where({ collection }).select("id", "user_id")).map((r: { id: string | number; user_id: string | number }) => [Number(r.id), Number(r.user_id)]));
-    const [leaving, staying] = [...ids.keys()].sort((a, b) => a - b);
+    const ids: { id: string | number }[] = await database.knex("faces").where({ collection }).select("id");
+    const [leaving, staying] = ids.map((r) => Number(r.id)).sort((a, b) => a - b);
     const reading = memory.hold(collection);
     // Told while the read is under way: a registration that committed meanwhile (a face the read
     // also finds, and one it does not), and a deletion.
-    memory.added(collection, staying, ids.get(staying)!, vectorAt(0.3, 1));
-    memory.added(collection, 999_999, 1, vectorAt(0.01, 1));
+    memory.added(collection, staying, vectorAt(0.3, 1));
+    memory.added(collection, 999_999, vectorAt(0.01, 1));
     memory.removed(collection, [leaving]);
     assert.equal(await reading, true);
     assert.equal(memory.size(collection), 2);

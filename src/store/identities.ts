@@ -146,10 +146,10 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
             await trx("faces").where({ id: same.id }).update({ origin: "registered" });
           }
           await publish(events({ created }), trx);
-          return { created, faceId, userId: Number(userId) };
+          return { created, faceId };
         }),
       );
-      if (outcome.faceId !== undefined) options.memory?.added(collection, outcome.faceId, outcome.userId, face.embedding);
+      if (outcome.faceId !== undefined) options.memory?.added(collection, outcome.faceId, face.embedding);
       return { created: outcome.created };
     },
 
@@ -219,7 +219,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
       );
       if (replaced === false) return false;
       options.memory?.removed(replaced.collection, replaced.pruned);
-      options.memory?.added(replaced.collection, replaced.faceId, expected.userId, face.embedding);
+      options.memory?.added(replaced.collection, replaced.faceId, face.embedding);
       await images.removeDeleted(orphans);
       return true;
     },

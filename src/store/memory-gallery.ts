@@ -5,7 +5,6 @@ import type { FindNearest } from "../runtime/nearest.js";
 /** A face of a collection close to a query, as the in-memory gallery has it. */
 export interface NearFace {
   faceId: number;
-  userId: number;
   distance: number;
 }
 
@@ -40,7 +39,7 @@ export interface MemoryGallery {
   /** How many faces of the collection are held; undefined when it is not held. */
   size(collection: string): number | undefined;
   /** A face committed to the collection. */
-  added(collection: string, faceId: number, userId: number, embedding: Float32Array): void;
+  added(collection: string, faceId: number, embedding: Float32Array): void;
   /** Faces deleted (or about to be). */
   removed(collection: string, faceIds: readonly number[]): void;
   /** The collection deleted (or about to be). */
@@ -61,12 +60,11 @@ interface Held {
   count: number;
   /** -1 for a removed row. */
   faceIds: Float64Array;
-  userIds: Float64Array;
   rowOf: Map<number, number>;
   removedRows: number;
 }
 
-type Change = { faceId: number; userId: number; embedding: Float32Array } | { removed: readonly number[] };
+type Change = { faceId: number; embedding: Float32Array } | { removed: readonly number[] };
 
 /** A read of a collection under way, and the changes told meanwhile. */
 interface Reading {
@@ -95,7 +93,7 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
   }
 
   function emptyHeld(dims: number, capacity: number): Held {
-    return { dims, matrix: new Float32Array(capacity * dims), count: 0, faceIds: new Float64Array(capacity), userIds: new Float64Array(capacity), rowOf: new Map(), removedRows: 0 };
+    return { dims, matrix: new Float32Array(capacity * dims), count: 0, faceIds: new Float64Array(capacity), rowOf: new Map(), removedRows: 0 };
   }
 
   const liveRows = (gallery: Held) => gallery.count - gallery.removedRows;
@@ -117,19 +115,17 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
       if (from.faceIds[row] < 0) continue;
       to.matrix.set(from.matrix.subarray(row * dims, (row + 1) * dims), to.count * dims);
       to.faceIds[to.count] = from.faceIds[row];
-      to.userIds[to.count] = from.userIds[row];
       to.rowOf.set(from.faceIds[row], to.count++);
     }
     return to;
   }
 
   /** The gallery with the face in it: the same object, or a larger copy when it was full. */
-  function appended(gallery: Held, faceId: number, userId: number, embedding: ArrayLike<number>): Held {
+  function appended(gallery: Held, faceId: number, embedding: ArrayLike<number>): Held {
     if (gallery.rowOf.has(faceId)) return gallery;
     const to = gallery.count === gallery.faceIds.length ? copied(gallery, 2 * liveRows(gallery) + 16) : gallery;
     unitInto(to.matrix, to.count * to.dims, embedding, to.dims);
     to.faceIds[to.count] = faceId;
-    to.userIds[to.count] = userId;
     to.rowOf.set(faceId, to.count++);
     return to;
   }
@@ -152,7 +148,7 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
       held.delete(collection);
       tooLarge.add(collection);
     } else {
-      held.set(collection, appended(gallery, change.faceId, change.userId, change.embedding));
+      held.set(collection, appended(gallery, change.faceId, change.embedding));
     }
   }
 
@@ -173,16 +169,16 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
         tooLarge.add(collection);
         return false;
       }
-      const rows: { id: number | string; user_id: number | string; embedding: string }[] = await knex("faces")
+      const rows: { id: number | string; embedding: string }[] = await knex("faces")
         .where({ collection })
         .andWhere("id", ">", after)
         .orderBy("id")
         .limit(READ_BATCH)
-        .select("id", "user_id", "embedding");
+        .select("id", "embedding");
       if (rows.length === 0) break;
       for (const r of rows) {
         const embedding = pgvector.fromSql(r.embedding) as number[];
-        gallery = appended(gallery ?? emptyHeld(embedding.length, Math.max(16, Number(n))), Number(r.id), Number(r.user_id), embedding);
+        gallery = appended(gallery ?? emptyHeld(embedding.length, Math.max(16, Number(n))), Number(r.id), embedding);
       }
       after = Number(rows[rows.length - 1].id);
       await new Promise((resolve) => setImmediate(resolve));
@@ -219,13 +215,13 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
       const unitQuery = new Float32Array(dims);
       unitInto(unitQuery, 0, query, dims);
       // What the search reads is fixed now: rows added later go past `count`, and compaction makes new arrays.
-      const { matrix, count, faceIds, userIds } = gallery;
+      const { matrix, count, faceIds } = gallery;
       const found = await findNearest(matrix, count, unitQuery, Math.min(k + gallery.removedRows, count));
       const faces: NearFace[] = [];
       for (let i = 0; i < found.rows.length && faces.length < k; i++) {
         const row = found.rows[i];
         if (faceIds[row] < 0) continue; // removed while the search ran
-        faces.push({ faceId: faceIds[row], userId: userIds[row], distance: 1 - found.similarities[i] });
+        faces.push({ faceId: faceIds[row], distance: 1 - found.similarities[i] });
       }
       return faces;
     },
@@ -246,8 +242,8 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
       return gallery === undefined ? undefined : liveRows(gallery);
     },
 
-    added(collection, faceId, userId, embedding) {
-      tell(collection, { faceId, userId, embedding });
+    added(collection, faceId, embedding) {
+      tell(collection, { faceId, embedding });
     },
 
     removed(collection, faceIds) {

@@ -6,7 +6,6 @@ import type { MemoryGallery } from "./memory-gallery.js";
 export interface StaleFace {
   id: number;
   collection: string;
-  userId: number;
   model: string;
   imageSha256: string | null;
   box: { x: number; y: number; width: number; height: number };
@@ -26,16 +25,15 @@ export function createStaleFaces(knex: Knex, memory?: MemoryGallery) {
 
     /** Up to `limit` such faces with an id above `after`, in id order. */
     async batch(model: string, after: number, limit: number): Promise<StaleFace[]> {
-      const rows: { id: number | string; collection: string; user_id: number | string; model: string; image_sha256: string | null; box_x: number; box_y: number; box_width: number; box_height: number }[] = await knex("faces")
+      const rows: { id: number | string; collection: string; model: string; image_sha256: string | null; box_x: number; box_y: number; box_width: number; box_height: number }[] = await knex("faces")
         .whereNot({ model })
         .andWhere("id", ">", after)
         .orderBy("id")
         .limit(limit)
-        .select("id", "collection", "user_id", "model", "image_sha256", "box_x", "box_y", "box_width", "box_height");
+        .select("id", "collection", "model", "image_sha256", "box_x", "box_y", "box_width", "box_height");
       return rows.map((r) => ({
         id: Number(r.id),
         collection: r.collection,
-        userId: Number(r.user_id),
         model: r.model,
         imageSha256: r.image_sha256,
         box: { x: Number(r.box_x), y: Number(r.box_y), width: Number(r.box_width), height: Number(r.box_height) },
@@ -47,7 +45,7 @@ export function createStaleFaces(knex: Knex, memory?: MemoryGallery) {
       const updated = await knex("faces").where({ id: face.id, model: face.model }).update({ embedding: vectorParam(embedding), model });
       if (updated === 0) return;
       memory?.removed(face.collection, [face.id]);
-      memory?.added(face.collection, face.id, face.userId, embedding);
+      memory?.added(face.collection, face.id, embedding);
     },
   };
 }
