@@ -184,6 +184,9 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
       await new Promise((resolve) => setImmediate(resolve));
     }
     if (reading.get(collection) !== me || gallery === undefined) return false;
+    // From here on changes are applied as told: left to the read's `finally`, a change told in the
+    // microtasks before it ran would be queued for a replay already done.
+    reading.delete(collection);
     held.set(collection, gallery);
     for (const change of me.changes) apply(collection, change);
     return held.has(collection);
