@@ -7,7 +7,10 @@ import { createMemoryGallery, type MemoryGallery } from "../src/store/memory-gal
 import { openStoredImages } from "../src/store/open-stored-images.js";
 import { createStaleFaces } from "../src/store/stale-faces.js";
 import type { StoredImages } from "../src/store/stored-images.js";
-import { openTestDatabase } from "./support/server.js";
+import type { Client } from "@connectrpc/connect";
+import type { FaceService } from "../gen/face/v1/face_pb.js";
+import { openTestDatabase, startTestServer, useTestServer, type TestServer } from "./support/server.js";
+import { face } from "./support/testdata.js";
 import { near, randomUnit, storedFace, vectorAt } from "./support/vectors.js";
 
 const names = (hits: SearchHit[]) => hits.map((h) => h.identifier);
@@ -180,5 +183,41 @@ describe("in-memory gallery", () => {
       assert.equal(hit.identifier === `d${user}`, user % 2 === 1, `d${user}`);
     }
     assert.equal(memory.size(collection), 15);
+  });
+});
+
+/** The service as it runs: on PGlite it holds the default collection and sees what it registers. */
+describe("the service's gallery in memory", () => {
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  useTestServer((s, c) => {
+    server = s;
+    client = c;
+  });
+
+  it("holds a collection on the embedded database, not on a server, and finds a person registered after", async () => {
+    await client.register({ identifier: "obama", image: face("face_recognition/obama.jpg") });
+    const memory = server.database.memory;
+    if (server.database.kind === "postgres") {
+      assert.equal(memory, undefined, "other replicas write to a server: nothing is held");
+      return;
+    }
+    assert.equal(await memory!.hold("default"), true);
+    await client.register({ identifier: "biden", image: face("face_recognition/biden.jpg") });
+    assert.equal(memory!.size("default"), 2, "the registration was told");
+    const answer = await client.recognize({ image: face("face_recognition/biden2.jpg") });
+    assert.equal(answer.identifier, "biden");
+    await client.deleteUser({ identifier: "biden" });
+    assert.equal(memory!.size("default"), 1);
+    assert.equal((await client.recognize({ image: face("face_recognition/biden2.jpg") })).matched, false);
+  });
+
+  it("holds nothing with FACE_EXACT_SEARCH_MAX_FACES=0", async () => {
+    const off = await startTestServer({ FACE_EXACT_SEARCH_MAX_FACES: "0" });
+    try {
+      assert.equal(off.database.memory, undefined);
+    } finally {
+      await off.close();
+    }
   });
 });
