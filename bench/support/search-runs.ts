@@ -53,8 +53,12 @@ async function exactTop1(knex: Knex, table: string, collection: string, probe: F
   });
 }
 
-async function userIds(knex: Knex, identifiers: string[], collection: string): Promise<Map<string, string>> {
-  const rows = await knex("users").whereIn("identifier", identifiers).andWhere({ collection }).select("id", "identifier");
+/**
+ * Every user of the collection, identifier to id: a search's answer is compared with the exact one
+ * by id, and for a hard probe the exact nearest user is often not the one the probe was made from.
+ */
+async function userIds(knex: Knex, collection: string): Promise<Map<string, string>> {
+  const rows = await knex("users").where({ collection }).select("id", "identifier");
   return new Map(rows.map((r: { id: number; identifier: string }) => [r.identifier, String(r.id)]));
 }
 
@@ -87,7 +91,7 @@ export async function gallerySearch(target: GalleryTarget, size: number, mainten
   let ids: Map<string, string>;
   try {
     const samples = await sampleUsers(database.knex, collection, PROBES);
-    ids = await userIds(database.knex, samples.map((s) => s.identifier), collection);
+    ids = await userIds(database.knex, collection);
     for (const [kind, distance] of Object.entries(PROBE_DISTANCES)) {
       const probes = samples.map((s) => ({ ...s, probe: probeNear(s.embedding, distance) }));
       const exact: string[] = [];
