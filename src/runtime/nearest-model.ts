@@ -31,7 +31,7 @@ function node(opType: string, inputs: readonly string[], outputs: readonly strin
   ]);
 }
 
-/** Input and output names of the model. */
+/** Input and output names of the model (TopK's values, the similarities, are an output nobody reads). */
 export const NEAREST = { query: "query", gallery: "gallery", k: "k", similarities: "similarities", rows: "rows" } as const;
 
 /** The model's bytes, for `dims`-dimensional rows; the gallery's row count and k are given per run. */

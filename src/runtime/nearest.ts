@@ -1,18 +1,11 @@
 import ort from "onnxruntime-node";
 import { NEAREST, nearestNeighbourModel } from "./nearest-model.js";
 
-/** The k rows of a gallery most similar to a query, most similar first. */
-export interface NearestRows {
-  rows: Int32Array;
-  /** Dot products with the query (cosine similarities for unit-length rows), in the order of `rows`. */
-  similarities: Float32Array;
-}
-
 /**
- * Finds the k rows of `gallery` (its first `rowCount` rows of `query.length` floats) with the
- * largest dot product with `query`.
+ * The k rows of `gallery` (its first `rowCount` rows of `query.length` floats) with the largest dot
+ * product with `query`, largest first.
  */
-export type FindNearest = (gallery: Float32Array, rowCount: number, query: Float32Array, k: number) => Promise<NearestRows>;
+export type FindNearest = (gallery: Float32Array, rowCount: number, query: Float32Array, k: number) => Promise<Int32Array>;
 
 /**
  * An exact search through onnxruntime (nearest-model.ts), on the calling thread with one thread:
@@ -32,15 +25,12 @@ export function createFindNearest(): FindNearest {
     }
     const s = await session;
     const take = Math.min(k, rowCount);
-    if (take === 0) return { rows: new Int32Array(0), similarities: new Float32Array(0) };
+    if (take === 0) return new Int32Array(0);
     const result = await s.run({
       [NEAREST.query]: new ort.Tensor("float32", query, [1, dims]),
       [NEAREST.gallery]: new ort.Tensor("float32", gallery.subarray(0, rowCount * dims), [rowCount, dims]),
       [NEAREST.k]: new ort.Tensor("int64", BigInt64Array.of(BigInt(take)), [1]),
     });
-    return {
-      rows: Int32Array.from(result[NEAREST.rows].data as BigInt64Array, Number),
-      similarities: result[NEAREST.similarities].data as Float32Array,
-    };
+    return Int32Array.from(result[NEAREST.rows].data as BigInt64Array, Number);
   };
 }

@@ -42,7 +42,7 @@ export interface DatabaseOptions {
   dataDir: string;
   /** hnsw.ef_search of every connection (pgvector's default when absent): candidates an HNSW scan keeps; more is slower and more exact. */
   hnswEfSearch?: number;
-  /** PGlite: faces the memory gallery may hold (0: none; absent: the configuration's default). */
+  /** PGlite: faces the memory gallery may hold (0 or absent: no gallery; the service passes FACE_EXACT_SEARCH_MAX_FACES). */
   exactSearchMaxFaces?: number;
 }
 

@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
-import type { MemoryGallery, NearFace } from "./memory-gallery.js";
+import type { MemoryGallery } from "./memory-gallery.js";
 
 /** Where a reference face came from (migrations/006_face_origin.sql). */
 export type FaceOrigin = "registered" | "auto";
@@ -106,7 +106,7 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
    * by the distance pgvector computes, so an answer does not move in its last digits between a
    * search in memory and one through the index.
    */
-  async function usersOf(collection: string, embedding: Float32Array, near: readonly NearFace[], limit: number): Promise<SearchHit[]> {
+  async function usersOf(collection: string, embedding: Float32Array, faceIds: readonly number[], limit: number): Promise<SearchHit[]> {
     const result = await runSearch((db) => db.raw(
       `WITH q AS (SELECT ?::vector AS v)
        SELECT f.embedding <=> (SELECT v FROM q) AS distance, u.identifier, ${PRIMARY_COLUMNS}
@@ -117,7 +117,7 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
           AND NOT EXISTS (SELECT 1 FROM negative_examples x
                            WHERE x.user_id = u.id AND (x.embedding <=> (SELECT v FROM q)) <= ?)
         ORDER BY distance`,
-      [vectorParam(embedding), `{${near.map((f) => f.faceId).join(",")}}`, collection, negativeMaxDistance],
+      [vectorParam(embedding), `{${faceIds.join(",")}}`, collection, negativeMaxDistance],
     ));
     const hits: SearchHit[] = [];
     const seen = new Set<number>();

@@ -2,12 +2,6 @@ import type { Knex } from "knex";
 import pgvector from "pgvector";
 import type { FindNearest } from "../runtime/nearest.js";
 
-/** A face of a collection close to a query, as the in-memory gallery has it. */
-export interface NearFace {
-  faceId: number;
-  distance: number;
-}
-
 /**
  * The embeddings of small collections held in memory, searched exactly (every face compared) by
  * onnxruntime instead of through the HNSW index: on PGlite, where the index scan runs in
@@ -27,8 +21,8 @@ export interface NearFace {
  * is held once.
  */
 export interface MemoryGallery {
-  /** The faces closest to `query`, closest first (at most k); undefined when the collection is not held (search the index). */
-  nearest(collection: string, query: Float32Array, k: number): Promise<NearFace[] | undefined>;
+  /** Ids of the faces closest to `query`, closest first (at most k); undefined when the collection is not held (search the index). */
+  nearest(collection: string, query: Float32Array, k: number): Promise<number[] | undefined>;
   /** Reads the collection now unless held or being read; whether it is held afterwards. */
   hold(collection: string): Promise<boolean>;
   /**
@@ -220,12 +214,10 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
       unitInto(unitQuery, 0, query, dims);
       // What the search reads is fixed now: rows added later go past `count`, and compaction makes new arrays.
       const { matrix, count, faceIds } = gallery;
-      const found = await findNearest(matrix, count, unitQuery, Math.min(k + gallery.removedRows, count));
-      const faces: NearFace[] = [];
-      for (let i = 0; i < found.rows.length && faces.length < k; i++) {
-        const row = found.rows[i];
-        if (faceIds[row] < 0) continue; // removed while the search ran
-        faces.push({ faceId: faceIds[row], distance: 1 - found.similarities[i] });
+      const rows = await findNearest(matrix, count, unitQuery, Math.min(k + gallery.removedRows, count));
+      const faces: number[] = [];
+      for (let i = 0; i < rows.length && faces.length < k; i++) {
+        if (faceIds[rows[i]] >= 0) faces.push(faceIds[rows[i]]); // -1: removed while the search ran
       }
       return faces;
     },
