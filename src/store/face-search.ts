@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { runPlanned } from "./planned-statement.js";
 import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
 import type { MemoryGallery } from "./memory-gallery.js";
@@ -107,7 +108,9 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
    * search in memory and one through the index.
    */
   async function usersOf(collection: string, embedding: Float32Array, faceIds: readonly number[], limit: number): Promise<SearchHit[]> {
-    const result = await runSearch((db) => db.raw(
+    // Planned once on PGlite (planned-statement.ts): planning it was most of its time.
+    const rows = await runSearch((db) => runPlanned(
+      db,
       `WITH q AS (SELECT ?::vector AS v)
        SELECT f.embedding <=> (SELECT v FROM q) AS distance, u.identifier, ${PRIMARY_COLUMNS}
          FROM faces f
@@ -121,7 +124,7 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
     ));
     const hits: SearchHit[] = [];
     const seen = new Set<number>();
-    for (const row of result.rows as HitRow[]) {
+    for (const row of rows as HitRow[]) {
       if (seen.has(Number(row.user_id))) continue;
       seen.add(Number(row.user_id));
       hits.push(hitOf(row, Number(row.distance)));
