@@ -12,7 +12,7 @@ import { createOnnxRuntime } from "../src/runtime/onnx.js";
 import type { ModelName } from "../src/runtime/models.js";
 import { loadConfig } from "../src/config.js";
 import { singleFace640x480 } from "../test/support/testdata.js";
-import { timeRuns, WARM_UP_RUNS } from "./support/timing.js";
+import { timeRuns } from "./support/timing.js";
 import { percentile, printTable } from "./table.js";
 
 const RUNS = 50;
@@ -57,7 +57,7 @@ const modelRows = [];
 for (const [model, dims, type] of modelInputs) {
   const size = dims.reduce((a, b) => a * b);
   const input = () => ({ data: type === "uint8" ? Uint8Array.from({ length: size }, () => Math.random() * 256) : Float32Array.from({ length: size }, () => Math.random() - 0.5), dims });
-  const ms = await timeRuns(RUNS, input, (data) => runtime.run(model, data));
+  const { ms } = await timeRuns(RUNS, input, (data) => runtime.run(model, data));
   modelRows.push({ model, "p50 ms": percentile(ms, 50).toFixed(2), "p95 ms": percentile(ms, 95).toFixed(2) });
 }
 printTable(`Models alone on the inference workers, ${RUNS} runs`, modelRows);
@@ -76,10 +76,8 @@ const decodes: [string, Uint8Array, number | undefined][] = [
 ];
 const decodeRows = [];
 for (const [label, bytes, side] of decodes) {
-  const cpu = process.cpuUsage();
-  const ms = await timeRuns(RUNS * 2, () => bytes, (b) => engine.decode(b, side));
-  const used = process.cpuUsage(cpu);
-  decodeRows.push({ image: label, "p50 ms": percentile(ms, 50).toFixed(2), "p10 ms": percentile(ms, 10).toFixed(2), "CPU ms each": ((used.user + used.system) / 1000 / (ms.length + WARM_UP_RUNS)).toFixed(2) });
+  const { ms, cpuMsEach } = await timeRuns(RUNS * 2, () => bytes, (b) => engine.decode(b, side));
+  decodeRows.push({ image: label, "p50 ms": percentile(ms, 50).toFixed(2), "p10 ms": percentile(ms, 10).toFixed(2), "CPU ms each": cpuMsEach.toFixed(2) });
 }
 printTable(`Decoding alone (sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}), ${RUNS * 2} runs each`, decodeRows);
 

@@ -132,7 +132,7 @@ async function floorMs(): Promise<{ decode: number; detect: number; embed: numbe
   try {
     const decoded = await engine.decode(photo);
     const face = new Float32Array(3 * 112 * 112).map(() => Math.random() - 0.5);
-    const p50 = async <T>(prepare: () => T, work: (input: T) => Promise<unknown>) => percentile(await timeRuns(LATENCY_RUNS, prepare, work), 50);
+    const p50 = async <T>(prepare: () => T, work: (input: T) => Promise<unknown>) => percentile((await timeRuns(LATENCY_RUNS, prepare, work)).ms, 50);
     const decode = await p50(() => photo, (bytes) => engine.decode(bytes));
     // Each run gets its own copy of the input: its buffer is transferred to the worker.
     // The model's time does not depend on what the pixels show: the photo's first bytes fill the input.
