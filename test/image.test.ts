@@ -84,6 +84,23 @@ test("box downsampling (halving and larger factors) equals plain block averages"
   }
 });
 
+test("halving a region equals plain block averages of that region, whether its rows can be read as 32-bit words or not", () => {
+  const src = randomImage(40, 30, 11);
+  const crop = (x0: number, y0: number, x1: number, y1: number): RgbImage => {
+    const data = new Uint8Array((x1 - x0) * (y1 - y0) * 3);
+    for (let y = y0; y < y1; y++) data.set(src.data.subarray((y * 40 + x0) * 3, (y * 40 + x1) * 3), (y - y0) * (x1 - x0) * 3);
+    return { data, width: x1 - x0, height: y1 - y0 };
+  };
+  // Word-aligned rows with an odd number of output pixels, unaligned starts, the whole frame.
+  for (const [x0, y0, x1, y1] of [[4, 2, 19, 29], [8, 1, 40, 30], [3, 1, 40, 30], [0, 0, 40, 30], [0, 3, 6, 9]]) {
+    assert.deepEqual(boxDownsample(src, 2, x0, y0, x1, y1).data, referenceBoxDownsample(crop(x0, y0, x1, y1), 2), `region ${x0},${y0} to ${x1},${y1}`);
+  }
+  // A view into a larger buffer that does not start on a 4-byte boundary.
+  const shifted = new Uint8Array(src.data.length + 1);
+  shifted.set(src.data, 1);
+  assert.deepEqual(boxDownsample({ ...src, data: shifted.subarray(1) }, 2).data, referenceBoxDownsample(src, 2));
+});
+
 test("a letterbox that shrinks 2x reads the averaged frame 1:1", () => {
   const src = randomImage(64, 48, 3);
   const letterbox: Affine = [2, 0, 0.5, 0, 2, 0.5];
