@@ -151,15 +151,16 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
 
     async distanceToUser(collection: string, identifier: string, embedding: Float32Array, options: DistanceOptions = {}): Promise<number | undefined> {
       const { origin, mayLag = false } = options;
-      const query = (db: Knex) => db.raw(
+      const query = (db: Knex) => runPlanned(
+        db,
         `SELECT u.id, min(f.embedding <=> ?::vector) AS distance
            FROM users u LEFT JOIN faces f ON f.user_id = u.id AND (?::text IS NULL OR f.origin = ?)
           WHERE u.collection = ? AND u.identifier = ?
           GROUP BY u.id`,
         [vectorParam(embedding), origin ?? null, origin ?? null, collection, identifier],
       );
-      const result = await (mayLag ? runSearch(query) : query(knex));
-      const row = result.rows[0] as { distance: number | string | null } | undefined;
+      const rows = await (mayLag ? runSearch(query) : query(knex));
+      const row = rows[0] as { distance: number | string | null } | undefined;
       return row === undefined || row.distance === null ? undefined : Number(row.distance);
     },
   };
