@@ -47,7 +47,7 @@ export async function runPlanned(db: Knex, sql: string, bindings: readonly Knex.
         const serialize = pglite.serializers[statement.paramTypes[i]];
         return (serialize ? serialize(value) : String(value)) as string | Uint8Array;
       });
-      const { messages } = await pglite.execProtocol(concat([
+      const { messages } = await pglite.execProtocol(Buffer.concat([
         ...execution(protocol, generic.name, []),
         ...execution(protocol, statement.name, values),
         protocol.serialize.sync(),
@@ -74,7 +74,7 @@ async function preparedStatement(pglite: PGlite, { parse, protocol }: PgliteModu
   const known = statements.get(sql);
   if (known !== undefined) return known;
   const name = `face_planned_${statements.size + 1}`;
-  const { messages } = await pglite.execProtocol(concat([
+  const { messages } = await pglite.execProtocol(Buffer.concat([
     protocol.serialize.parse({ name, text: withNumberedPlaceholders(sql) }),
     protocol.serialize.describe({ type: "S", name }),
     protocol.serialize.sync(),
@@ -88,14 +88,4 @@ async function preparedStatement(pglite: PGlite, { parse, protocol }: PgliteModu
 function withNumberedPlaceholders(sql: string): string {
   let n = 0;
   return sql.replace(/\\\?|\?/g, (match) => (match === "?" ? `$${++n}` : "?"));
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((length, part) => length + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
