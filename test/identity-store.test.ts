@@ -35,7 +35,7 @@ describe("identity store on synthetic embeddings", () => {
   it("logs no detection of a person deleted while their frame was being logged", async () => {
     const collection = "deleted-in-flight";
     await store.addFace(collection, "leaving", storedFace(vectorAt(0, 1)), undefined);
-    const log = createDetectionLog(server.database.knex);
+    const log = createDetectionLog(server.database.knex, { flushAfterMs: 100 });
     const seen = (identifier: string) => ({ identifier, frameId: "f1", trackId: 1, box: { x: 0, y: 0, width: 10, height: 10 }, confidence: 0.9, distance: 0.1 });
     // DeleteUser's transaction, still open: it has locked and deleted the user and erased their log.
     const deleting = await server.database.knex.transaction();

@@ -14,7 +14,7 @@ export interface DetectionRecord {
 /** The detection log: every face SyncFrame and Sync saw. */
 export interface DetectionLog {
   /**
-   * Queues a frame's faces; they are written with the other frames of the next FLUSH_AFTER_MS in
+   * Queues a frame's faces; they are written with the other frames of the next `flushAfterMs` in
    * one statement (or at once when MAX_BATCH_ROWS are waiting), so a frame does not wait for it.
    */
   record(collection: string, detections: readonly DetectionRecord[]): void;
@@ -35,16 +35,16 @@ export interface DetectionLog {
 export interface DetectionLogOptions {
   /** Told when queued entries could not be written: kept to be tried again, or dropped when the database refused their data. */
   onWriteError?: (error: unknown, entries: number, kept: boolean) => void;
-  /** How long an entry may wait for others to share its statement (FACE_DETECTION_LOG_FLUSH_MS). */
-  flushAfterMs?: number;
+  /**
+   * How long an entry may wait for others to share its statement (FACE_DETECTION_LOG_FLUSH_MS).
+   * Each write costs a statement whatever it holds: on PGlite, which runs on the service's main
+   * thread, one frame's entries took 1.46 ms of it, three frames' together 0.58 ms a frame and ten
+   * frames' 0.19 (`npm run bench:detection-log`). At 100 ms, a Sync stream at 30 frames/s writes
+   * three frames a statement.
+   */
+  flushAfterMs: number;
 }
 
-/**
- * Each write costs a statement whatever it holds: on PGlite, which runs on the service's main thread,
- * one frame's entries took 1.46 ms of it, three frames' together 0.58 ms a frame and ten frames'
- * 0.19 (`npm run bench:detection-log`). A Sync stream at 30 frames/s writes three frames a statement.
- */
-const FLUSH_AFTER_MS = 100;
 const MAX_BATCH_ROWS = 500;
 /** Entries kept while the database cannot take them (it is down); the oldest go beyond this. */
 const MAX_QUEUED_ROWS = 50_000;
@@ -64,8 +64,8 @@ interface QueuedRow {
   distance: number;
 }
 
-export function createDetectionLog(knex: Knex, options: DetectionLogOptions = {}): DetectionLog {
-  const flushAfterMs = options.flushAfterMs ?? FLUSH_AFTER_MS;
+export function createDetectionLog(knex: Knex, options: DetectionLogOptions): DetectionLog {
+  const { flushAfterMs } = options;
   let queued: QueuedRow[] = [];
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
