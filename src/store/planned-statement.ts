@@ -3,6 +3,13 @@ import type { PGlite } from "@electric-sql/pglite";
 
 type Row = Record<string, unknown>;
 
+/**
+ * A parameter as PGlite's serializers take it: text, a number, bytes (pgvector's binary form) or
+ * null. An array goes as its PostgreSQL literal (`{1,2}`): knex converts a JavaScript array, this
+ * path would not.
+ */
+export type PlannedBinding = string | number | Buffer | null;
+
 /** A statement prepared on one PGlite instance: its name and its parameters' type OIDs. */
 interface Prepared {
   name: string;
@@ -30,7 +37,7 @@ const GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan'
  * PGlite as one batch, where its query() makes six round trips. In a transaction, and on a
  * server (where a transaction-mode pooler would lose named statements), it runs as knex.raw.
  */
-export async function runPlanned(db: Knex, sql: string, bindings: readonly Knex.RawBinding[]): Promise<Row[]> {
+export async function runPlanned(db: Knex, sql: string, bindings: readonly PlannedBinding[]): Promise<Row[]> {
   // knex-pglite keeps its one PGlite instance on its client.
   const pglite = (db.client as { pglite?: PGlite }).pglite;
   if (pglite === undefined || db.isTransaction === true) return (await db.raw(sql, bindings)).rows as Row[];
@@ -43,7 +50,7 @@ export async function runPlanned(db: Knex, sql: string, bindings: readonly Knex.
       const statement = await preparedStatement(pglite, module, sql);
       const generic = await preparedStatement(pglite, module, GENERIC_PLANS);
       const values = bindings.map((value, i) => {
-        if (value === null || value === undefined) return null;
+        if (value === null) return null;
         const serialize = pglite.serializers[statement.paramTypes[i]];
         return (serialize ? serialize(value) : String(value)) as string | Uint8Array;
       });
