@@ -130,8 +130,8 @@ async function floorMs(): Promise<{ decode: number; detect: number; embed: numbe
   const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers });
   const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels } });
   try {
-    // Models loaded first: their loading on the inference workers would otherwise share the cores
-    // with the decoding measured below.
+    // The inference workers started and their models loaded first: workers still starting (their
+    // imports) would otherwise share the cores with the decoding measured below.
     await engine.warmUp();
     const decoded = await engine.decode(photo);
     const face = new Float32Array(3 * 112 * 112).map(() => Math.random() - 0.5);
