@@ -58,6 +58,22 @@ describe("the service process (what npm start runs)", () => {
 });
 
 describe("npm start", () => {
+  /**
+   * npm's processes started here. Each leads a process group of its own (npm, its shell, the
+   * service), so a test that fails before it stops one still ends the whole group: a service left
+   * running would keep the test file, and CI, from ever finishing.
+   */
+  const groups: ChildProcess[] = [];
+  after(() => {
+    for (const child of groups) {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // the group has exited already
+      }
+    }
+  });
+
   /** Runs `npm start` on `dataDir` and waits until it answers /health; returns the child and the time that took. */
   async function npmStart(dataDir: string) {
     const port = await freePort();
@@ -65,7 +81,9 @@ describe("npm start", () => {
     const child = spawn("npm", ["start"], {
       env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", FACE_DATA_DIR: dataDir, DATABASE_URL: process.env.TEST_DATABASE_URL ?? "", LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
     });
+    groups.push(child);
     let output = "";
     child.stdout!.on("data", (d) => (output += d));
     child.stderr!.on("data", (d) => (output += d));
