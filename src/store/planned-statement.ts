@@ -47,8 +47,9 @@ export async function runPlanned(db: Knex, sql: string, bindings: readonly Plann
     const module = await (pgliteModule ??= import("@electric-sql/pglite"));
     const { parse, protocol } = module;
     return await pglite._runExclusiveQuery(async () => {
-      const statement = await preparedStatement(pglite, module, sql);
-      const generic = await preparedStatement(pglite, module, GENERIC_PLANS);
+      // knex numbers the placeholders as it would for PostgreSQL ($1, $2, ...).
+      const statement = await preparedStatement(pglite, module, sql, () => db.raw(sql, bindings).toSQL().toNative().sql);
+      const generic = await preparedStatement(pglite, module, GENERIC_PLANS, () => GENERIC_PLANS);
       const values = bindings.map((value, i) => {
         if (value === null) return null;
         const serialize = pglite.serializers[statement.paramTypes[i]];
@@ -75,24 +76,19 @@ function execution({ serialize }: PgliteModule["protocol"], statement: string, v
   ];
 }
 
-async function preparedStatement(pglite: PGlite, { parse, protocol }: PgliteModule, sql: string): Promise<Prepared> {
+/** The statement `sql` prepared on `pglite` (once, as `text`: its placeholders numbered). */
+async function preparedStatement(pglite: PGlite, { parse, protocol }: PgliteModule, sql: string, text: () => string): Promise<Prepared> {
   let statements = preparedOn.get(pglite);
   if (statements === undefined) preparedOn.set(pglite, (statements = new Map()));
   const known = statements.get(sql);
   if (known !== undefined) return known;
   const name = `face_planned_${statements.size + 1}`;
   const { messages } = await pglite.execProtocol(Buffer.concat([
-    protocol.serialize.parse({ name, text: withNumberedPlaceholders(sql) }),
+    protocol.serialize.parse({ name, text: text() }),
     protocol.serialize.describe({ type: "S", name }),
     protocol.serialize.sync(),
   ]), { syncToFs: false });
   const prepared = { name, paramTypes: parse.parseDescribeStatementResults(messages) };
   statements.set(sql, prepared);
   return prepared;
-}
-
-/** `?` to `$1`, `$2`, ... as knex numbers them for PostgreSQL (`\?` stays a literal question mark). */
-function withNumberedPlaceholders(sql: string): string {
-  let n = 0;
-  return sql.replace(/\\\?|\?/g, (match) => (match === "?" ? `$${++n}` : "?"));
 }
