@@ -78,20 +78,26 @@ export function rocFigures(genuine: number[], impostor: number[], totals = { gen
   return { auc, far1e2: tarAt(1e-2), far1e3: tarAt(1e-3), found: { far1e3: tarAt(1e-3, totals.impostor, totals.genuine) }, eer, eerThreshold, farAt: (t: number) => below(imp, t), tarAtThreshold: (t: number) => below(gen, t) };
 }
 
-function pairs(samples: Sample[]) {
+/**
+ * Genuine and impostor distances of the pairs `pairsOf` names; `totals` also counts the pairs with
+ * a face not found (no distance).
+ */
+function distances(pairsOf: Iterable<[Sample, Sample]>) {
   const genuine: number[] = [];
   const impostor: number[] = [];
   const totals = { genuine: 0, impostor: 0 };
-  for (let i = 0; i < samples.length; i++) {
-    for (let j = i + 1; j < samples.length; j++) {
-      const same = samples[i].identity === samples[j].identity;
-      totals[same ? "genuine" : "impostor"]++;
-      const a = samples[i].embedding, b = samples[j].embedding;
-      if (!a || !b) continue;
-      (same ? genuine : impostor).push(cosineDistance(a, b));
-    }
+  for (const [a, b] of pairsOf) {
+    const same = a.identity === b.identity;
+    totals[same ? "genuine" : "impostor"]++;
+    if (!a.embedding || !b.embedding) continue;
+    (same ? genuine : impostor).push(cosineDistance(a.embedding, b.embedding));
   }
   return { genuine, impostor, totals };
+}
+
+/** Every two images of one set. */
+function* pairs(samples: Sample[]): Generator<[Sample, Sample]> {
+  for (let i = 0; i < samples.length; i++) for (let j = i + 1; j < samples.length; j++) yield [samples[i], samples[j]];
 }
 
 /**
@@ -99,20 +105,8 @@ function pairs(samples: Sample[]) {
  * full-resolution embedding (the reference registered from a good photo); a photo is never paired
  * with its own copy.
  */
-function pairsAgainstReferences(references: Sample[], probes: Sample[]) {
-  const genuine: number[] = [];
-  const impostor: number[] = [];
-  const totals = { genuine: 0, impostor: 0 };
-  for (const [i, probe] of probes.entries()) {
-    for (const [j, reference] of references.entries()) {
-      if (i === j) continue;
-      const same = probe.identity === reference.identity;
-      totals[same ? "genuine" : "impostor"]++;
-      if (!probe.embedding || !reference.embedding) continue;
-      (same ? genuine : impostor).push(cosineDistance(probe.embedding, reference.embedding));
-    }
-  }
-  return { genuine, impostor, totals };
+function* pairsAgainstReferences(references: Sample[], probes: Sample[]): Generator<[Sample, Sample]> {
+  for (const [i, probe] of probes.entries()) for (const [j, reference] of references.entries()) if (i !== j) yield [probe, reference];
 }
 
 const entries = manifest();
@@ -141,13 +135,15 @@ for (const entry of entries) {
 
 const defaultThreshold = Number(process.env.FACE_MATCH_THRESHOLD ?? 0.6);
 const rows = [];
-const sets: [string, Sample[], ReturnType<typeof pairs>][] = [
+type PairedSet = [name: string, samples: Sample[], pairs: Iterable<[Sample, Sample]>];
+const sets: PairedSet[] = [
   ["full resolution", full, pairs(full)],
   [`face ~${SMALL_FACE_PX} px`, small, pairs(small)],
-  ...CAMERA_FACE_PX.map((px, i): [string, Sample[], ReturnType<typeof pairs>] => [`~${px} px face in a 640x480 frame`, camera[i], pairs(camera[i])]),
-  ...CAMERA_FACE_PX.map((px, i): [string, Sample[], ReturnType<typeof pairs>] => [`~${px} px face in a 640x480 frame against full-resolution references`, camera[i], pairsAgainstReferences(full, camera[i])]),
+  ...CAMERA_FACE_PX.map((px, i): PairedSet => [`~${px} px face in a 640x480 frame`, camera[i], pairs(camera[i])]),
+  ...CAMERA_FACE_PX.map((px, i): PairedSet => [`~${px} px face in a 640x480 frame against full-resolution references`, camera[i], pairsAgainstReferences(full, camera[i])]),
 ];
-for (const [name, samples, { genuine, impostor, totals }] of sets) {
+for (const [name, samples, pairsOf] of sets) {
+  const { genuine, impostor, totals } = distances(pairsOf);
   const r = rocFigures(genuine, impostor, totals);
   rows.push({
     set: name,
