@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rm } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -77,7 +78,10 @@ describeUnless(pythonGrpcSkip, "one oversized message refuses that call only (Py
     server = await startTestServer();
     stubs = await generatePythonStubs();
   });
-  after(() => server.close());
+  after(async () => {
+    await server.close();
+    await rm(stubs, { recursive: true, force: true });
+  });
 
   it("answers RESOURCE_EXHAUSTED to a 40 MB Register while the channel's Sync stream and later calls go on", async () => {
     const seen = await runPythonClient<Record<string, unknown>>(stubs, server.url.replace("http://", ""), "oversized", [`${FACES_DIR}/face_recognition/obama.jpg`]);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rm } from "node:fs/promises";
 import { after, before, it } from "node:test";
 import { FACES_DIR } from "./support/testdata.js";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
@@ -12,7 +13,10 @@ describeUnless(pythonGrpcSkip, "a Python grpcio client generated from proto/", (
     server = await startTestServer();
     stubs = await generatePythonStubs();
   });
-  after(() => server.close());
+  after(async () => {
+    await server.close();
+    await rm(stubs, { recursive: true, force: true });
+  });
 
   it("registers, recognizes the person and a stranger, and streams the clip through Sync in order with a bad frame answered", async () => {
     const seen = await runPythonClient<Record<string, unknown>>(stubs, new URL(server.url).host, "session", [FACES_DIR]);
