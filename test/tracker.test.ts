@@ -22,6 +22,19 @@ describe("face tracker", () => {
     assert.equal(next.needsSearch, false);
   });
 
+  it("searches a steady face again every 15 frames when named, every 10 when unknown", () => {
+    for (const [identifier, every] of [["lin", 15], ["", 10]] as const) {
+      const { tracker } = trackerAfter(box(0), identifier);
+      const searched: number[] = [];
+      for (let frame = 1; frame <= 2 * every; frame++) {
+        const [next] = tracker.assign("c", [box(0)]);
+        if (next.needsSearch) searched.push(frame);
+        tracker.commit("c", [{ ...next.track, framesSinceSearch: next.needsSearch ? 0 : next.track.framesSinceSearch }]);
+      }
+      assert.deepEqual(searched, [every, 2 * every], identifier || "unknown");
+    }
+  });
+
   it("searches a face again when its box jumped, though it overlaps enough to keep the track", () => {
     // A cut to someone else standing where the known face was, or an unknown face turning to the
     // camera: the track goes on (IoU 0.5), its identity is checked now, not frames later.
