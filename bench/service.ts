@@ -163,10 +163,10 @@ async function floorMs(): Promise<{ decode: number; detect: number; embed: numbe
 }
 const floor = await floorMs();
 
-// --- face-api on the same photo and clip (a prefix of it: it runs at a few frames per second). Each
-// half of its runs goes just before, the other just after, the service's runs it is compared with:
-// this machine's speed drifts within a run, and a ratio of two times taken minutes apart moved with
-// it (face-api took 281 to 377 ms per photo in one day's runs).
+// --- face-api on the same photo and clip (a prefix of it: it runs at a few frames per second). Half
+// of its runs go just before the service's runs they are compared with, half just after: this
+// machine's speed drifts within a run, and a ratio of two times taken minutes apart moved with it
+// (face-api took 281 to 377 ms per photo in one day's runs).
 const faceApi = await loadFaceApi();
 for (let i = 0; i < 3; i++) await faceApi.describeAll(photo);
 const faceApiMs: number[] = [];

@@ -26,9 +26,9 @@ const RECHECK_KNOWN_EVERY_FRAMES = 15;
 /**
  * An unknown tracked face is searched again this often: the person may have turned to the camera or
  * been registered meanwhile (a box that jumped is searched at once). A third of a second at 30 frames
- * per second. Every 5 frames, the clip's strangers were most of a stream's searches: at 10 a stream
- * of the clip answered the same faces and names with 55 searches instead of 72, at 143-158 frames/s
- * against 122-140 (README, Benchmarks).
+ * per second. Searched every 5 frames, the clip's strangers were most of a stream's searches; every
+ * 10, a stream of the clip answered the same faces and names with 55 searches instead of 72, at
+ * 143-158 frames/s against 122-140 (README, Benchmarks).
  */
 const RECHECK_UNKNOWN_EVERY_FRAMES = 10;
 
