@@ -135,9 +135,9 @@ async function floorMs(): Promise<{ decode: number; detect: number; embed: numbe
     await engine.warmUp();
     const face = new Float32Array(3 * 112 * 112).map(() => Math.random() - 0.5);
     // One photo after another, each decoded, detected and embedded in turn, as a call goes: decoding
-    // back to back with nothing between ran up to twice as slow here (p50 5.2-6.2 ms against
-    // 2.4-2.6 in turn, and 3.4-3.5 in the service; by hand, 2026-12-03), which made the floor look
-    // larger than what the service does.
+    // back to back with nothing between ran up to twice as slow here (2026-12-03: p50 5.2-6.2 ms in
+    // three of five runs of this table, where the service's decode stage read 3.4-3.5; 2.4-2.6 in
+    // turn, by hand), which made the floor look larger than what the service does.
     const parts = { decode: [] as number[], detect: [] as number[], embed: [] as number[] };
     const timed = async <T>(part: number[], work: () => Promise<T>) => {
       const start = performance.now();
