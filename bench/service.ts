@@ -21,7 +21,7 @@ import { createOnnxRuntime } from "../src/runtime/onnx.js";
 import { face, FACES_DIR, singleFace640x480 } from "../test/support/testdata.js";
 import { startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
 import { loadFaceApi } from "./support/face-api.js";
-import { timeRuns } from "./support/timing.js";
+import { timedInto, timeRuns } from "./support/timing.js";
 import { openGallery, pgliteGalleryDir, place, type GalleryTarget } from "./support/galleries.js";
 import { EXACT_IN_MEMORY, gallerySearch, searchTargets } from "./support/search-runs.js";
 import { percentile, printTable } from "./table.js";
@@ -139,20 +139,14 @@ async function floorMs(): Promise<{ decode: number; detect: number; embed: numbe
     // three of five runs of this table, where the service's decode stage read 3.4-3.5; 2.4-2.6 in
     // turn, by hand), which made the floor look larger than what the service does.
     const parts = { decode: [] as number[], detect: [] as number[], embed: [] as number[] };
-    const timed = async <T>(part: number[], work: () => Promise<T>) => {
-      const start = performance.now();
-      const result = await work();
-      part.push(performance.now() - start);
-      return result;
-    };
     await timeRuns(LATENCY_RUNS, () => photo, async (bytes) => {
-      const decoded = await timed(parts.decode, () => engine.decode(bytes));
+      const decoded = await timedInto(parts.decode, () => engine.decode(bytes));
       // The input gets its own copy: its buffer is transferred to the worker. The model's time does
       // not depend on what the pixels show: the photo's first bytes fill the input.
       const input = scanInputSize(decoded.width, decoded.height, QUICK_SIDE);
       const data = decoded.data.slice(0, input.width * input.height * 3);
-      await timed(parts.detect, () => runtime.run("detect", { data, dims: [1, input.height, input.width, 3] }));
-      await timed(parts.embed, () => runtime.run("feature", { data: face.slice(), dims: [1, 3, 112, 112] }));
+      await timedInto(parts.detect, () => runtime.run("detect", { data, dims: [1, input.height, input.width, 3] }));
+      await timedInto(parts.embed, () => runtime.run("feature", { data: face.slice(), dims: [1, 3, 112, 112] }));
     });
     // The timed runs are the last ones; the warm-up's come first.
     const [decode, detect, embed] = [parts.decode, parts.detect, parts.embed].map((part) => percentile(part.slice(-LATENCY_RUNS), 50));
@@ -171,11 +165,7 @@ const faceApi = await loadFaceApi();
 for (let i = 0; i < 3; i++) await faceApi.describeAll(photo);
 const faceApiMs: number[] = [];
 async function faceApiPhotos(count: number): Promise<void> {
-  for (let i = 0; i < count; i++) {
-    const start = performance.now();
-    await faceApi.describeAll(photo);
-    faceApiMs.push(performance.now() - start);
-  }
+  for (let i = 0; i < count; i++) await timedInto(faceApiMs, () => faceApi.describeAll(photo));
 }
 const faceApiClip = { frames: 0, ms: 0 };
 async function faceApiFrames(frames: Uint8Array[]): Promise<void> {

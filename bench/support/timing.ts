@@ -26,3 +26,11 @@ export async function timeRuns<T>(runs: number, prepare: () => T, work: (input: 
   const used = process.cpuUsage(cpu);
   return { ms, cpuMsEach: (used.user + used.system) / 1000 / runs };
 }
+
+/** Runs `work`, adds its milliseconds to `into`, and returns its result. */
+export async function timedInto<T>(into: number[], work: () => Promise<T>): Promise<T> {
+  const start = performance.now();
+  const result = await work();
+  into.push(performance.now() - start);
+  return result;
+}
