@@ -369,6 +369,35 @@ describe("align and embed", () => {
     assert.deepEqual(alignFace(noise, eyes(0.2)).data, warpAffineCubic(noise, map, 112, 112).data);
   });
 
+  it("repeats the edge pixels for bicubic taps past the image's edge", () => {
+    // The same warp over the image with its edges repeated 3 px outwards (the map shifted to match)
+    // reads every tap inside: both must agree wherever a sample falls inside the original.
+    const width = 20, height = 16, pad = 3;
+    const image = { data: new Uint8Array(width * height * 3).map((_, i) => (i * 7919) % 251), width, height };
+    const padded = { data: new Uint8Array((width + 2 * pad) * (height + 2 * pad) * 3), width: width + 2 * pad, height: height + 2 * pad };
+    for (let y = 0; y < padded.height; y++) {
+      for (let x = 0; x < padded.width; x++) {
+        const from = (Math.min(height - 1, Math.max(0, y - pad)) * width + Math.min(width - 1, Math.max(0, x - pad))) * 3;
+        padded.data.set(image.data.subarray(from, from + 3), (y * padded.width + x) * 3);
+      }
+    }
+    // Samples from (-0.9, -0.7) to beyond the bottom-right corner, rotated a little.
+    const map = [0.2, -0.03, -0.9, 0.03, 0.2, -0.7] as const;
+    const inside = warpAffineCubic(image, map, 112, 90);
+    const outside = warpAffineCubic(padded, [map[0], map[1], map[2] + pad, map[3], map[4], map[5] + pad], 112, 90);
+    let compared = 0;
+    for (let v = 0; v < 90; v++) {
+      for (let u = 0; u < 112; u++) {
+        const x = map[0] * u + map[1] * v + map[2], y = map[3] * u + map[4] * v + map[5];
+        if (x < -1 || y < -1 || x >= width || y >= height) continue;
+        const o = (v * 112 + u) * 3;
+        assert.deepEqual([...inside.data.subarray(o, o + 3)], [...outside.data.subarray(o, o + 3)], `at ${u},${v}`);
+        compared++;
+      }
+    }
+    assert.ok(compared > 5000);
+  });
+
   it("solves the similarity transform exactly for a rotated, scaled, shifted template", () => {
     const angle = 0.3, scale = 2.5;
     const moved = ARCFACE_TEMPLATE.map((p) => ({
