@@ -3,33 +3,13 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { type Client } from "@connectrpc/connect";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { FaceService, type SyncRequestSchema, type SyncResponse } from "../gen/face/v1/face_pb.js";
-
-type SyncRequestInit = MessageInitShape<typeof SyncRequestSchema>;
+import { FaceService, type SyncResponse } from "../gen/face/v1/face_pb.js";
 import { writtenDetections } from "./support/detections.js";
 import { covered, face, FACES_DIR } from "./support/testdata.js";
 import { useTestServer, type TestServer } from "./support/server.js";
+import { requestQueue } from "./support/request-queue.js";
 
 const frames = (dir: string) => readdirSync(join(FACES_DIR, "video", dir)).filter((f) => f.endsWith(".jpg")).sort().map((f) => face(`video/${dir}/${f}`));
-
-/**
- * A request stream the test feeds one frame at a time, so it can wait for each answer before
- * sending the next (proving the server answers without waiting for the stream to end).
- */
-function requestQueue() {
-  const waiting: ((r: SyncRequestInit | undefined) => void)[] = [];
-  const queued: (SyncRequestInit | undefined)[] = [];
-  const push = (r: SyncRequestInit | undefined) => (waiting.length ? waiting.shift()!(r) : queued.push(r));
-  const next = () => (queued.length ? Promise.resolve(queued.shift()) : new Promise<SyncRequestInit | undefined>((r) => waiting.push(r)));
-  return {
-    send: (request: SyncRequestInit) => push(request),
-    end: () => push(undefined),
-    iterable: (async function* () {
-      for (let r = await next(); r !== undefined; r = await next()) yield r;
-    })(),
-  };
-}
 
 describe("streaming: SyncFrame and bidirectional Sync", () => {
   let server: TestServer;
@@ -176,6 +156,30 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
     assert.deepEqual(answers.map((a) => a.faces[0]?.identifier), ["obama", "", "obama"]);
     const logB = await writtenDetections(server.database.knex, { collection: "stream-b" }, 1);
     assert.deepEqual(logB.map((d) => d.identifier ?? ""), [""], "b's log holds no identity of a");
+  });
+
+  it("names no one deleted before the frame was sent, though the stream followed their face", async () => {
+    const image = face("face_recognition/obama.jpg");
+    for (const [collection, remove] of [
+      ["stream-deleted-user", (c: string) => client.deleteUser({ identifier: "obama", collection: c })],
+      ["stream-deleted-collection", (c: string) => client.deleteCollection({ name: c })],
+    ] as const) {
+      await client.register({ identifier: "obama", image, collection });
+      const queue = requestQueue();
+      const answers = client.sync(queue.iterable)[Symbol.asyncIterator]();
+      const next = async (frameId: string) => {
+        queue.send({ image, frameId, collection });
+        return (await answers.next()).value as SyncResponse;
+      };
+      assert.equal((await next("1")).faces[0].identifier, "obama");
+      assert.equal((await next("2")).faces[0].identifier, "obama", "followed, not searched again");
+      await remove(collection);
+      const after = await next("3");
+      assert.equal(after.faces[0].identifier, "", collection);
+      assert.equal(after.faces[0].trackId, 1, "the same track, no longer named");
+      queue.end();
+      assert.equal((await answers.next()).done, true);
+    }
   });
 
   it("answers a bad frame with an error entry and goes on", async () => {

@@ -75,9 +75,16 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       await previousFrameDone;
       return { rejectedSpots, near: memory.trackedMaxFaces === input.maxFaces ? tracker.boxes(collection) : undefined };
     };
+    // Whether the people the stream follows are still users, asked while this frame is detected: a
+    // track names its person without a search for up to 15 frames, and must not name someone deleted
+    // (DeleteUser, DeleteCollection, on any instance) before the frame arrived.
+    const stillUsers = previousFrameDone.then(() => identities.existingUsers(collection, tracker.names(collection)));
+    stillUsers.catch(() => {}); // awaited below; a failed detection must not leave it unhandled
     const { image, faces } = await foundFacesOf(bytes, input.maxFaces, detectOptions);
     await previousFrameDone;
     const assigned = tracker.assign(collection, faces.map((f) => f.box));
+    const present = await stillUsers;
+    for (const a of assigned) if (a.track.identifier !== "" && !present.has(a.track.identifier)) a.needsSearch = true;
     // Only the faces to search are aligned and embedded: a steady tracked face needs neither.
     const toSearch = faces.filter((_, i) => assigned[i].needsSearch);
     const prepared = await engine.prepare(image, toSearch);

@@ -46,6 +46,8 @@ export interface FaceTracker {
   commit(collection: string, tracks: readonly Track[]): void;
   /** Boxes of the faces a next frame of `collection` would continue (none for another collection). */
   boxes(collection: string): BoxPx[];
+  /** The identifiers those faces' tracks name. */
+  names(collection: string): string[];
 }
 
 export function createFaceTracker(): FaceTracker {
@@ -82,6 +84,9 @@ export function createFaceTracker(): FaceTracker {
     },
     boxes(collection) {
       return collection === previousCollection ? previous.map((t) => t.box) : [];
+    },
+    names(collection) {
+      return collection === previousCollection ? [...new Set(previous.map((t) => t.identifier).filter((id) => id !== ""))] : [];
     },
   };
 }

@@ -71,6 +71,8 @@ export interface IdentityStore {
    */
   addUpgradedFace(expected: PrimaryFace, face: StoredFace, image: StoredImage | undefined, maxAutoFaces: number, events?: readonly FaceEvent[]): Promise<boolean>;
   listUsers(collection: string, limit: number, after: string): Promise<string[]>;
+  /** Those of `identifiers` that are users of the collection now (read from the primary, never a replica). */
+  existingUsers(collection: string, identifiers: readonly string[]): Promise<Set<string>>;
   /** Bytes and content type of the user's primary reference image. */
   primaryImage(collection: string, identifier: string): Promise<{ bytes: Uint8Array; contentType: string } | undefined>;
   /** Removes the user, its faces, and images no other face references; undefined when unknown. */
@@ -232,6 +234,12 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
         .limit(limit)
         .select("identifier");
       return rows.map((r) => r.identifier);
+    },
+
+    async existingUsers(collection, identifiers) {
+      if (identifiers.length === 0) return new Set();
+      const rows: { identifier: string }[] = await knex("users").where({ collection }).whereIn("identifier", identifiers).select("identifier");
+      return new Set(rows.map((r) => r.identifier));
     },
 
     async primaryImage(collection, identifier) {
