@@ -35,6 +35,24 @@ describe("face tracker", () => {
     }
   });
 
+  it("searches a steady face again after half a second when named, a third when unknown, at few frames a second", () => {
+    for (const [identifier, searchedFrames] of [["lin", [3, 6]], ["", [2, 4, 6]]] as const) {
+      // Five frames a second: the frame counts alone would keep the name unconfirmed for 3 s.
+      let now = 0;
+      const tracker = createFaceTracker(() => now);
+      const [first] = tracker.assign("c", [box(0)]);
+      tracker.commit("c", [{ ...first.track, identifier, framesSinceSearch: 0 }]);
+      const searched: number[] = [];
+      for (let frame = 1; frame <= 6; frame++) {
+        now += 200;
+        const [next] = tracker.assign("c", [box(0)]);
+        if (next.needsSearch) searched.push(frame);
+        tracker.commit("c", [{ ...next.track, framesSinceSearch: next.needsSearch ? 0 : next.track.framesSinceSearch }]);
+      }
+      assert.deepEqual(searched, searchedFrames, identifier || "unknown");
+    }
+  });
+
   it("searches a face again when its box jumped, though it overlaps enough to keep the track", () => {
     // A cut to someone else standing where the known face was, or an unknown face turning to the
     // camera: the track goes on (IoU 0.5), its identity is checked now, not frames later.

@@ -6,7 +6,7 @@ export interface Track {
   box: BoxPx;
   identifier: string;
   distance: number;
-  /** Frames since the identity was last confirmed by a search. */
+  /** Frames since the identity was last confirmed by a search (0: searched in this frame). */
   framesSinceSearch: number;
 }
 
@@ -31,6 +31,13 @@ const RECHECK_KNOWN_EVERY_FRAMES = 15;
  * 143-158 frames/s against 122-140 (README, Benchmarks).
  */
 const RECHECK_UNKNOWN_EVERY_FRAMES = 10;
+/**
+ * The same rechecks in time, whichever comes first: the frame counts above are half a second and a
+ * third of one at 30 frames per second, but a camera sending two frames a second would otherwise
+ * keep a name unconfirmed for 7.5 s, and name a stranger registered meanwhile up to 5 s late.
+ */
+const RECHECK_KNOWN_EVERY_MS = 500;
+const RECHECK_UNKNOWN_EVERY_MS = 333;
 
 /**
  * Follows faces across the frames of one stream by box overlap: a face already identified in the
@@ -50,12 +57,17 @@ export interface FaceTracker {
   names(collection: string): string[];
 }
 
-export function createFaceTracker(): FaceTracker {
+/** `clock`: milliseconds, the time of each frame as it is tracked. */
+export function createFaceTracker(clock: () => number = () => performance.now()): FaceTracker {
   let previous: Track[] = [];
   let previousCollection = "";
   let nextId = 1;
+  /** When each track's face was last searched (by track id), and the time of the frame being tracked. */
+  let searchedAt = new Map<number, number>();
+  let frameTime = 0;
   return {
     assign(collection, boxes) {
+      frameTime = clock();
       const candidates = collection === previousCollection ? previous : [];
       const taken = new Set<number>();
       return boxes.map((box) => {
@@ -74,11 +86,13 @@ export function createFaceTracker(): FaceTracker {
         }
         taken.add(best.id);
         const track = { ...best, box, framesSinceSearch: best.framesSinceSearch + 1 };
-        const every = track.identifier === "" ? RECHECK_UNKNOWN_EVERY_FRAMES : RECHECK_KNOWN_EVERY_FRAMES;
-        return { track, needsSearch: bestIou < STEADY_IOU || track.framesSinceSearch >= every, isNew: false };
+        const [everyFrames, everyMs] = track.identifier === "" ? [RECHECK_UNKNOWN_EVERY_FRAMES, RECHECK_UNKNOWN_EVERY_MS] : [RECHECK_KNOWN_EVERY_FRAMES, RECHECK_KNOWN_EVERY_MS];
+        const due = track.framesSinceSearch >= everyFrames || frameTime - (searchedAt.get(track.id) ?? -Infinity) >= everyMs;
+        return { track, needsSearch: bestIou < STEADY_IOU || due, isNew: false };
       });
     },
     commit(collection, tracks) {
+      searchedAt = new Map(tracks.map((t) => [t.id, t.framesSinceSearch === 0 ? frameTime : (searchedAt.get(t.id) ?? frameTime)]));
       previous = [...tracks];
       previousCollection = collection;
     },
