@@ -76,8 +76,8 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       return { rejectedSpots, near: memory.trackedMaxFaces === input.maxFaces ? tracker.boxes(collection) : undefined };
     };
     // Whether the people the stream follows are still users, asked while this frame is detected: a
-    // track names its person without a search for up to 15 frames, and must not name someone deleted
-    // (DeleteUser, DeleteCollection, on any instance) before the frame arrived.
+    // track names its person without a search for up to 15 frames or half a second (tracker.ts), and
+    // must not name someone deleted (DeleteUser, DeleteCollection, on any instance) before the frame arrived.
     const stillUsers = previousFrameDone.then(() => identities.existingUsers(collection, tracker.names(collection)));
     stillUsers.catch(() => {}); // awaited below; a failed detection must not leave it unhandled
     const { image, faces } = await foundFacesOf(bytes, input.maxFaces, detectOptions);
