@@ -1,15 +1,27 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createFaceTracker } from "../src/service/tracker.js";
+import { createFaceTracker, type FaceTracker } from "../src/service/tracker.js";
 
 const box = (x: number, width = 100) => ({ x, y: 0, width, height: width });
 
 /** A tracker whose previous frame held one face at `previous`, searched and named `identifier` ("" unknown). */
-function trackerAfter(previous: ReturnType<typeof box>, identifier: string) {
-  const tracker = createFaceTracker();
+function trackerAfter(previous: ReturnType<typeof box>, identifier: string, clock?: () => number) {
+  const tracker = createFaceTracker(clock);
   const [first] = tracker.assign("c", [previous]);
   tracker.commit("c", [{ ...first.track, identifier, distance: identifier ? 0.3 : 0.9, framesSinceSearch: 0 }]);
   return { tracker, first: first.track };
+}
+
+/** The frames (1 to `count`) in which the tracker's one steady face is searched; `beforeEach` runs before each frame. */
+function framesSearched(tracker: FaceTracker, count: number, beforeEach: () => void = () => {}): number[] {
+  const searched: number[] = [];
+  for (let frame = 1; frame <= count; frame++) {
+    beforeEach();
+    const [next] = tracker.assign("c", [box(0)]);
+    if (next.needsSearch) searched.push(frame);
+    tracker.commit("c", [{ ...next.track, framesSinceSearch: next.needsSearch ? 0 : next.track.framesSinceSearch }]);
+  }
+  return searched;
 }
 
 describe("face tracker", () => {
@@ -24,14 +36,7 @@ describe("face tracker", () => {
 
   it("searches a steady face again every 15 frames when named, every 10 when unknown", () => {
     for (const [identifier, every] of [["lin", 15], ["", 10]] as const) {
-      const { tracker } = trackerAfter(box(0), identifier);
-      const searched: number[] = [];
-      for (let frame = 1; frame <= 2 * every; frame++) {
-        const [next] = tracker.assign("c", [box(0)]);
-        if (next.needsSearch) searched.push(frame);
-        tracker.commit("c", [{ ...next.track, framesSinceSearch: next.needsSearch ? 0 : next.track.framesSinceSearch }]);
-      }
-      assert.deepEqual(searched, [every, 2 * every], identifier || "unknown");
+      assert.deepEqual(framesSearched(trackerAfter(box(0), identifier).tracker, 2 * every), [every, 2 * every], identifier || "unknown");
     }
   });
 
@@ -39,17 +44,8 @@ describe("face tracker", () => {
     for (const [identifier, searchedFrames] of [["lin", [3, 6]], ["", [2, 4, 6]]] as const) {
       // Five frames a second: the frame counts alone would keep the name unconfirmed for 3 s.
       let now = 0;
-      const tracker = createFaceTracker(() => now);
-      const [first] = tracker.assign("c", [box(0)]);
-      tracker.commit("c", [{ ...first.track, identifier, framesSinceSearch: 0 }]);
-      const searched: number[] = [];
-      for (let frame = 1; frame <= 6; frame++) {
-        now += 200;
-        const [next] = tracker.assign("c", [box(0)]);
-        if (next.needsSearch) searched.push(frame);
-        tracker.commit("c", [{ ...next.track, framesSinceSearch: next.needsSearch ? 0 : next.track.framesSinceSearch }]);
-      }
-      assert.deepEqual(searched, searchedFrames, identifier || "unknown");
+      const { tracker } = trackerAfter(box(0), identifier, () => now);
+      assert.deepEqual(framesSearched(tracker, 6, () => (now += 200)), searchedFrames, identifier || "unknown");
     }
   });
 

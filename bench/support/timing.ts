@@ -19,9 +19,7 @@ export async function timeRuns<T>(runs: number, prepare: () => T, work: (input: 
   const cpu = process.cpuUsage();
   for (let i = 0; i < runs; i++) {
     const input = prepare();
-    const start = performance.now();
-    await work(input);
-    ms.push(performance.now() - start);
+    await timedInto(ms, () => work(input));
   }
   const used = process.cpuUsage(cpu);
   return { ms, cpuMsEach: (used.user + used.system) / 1000 / runs };
