@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { Knex } from "knex";
 import { createCollectionStore, type CollectionStore } from "../src/store/collections.js";
 import { migrate } from "../src/store/database.js";
 import { createIdentityStore, type IdentityStore } from "../src/store/identities.js";
@@ -63,6 +64,31 @@ describe("collection user counts", () => {
       for (const r of results) assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
       assert.equal(await listed(collection), await counted(collection), `round ${round}`);
     }
+  });
+
+  it("lets registrations in one collection commit side by side", { skip: process.env.TEST_DATABASE_URL ? false : "needs a PostgreSQL server (TEST_DATABASE_URL; .ci/run starts one): PGlite has one connection" }, async () => {
+    const { knex } = server.database;
+    await collections.create("side-by-side");
+    const shardOf = async (trx: Knex.Transaction) => Number((await trx.raw("SELECT pg_backend_pid() % 16 AS shard")).rows[0].shard);
+    const open: Knex.Transaction[] = [];
+    try {
+      // A user added and not yet committed, as a registration holds it until its commit.
+      const first = await knex.transaction();
+      open.push(first);
+      await first.raw("INSERT INTO users (collection, identifier) VALUES ('side-by-side', 'first')");
+      // Another server process, whose counts row is another one (server process ids are not chosen:
+      // connections are opened until one differs).
+      let second = await knex.transaction();
+      open.push(second);
+      while ((await shardOf(second)) === (await shardOf(first))) open.push((second = await knex.transaction()));
+      await second.raw("SET LOCAL lock_timeout = '2s'");
+      await second.raw("INSERT INTO users (collection, identifier) VALUES ('side-by-side', 'second')");
+      await second.commit();
+      await first.commit();
+    } finally {
+      for (const trx of open) if (!trx.isCompleted()) await trx.rollback();
+    }
+    assert.equal(await listed("side-by-side"), 2);
   });
 
   it("reports the users a deleted collection had, and lists it no more", async () => {
