@@ -156,7 +156,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header("x-request-id", request.id);
   });
 
-  await registerWebSocketSupport(app, config.maxMessageBytes);
+  await registerWebSocketSupport(app, config.maxMessageBytes, config.shutdownTimeoutMs);
   await app.register(fastifyCors, {
     origin: config.corsOrigins.includes("*") ? true : [...config.corsOrigins],
     methods: [...new Set([...connectCors.allowedMethods, "GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"])],

@@ -46,4 +46,21 @@ describe("pipelineInOrder", () => {
     assert.deepEqual(await it.next(), { value: 2, done: false });
     assert.equal((await it.next()).done, true);
   });
+
+  it("stops a source that waits for its next item forever when told, yielding what was begun first", async () => {
+    const source = (async function* () {
+      yield 1;
+      yield 2;
+      await new Promise(() => {}); // a client that keeps the stream open and sends nothing
+    })();
+    const stop = new AbortController();
+    const out: number[] = [];
+    const done = (async () => {
+      for await (const r of pipelineInOrder(source, 2, async (i) => { await sleep(20); return i; }, stop.signal)) out.push(r);
+    })();
+    await sleep(5);
+    stop.abort(new Error("shutting down"));
+    await assert.rejects(done, /shutting down/);
+    assert.deepEqual(out, [1, 2]);
+  });
 });

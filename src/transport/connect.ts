@@ -128,8 +128,10 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
           // while answers wait to be taken, so a slow client holds back the stream, not memory.
           const session = service.openSyncSession();
           const signal = workSignalOf(context.signal, context.values);
-          for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request) => syncOne(request, session, signal))) {
-            if (context.signal.aborted) return;
+          // The call's signal also fires when the server shuts down: a camera keeping its stream open
+          // (and sending nothing) is then told UNAVAILABLE instead of holding the shutdown forever.
+          for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request) => syncOne(request, session, signal), context.signal)) {
+            if (context.signal.aborted) throw context.signal.reason;
             yield response;
           }
         },

@@ -3,8 +3,11 @@
  * each as soon as it and every earlier one are done. `work` is called in source order (steps that
  * must happen in order chain on that, as a Sync session does). Reading stops while `depth` results
  * wait to be taken: a slow consumer holds back the source (back-pressure) instead of filling memory.
+ * When `stop` fires, reading stops at once, though the source is waiting for its next item (a client
+ * that keeps its stream open and sends nothing): the results begun are yielded, then the pipeline
+ * fails with the signal's reason.
  */
-export async function* pipelineInOrder<T, R>(source: AsyncIterable<T>, depth: number, work: (item: T) => Promise<R>): AsyncGenerator<R> {
+export async function* pipelineInOrder<T, R>(source: AsyncIterable<T>, depth: number, work: (item: T) => Promise<R>, stop?: AbortSignal): AsyncGenerator<R> {
   const results: Promise<R>[] = [];
   let wakeConsumer: (() => void) | undefined;
   let wakeReader: (() => void) | undefined;
@@ -13,16 +16,26 @@ export async function* pipelineInOrder<T, R>(source: AsyncIterable<T>, depth: nu
   let readError: { error: unknown } | undefined;
 
   const reader = (async () => {
+    const items = source[Symbol.asyncIterator]();
+    const stopping = stop === undefined ? undefined : abortedBy(stop);
     try {
-      for await (const item of source) {
+      for (;;) {
+        const next = stopping === undefined ? await items.next() : await Promise.race([items.next(), stopping.promise]);
+        if (next.done === true) return;
         while (results.length >= depth && !stopped) await new Promise<void>((r) => (wakeReader = r));
-        if (stopped) break;
-        results.push(work(item));
+        if (stopped) {
+          await items.return?.();
+          return;
+        }
+        results.push(work(next.value));
         wakeConsumer?.();
       }
     } catch (error) {
+      // The source may still be waiting for an item: it is told to end, not waited for.
+      items.return?.().catch(() => {});
       readError = { error };
     } finally {
+      stopping?.dispose();
       ended = true;
       wakeConsumer?.();
     }
@@ -49,4 +62,16 @@ export async function* pipelineInOrder<T, R>(source: AsyncIterable<T>, depth: nu
     await Promise.allSettled(results);
     void reader;
   }
+}
+
+/** A promise that rejects with the signal's reason when it fires; dispose() stops listening. */
+function abortedBy(signal: AbortSignal): { promise: Promise<never>; dispose(): void } {
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  promise.catch(() => {}); // rejects once, whether or not a read is waiting on it then
+  return { promise, dispose: () => signal.removeEventListener("abort", onAbort) };
 }

@@ -70,7 +70,24 @@ def session(stub, faces_dir):
     return seen
 
 
-SCENARIOS = {"oversized": oversized, "session": session}
+def open_during_shutdown(stub, photo_path, ready_path):
+    """An open Sync stream that sends one frame and then nothing; creates ready_path once answered, then waits for the stream's end."""
+    q = queue.Queue()
+    answers = stub.Sync(frames_from(q))
+    q.put(face_pb2.SyncRequest(image=open(photo_path, "rb").read(), frame_id="1"))
+    seen = {"frame1": next(answers).frame_id}
+    open(ready_path, "w").close()
+    try:
+        seen["rest"] = len(list(answers))
+        seen["status"] = "OK"
+    except grpc.RpcError as e:
+        seen["status"] = e.code().name
+        seen["details"] = e.details()
+    q.put(None)
+    return seen
+
+
+SCENARIOS = {"oversized": oversized, "session": session, "open_during_shutdown": open_during_shutdown}
 
 
 def main():
