@@ -98,6 +98,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     outbox: webhookStore,
     personalData: [detections, webhookStore],
     memory,
+    userRemovals: database.userRemovals,
   });
   const service = createFaceService({
     config,
@@ -109,7 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     admission: createAdmission({ maxInFlight: config.maxInFlight, maxQueued: config.maxQueued }),
   });
   const webhooks = createWebhookService(webhookStore, { allowedHosts: config.webhookAllowedHosts });
-  const collections = createCollectionService(createCollectionStore(database.knex, images, memory === undefined ? [detections] : [detections, memory]));
+  const collections = createCollectionService(createCollectionStore(database.knex, images, memory === undefined ? [detections] : [detections, memory], database.userRemovals));
   const faceRoutes = createFaceRoutes({ service, webhooks, collections, telemetry, logger: app.log, interceptors: [createCollectionScopeInterceptor(config.apiKeys)] });
   // Retention of the detection log and of finished webhook deliveries: purged at start and then hourly.
   let retentionTimer: NodeJS.Timeout | undefined;

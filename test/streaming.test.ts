@@ -182,6 +182,43 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
     }
   });
 
+  it("asks whether the followed people still exist: every frame on a server, on PGlite only after something was deleted", async () => {
+    const image = face("face_recognition/obama.jpg");
+    const collection = "stream-existence-asked";
+    await client.register({ identifier: "obama", image, collection });
+    await client.register({ identifier: "someone-else", image, collection: "stream-existence-other" });
+    const asked: string[] = [];
+    const record = (query: { sql: string }) => {
+      if (/from "users"/i.test(query.sql) && /"identifier" in/i.test(query.sql)) asked.push(query.sql);
+    };
+    const queue = requestQueue();
+    const answers = client.sync(queue.iterable)[Symbol.asyncIterator]();
+    const next = async (frameId: string) => {
+      queue.send({ image, frameId, collection });
+      return (await answers.next()).value as SyncResponse;
+    };
+    const askedDuring = async (frameIds: string[]) => {
+      asked.length = 0;
+      for (const id of frameIds) assert.equal((await next(id)).faces[0].identifier, "obama");
+      return asked.length;
+    };
+    assert.equal((await next("1")).faces[0].identifier, "obama");
+    server.database.knex.on("query", record);
+    try {
+      // PGlite has one writer, this process: with nothing deleted since the last answer, that answer stands.
+      const followed = await askedDuring(["2", "3", "4"]);
+      assert.equal(followed, server.database.kind === "pglite" ? 0 : 3);
+      // A deletion anywhere (here another collection's user) makes the next frame ask again, once.
+      await client.deleteUser({ identifier: "someone-else", collection: "stream-existence-other" });
+      const afterDeletion = await askedDuring(["5", "6"]);
+      assert.equal(afterDeletion, server.database.kind === "pglite" ? 1 : 2);
+    } finally {
+      server.database.knex.off("query", record);
+      queue.end();
+    }
+    assert.equal((await answers.next()).done, true);
+  });
+
   it("answers a bad frame with an error entry and goes on", async () => {
     const good = frames("frames")[0];
     const answers: SyncResponse[] = [];

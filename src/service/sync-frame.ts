@@ -5,6 +5,7 @@ import { checkImageSize, collectionOf, identifierOf } from "./inputs.js";
 import { qualityProblem } from "./reference-quality.js";
 import { createRejectedSpots, type RejectedSpots } from "../engine/rejected-spots.js";
 import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
+import type { StillUsers } from "../store/identities.js";
 
 export interface SyncInput {
   image: Uint8Array;
@@ -41,6 +42,8 @@ const WHOLE_FRAME_EVERY = 5;
 /** What the frames of one Sync stream share. */
 interface StreamMemory {
   tracker: FaceTracker;
+  /** Which of the people the tracker names are still users (asked each frame; IdentityStore.stillUsersCheck). */
+  stillUsers: StillUsers;
   /** Spots the detector's closer looks rejected in recent frames, not looked at again at once. */
   rejectedSpots?: RejectedSpots;
   /** Frames of the stream begun so far: which ones are read whole (WHOLE_FRAME_EVERY). */
@@ -61,8 +64,8 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
    * without a new embedding and search, and spots rejected as no face in recent frames get no new
    * closer look; `previousFrameDone` orders the tracking of frames processed concurrently.
    */
-  async function syncFrame(input: SyncInput, memory: StreamMemory = { tracker: createFaceTracker() }, previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
-    const { tracker, rejectedSpots } = memory;
+  async function syncFrame(input: SyncInput, memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck() }, previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
+    const { tracker, rejectedSpots, stillUsers } = memory;
     const collection = collectionOf(input.collection);
     const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
     const bytes = checkImageSize(input.image, limits.maxImageBytes);
@@ -78,13 +81,13 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     // Whether the people the stream follows are still users, asked while this frame is detected: a
     // track names its person without a search for up to 15 frames or half a second (tracker.ts), and
     // must not name someone deleted (DeleteUser, DeleteCollection, on any instance) before the frame arrived.
-    const stillUsers = previousFrameDone.then(() => identities.existingUsers(collection, tracker.names(collection)));
-    stillUsers.catch(() => {}); // awaited below; a failed detection must not leave it unhandled
+    const present = previousFrameDone.then(() => stillUsers(collection, tracker.names(collection)));
+    present.catch(() => {}); // awaited below; a failed detection must not leave it unhandled
     const { image, faces } = await foundFacesOf(bytes, input.maxFaces, detectOptions);
     await previousFrameDone;
     const assigned = tracker.assign(collection, faces.map((f) => f.box));
-    const present = await stillUsers;
-    for (const a of assigned) if (a.track.identifier !== "" && !present.has(a.track.identifier)) a.needsSearch = true;
+    const users = await present;
+    for (const a of assigned) if (a.track.identifier !== "" && !users.has(a.track.identifier)) a.needsSearch = true;
     // Only the faces to search are aligned and embedded: a steady tracked face needs neither.
     const toSearch = faces.filter((_, i) => assigned[i].needsSearch);
     const prepared = await engine.prepare(image, toSearch);
@@ -144,7 +147,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
    * frame's work (the server's admission limit).
    */
   function openSyncSession(run: <T>(work: () => Promise<T>) => Promise<T>) {
-    const memory: StreamMemory = { tracker: createFaceTracker(), rejectedSpots: createRejectedSpots(), framesBegun: 0 };
+    const memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck(), rejectedSpots: createRejectedSpots(), framesBegun: 0 };
     let previousFrameDone: Promise<void> = Promise.resolve();
     return {
       frame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {

@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import { deleteOrphanImages, type StoredImages } from "./stored-images.js";
+import type { UserRemovals } from "./user-removals.js";
 
 export interface CollectionRecord {
   name: string;
@@ -25,7 +26,11 @@ export interface QueuedRows {
   dropCollection(name: string): void;
 }
 
-export function createCollectionStore(knex: Knex, images: StoredImages, queues: readonly QueuedRows[] = []): CollectionStore {
+/**
+ * `userRemovals` counts each committed deletion (its users go with it) where this process is the
+ * only writer (Database.userRemovals).
+ */
+export function createCollectionStore(knex: Knex, images: StoredImages, queues: readonly QueuedRows[] = [], userRemovals?: UserRemovals): CollectionStore {
   return {
     async create(name) {
       const inserted: { name: string; created_at: string }[] = await knex("collections").insert({ name }).onConflict("name").ignore().returning(["name", "created_at"]);
@@ -52,6 +57,7 @@ export function createCollectionStore(knex: Knex, images: StoredImages, queues: 
         return { users, orphans: await deleteOrphanImages(trx, images.map((i) => i.image_sha256)) };
       });
       if (outcome === undefined) return undefined;
+      userRemovals?.committed();
       await images.removeDeleted(outcome.orphans);
       return { users: outcome.users, images: outcome.orphans.length };
     },

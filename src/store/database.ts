@@ -7,6 +7,7 @@ import { relationBytesIn, sharedBuffersMbFor } from "./embedded-buffers.js";
 import { openReadReplica } from "./read-replica.js";
 import { inSearchTransaction } from "./search-transaction.js";
 import { createMemoryGallery, type MemoryGallery } from "./memory-gallery.js";
+import { createUserRemovals, type UserRemovals } from "./user-removals.js";
 import { createFindNearest } from "../runtime/nearest.js";
 
 /** A knex handle on PostgreSQL with pgvector, embedded (PGlite) or a server. */
@@ -29,6 +30,12 @@ export interface Database {
    * gallery (another process's new faces would never be told).
    */
   readonly memory: MemoryGallery | undefined;
+  /**
+   * Removals of users committed through this handle: on PGlite only, where it is the only writer,
+   * so an unchanged count proves no user has gone (user-removals.ts). Every store removing users
+   * through it must count them.
+   */
+  readonly userRemovals: UserRemovals | undefined;
   close(): Promise<void>;
 }
 
@@ -90,6 +97,7 @@ function openServer(options: DatabaseOptions, localSettings: string[]): Database
     knex,
     kind: "postgres",
     memory: undefined,
+    userRemovals: undefined,
     runSearch: (work) => (replica === undefined ? onPrimary(work) : replica.run(work, onPrimary)),
     async close() {
       await replica?.close();
@@ -122,7 +130,7 @@ async function openEmbedded(dataDir: string, settings: string[], exactSearchMaxF
   } as Knex.Config);
   // knex.destroy() closes the PGlite instance it was given.
   const memory = exactSearchMaxFaces > 0 ? createMemoryGallery(knex, { maxFaces: exactSearchMaxFaces, findNearest: createFindNearest() }) : undefined;
-  return { knex, kind: "pglite", runSearch: (work) => work(knex), memory, close: () => knex.destroy() };
+  return { knex, kind: "pglite", runSearch: (work) => work(knex), memory, userRemovals: createUserRemovals(), close: () => knex.destroy() };
 }
 
 /**

@@ -7,6 +7,7 @@ import { rowCount } from "./row-count.js";
 import { deleteOrphanImages, type StoredImage, type StoredImages } from "./stored-images.js";
 import type { FaceEvent } from "../events.js";
 import type { MemoryGallery } from "./memory-gallery.js";
+import type { UserRemovals } from "./user-removals.js";
 
 export type { StoredImage } from "./stored-images.js";
 export type { DistanceOptions, FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";
@@ -71,13 +72,20 @@ export interface IdentityStore {
    */
   addUpgradedFace(expected: PrimaryFace, face: StoredFace, image: StoredImage | undefined, maxAutoFaces: number, events?: readonly FaceEvent[]): Promise<boolean>;
   listUsers(collection: string, limit: number, after: string): Promise<string[]>;
-  /** Those of `identifiers` that are users of the collection now (read from the primary, never a replica). */
-  existingUsers(collection: string, identifiers: readonly string[]): Promise<Set<string>>;
+  /**
+   * For one stream: a check of which of the people it follows (`identifiers`, all found by searches
+   * or registered after its previous check) are users of the collection now, read from the primary,
+   * never a replica.
+   */
+  stillUsersCheck(): StillUsers;
   /** Bytes and content type of the user's primary reference image. */
   primaryImage(collection: string, identifier: string): Promise<{ bytes: Uint8Array; contentType: string } | undefined>;
   /** Removes the user, its faces, and images no other face references; undefined when unknown. */
   deleteUser(collection: string, identifier: string, events?: EventsOf<{ faces: number }>): Promise<{ faces: number; images: number } | undefined>;
 }
+
+/** Those of `identifiers` that are users of `collection` now. */
+export type StillUsers = (collection: string, identifiers: readonly string[]) => Promise<Set<string>>;
 
 /** A store that holds data about a person and erases it when the person is deleted. */
 export interface PersonalData {
@@ -98,6 +106,8 @@ export interface IdentityStoreOptions {
   personalData?: readonly PersonalData[];
   /** Small collections' faces held in memory for exact search (memory-gallery.ts), told of every committed change. */
   memory?: MemoryGallery;
+  /** Counts each committed DeleteUser where this process is the only writer (Database.userRemovals). */
+  userRemovals?: UserRemovals;
 }
 
 /** Creates the store on a knex handle and the place its photos live. */
@@ -236,10 +246,22 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
       return rows.map((r) => r.identifier);
     },
 
-    async existingUsers(collection, identifiers) {
-      if (identifiers.length === 0) return new Set();
-      const rows: { identifier: string }[] = await knex("users").where({ collection }).whereIn("identifier", identifiers).select("identifier");
-      return new Set(rows.map((r) => r.identifier));
+    stillUsersCheck() {
+      const removals = options.userRemovals;
+      let removalsWhenAsked: number | undefined;
+      return async (collection, identifiers) => {
+        // Where the count is kept and unchanged since the last check, no user has gone since then,
+        // and every identifier was found (or registered) after it. Read before asking: a removal
+        // committed while the query runs makes the next check ask again.
+        const removalsNow = removals?.count;
+        if (identifiers.length === 0 || (removalsNow !== undefined && removalsNow === removalsWhenAsked)) {
+          removalsWhenAsked = removalsNow;
+          return new Set(identifiers);
+        }
+        const rows: { identifier: string }[] = await knex("users").where({ collection }).whereIn("identifier", identifiers).select("identifier");
+        removalsWhenAsked = removalsNow;
+        return new Set(rows.map((r) => r.identifier));
+      };
     },
 
     async primaryImage(collection, identifier) {
@@ -267,6 +289,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
         return { faces: faces.length, faceIds: faces.map((f) => Number(f.id)), orphans };
       });
       if (outcome === undefined) return undefined;
+      options.userRemovals?.committed();
       options.memory?.removed(collection, outcome.faceIds);
       // Files go after the commit: a rollback must not lose an image a row still points to.
       await images.removeDeleted(outcome.orphans);
