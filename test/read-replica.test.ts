@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import type { FaceService } from "../gen/face/v1/face_pb.js";
+import type { FaceService, SyncResponse } from "../gen/face/v1/face_pb.js";
 import { replicationMissing, startReplicatedPostgres, type ReplicatedPostgres } from "./support/replicated-postgres.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { face } from "./support/testdata.js";
 import { until } from "./support/webhook-receiver.js";
+import { requestQueue } from "./support/request-queue.js";
 
 const OBAMA = face("face_recognition/obama.jpg");
 const OBAMA_2 = face("face_recognition/obama2.jpg");
@@ -49,6 +50,29 @@ describeUnless(replicationMissing(), "searches on a read replica (DATABASE_READ_
     await postgres.caughtUp();
     assert.equal((await client.recognize({ image: BIDEN })).identifier, "biden");
     assert.equal((await client.verify({ image: BIDEN, identifier: "biden" })).verified, true);
+  });
+
+  it("never names on a stream, from a lagging replica, someone the primary says is deleted", async () => {
+    await client.register({ identifier: "obama-streamed", image: OBAMA, collection: "replica-stream" });
+    await postgres.caughtUp();
+    const queue = requestQueue();
+    const answers = client.sync(queue.iterable)[Symbol.asyncIterator]();
+    const next = async (frameId: string) => {
+      queue.send({ image: OBAMA, frameId, collection: "replica-stream" });
+      return (await answers.next()).value as SyncResponse;
+    };
+    try {
+      assert.equal((await next("1")).faces[0].identifier, "obama-streamed");
+      await postgres.pauseReplay();
+      await client.deleteUser({ identifier: "obama-streamed", collection: "replica-stream" });
+      // The stream asks the primary who is still a user, then searches the face again on the
+      // replica, which has not seen the deletion; the next frame follows the face, now unnamed.
+      for (const frameId of ["2", "3"]) assert.equal((await next(frameId)).faces[0].identifier, "", `frame ${frameId}`);
+    } finally {
+      queue.end();
+      await postgres.resumeReplay();
+    }
+    assert.equal((await answers.next()).done, true);
   });
 
   it("searches on the primary while the replica is down, and on the replica again once it is back", async () => {

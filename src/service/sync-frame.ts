@@ -87,7 +87,12 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     await previousFrameDone;
     const assigned = tracker.assign(collection, faces.map((f) => f.box));
     const users = await present;
-    for (const a of assigned) if (a.track.identifier !== "" && !users.has(a.track.identifier)) a.needsSearch = true;
+    const gone = new Set<string>();
+    for (const a of assigned) {
+      if (a.track.identifier === "" || users.has(a.track.identifier)) continue;
+      gone.add(a.track.identifier);
+      a.needsSearch = true;
+    }
     // Only the faces to search are aligned and embedded: a steady tracked face needs neither.
     const toSearch = faces.filter((_, i) => assigned[i].needsSearch);
     const prepared = await engine.prepare(image, toSearch);
@@ -95,7 +100,9 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     const hits = embeddings.length === 0 ? [] : await stage("similarity_search", () => Promise.all(embeddings.map((e) => identities.search(collection, e, 1))));
     const tracks: Track[] = assigned.map(({ track, needsSearch }, i) => {
       if (!needsSearch) return track;
-      const best = hits[toSearch.indexOf(faces[i])][0];
+      // A search on a lagging read replica may still find someone the primary just said is gone.
+      const found = hits[toSearch.indexOf(faces[i])][0];
+      const best = found !== undefined && gone.has(found.identifier) ? undefined : found;
       // Hysteresis: a track already identified keeps its identity while the face stays within a
       // looser distance of that same person (a face turning away for a frame), so its label does
       // not flicker; a new identity still needs the match threshold.
