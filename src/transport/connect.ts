@@ -21,8 +21,15 @@ import { clientSideKey, requestIdKey } from "./call-context.js";
 import { createMetricsInterceptor } from "./metrics.js";
 import { createFloat32Interceptor } from "./float32.js";
 
-/** Frames of one Sync stream processed at once. */
-const FRAMES_IN_FLIGHT = 2;
+/**
+ * Frames of one Sync stream processed at once. A frame's work takes turns between the decoding
+ * threads, an inference worker and the main thread (tracking, the database): with two in flight one
+ * stream kept about 1.4 of the 2 cores busy. Three, on the clip sent as fast as answered
+ * (`prof-sync.ts`, three alternated pairs of three passes, 2026-12-03): 116.0 -> 134.3 frames/s on
+ * average; four 145.9 against three's 135.4 (two pairs), not taken: a frame of a stream the service
+ * cannot keep up with waits behind the others in flight, and a camera wants its answers early.
+ */
+const FRAMES_IN_FLIGHT = 3;
 
 export interface FaceRoutesDeps {
   service: FaceUseCases;
@@ -124,8 +131,8 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
           return { ...response, frameId: req.frameId };
         },
         async *sync(requests: AsyncIterable<SyncRequest>, context: HandlerContext) {
-          // Two frames at a time (both cores busy on one stream), answered in order; reading waits
-          // while answers wait to be taken, so a slow client holds back the stream, not memory.
+          // FRAMES_IN_FLIGHT frames at a time, answered in order; reading waits while answers wait
+          // to be taken, so a slow client holds back the stream, not memory.
           const session = service.openSyncSession();
           const signal = workSignalOf(context.signal, context.values);
           // The call's signal also fires when the server shuts down: a camera keeping its stream open
