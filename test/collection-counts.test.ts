@@ -21,7 +21,7 @@ describe("collection user counts", () => {
   });
   after(() => server.close());
 
-  const listed = async (name: string) => (await collections.list()).find((c) => c.name === name)?.users;
+  const listed = async (name: string) => (await collections.list(1_000, "")).find((c) => c.name === name)?.users;
   const counted = async (name: string) => Number((await server.database.knex("users").where({ collection: name }).count({ n: "*" }))[0].n);
   let face = 0;
   const add = (collection: string, identifier: string) => store.addFace(collection, identifier, storedFace(vectorAt(0.1, 10 + (face++ % 200))), undefined);

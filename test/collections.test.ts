@@ -73,6 +73,31 @@ describe("collections", () => {
     assert.equal(rest.status, 404);
   });
 
+  it("lists collections a page at a time, however many there are", async () => {
+    // Any Register naming a new collection creates one: a list in one message grows without bound
+    // (a gRPC client refuses a message over 4 MiB by default).
+    const names = Array.from({ length: 1_234 }, (_, i) => `paged-${String(i).padStart(4, "0")}`);
+    await server.database.knex.batchInsert("collections", names.map((name) => ({ name })), 500);
+    const first = await client.listCollections({});
+    assert.equal(first.collections.length, 100, "100 by default");
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await client.listCollections({ pageSize: 5_000, pageToken });
+      assert.ok(page.collections.length <= 1_000, "at most 1,000 a page");
+      seen.push(...page.collections.map((c) => c.name));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    assert.deepEqual(seen, [...seen].sort(), "in name order");
+    assert.equal(new Set(seen).size, seen.length, "none twice");
+    assert.deepEqual(seen.filter((n) => n.startsWith("paged-")), names);
+    await assert.rejects(client.listCollections({ pageToken: "not-a-token!" }), (e) => ConnectError.from(e).code === Code.InvalidArgument);
+    const rest = await (await fetch(`${server.url}/api/v1/collections?page_size=2&page_token=${first.nextPageToken}`)).json();
+    assert.equal(rest.collections.length, 2);
+    assert.equal(rest.collections[0].name, seen[100]);
+    await server.database.knex("collections").whereIn("name", names).delete();
+  });
+
   it("refuses to delete the default collection", async () => {
     await assert.rejects(client.deleteCollection({ name: "default" }), (e) => ConnectError.from(e).code === Code.FailedPrecondition);
     assert.ok((await client.listCollections({})).collections.some((c) => c.name === "default"));

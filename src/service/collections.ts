@@ -1,6 +1,7 @@
 import { FaceError } from "../errors.js";
 import type { CollectionRecord, CollectionStore } from "../store/collections.js";
 import { collectionOf, DEFAULT_COLLECTION } from "./inputs.js";
+import { pageOf } from "./paging.js";
 
 /** Collections as the API offers them. */
 export function createCollectionService(store: CollectionStore) {
@@ -16,8 +17,9 @@ export function createCollectionService(store: CollectionStore) {
       if (created === undefined) throw new FaceError("already_exists", `collection ${name} already exists`);
       return { collection: view(created) };
     },
-    async list() {
-      return { collections: (await store.list()).map(view) };
+    async list(input: { pageSize: number; pageToken: string }) {
+      const { items, nextPageToken } = await pageOf(input.pageSize, input.pageToken, (c: CollectionRecord) => c.name, (limit, after) => store.list(limit, after));
+      return { collections: items.map(view), nextPageToken };
     },
     async delete(input: { name: string }) {
       const name = nameOf(input.name);

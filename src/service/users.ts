@@ -3,11 +3,10 @@ import type { DetectionLog } from "../store/detections.js";
 import type { IdentityStore } from "../store/identities.js";
 import { deletionEvents } from "./identity-events.js";
 import { collectionOf, identifierOf } from "./inputs.js";
+import { pageOf } from "./paging.js";
 
 /** Detection log entries an export carries (most recent first); retention bounds the rest. */
 const MAX_EXPORTED_DETECTIONS = 10_000;
-const DEFAULT_PAGE_SIZE = 100;
-const MAX_PAGE_SIZE = 1000;
 
 /** The NotFound of every use case that names a user. */
 export function noSuchUser(identifier: string, collection: string): FaceError {
@@ -20,12 +19,8 @@ export function createUserService(deps: { identities: IdentityStore; detections:
   return {
     async listUsers(input: { collection: string; pageSize: number; pageToken: string }) {
       const collection = collectionOf(input.collection);
-      const pageSize = input.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(input.pageSize, MAX_PAGE_SIZE);
-      const after = input.pageToken === "" ? "" : decodePageToken(input.pageToken);
-      const identifiers = await identities.listUsers(collection, pageSize + 1, after);
-      const page = identifiers.slice(0, pageSize);
-      const more = identifiers.length > pageSize;
-      return { identifiers: page, nextPageToken: more ? encodePageToken(page[page.length - 1]) : "" };
+      const { items, nextPageToken } = await pageOf(input.pageSize, input.pageToken, (identifier: string) => identifier, (limit, after) => identities.listUsers(collection, limit, after));
+      return { identifiers: items, nextPageToken };
     },
 
     async getUserFace(input: { identifier: string; collection: string }) {
@@ -62,15 +57,4 @@ export function createUserService(deps: { identities: IdentityStore; detections:
       return { identifier, facesDeleted: deleted.faces, imagesDeleted: deleted.images };
     },
   };
-}
-
-/** Page tokens are opaque to clients: the last identifier of the page, base64url. */
-function encodePageToken(lastIdentifier: string): string {
-  return Buffer.from(lastIdentifier, "utf8").toString("base64url");
-}
-
-function decodePageToken(token: string): string {
-  const value = Buffer.from(token, "base64url").toString("utf8");
-  if (value === "" || encodePageToken(value) !== token) throw new FaceError("invalid_argument", "page_token is not valid");
-  return value;
 }

@@ -12,7 +12,8 @@ export interface CollectionRecord {
 export interface CollectionStore {
   /** Creates the collection; undefined when it already existed. */
   create(name: string): Promise<CollectionRecord | undefined>;
-  list(): Promise<CollectionRecord[]>;
+  /** At most `limit` collections named after `after` ("": from the first), in name order. */
+  list(limit: number, after: string): Promise<CollectionRecord[]>;
   /**
    * Deletes the collection and, by cascade, its users, faces, detections, webhooks and pending
    * deliveries; then the images no remaining face references. Undefined when it does not exist.
@@ -36,12 +37,14 @@ export function createCollectionStore(knex: Knex, images: StoredImages, queues: 
       const inserted: { name: string; created_at: string }[] = await knex("collections").insert({ name }).onConflict("name").ignore().returning(["name", "created_at"]);
       return inserted.length === 0 ? undefined : { name, createdAt: new Date(inserted[0].created_at), users: 0 };
     },
-    async list() {
+    async list(limit, after) {
       // Counts kept by triggers on users, spread over a few rows per collection (migration 009): no user row is read here.
       const rows: { name: string; created_at: string; user_count: string | number | null }[] = await knex("collections as c")
         .leftJoin("collection_user_counts as n", "n.collection", "c.name")
+        .where("c.name", ">", after)
         .groupBy("c.name", "c.created_at")
         .orderBy("c.name")
+        .limit(limit)
         .select("c.name", "c.created_at")
         .sum({ user_count: "n.user_count" });
       return rows.map((r) => ({ name: r.name, createdAt: new Date(r.created_at), users: Number(r.user_count ?? 0) }));

@@ -158,7 +158,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         deleteWebhook: (req) => deps.webhooks.delete(req),
         correctMatch: (req) => service.correctMatch(req),
         createCollection: (req) => deps.collections.create(req),
-        listCollections: () => deps.collections.list(),
+        listCollections: (req) => deps.collections.list(req),
         deleteCollection: (req) => deps.collections.delete(req),
       },
       { interceptors: [createMetricsInterceptor(), createErrorInterceptor(deps.logger), createFloat32Interceptor(), createCallSignalInterceptor(), ...deps.interceptors] },
