@@ -15,9 +15,8 @@ const MAX_UNANSWERED_FRAMES = 4;
  * limits): the plugin's own hook marks upgrade requests so that a refused upgrade's socket is
  * destroyed after the answer; registered later, a 401 would leave that socket open forever.
  * Messages over `maxMessageBytes` close the socket with 1009 (message too big). When the server
- * closes, new upgrades are refused (503) and open sockets go on for `shutdownTimeoutMs`, as gRPC
- * streams do, then close with 1001 (going away); the plugin's default closes them at once, with no
- * code, frames in flight unanswered.
+ * closes, open sockets go on for `shutdownTimeoutMs`, as gRPC streams do, then close with 1001
+ * (going away); the plugin's default closes them at once, with no code, frames in flight unanswered.
  */
 export async function registerWebSocketSupport(app: FastifyInstance, maxMessageBytes: number, shutdownTimeoutMs: number): Promise<void> {
   await app.register(websocket, {
