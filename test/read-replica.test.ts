@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import type { FaceService, SyncResponse } from "../gen/face/v1/face_pb.js";
+import type { FaceService } from "../gen/face/v1/face_pb.js";
 import { replicationMissing, startReplicatedPostgres, type ReplicatedPostgres } from "./support/replicated-postgres.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { face } from "./support/testdata.js";
 import { until } from "./support/webhook-receiver.js";
-import { requestQueue } from "./support/request-queue.js";
+import { frameByFrame } from "./support/request-queue.js";
 
 const OBAMA = face("face_recognition/obama.jpg");
 const OBAMA_2 = face("face_recognition/obama2.jpg");
@@ -55,12 +55,8 @@ describeUnless(replicationMissing(), "searches on a read replica (DATABASE_READ_
   it("never names on a stream, from a lagging replica, someone the primary says is deleted", async () => {
     await client.register({ identifier: "obama-streamed", image: OBAMA, collection: "replica-stream" });
     await postgres.caughtUp();
-    const queue = requestQueue();
-    const answers = client.sync(queue.iterable)[Symbol.asyncIterator]();
-    const next = async (frameId: string) => {
-      queue.send({ image: OBAMA, frameId, collection: "replica-stream" });
-      return (await answers.next()).value as SyncResponse;
-    };
+    const stream = frameByFrame(client);
+    const next = (frameId: string) => stream.frame({ image: OBAMA, frameId, collection: "replica-stream" });
     try {
       assert.equal((await next("1")).faces[0].identifier, "obama-streamed");
       await postgres.pauseReplay();
@@ -69,10 +65,10 @@ describeUnless(replicationMissing(), "searches on a read replica (DATABASE_READ_
       // replica, which has not seen the deletion; the next frame follows the face, now unnamed.
       for (const frameId of ["2", "3"]) assert.equal((await next(frameId)).faces[0].identifier, "", `frame ${frameId}`);
     } finally {
-      queue.end();
+      stream.end();
       await postgres.resumeReplay();
     }
-    assert.equal((await answers.next()).done, true);
+    assert.equal(await stream.done(), true);
   });
 
   it("searches on the primary while the replica is down, and on the replica again once it is back", async () => {

@@ -5,10 +5,10 @@ import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { FaceService, type SyncResponse } from "../gen/face/v1/face_pb.js";
+import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
 import { freshDatabase } from "./support/server.js";
-import { requestQueue } from "./support/request-queue.js";
+import { frameByFrame } from "./support/request-queue.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { createReceiver, until } from "./support/webhook-receiver.js";
 import { describeUnless } from "./support/suite.js";
@@ -71,18 +71,17 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs a PostgreSQL serve
     const image = face("face_recognition/biden.jpg");
     const collection = "stream-across-replicas";
     await clients[1].register({ identifier: "biden", image, collection });
-    const queue = requestQueue();
-    const answers = clients[0].sync(queue.iterable)[Symbol.asyncIterator]();
-    const next = async (frameId: string) => {
-      queue.send({ image, frameId, collection });
-      return (await answers.next()).value as SyncResponse;
-    };
-    assert.equal((await next("1")).faces[0].identifier, "biden");
-    assert.equal((await next("2")).faces[0].identifier, "biden");
-    await clients[2].deleteUser({ identifier: "biden", collection });
-    assert.equal((await next("3")).faces[0].identifier, "");
-    queue.end();
-    assert.equal((await answers.next()).done, true);
+    const stream = frameByFrame(clients[0]);
+    const next = (frameId: string) => stream.frame({ image, frameId, collection });
+    try {
+      assert.equal((await next("1")).faces[0].identifier, "biden");
+      assert.equal((await next("2")).faces[0].identifier, "biden");
+      await clients[2].deleteUser({ identifier: "biden", collection });
+      assert.equal((await next("3")).faces[0].identifier, "");
+    } finally {
+      stream.end();
+    }
+    assert.equal(await stream.done(), true);
   });
 
   it("loses no registration when a replica is killed mid-load", async () => {

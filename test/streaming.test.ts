@@ -7,7 +7,7 @@ import { FaceService, type SyncResponse } from "../gen/face/v1/face_pb.js";
 import { writtenDetections } from "./support/detections.js";
 import { covered, face, FACES_DIR } from "./support/testdata.js";
 import { useTestServer, type TestServer } from "./support/server.js";
-import { requestQueue } from "./support/request-queue.js";
+import { frameByFrame, requestQueue } from "./support/request-queue.js";
 
 const frames = (dir: string) => readdirSync(join(FACES_DIR, "video", dir)).filter((f) => f.endsWith(".jpg")).sort().map((f) => face(`video/${dir}/${f}`));
 
@@ -165,20 +165,19 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
       ["stream-deleted-collection", (c: string) => client.deleteCollection({ name: c })],
     ] as const) {
       await client.register({ identifier: "obama", image, collection });
-      const queue = requestQueue();
-      const answers = client.sync(queue.iterable)[Symbol.asyncIterator]();
-      const next = async (frameId: string) => {
-        queue.send({ image, frameId, collection });
-        return (await answers.next()).value as SyncResponse;
-      };
-      assert.equal((await next("1")).faces[0].identifier, "obama");
-      assert.equal((await next("2")).faces[0].identifier, "obama", "followed, not searched again");
-      await remove(collection);
-      const after = await next("3");
-      assert.equal(after.faces[0].identifier, "", collection);
-      assert.equal(after.faces[0].trackId, 1, "the same track, no longer named");
-      queue.end();
-      assert.equal((await answers.next()).done, true);
+      const stream = frameByFrame(client);
+      const next = (frameId: string) => stream.frame({ image, frameId, collection });
+      try {
+        assert.equal((await next("1")).faces[0].identifier, "obama");
+        assert.equal((await next("2")).faces[0].identifier, "obama", "followed, not searched again");
+        await remove(collection);
+        const after = await next("3");
+        assert.equal(after.faces[0].identifier, "", collection);
+        assert.equal(after.faces[0].trackId, 1, "the same track, no longer named");
+      } finally {
+        stream.end();
+      }
+      assert.equal(await stream.done(), true);
     }
   });
 
@@ -191,12 +190,8 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
     const record = (query: { sql: string }) => {
       if (/from "users"/i.test(query.sql) && /"identifier" in/i.test(query.sql)) asked.push(query.sql);
     };
-    const queue = requestQueue();
-    const answers = client.sync(queue.iterable)[Symbol.asyncIterator]();
-    const next = async (frameId: string) => {
-      queue.send({ image, frameId, collection });
-      return (await answers.next()).value as SyncResponse;
-    };
+    const stream = frameByFrame(client);
+    const next = (frameId: string) => stream.frame({ image, frameId, collection });
     const askedDuring = async (frameIds: string[]) => {
       asked.length = 0;
       for (const id of frameIds) assert.equal((await next(id)).faces[0].identifier, "obama");
@@ -214,21 +209,17 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
       assert.equal(afterDeletion, server.database.kind === "pglite" ? 1 : 2);
     } finally {
       server.database.knex.off("query", record);
-      queue.end();
+      stream.end();
     }
-    assert.equal((await answers.next()).done, true);
+    assert.equal(await stream.done(), true);
   });
 
   it("names no one deleted, on a stream whose frames alternate between two collections", async () => {
     const image = face("face_recognition/obama.jpg");
     const [a, b] = ["stream-alternating-a", "stream-alternating-b"];
     for (const collection of [a, b]) await client.register({ identifier: "obama", image, collection });
-    const queue = requestQueue();
-    const answers = client.sync(queue.iterable)[Symbol.asyncIterator]();
-    const next = async (frameId: string, collection: string) => {
-      queue.send({ image, frameId, collection });
-      return (await answers.next()).value as SyncResponse;
-    };
+    const stream = frameByFrame(client);
+    const next = (frameId: string, collection: string) => stream.frame({ image, frameId, collection });
     try {
       assert.equal((await next("1", b)).faces[0].identifier, "obama");
       assert.equal((await next("2", a)).faces[0].identifier, "obama");
@@ -239,9 +230,9 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
       // afresh when the collection changes; a guard should it ever follow several.)
       assert.equal((await next("4", b)).faces[0].identifier, "", "deleted from b");
     } finally {
-      queue.end();
+      stream.end();
     }
-    assert.equal((await answers.next()).done, true);
+    assert.equal(await stream.done(), true);
   });
 
   it("answers a bad frame with an error entry and goes on", async () => {

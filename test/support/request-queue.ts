@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { SyncRequestSchema } from "../../gen/face/v1/face_pb.js";
+import type { Client } from "@connectrpc/connect";
+import type { FaceService, SyncRequestSchema, SyncResponse } from "../../gen/face/v1/face_pb.js";
 
 type SyncRequestInit = MessageInitShape<typeof SyncRequestSchema>;
 
@@ -18,5 +19,22 @@ export function requestQueue() {
     iterable: (async function* () {
       for (let r = await next(); r !== undefined; r = await next()) yield r;
     })(),
+  };
+}
+
+/**
+ * A Sync stream of `client` driven one frame at a time: `frame` sends one and resolves with its
+ * answer; `end` ends the requests; `done` resolves whether the server then ended the stream too.
+ */
+export function frameByFrame(client: Client<typeof FaceService>) {
+  const queue = requestQueue();
+  const answers = client.sync(queue.iterable)[Symbol.asyncIterator]();
+  return {
+    async frame(request: SyncRequestInit): Promise<SyncResponse> {
+      queue.send(request);
+      return (await answers.next()).value as SyncResponse;
+    },
+    end: () => queue.end(),
+    done: async () => (await answers.next()).done === true,
   };
 }
