@@ -42,7 +42,7 @@ const WHOLE_FRAME_EVERY = 5;
 /** What the frames of one Sync stream share. */
 interface StreamMemory {
   tracker: FaceTracker;
-  /** Which of the people the tracker names are still users (asked each frame; IdentityStore.stillUsersCheck). */
+  /** Which of the people the tracker names are still users (checked each frame; IdentityStore.stillUsersCheck). */
   stillUsers: StillUsers;
   /** Spots the detector's closer looks rejected in recent frames, not looked at again at once. */
   rejectedSpots?: RejectedSpots;
