@@ -5,6 +5,7 @@ import { checkImageSize, collectionOf, identifierOf } from "./inputs.js";
 import { qualityProblem } from "./reference-quality.js";
 import { createRejectedSpots, type RejectedSpots } from "../engine/rejected-spots.js";
 import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
+import type { BoxPx } from "../engine/geometry.js";
 import type { StillUsers } from "../store/identities.js";
 
 export interface SyncInput {
@@ -48,9 +49,29 @@ interface StreamMemory {
   rejectedSpots?: RejectedSpots;
   /** Frames of the stream begun so far: which ones are read whole (WHOLE_FRAME_EVERY). */
   framesBegun?: number;
-  /** The max_faces of the last frame tracked: a frame asking for a different number is read whole. */
-  trackedMaxFaces?: number;
 }
+
+/** Where a frame's faces were found: the next frame of the same collection and max_faces looks near them. */
+interface FacesSeen {
+  collection: string;
+  maxFaces: number;
+  boxes: BoxPx[];
+}
+
+/**
+ * How a frame of a stream waits for the one before. Its faces are looked for near the previous
+ * frame's as soon as that frame's faces are found, while the previous frame still embeds and
+ * searches; tracking waits until the previous frame is done.
+ */
+interface FrameOrder {
+  /** Where the frame before found its faces (a frame that failed passes on what the one before it saw). */
+  previousFaces: Promise<FacesSeen | undefined>;
+  previousDone: Promise<void>;
+  /** Tells the next frame where this frame's faces are. */
+  seen(faces: FacesSeen): void;
+}
+
+const FIRST_FRAME: FrameOrder = { previousFaces: Promise.resolve(undefined), previousDone: Promise.resolve(), seen: () => {} };
 
 /** SyncFrame and each frame of a Sync stream. */
 export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" | "identities" | "detections" | "stage">, work: FaceWork) {
@@ -62,29 +83,32 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
    * Identifies every face of one frame; registers the largest unknown face when `identifier` is
    * given. With a stream's memory, faces identified in the previous frame keep their identity
    * without a new embedding and search, and spots rejected as no face in recent frames get no new
-   * closer look; `previousFrameDone` orders the tracking of frames processed concurrently.
+   * closer look; `order` orders the tracking of frames processed concurrently.
    */
-  async function syncFrame(input: SyncInput, memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck() }, previousFrameDone: Promise<void> = Promise.resolve()): Promise<{ faces: SyncFaceView[] }> {
+  async function syncFrame(input: SyncInput, memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck() }, order: FrameOrder = FIRST_FRAME): Promise<{ faces: SyncFaceView[] }> {
     const { tracker, rejectedSpots, stillUsers } = memory;
     const collection = collectionOf(input.collection);
     const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
     const bytes = checkImageSize(input.image, limits.maxImageBytes);
     if (bytes.length === 0) throw new FaceError("invalid_argument", "image is required");
     // Decoding overlaps with the previous frame, and so does a whole-frame read; looking near the
-    // faces followed waits until the previous frame is done, so it follows the frame just before
-    // (and answers alike however the frames' work interleaves). Tracking must follow frame order.
+    // faces followed waits until the previous frame has found its faces, so it follows the frame
+    // just before (and answers alike however the frames' work interleaves), and overlaps with that
+    // frame's embedding and search. Tracking must follow frame order.
+    const previousDone = order.previousDone;
     const readWhole = memory.framesBegun === undefined || memory.framesBegun++ % WHOLE_FRAME_EVERY === 0;
     const detectOptions = readWhole ? { rejectedSpots } : async () => {
-      await previousFrameDone;
-      return { rejectedSpots, near: memory.trackedMaxFaces === input.maxFaces ? tracker.boxes(collection) : undefined };
+      const seen = await order.previousFaces;
+      return { rejectedSpots, near: seen?.collection === collection && seen.maxFaces === input.maxFaces ? seen.boxes : undefined };
     };
     // Whether the people the stream follows are still users, asked while this frame is detected: a
     // track names its person without a search for up to 15 frames or half a second (tracker.ts), and
     // must not name someone deleted (DeleteUser, DeleteCollection, on any instance) before the frame arrived.
-    const present = previousFrameDone.then(() => stillUsers(collection, tracker.names(collection)));
+    const present = previousDone.then(() => stillUsers(collection, tracker.names(collection)));
     present.catch(() => {}); // awaited below; a failed detection must not leave it unhandled
     const { image, faces } = await foundFacesOf(bytes, input.maxFaces, detectOptions);
-    await previousFrameDone;
+    order.seen({ collection, maxFaces: input.maxFaces, boxes: faces.map((f) => f.box) });
+    await previousDone;
     const assigned = tracker.assign(collection, faces.map((f) => f.box));
     const users = await present;
     const gone = new Set<string>();
@@ -135,7 +159,6 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       })),
     );
     tracker.commit(collection, tracks);
-    memory.trackedMaxFaces = input.maxFaces;
     const result = tracks.map((t, i) => ({
       identifier: t.identifier,
       box: faces[i].box,
@@ -155,12 +178,18 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
    */
   function openSyncSession(run: <T>(work: () => Promise<T>) => Promise<T>) {
     const memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck(), rejectedSpots: createRejectedSpots(), framesBegun: 0 };
-    let previousFrameDone: Promise<void> = Promise.resolve();
+    let { previousFaces, previousDone } = FIRST_FRAME;
     return {
       frame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {
-        const previous = previousFrameDone;
-        const result = run(() => syncFrame(input, memory, previous));
-        previousFrameDone = result.then(() => undefined, () => undefined);
+        let seen!: (faces: FacesSeen | undefined) => void;
+        const faces = new Promise<FacesSeen | undefined>((resolve) => (seen = resolve));
+        const order: FrameOrder = { previousFaces, previousDone, seen };
+        const result = run(() => syncFrame(input, memory, order));
+        previousDone = result.then(() => undefined, () => undefined);
+        // A frame that failed (or was refused) before finding its faces passes on what the one before
+        // saw; one that found them has told already, and a promise settles once.
+        void previousDone.then(() => order.previousFaces).then(seen);
+        previousFaces = faces;
         return result;
       },
     };
