@@ -47,8 +47,9 @@ export async function startTestServer(env: Record<string, string> = {}, shareWit
   // A second instance shares the first one's database and image directory, as replicas do; a
   // reopened one starts on the data a closed instance left behind, as a restart does.
   const previous = shareWith ?? reopen;
-  const dataDir = previous?.dataDir ?? (await mkdtemp(join(tmpdir(), "face-test-")));
+  // The database first: a server that cannot be reached leaves no directory behind.
   const databaseUrl = previous?.config.databaseUrl ?? (process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined);
+  const dataDir = previous?.dataDir ?? (await mkdtemp(join(tmpdir(), "face-test-")));
   const config = loadConfig({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "warn", ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
   // PGlite is in-process and single-connection: a second instance uses the same handle.
   const database = shareWith && !databaseUrl ? shareWith.database : await openDatabase(config);
@@ -75,8 +76,8 @@ export async function startTestServer(env: Record<string, string> = {}, shareWit
  * directory, or a fresh database on the PostgreSQL server of TEST_DATABASE_URL.
  */
 export async function openTestDatabase(): Promise<Database & { dataDir: string; dispose(): Promise<void> }> {
-  const dataDir = await mkdtemp(join(tmpdir(), "face-db-"));
   const databaseUrl = process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : undefined;
+  const dataDir = await mkdtemp(join(tmpdir(), "face-db-"));
   const database = await openDatabase(loadConfig({ FACE_DATA_DIR: dataDir, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) }));
   return {
     ...database,
