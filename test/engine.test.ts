@@ -66,6 +66,20 @@ describe("decode", () => {
     const webp = await sharp(face("face_recognition/obama.jpg")).webp().toBuffer();
     assert.equal((await decodeImage(new Uint8Array(webp), LIMITS)).format, "webp");
   });
+
+  it("shrinks a photo over the working side, keeping its own size as shown and the scale", async () => {
+    const turned = await sharp({ create: { width: 300, height: 100, channels: 3, background: "#00ff00" } }).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+    const shrunk = await decodeImage(new Uint8Array(turned), LIMITS, 150);
+    assert.deepEqual([shrunk.width, shrunk.height, shrunk.originalWidth, shrunk.originalHeight, shrunk.scale, shrunk.format], [50, 150, 100, 300, 2, "jpeg"]);
+    const atTheSide = await decodeImage(new Uint8Array(turned), LIMITS, 300);
+    assert.deepEqual([atTheSide.width, atTheSide.height, atTheSide.originalWidth, atTheSide.originalHeight, atTheSide.scale], [100, 300, 100, 300, 1]);
+    const under = await decodeImage(new Uint8Array(turned), LIMITS, 301);
+    assert.deepEqual([under.width, under.height, under.originalWidth, under.originalHeight, under.scale], [100, 300, 100, 300, 1]);
+    // A format told by its header, not its first bytes.
+    const gif = await sharp({ create: { width: 30, height: 10, channels: 3, background: "#0000ff" } }).gif().toBuffer();
+    const decoded = await decodeImage(new Uint8Array(gif), LIMITS, 20);
+    assert.deepEqual([decoded.width, decoded.height, decoded.originalWidth, decoded.scale, decoded.format], [20, 7, 30, 1.5, "gif"]);
+  });
 });
 
 /** The photo shrunk so the face in `box` is `px` wide, at the centre of a 640x480 camera frame. */
