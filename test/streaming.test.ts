@@ -236,7 +236,8 @@ describe("streaming: SyncFrame and bidirectional Sync", () => {
   });
 
   // A frame waits for the faces of the frame before; a frame that failed before finding any must
-  // pass on the last good frame's (a hang here, bounded by the timeout, means it did not).
+  // pass on the last good frame's. If it did not, this test times out (and the file, whose server
+  // then waits for the stuck frame, meets --test-timeout).
   it("answers a bad frame with an error entry and goes on, looking near the last good frame's faces", { timeout: 60_000 }, async () => {
     const good = frames("frames")[0];
     const answers: SyncResponse[] = [];
