@@ -51,9 +51,7 @@ export interface FaceTracker {
   assign(collection: string, boxes: readonly BoxPx[]): { track: Track; needsSearch: boolean; isNew: boolean }[];
   /** Replaces the tracks with this frame's faces, found in `collection`. */
   commit(collection: string, tracks: readonly Track[]): void;
-  /** Boxes of the faces a next frame of `collection` would continue (none for another collection). */
-  boxes(collection: string): BoxPx[];
-  /** The identifiers those faces' tracks name. */
+  /** The identifiers the tracks a next frame of `collection` would continue name (none for another collection). */
   names(collection: string): string[];
 }
 
@@ -95,9 +93,6 @@ export function createFaceTracker(clock: () => number = () => performance.now())
       searchedAt = new Map(tracks.map((t) => [t.id, t.framesSinceSearch === 0 ? frameTime : (searchedAt.get(t.id) ?? frameTime)]));
       previous = [...tracks];
       previousCollection = collection;
-    },
-    boxes(collection) {
-      return collection === previousCollection ? previous.map((t) => t.box) : [];
     },
     names(collection) {
       return collection === previousCollection ? [...new Set(previous.map((t) => t.identifier).filter((id) => id !== ""))] : [];

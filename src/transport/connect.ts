@@ -25,7 +25,7 @@ import { createFloat32Interceptor } from "./float32.js";
  * Frames of one Sync stream processed at once. A frame's work takes turns between the decoding
  * threads, an inference worker and the main thread (tracking, the database): with two in flight one
  * stream kept about 1.4 of the 2 cores busy. Three, on the clip sent as fast as answered
- * (`prof-sync.ts`, five alternated pairs of three passes, 2026-12-03): 122.2 -> 134.4 frames/s on
+ * (a scratch script, five alternated pairs of three passes, 2026-12-03): 122.2 -> 134.4 frames/s on
  * average (the first three pairs 116.0 -> 134.3, the last two, in a calmer hour, 131.5 -> 134.7);
  * four 145.9 against three's 135.4 (two pairs), not taken: a frame of a stream the service cannot
  * keep up with waits behind the others in flight, and a camera wants its answers early.
