@@ -5,8 +5,12 @@ import { fetchImageUrl, type ImageUrlPolicy } from "./image-url.js";
 export const DEFAULT_COLLECTION = "default";
 
 const COLLECTION_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-/** Letters and digits of any script plus a few separators; no control characters, no slashes (REST paths). */
-const IDENTIFIER_PATTERN = /^[\p{L}\p{N}_.@+:\- ]+$/u;
+/**
+ * Letters and digits of any script, each with the combining marks written on it (Devanagari's vowel
+ * signs, Thai's tone marks, an accent typed separately), plus a few separators; no control
+ * characters, no slashes (REST paths).
+ */
+const IDENTIFIER_PATTERN = /^(?:[\p{L}\p{N}]\p{M}*|[_.@+:\- ])+$/u;
 const MAX_IDENTIFIER_LENGTH = 128;
 
 /** Validates `collection`, defaulting an empty one to "default". */
@@ -18,12 +22,17 @@ export function collectionOf(value: string): string {
   return value;
 }
 
-/** Validates a user identifier. */
-export function identifierOf(value: string, field = "identifier"): string {
+/**
+ * Validates a user identifier, in Unicode's composed form (NFC): "José" typed with a separate accent
+ * (as macOS spells file names) and with the composed é is one user. Migration 010 composed the
+ * identifiers stored before.
+ */
+export function identifierOf(sent: string, field = "identifier"): string {
+  const value = sent.normalize("NFC");
   if (value === "") throw invalidArgument(`${field} is required`);
   if (value.length > MAX_IDENTIFIER_LENGTH) throw invalidArgument(`${field} is longer than ${MAX_IDENTIFIER_LENGTH} characters`);
   if (!IDENTIFIER_PATTERN.test(value) || value.trim() !== value) {
-    throw invalidArgument(`${field} may hold letters, digits, spaces inside, and _ . @ + : - only`);
+    throw invalidArgument(`${field} may hold letters and digits (with their accents and marks), spaces inside, and _ . @ + : - only`);
   }
   return value;
 }

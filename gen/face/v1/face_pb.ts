@@ -202,6 +202,10 @@ export type RegisterRequest = Message<"face.v1.RegisterRequest"> & {
   imageUrl: string;
 
   /**
+   * The person's name or id: 1-128 characters, letters and digits of any script with their marks,
+   * spaces inside, and _ . @ + : -. Compared in Unicode's composed form (NFC), in which answers
+   * give it: "José" sent with a separate accent names the same user as with the composed é.
+   *
    * @generated from field: string identifier = 3;
    */
   identifier: string;

@@ -1,0 +1,8 @@
+-- Identifiers are compared in Unicode's composed form (NFC): the service composes every identifier
+-- it is sent, so "José" with a separate combining accent and with the composed é name one user.
+-- Stored identifiers the old rule let in that are not composed (a CJK compatibility ideograph, the
+-- ohm sign) are composed here, in the users and wherever their name is kept. A user whose composed
+-- name another user of the collection already has is left as it was, and so are the rows naming it
+-- (the first of several such in a collection, by id, is composed): renaming it would merge two people.
+-- normalize() needs a UTF8 database; in any other encoding nothing is changed.
+DO $$ BEGIN IF current_setting('server_encoding') = 'UTF8' THEN UPDATE users u SET identifier = normalize(u.identifier, NFC) WHERE u.id IN (SELECT DISTINCT ON (collection, normalize(identifier, NFC)) id FROM users WHERE identifier IS NOT NFC NORMALIZED ORDER BY collection, normalize(identifier, NFC), id) AND NOT EXISTS (SELECT 1 FROM users o WHERE o.collection = u.collection AND o.identifier = normalize(u.identifier, NFC)); UPDATE detections d SET identifier = normalize(d.identifier, NFC) WHERE d.identifier IS NOT NFC NORMALIZED AND NOT EXISTS (SELECT 1 FROM users o WHERE o.collection = d.collection AND o.identifier = d.identifier); UPDATE webhooks w SET identifier = normalize(w.identifier, NFC) WHERE w.identifier IS NOT NFC NORMALIZED AND NOT EXISTS (SELECT 1 FROM users o WHERE o.collection = w.collection AND o.identifier = w.identifier); UPDATE webhook_deliveries l SET identifier = normalize(l.identifier, NFC) WHERE l.identifier IS NOT NFC NORMALIZED AND NOT EXISTS (SELECT 1 FROM users o WHERE o.collection = l.collection AND o.identifier = l.identifier); END IF; END $$;
