@@ -31,6 +31,7 @@ import { processMetrics } from "./metrics.js";
 import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/realtime.js";
 import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
+import { registerOpenRequestLimit } from "./transport/open-requests.js";
 
 export interface AppDeps {
   config: Config;
@@ -168,6 +169,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // After CORS, so a browser can read a 401 or 429 too.
   const rateLimit = registerAccessControl(app, { apiKeys: config.apiKeys, rateLimitPerSecond: config.rateLimitPerSecond, rateLimitBurst: config.rateLimitBurst });
+  registerOpenRequestLimit(app, config.maxOpenRequests);
 
   app.get("/health", async (_request, reply) => {
     const up = await ready().catch(() => false);

@@ -101,6 +101,8 @@ export interface Config {
   /** Requests per second per key or client address; 0 turns rate limiting off. */
   readonly rateLimitPerSecond: number;
   readonly rateLimitBurst: number;
+  /** Requests open at once (calls, streams, WebSockets) beyond which new ones are refused. */
+  readonly maxOpenRequests: number;
 }
 
 /** Thrown when the environment holds invalid settings; lists every problem at once. */
@@ -236,6 +238,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: parseApiKeys(env.FACE_API_KEYS),
     rateLimitPerSecond: decimal("FACE_RATE_LIMIT_PER_SECOND", 0, 0, 100_000),
     rateLimitBurst: integer("FACE_RATE_LIMIT_BURST", 50, 1, 100_000),
+    // Each open request holds memory before admission can bound it (its message arrives first): about
+    // 36 KB waiting, up to the message limit as it arrives. 256 is far more calls and cameras than
+    // the image work of a machine takes at once (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED).
+    maxOpenRequests: integer("FACE_MAX_OPEN_REQUESTS", 256, 1, 100_000),
   };
 
   for (const key of config.apiKeys) {

@@ -28,6 +28,11 @@ export const REALTIME_PATH = "/ws/realtime";
 /** Paths anyone may call: load balancers and orchestrators probe them without credentials. */
 const OPEN_PATHS = /^\/health$|^\/metrics$|^\/demo$|^\/grpc\.health\.v1\.Health\//;
 
+/** A CORS preflight or a probe: answered to anyone, at once, whatever the limits. */
+export function isOpenRequest(request: FastifyRequest): boolean {
+  return request.method === "OPTIONS" || OPEN_PATHS.test(request.url.split("?")[0]);
+}
+
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
 /**
@@ -61,7 +66,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
   }
 
   app.addHook("onRequest", async (request, reply) => {
-    if (request.method === "OPTIONS" || OPEN_PATHS.test(request.url.split("?")[0])) return;
+    if (isOpenRequest(request)) return;
     let client = `ip:${request.ip}`;
     if (keys.length > 0) {
       const presented = presentedKey(request);
@@ -161,7 +166,7 @@ export function createCollectionScopeInterceptor(apiKeys: readonly ApiKey[]): In
 }
 
 /** Answers an error before any handler ran, in the protocol the client speaks (errors.ts). */
-function deny(request: FastifyRequest, reply: FastifyReply, error: ConnectError): FastifyReply {
+export function deny(request: FastifyRequest, reply: FastifyReply, error: ConnectError): FastifyReply {
   const answer = refusalOf(String(request.headers["content-type"] ?? ""), error, String(request.id));
   return reply.status(answer.status).headers(answer.headers).send(answer.body);
 }

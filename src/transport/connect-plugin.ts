@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import * as protoConnect from "@connectrpc/connect/protocol-connect";
 import * as protoGrpc from "@connectrpc/connect/protocol-grpc";
@@ -22,6 +23,9 @@ export interface ConnectPluginOptions extends ConnectRouterOptions {
  */
 export async function connectPlugin(app: FastifyInstance, options: ConnectPluginOptions): Promise<void> {
   const shutdown = new AbortController();
+  // connect-es links every open call's signal to this one: more than ten calls at once are normal,
+  // not the listener leak Node would otherwise warn of in the log.
+  setMaxListeners(0, shutdown.signal);
   app.addHook("preClose", (done) => {
     setTimeout(() => shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable)), options.shutdownTimeoutMs).unref();
     done();

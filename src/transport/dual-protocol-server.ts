@@ -20,6 +20,12 @@ const ABANDONED_REQUEST_GRACE_MS = 1_000;
 export const HTTP2_STREAM_WINDOW_BYTES = 1 << 20;
 export const HTTP2_CONNECTION_WINDOW_BYTES = 4 << 20;
 
+/**
+ * Streams one HTTP/2 connection may have open at once (the least RFC 9113 advises). Node's default
+ * is unlimited; clients queue calls beyond it on their side, and the server refuses a stream over it.
+ */
+const HTTP2_MAX_CONCURRENT_STREAMS = 100;
+
 /** The first bytes a client sends on a cleartext HTTP/2 connection with prior knowledge. */
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -33,7 +39,7 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  */
 export function createDualProtocolServer(handler: RequestHandler): http.Server {
   const h1 = http.createServer(handler);
-  const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES } }, (req, res) => {
+  const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS } }, (req, res) => {
     // A response sent before the request was fully read (e.g. "message too large") leaves some
     // clients holding their half of the stream open forever. RFC 9113 8.1 lets the server then end
     // it with RST_STREAM NO_ERROR; the delay lets the response's last frames leave first.

@@ -1,0 +1,31 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { FastifyInstance } from "fastify";
+import { deny, isOpenRequest } from "./access.js";
+
+/** How long a refused client is asked to wait before trying again. */
+const RETRY_AFTER_SECONDS = 1;
+
+/**
+ * Refuses new requests (calls, streams, WebSocket upgrades) while `maxOpen` are open, with
+ * Unavailable (HTTP 503) and `retry-after`, before their message is read. A request holds memory from
+ * its first bytes, and admission bounds image work only once a message is whole: 20,000 gRPC calls
+ * that never sent their message took 700 MB, on one connection (`test/open-requests.test.ts`).
+ * Probes and CORS preflights are always answered.
+ */
+export function registerOpenRequestLimit(app: FastifyInstance, maxOpen: number): void {
+  let open = 0;
+  app.addHook("onRequest", async (request, reply) => {
+    if (isOpenRequest(request)) return;
+    if (open >= maxOpen) {
+      const error = new ConnectError(`the server has ${maxOpen} open requests, its limit; retry shortly`, Code.Unavailable);
+      error.metadata.set("retry-after", String(RETRY_AFTER_SECONDS));
+      return deny(request, reply, error);
+    }
+    open += 1;
+    // A WebSocket lives as long as its connection; any other request until its answer ends or breaks.
+    const lifetime = request.headers.upgrade === undefined ? reply.raw : request.raw.socket;
+    lifetime.once("close", () => {
+      open -= 1;
+    });
+  });
+}

@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import WebSocket from "ws";
+import { face } from "./support/testdata.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+
+const codeOf = (e: unknown) => ConnectError.from(e).code;
+
+/** A gRPC Recognize call whose message never comes: it holds its stream until the client resets it. */
+function silentCall(session: http2.ClientHttp2Session): http2.ClientHttp2Stream {
+  const stream = session.request(
+    { ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" },
+    { endStream: false },
+  );
+  stream.on("error", () => {});
+  stream.resume();
+  return stream;
+}
+
+/** The peer's SETTINGS, once they have arrived. */
+function remoteSettingsOf(session: http2.ClientHttp2Session): Promise<http2.Settings> {
+  return new Promise((resolve) => (session.remoteSettings.maxConcurrentStreams !== undefined && session.remoteSettings.maxConcurrentStreams !== 4294967295
+    ? resolve(session.remoteSettings)
+    : session.once("remoteSettings", resolve)));
+}
+
+/** Until `check` holds, or fail after `ms`. */
+async function eventually(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Each open request holds memory from its first bytes, before admission (which starts once the
+ * message is whole) bounds anything: 20,000 calls that never sent their message grew the service
+ * by 700 MB on one connection, and the connection was then dropped with every call on it.
+ */
+describe("requests open at once are bounded", () => {
+  let server: TestServer;
+  const sessions: http2.ClientHttp2Session[] = [];
+  before(async () => {
+    server = await startTestServer({ FACE_MAX_OPEN_REQUESTS: "20" });
+  });
+  after(async () => {
+    for (const session of sessions) session.destroy();
+    await server.close();
+  });
+  const connect = () => {
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    sessions.push(session);
+    return session;
+  };
+  const recognizeEmpty = () => faceClient(server).recognize({ image: new Uint8Array() });
+  /** The code an empty Recognize gets: InvalidArgument once it is let in. */
+  const outcome = () => recognizeEmpty().then(() => "answered", codeOf);
+
+  it("lets an HTTP/2 connection open at most 100 streams at once", async () => {
+    assert.equal((await remoteSettingsOf(connect())).maxConcurrentStreams, 100);
+  });
+
+  it("refuses calls beyond FACE_MAX_OPEN_REQUESTS with Unavailable and a retry delay, and takes them again once some close", async () => {
+    const session = connect();
+    const held = Array.from({ length: 20 }, () => silentCall(session));
+    await eventually(async () => (await outcome()) === Code.Unavailable);
+    const refused = await recognizeEmpty().then(() => undefined, (e) => ConnectError.from(e));
+    assert.equal(refused?.code, Code.Unavailable);
+    assert.match(refused!.rawMessage, /open requests/);
+    const rest = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    assert.equal(rest.status, 503);
+    assert.ok(Number(rest.headers.get("retry-after")) >= 1);
+    assert.equal((await fetch(`${server.url}/health`)).status, 200, "health is always answered");
+    for (const stream of held.slice(0, 5)) stream.close(http2.constants.NGHTTP2_CANCEL);
+    await eventually(async () => (await outcome()) === Code.InvalidArgument);
+    for (const stream of held.slice(5)) stream.close(http2.constants.NGHTTP2_CANCEL);
+  });
+
+  it("counts a WebSocket while it is open, and not after it closed", async () => {
+    const url = `${server.url.replace("http", "ws")}/ws/realtime`;
+    for (let i = 0; i < 30; i++) {
+      const socket = new WebSocket(url);
+      await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
+      socket.close();
+      await new Promise((resolve) => socket.once("close", resolve));
+    }
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => new Promise<WebSocket>((resolve, reject) => {
+      const socket = new WebSocket(url);
+      socket.once("open", () => resolve(socket)).once("error", reject);
+    })));
+    await eventually(async () => (await outcome()) === Code.Unavailable);
+    for (const socket of sockets) socket.close();
+    await eventually(async () => (await outcome()) === Code.InvalidArgument);
+  });
+});
+
+describe("many calls at once", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server.close());
+
+  it("log no warning of a leak: each open call listens for the server's shutdown", async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on("warning", onWarning);
+    try {
+      const client = faceClient(server);
+      const photo = face("face_recognition/obama.jpg");
+      await Promise.all(Array.from({ length: 16 }, () => client.detect({ image: photo }).catch(() => undefined)));
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
+  });
+});
