@@ -32,6 +32,7 @@ import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/rea
 import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { registerOpenRequestLimit } from "./transport/open-requests.js";
+import { connectionLimit } from "./transport/connection-limit.js";
 
 export interface AppDeps {
   config: Config;
@@ -68,6 +69,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === "string" && CLIENT_REQUEST_ID.test(given) ? given : randomUUID();
     },
   });
+  app.server.maxConnections = connectionLimit(config.maxConnections);
 
   // The dispatcher is woken by the outbox itself whenever a committed change wrote deliveries.
   const webhookStore = createWebhookStore(database.knex, { deliveriesWritten: () => dispatcher.kick(), soleWriter: database.kind === "pglite" });

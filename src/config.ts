@@ -103,6 +103,8 @@ export interface Config {
   readonly rateLimitBurst: number;
   /** Requests open at once (calls, streams, WebSockets) beyond which new ones are refused. */
   readonly maxOpenRequests: number;
+  /** Connections open at once (at most half the open-file limit, transport/connection-limit.ts). */
+  readonly maxConnections: number;
 }
 
 /** Thrown when the environment holds invalid settings; lists every problem at once. */
@@ -242,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // 36 KB waiting, up to the message limit as it arrives. 256 is far more calls and cameras than
     // the image work of a machine takes at once (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED).
     maxOpenRequests: integer("FACE_MAX_OPEN_REQUESTS", 256, 1, 100_000),
+    maxConnections: integer("FACE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
   };
 
   for (const key of config.apiKeys) {

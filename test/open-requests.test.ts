@@ -1,10 +1,18 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
 import http2 from "node:http2";
+import { connect as connectTcp, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import WebSocket from "ws";
+import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
 
@@ -118,5 +126,55 @@ describe("many calls at once", () => {
       process.off("warning", onWarning);
     }
     assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
+  });
+});
+
+/**
+ * Every connection is a file descriptor, and the photos, the database and outgoing calls need theirs:
+ * a client opening connections until none is left must not take the service down.
+ */
+describe("connections at once are bounded by the process's file descriptors", () => {
+  let service: ServiceProcess;
+  let dataDir: string;
+  const sockets: Socket[] = [];
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "face-open-files-"));
+    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "warn" }, { args: ["--import", "tsx", "src/main.ts"], openFiles: 512 });
+  });
+  after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await service.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("closes connections over half its open-file limit, registers meanwhile, and takes new ones once they go", async () => {
+    // A gRPC connection made before the flood, as a backend service keeps one.
+    const client = createClient(FaceService, createGrpcTransport({ baseUrl: service.url }));
+    await client.listUsers({});
+    const { port } = new URL(service.url);
+    let closedByService = 0;
+    for (let i = 0; i < 700; i++) {
+      const socket = connectTcp(Number(port), "127.0.0.1");
+      socket.on("error", () => {});
+      socket.once("close", () => (closedByService += 1));
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once("connect", resolve).once("close", resolve));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(service.child.exitCode, null, `the service exited:\n${service.output().slice(-2000)}`);
+    assert.ok(closedByService >= 700 - 512 / 2, `${closedByService} of 700 connections closed by the service`);
+    const during = await client.register({ identifier: "during-the-flood", image: face("face_recognition/obama.jpg") });
+    assert.equal(during.created, true);
+    for (const socket of sockets) socket.destroy();
+    // A new connection is taken at once, not when the flood's half-closed sockets time out.
+    const body = JSON.stringify({ identifier: "after-the-flood", image: Buffer.from(face("face_recognition/biden.jpg")).toString("base64") });
+    const afterwards = await new Promise<{ status?: number; text: string }>((resolve, reject) => {
+      const request = httpRequest(`${service.url}/api/v1/register`, { method: "POST", agent: false, headers: { "content-type": "application/json" } }, (response) => {
+        let text = "";
+        response.on("data", (d) => (text += d)).on("end", () => resolve({ status: response.statusCode, text }));
+      });
+      request.on("error", reject).end(body);
+    });
+    assert.equal(afterwards.status, 200, afterwards.text);
   });
 });

@@ -108,6 +108,7 @@ function sniff(socket: Socket, decide: (isHttp2: boolean) => void): void {
     if (samePrefix && received.length < HTTP2_PREFACE.length) return; // need more bytes
     socket.off("data", onData);
     socket.off("close", onClose);
+    socket.off("end", onEnd);
     socket.pause();
     socket.unshift(received);
     decide(samePrefix);
@@ -116,6 +117,10 @@ function sniff(socket: Socket, decide: (isHttp2: boolean) => void): void {
     if (!samePrefix) socket.resume();
   };
   const onClose = () => socket.off("data", onData);
+  // A client that closes its side before a first request leaves nothing to answer. Both servers
+  // let sockets stay half open, so this one would hold its file descriptor until the timeout.
+  const onEnd = () => socket.destroy();
   socket.on("data", onData);
   socket.once("close", onClose);
+  socket.once("end", onEnd);
 }

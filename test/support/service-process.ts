@@ -29,15 +29,19 @@ export async function freePort(): Promise<number> {
 
 /**
  * Spawns src/main.ts with `env` on top of this process's environment and waits for /health;
- * `command` runs something else with node (compiled output, in another directory).
+ * `command` runs something else with node (compiled output, in another directory), or with at most
+ * `openFiles` file descriptors (soft and hard limit).
  */
 export async function startServiceProcess(
   env: Record<string, string>,
-  command: { args: string[]; cwd?: string } = { args: ["--import", "tsx", "src/main.ts"] },
+  command: { args: string[]; cwd?: string; openFiles?: number } = { args: ["--import", "tsx", "src/main.ts"] },
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, command.args, {
+  const [file, args] = command.openFiles === undefined
+    ? [process.execPath, command.args]
+    : ["/bin/sh", ["-c", 'ulimit -n "$0" && exec "$@"', String(command.openFiles), process.execPath, ...command.args]];
+  const child = spawn(file, args, {
     cwd: command.cwd,
     env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
