@@ -24,7 +24,7 @@ import { callContextValues } from "./transport/call-context.js";
 import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
 import { connectPlugin } from "./transport/connect-plugin.js";
 import { createHealthRoutes } from "./transport/health.js";
-import { createReflectionRoutes } from "./transport/reflection.js";
+import { createReflectionRoutes, SERVED_SERVICES } from "./transport/reflection.js";
 import { registerRestRoutes } from "./transport/rest.js";
 import { registerMetricsRoute } from "./transport/metrics.js";
 import { processMetrics } from "./metrics.js";
@@ -52,6 +52,12 @@ const ORPHAN_IMAGE_AGE_MS = 10 * 60_000;
 /** Request ids a client may choose (they end up in logs): short and printable. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** Paths of the RPCs that take a stream of messages (Sync, reflection): open as long as their client sends. */
+const REQUEST_STREAM_PATHS = new Set(
+  SERVED_SERVICES.flatMap((service) => service.methods.filter((m) => m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming").map((m) => `/${service.typeName}/${m.name}`)),
+);
+const isRequestStream = (path: string) => REQUEST_STREAM_PATHS.has(path);
+
 /**
  * Builds the fastify app serving face.v1.FaceService as gRPC, gRPC-Web and Connect (HTTP/1.1 and
  * h2c on one port), REST from the google.api.http annotations, the gRPC health service and
@@ -60,7 +66,7 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, engine, database, telemetry } = deps;
   const app = fastify({
-    serverFactory: createDualProtocolServer,
+    serverFactory: (handler) => createDualProtocolServer(handler, { requestTimeoutMs: config.requestTimeoutMs, streamsRequests: isRequestStream }),
     loggerInstance: deps.logger ?? (createLogger(config.logLevel) as FastifyBaseLogger),
     bodyLimit: config.maxMessageBytes,
     requestIdHeader: false,

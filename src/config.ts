@@ -105,6 +105,8 @@ export interface Config {
   readonly maxOpenRequests: number;
   /** Connections open at once (at most half the open-file limit, transport/connection-limit.ts). */
   readonly maxConnections: number;
+  /** How long a request may take to arrive whole; streams of messages (Sync) are not limited. */
+  readonly requestTimeoutMs: number;
 }
 
 /** Thrown when the environment holds invalid settings; lists every problem at once. */
@@ -245,6 +247,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // the image work of a machine takes at once (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED).
     maxOpenRequests: integer("FACE_MAX_OPEN_REQUESTS", 256, 1, 100_000),
     maxConnections: integer("FACE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
+    // Node's own default for HTTP/1.1: a 10 MB photo at 1 Mbit/s takes 80 s.
+    requestTimeoutMs: integer("FACE_REQUEST_TIMEOUT_MS", 300_000, 1_000, 3_600_000),
   };
 
   for (const key of config.apiKeys) {

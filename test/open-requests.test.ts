@@ -178,3 +178,99 @@ describe("connections at once are bounded by the process's file descriptors", ()
     assert.equal(afterwards.status, 200, afterwards.text);
   });
 });
+
+/**
+ * A request must arrive whole within FACE_REQUEST_TIMEOUT_MS, over HTTP/2 as Node already holds
+ * HTTP/1.1 to it, or one that trickles its bytes holds its place (and its open-request slot) forever.
+ * Streams whose requests go on by design (Sync, reflection) are not cut.
+ */
+describe("a request must arrive within its time", () => {
+  let server: TestServer;
+  const sessions: http2.ClientHttp2Session[] = [];
+  before(async () => {
+    server = await startTestServer({ FACE_REQUEST_TIMEOUT_MS: "1000" });
+  });
+  after(async () => {
+    for (const session of sessions) session.destroy();
+    await server.close();
+  });
+  const connect = () => {
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    sessions.push(session);
+    return session;
+  };
+
+  /** Sends a gRPC message prefix announcing `length` bytes, then one byte every 100 ms until the stream ends. */
+  function trickle(stream: http2.ClientHttp2Stream, length: number): void {
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(length, 1);
+    stream.write(prefix);
+    const timer = setInterval(() => (stream.closed || stream.destroyed ? clearInterval(timer) : stream.write(Buffer.from([0]))), 100);
+    stream.once("close", () => clearInterval(timer));
+  }
+  const closedWithin = (stream: http2.ClientHttp2Stream, ms: number) =>
+    new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      stream.once("close", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+
+  it("ends an HTTP/2 call whose message trickles in past the limit, and the connection's other calls go on", async () => {
+    const session = connect();
+    const slow = silentCall(session);
+    trickle(slow, 100_000);
+    const started = Date.now();
+    assert.equal(await closedWithin(slow, 5_000), true, "the trickling call was not ended");
+    assert.ok(Date.now() - started >= 900, "ended before its time");
+    assert.equal(session.closed || session.destroyed, false);
+    await assert.rejects(faceClient(server).recognize({ image: new Uint8Array() }), (e) => codeOf(e) === Code.InvalidArgument);
+  });
+
+  it("ends an HTTP/1.1 request whose body trickles in past the limit", async () => {
+    const { port } = new URL(server.url);
+    const socket = connectTcp(Number(port), "127.0.0.1");
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.write("POST /api/v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{");
+    const timer = setInterval(() => socket.write(" "), 100);
+    let answer = "";
+    socket.on("data", (d) => (answer += d));
+    const closed = await new Promise<boolean>((resolve) => {
+      const limit = setTimeout(() => resolve(false), 5_000);
+      socket.once("close", () => {
+        clearTimeout(limit);
+        resolve(true);
+      });
+    });
+    clearInterval(timer);
+    socket.destroy();
+    assert.equal(closed, true, "the trickling request was not ended");
+    assert.match(answer, /^HTTP\/1\.1 408/);
+  });
+
+  it("does not end a Sync stream that waits longer than the limit for its next frame", async () => {
+    const stream = connect().request(
+      { ":method": "POST", ":path": "/face.v1.FaceService/Sync", "content-type": "application/grpc", te: "trailers" },
+      { endStream: false },
+    );
+    stream.on("error", () => {});
+    stream.resume();
+    assert.equal(await closedWithin(stream, 2_500), false, "the idle Sync stream was ended");
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  });
+
+  it("does not end a WebSocket open longer than the limit", async () => {
+    const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("open", resolve));
+    await new Promise((r) => setTimeout(r, 2_500));
+    assert.equal(socket.readyState, WebSocket.OPEN);
+    const answer = new Promise<string>((resolve) => socket.once("message", (data) => resolve(String(data))));
+    socket.send(face("face_recognition/obama.jpg"));
+    assert.match(await answer, /"type":\s*"results"/);
+    socket.close();
+  });
+});

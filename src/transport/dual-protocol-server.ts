@@ -29,17 +29,31 @@ const HTTP2_MAX_CONCURRENT_STREAMS = 100;
 /** The first bytes a client sends on a cleartext HTTP/2 connection with prior knowledge. */
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+export interface RequestTimeLimit {
+  /** How long a request may take to arrive whole (headers and body). */
+  readonly requestTimeoutMs: number;
+  /** Whether the RPC at `path` takes a stream of messages, which goes on as long as its client sends. */
+  readonly streamsRequests: (path: string) => boolean;
+}
+
 /**
  * Creates an HTTP/1.1 server whose connections are sniffed: a connection that starts with the HTTP/2
  * preface is handed to an h2c server, anything else stays HTTP/1.1. Both call the same handler, so
  * one port serves gRPC (HTTP/2 only) as well as curl, browsers, gRPC-Web and REST (mostly HTTP/1.1).
  *
+ * A request must arrive whole within `limit.requestTimeoutMs`, or one trickling its bytes holds its
+ * place forever: HTTP/1.1 answers 408 and closes the connection (Node's own check), HTTP/2 resets the
+ * stream (CANCEL) and the connection's other streams go on. Request streams (Sync) are not limited.
+ *
  * Fastify only sees the returned HTTP/1.1 server (listen, close); closing it also closes the h2c
  * sessions gracefully (GOAWAY, in-flight streams finish).
  */
-export function createDualProtocolServer(handler: RequestHandler): http.Server {
-  const h1 = http.createServer(handler);
+export function createDualProtocolServer(handler: RequestHandler, limit: RequestTimeLimit): http.Server {
+  const { requestTimeoutMs } = limit;
+  // Node checks HTTP/1.1 requests' time every 30 s by default: a tenth of the limit keeps it close.
+  const h1 = http.createServer({ requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 10)) }, handler);
   const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS } }, (req, res) => {
+    if (!limit.streamsRequests(req.url.split("?")[0])) endIfSlow(req, requestTimeoutMs);
     // A response sent before the request was fully read (e.g. "message too large") leaves some
     // clients holding their half of the stream open forever. RFC 9113 8.1 lets the server then end
     // it with RST_STREAM NO_ERROR; the delay lets the response's last frames leave first.
@@ -93,6 +107,16 @@ export function createDualProtocolServer(handler: RequestHandler): http.Server {
     for (const session of sessions) session.destroy();
   };
   return h1;
+}
+
+/** Resets an HTTP/2 request's stream if it has not arrived whole within `timeoutMs`. */
+function endIfSlow(req: http2.Http2ServerRequest, timeoutMs: number): void {
+  const timer = setTimeout(() => {
+    if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, timeoutMs).unref();
+  const arrived = () => clearTimeout(timer);
+  req.once("end", arrived);
+  req.stream.once("close", arrived);
 }
 
 /**

@@ -7,7 +7,8 @@ import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
 /** The services this server answers, as reflection lists them. */
-const SERVED = [FaceService, Health, v1.ServerReflection, v1alpha.ServerReflection];
+/** Every service this server answers. */
+export const SERVED_SERVICES = [FaceService, Health, v1.ServerReflection, v1alpha.ServerReflection];
 
 /** A reflection request as both versions shape it (they differ only in their package). */
 interface ReflectionRequest {
@@ -40,7 +41,7 @@ function descriptorIndex() {
     for (const extension of file.extensions) bySymbol.set(extension.typeName, file);
     for (const dependency of file.dependencies) addFile(dependency);
   };
-  for (const service of SERVED) addFile(service.file);
+  for (const service of SERVED_SERVICES) addFile(service.file);
   return { files, bySymbol };
 }
 
@@ -74,7 +75,7 @@ export function createReflectionRoutes(): (router: ConnectRouter) => void {
     let messageResponse: { case: string; value: object };
     switch (kind) {
       case "listServices":
-        messageResponse = { case: "listServicesResponse", value: { service: SERVED.map((s) => ({ name: s.typeName })) } };
+        messageResponse = { case: "listServicesResponse", value: { service: SERVED_SERVICES.map((s) => ({ name: s.typeName })) } };
         break;
       case "fileByFilename":
         messageResponse = filesOf(files.get(String(value)), `file ${String(value)}`);
