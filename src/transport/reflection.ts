@@ -7,7 +7,6 @@ import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
 /** The services this server answers, as reflection lists them. */
-/** Every service this server answers. */
 export const SERVED_SERVICES = [FaceService, Health, v1.ServerReflection, v1alpha.ServerReflection];
 
 /** A reflection request as both versions shape it (they differ only in their package). */
