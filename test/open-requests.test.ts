@@ -42,27 +42,39 @@ async function eventually(check: () => Promise<boolean>, ms = 10_000): Promise<v
 }
 
 /**
- * Each open request holds memory from its first bytes, before admission (which starts once the
- * message is whole) bounds anything: 20,000 calls that never sent their message grew the service
- * by 700 MB on one connection, and the connection was then dropped with every call on it.
+ * A test server started with `env`, and raw HTTP/2 connections to it (`connect`), all closed after
+ * the suite.
  */
-describe("requests open at once are bounded", () => {
+function serverWithConnections(env: Record<string, string>): { server: () => TestServer; connect: () => http2.ClientHttp2Session } {
   let server: TestServer;
   const sessions: http2.ClientHttp2Session[] = [];
   before(async () => {
-    server = await startTestServer({ FACE_MAX_OPEN_REQUESTS: "20" });
+    server = await startTestServer(env);
   });
   after(async () => {
     for (const session of sessions) session.destroy();
     await server.close();
   });
-  const connect = () => {
-    const session = http2.connect(server.url);
-    session.on("error", () => {});
-    sessions.push(session);
-    return session;
+  return {
+    server: () => server,
+    connect: () => {
+      const session = http2.connect(server.url);
+      session.on("error", () => {});
+      sessions.push(session);
+      return session;
+    },
   };
-  const recognizeEmpty = () => faceClient(server).recognize({ image: new Uint8Array() });
+}
+
+/**
+ * Each open request holds memory from its first bytes, before admission (which starts once the
+ * message is whole) bounds anything: 20,000 calls that never sent their message grew the service
+ * by 700 MB on one connection, and the connection was then dropped with every call on it.
+ */
+describe("requests open at once are bounded", () => {
+  const suite = serverWithConnections({ FACE_MAX_OPEN_REQUESTS: "20" });
+  const { connect } = suite;
+  const recognizeEmpty = () => faceClient(suite.server()).recognize({ image: new Uint8Array() });
   /** The code an empty Recognize gets: InvalidArgument once it is let in. */
   const outcome = () => recognizeEmpty().then(() => "answered", codeOf);
 
@@ -77,10 +89,10 @@ describe("requests open at once are bounded", () => {
     const refused = await recognizeEmpty().then(() => undefined, (e) => ConnectError.from(e));
     assert.equal(refused?.code, Code.Unavailable);
     assert.match(refused!.rawMessage, /open requests/);
-    const rest = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    const rest = await fetch(`${suite.server().url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     assert.equal(rest.status, 503);
     assert.ok(Number(rest.headers.get("retry-after")) >= 1);
-    assert.equal((await fetch(`${server.url}/health`)).status, 200, "health is always answered");
+    assert.equal((await fetch(`${suite.server().url}/health`)).status, 200, "health is always answered");
     for (const stream of held.slice(0, 5)) stream.close(http2.constants.NGHTTP2_CANCEL);
     await eventually(async () => (await outcome()) === Code.InvalidArgument);
     for (const stream of held.slice(5)) stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -89,7 +101,7 @@ describe("requests open at once are bounded", () => {
   });
 
   it("counts a WebSocket while it is open, and not after it closed", async () => {
-    const url = `${server.url.replace("http", "ws")}/ws/realtime`;
+    const url = `${suite.server().url.replace("http", "ws")}/ws/realtime`;
     for (let i = 0; i < 30; i++) {
       const socket = new WebSocket(url);
       await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
@@ -185,21 +197,8 @@ describe("connections at once are bounded by the process's file descriptors", ()
  * Streams whose requests go on by design (Sync, reflection) are not cut.
  */
 describe("a request must arrive within its time", () => {
-  let server: TestServer;
-  const sessions: http2.ClientHttp2Session[] = [];
-  before(async () => {
-    server = await startTestServer({ FACE_REQUEST_TIMEOUT_MS: "1000" });
-  });
-  after(async () => {
-    for (const session of sessions) session.destroy();
-    await server.close();
-  });
-  const connect = () => {
-    const session = http2.connect(server.url);
-    session.on("error", () => {});
-    sessions.push(session);
-    return session;
-  };
+  const suite = serverWithConnections({ FACE_REQUEST_TIMEOUT_MS: "1000" });
+  const { connect } = suite;
 
   /** Sends a gRPC message prefix announcing `length` bytes, then one byte every 100 ms until the stream ends. */
   function trickle(stream: http2.ClientHttp2Stream, length: number): void {
@@ -226,11 +225,11 @@ describe("a request must arrive within its time", () => {
     assert.equal(await closedWithin(slow, 5_000), true, "the trickling call was not ended");
     assert.ok(Date.now() - started >= 900, "ended before its time");
     assert.equal(session.closed || session.destroyed, false);
-    await assert.rejects(faceClient(server).recognize({ image: new Uint8Array() }), (e) => codeOf(e) === Code.InvalidArgument);
+    await assert.rejects(faceClient(suite.server()).recognize({ image: new Uint8Array() }), (e) => codeOf(e) === Code.InvalidArgument);
   });
 
   it("ends an HTTP/1.1 request whose body trickles in past the limit", async () => {
-    const { port } = new URL(server.url);
+    const { port } = new URL(suite.server().url);
     const socket = connectTcp(Number(port), "127.0.0.1");
     socket.on("error", () => {});
     await new Promise((resolve) => socket.once("connect", resolve));
@@ -263,7 +262,7 @@ describe("a request must arrive within its time", () => {
   });
 
   it("does not end a WebSocket open longer than the limit", async () => {
-    const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+    const socket = new WebSocket(`${suite.server().url.replace("http", "ws")}/ws/realtime`);
     socket.on("error", () => {});
     await new Promise((resolve) => socket.once("open", resolve));
     await new Promise((r) => setTimeout(r, 2_500));
