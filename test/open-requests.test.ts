@@ -12,7 +12,7 @@ import WebSocket from "ws";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
-import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
+import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
 
@@ -30,6 +30,17 @@ function silentCall(session: http2.ClientHttp2Session): http2.ClientHttp2Stream 
 /** The peer's first SETTINGS: call it on a session just opened, before its event loop turn ends. */
 function remoteSettingsOf(session: http2.ClientHttp2Session): Promise<http2.Settings> {
   return new Promise((resolve) => session.once("remoteSettings", resolve));
+}
+
+/** Whether `emitter` (a stream, a socket) closes within `ms`. */
+function closedWithin(emitter: NodeJS.EventEmitter, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    emitter.once("close", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
 }
 
 /** Until `check` holds, or fail after `ms`. */
@@ -151,7 +162,7 @@ describe("connections at once are bounded by the process's file descriptors", ()
   const sockets: Socket[] = [];
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "face-open-files-"));
-    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "warn" }, { args: ["--import", "tsx", "src/main.ts"], openFiles: 512 });
+    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "warn" }, { ...SERVICE_COMMAND, openFiles: 512 });
   });
   after(async () => {
     for (const socket of sockets) socket.destroy();
@@ -208,14 +219,6 @@ describe("a request must arrive within its time", () => {
     const timer = setInterval(() => (stream.closed || stream.destroyed ? clearInterval(timer) : stream.write(Buffer.from([0]))), 100);
     stream.once("close", () => clearInterval(timer));
   }
-  const closedWithin = (stream: http2.ClientHttp2Stream, ms: number) =>
-    new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), ms);
-      stream.once("close", () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
 
   it("ends an HTTP/2 call whose message trickles in past the limit, and the connection's other calls go on", async () => {
     const session = connect();
@@ -237,13 +240,7 @@ describe("a request must arrive within its time", () => {
     const timer = setInterval(() => socket.write(" "), 100);
     let answer = "";
     socket.on("data", (d) => (answer += d));
-    const closed = await new Promise<boolean>((resolve) => {
-      const limit = setTimeout(() => resolve(false), 5_000);
-      socket.once("close", () => {
-        clearTimeout(limit);
-        resolve(true);
-      });
-    });
+    const closed = await closedWithin(socket, 5_000);
     clearInterval(timer);
     socket.destroy();
     assert.equal(closed, true, "the trickling request was not ended");

@@ -27,6 +27,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** How `npm start` runs the service from a checkout. */
+export const SERVICE_COMMAND = { args: ["--import", "tsx", "src/main.ts"] };
+
 /**
  * Spawns src/main.ts with `env` on top of this process's environment and waits for /health;
  * `command` runs something else with node (compiled output, in another directory), or with at most
@@ -34,7 +37,7 @@ export async function freePort(): Promise<number> {
  */
 export async function startServiceProcess(
   env: Record<string, string>,
-  command: { args: string[]; cwd?: string; openFiles?: number } = { args: ["--import", "tsx", "src/main.ts"] },
+  command: { args: string[]; cwd?: string; openFiles?: number } = SERVICE_COMMAND,
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
