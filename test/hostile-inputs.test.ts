@@ -104,6 +104,13 @@ describe("hostile input through every protocol", () => {
     const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 6]), Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])]);
     const grpcGarbage = await grpcRaw(server.url, "/face.v1.FaceService/Recognize", frame);
     assert.equal(grpcGarbage, String(Code.InvalidArgument));
+    // And over gRPC-Web, whose status travels in the body's last frame (in base64 in text mode).
+    for (const [type, body] of [["application/grpc-web+proto", frame], ["application/grpc-web-text", frame.toString("base64")]] as const) {
+      const answer = await post("/face.v1.FaceService/Recognize", type, body);
+      const bytes = Buffer.from(await answer.arrayBuffer());
+      const trailer = (type.includes("text") ? Buffer.from(bytes.toString(), "base64") : bytes).toString("latin1");
+      assert.equal(answer.headers.get("grpc-status") ?? /grpc-status: ?(\d+)/.exec(trailer)?.[1], String(Code.InvalidArgument), type);
+    }
     assert.equal((await post("/api/v1/recognize", "application/xml", "<a/>")).status, 415);
     assert.equal((await post("/api/v1/recognize", "text/plain", "hello")).status, 415, "a body REST cannot read");
     assert.equal((await post("/api/v1/recognize", "application/json", "[1,2,3]")).status, 400);
