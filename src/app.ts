@@ -33,6 +33,7 @@ import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { registerOpenRequestLimit } from "./transport/open-requests.js";
 import { connectionLimit } from "./transport/connection-limit.js";
+import { createReceiveBudget } from "./transport/receive-budget.js";
 
 export interface AppDeps {
   config: Config;
@@ -185,7 +186,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   registerMetricsRoute(app);
-  registerRealtimeRoute(app, routes, rateLimit);
+  const receiveBudget = createReceiveBudget(config.maxReceivingBytes);
+  registerRealtimeRoute(app, routes, rateLimit, receiveBudget);
   registerDemoRoute(app);
 
   await app.register(connectPlugin, {
@@ -193,9 +195,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     readMaxBytes: config.maxMessageBytes,
     contextValues: callContextValues,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
+    receiveBudget,
   });
 
-  await app.register(async (scope) => registerRestRoutes(scope, { routes: faceRoutes, maxImageBytes: config.maxImageBytes }));
+  await app.register(async (scope) => registerRestRoutes(scope, { routes: faceRoutes, maxImageBytes: config.maxImageBytes, receiveBudget }));
 
   return app;
 }

@@ -107,6 +107,8 @@ export interface Config {
   readonly maxConnections: number;
   /** How long a request may take to arrive whole; streams of messages (Sync) are not limited. */
   readonly requestTimeoutMs: number;
+  /** Bytes of request messages being received at once, across requests (transport/receive-budget.ts). */
+  readonly maxReceivingBytes: number;
 }
 
 /** Thrown when the environment holds invalid settings; lists every problem at once. */
@@ -187,6 +189,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const maxImageBytes = integer("FACE_MAX_IMAGE_BYTES", 10 * MIB, 1024, 100 * MIB);
+  // Two images (Verify) in base64 (4/3) plus room for the other fields.
+  const maxMessageBytes = Math.ceil(maxImageBytes * 2 * (4 / 3)) + 64 * 1024;
   const config: Config = {
     port: integer("PORT", 8080, 0, 65535),
     host: env.HOST?.trim() || "0.0.0.0",
@@ -197,8 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: corsOrigins.length > 0 ? corsOrigins : ["*"],
     maxImageBytes,
     maxImagePixels: integer("FACE_MAX_IMAGE_PIXELS", 40_000_000, 10_000, 500_000_000),
-    // Two images (Verify) in base64 (4/3) plus room for the other fields.
-    maxMessageBytes: Math.ceil(maxImageBytes * 2 * (4 / 3)) + 64 * 1024,
+    maxMessageBytes,
     shutdownTimeoutMs: integer("FACE_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     // One single-threaded session per core: concurrent requests use every core without the
     // threads of one run fighting those of another (see bench/latency).
@@ -249,6 +252,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnections: integer("FACE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
     // Node's own default for HTTP/1.1: a 10 MB photo at 1 Mbit/s takes 80 s.
     requestTimeoutMs: integer("FACE_REQUEST_TIMEOUT_MS", 300_000, 1_000, 3_600_000),
+    // About 19 messages of the largest size at once (38 photos of 10 MB in base64), more than the
+    // image work admission lets in (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED); at least one message.
+    maxReceivingBytes: integer("FACE_MAX_RECEIVING_BYTES", Math.max(512 * MIB, maxMessageBytes), maxMessageBytes, 1024 * 1024 * MIB),
   };
 
   for (const key of config.apiKeys) {

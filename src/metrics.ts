@@ -1,5 +1,5 @@
 import type { ReadableSpan, SpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /**
  * The process's Prometheus metrics, served at GET /metrics. One registry per process (like the
@@ -20,6 +20,8 @@ export interface Metrics {
   readonly webhookDeliveries: Counter<"outcome">;
   /** Detection log entries a write failed for, by what became of them: kept (tried again) or dropped. */
   readonly detectionLogUnwritten: Counter<"outcome">;
+  /** Bytes of request messages being received, held against FACE_MAX_RECEIVING_BYTES. */
+  readonly receivingBytes: Gauge;
 }
 
 /** Stage durations run from a fraction of a millisecond (landmarks) to a second (huge images). */
@@ -41,6 +43,7 @@ export function processMetrics(): Metrics {
     matches: new Counter({ name: "face_matches_total", help: "Faces matched to a registered user", labelNames: ["rpc"], registers: [registry] }),
     webhookDeliveries: new Counter({ name: "face_webhook_deliveries_total", help: "Webhook posts by outcome (delivered, failed, gave_up)", labelNames: ["outcome"], registers: [registry] }),
     detectionLogUnwritten: new Counter({ name: "face_detection_log_unwritten_total", help: "Detection log entries a write failed for: kept (tried again) or dropped (refused by the database)", labelNames: ["outcome"], registers: [registry] }),
+    receivingBytes: new Gauge({ name: "face_receiving_bytes", help: "Bytes of request messages being received (limit: FACE_MAX_RECEIVING_BYTES)", registers: [registry] }),
   };
   return metrics;
 }

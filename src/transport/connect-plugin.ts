@@ -8,13 +8,19 @@ import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, un
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { binaryRequestOf, GRPC_WEB_TEXT, textResponseOf } from "./grpc-web-text.js";
 import { reclassifyParseError } from "./parse-error-code.js";
+import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
 
 export interface ConnectPluginOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
   contextValues: (request: FastifyRequest, reply: FastifyReply) => ContextValues;
   /** On close, streams still open after this long are aborted (long-lived Sync streams). */
   shutdownTimeoutMs: number;
+  /** Bounds the bytes of request messages being received, across all requests. */
+  receiveBudget: ReceiveBudget;
 }
+
+/** Bodies of messages that each carry a 5-byte prefix with their length (gRPC, gRPC-Web, Connect streams). */
+const ENVELOPED = /^application\/(grpc|connect\+)/i;
 
 /**
  * Serves Connect routes on fastify, as @connectrpc/connect-fastify does, with one correction:
@@ -46,8 +52,12 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
         const universal = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as never, options.contextValues(request, reply));
         // connect-es stops reading a message over the limit by ending its iterator, which destroys
         // the request by default: reading it this way keeps it, so the rest can be drained below.
-        const body = request.body === undefined ? request.raw.iterator({ destroyOnReturn: false }) : universal.body;
-        const text = GRPC_WEB_TEXT.test(String(request.headers["content-type"] ?? ""));
+        const contentType = String(request.headers["content-type"] ?? "");
+        const text = GRPC_WEB_TEXT.test(contentType);
+        const body =
+          request.body === undefined
+            ? countedChunks(request.raw.iterator({ destroyOnReturn: false }), options.receiveBudget.open(reply.raw), !text && ENVELOPED.test(contentType))
+            : universal.body;
         const binary = text ? await binaryRequestOf({ ...universal, body }, options.readMaxBytes ?? Infinity) : { ...universal, body };
         const response = await handler(binary);
         // fastify keeps its headers (x-request-id, CORS) until reply.send, which is not used here.

@@ -5,10 +5,14 @@ import type { FastifyInstance } from "fastify";
 import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
 import { presentedKey, REALTIME_PATH, type RateLimit } from "./access.js";
 import { frameErrorOf } from "./errors.js";
+import type { ReceiveBudget } from "./receive-budget.js";
 import { forwardedHeaders } from "./rest.js";
 
 /** Frames received and not yet answered before the server stops reading the socket (TCP back-pressure). */
 const MAX_UNANSWERED_FRAMES = 4;
+
+/** How long a socket refused by the receive budget has to read its close frame before it is destroyed. */
+const REFUSED_SOCKET_GRACE_MS = 1_000;
 
 /**
  * Registers WebSocket support. It must come before any onRequest hook that may answer (auth, rate
@@ -56,7 +60,7 @@ export function isClientProtocolError(error: Error): boolean {
  * scopes per frame, metrics), pipelining and tracking are the same. Auth applies to the upgrade
  * request (the `api_key` query parameter counts there); the rate limit to it and to every frame.
  */
-export function registerRealtimeRoute(app: FastifyInstance, routes: (router: ConnectRouter) => void, rateLimit: RateLimit): void {
+export function registerRealtimeRoute(app: FastifyInstance, routes: (router: ConnectRouter) => void, rateLimit: RateLimit, receiveBudget: ReceiveBudget): void {
   const client = createClient(FaceService, createRouterTransport(routes));
 
   app.get(REALTIME_PATH, { websocket: true }, (socket, request) => {
@@ -77,8 +81,33 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
     const controller = new AbortController();
     let streamFailure: ConnectError | undefined;
 
+    // The socket's bytes count against the receive budget from their arrival until their frame is
+    // answered. Counted before ws reads them, so each message's bytes (with its framing, and at most
+    // the start of the next message sharing its last chunk) are known when it arrives.
+    const share = receiveBudget.open(socket);
+    let arriving = 0;
+    /** Bytes of each message not yet answered, in order. */
+    const heldBytes: number[] = [];
+    upgrade.raw.socket.prependListener("data", (chunk: Buffer) => {
+      if (socket.readyState !== socket.OPEN) return;
+      try {
+        share.take(chunk.length);
+        arriving += chunk.length;
+      } catch (e) {
+        // 1013: try again later. Reading stops, so the message being received grows no further, and
+        // the connection is ended after the close frame: the client sees the code at once, without
+        // a closing handshake this side no longer reads. What it holds goes a second later.
+        socket.close(1013, ConnectError.from(e).rawMessage.slice(0, 120));
+        socket.pause();
+        upgrade.raw.socket.end();
+        setTimeout(() => socket.terminate(), REFUSED_SOCKET_GRACE_MS).unref();
+      }
+    });
+
     socket.on("message", (data: Buffer, isBinary: boolean) => {
       const frameNumber = nextFrameNumber++;
+      heldBytes.push(arriving);
+      arriving = 0;
       let request: Omit<SyncRequest, "$typeName" | "$unknown">;
       try {
         request = isBinary ? { image: new Uint8Array(data), frameId: String(frameNumber), identifier: "", maxFaces: 0, collection } : parseFrame(data.toString("utf8"), frameNumber, collection);
@@ -129,7 +158,8 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
         const answer = await pending;
         if (socket.readyState !== socket.OPEN) return;
         await new Promise<void>((resolve) => socket.send(JSON.stringify(answer), () => resolve()));
-        if (--unanswered < MAX_UNANSWERED_FRAMES) socket.resume();
+        share.give(heldBytes.shift() ?? 0);
+        if (--unanswered < MAX_UNANSWERED_FRAMES && socket.readyState === socket.OPEN) socket.resume();
       }
       if (streamFailure !== undefined) socket.close(1008, streamFailure.rawMessage.slice(0, 120));
     })();

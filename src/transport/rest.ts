@@ -2,6 +2,7 @@ import { create, fromJson, getOption, toJson, type DescMessage, type DescMethod,
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { ScalarType } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import { Readable } from "node:stream";
 import multipart from "@fastify/multipart";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FaceService } from "../../gen/face/v1/face_pb.js";
@@ -10,6 +11,7 @@ import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import { httpError, restAnswerOf, toConnectError } from "./errors.js";
 import { fieldNamed, setFromString } from "./rest-fields.js";
+import { countedChunks, type ReceiveBudget, type ReceivingShare } from "./receive-budget.js";
 
 /** One REST route read from a google.api.http annotation. */
 export interface RestBinding {
@@ -50,6 +52,8 @@ export interface RestOptions {
   /** The same Connect routes the RPC endpoints serve; REST calls go through them in memory. */
   routes: (router: ConnectRouter) => void;
   maxImageBytes: number;
+  /** Bounds the bytes of request bodies being received, across all requests. */
+  receiveBudget: ReceiveBudget;
 }
 
 /**
@@ -67,7 +71,10 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
   const limits = { ...MULTIPART_LIMITS, fileSize: options.maxImageBytes };
   await app.register(multipart, { limits });
 
-  app.setErrorHandler((error, request, reply) => sendError(reply, request, fastifyErrorToConnect(error as Error & { code?: string; statusCode?: number }, limits)));
+  app.setErrorHandler((error, request, reply) =>
+    // A ConnectError here is the receive budget's, raised while fastify read a JSON body.
+    sendError(reply, request, error instanceof ConnectError ? error : fastifyErrorToConnect(error as Error & { code?: string; statusCode?: number }, limits)),
+  );
   const bindings = restBindings();
   const routePatterns = bindings.map((b) => ({ verb: b.verb, pattern: pathPattern(b.path) }));
   app.setNotFoundHandler((request, reply) => {
@@ -85,6 +92,13 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
     app.route({
       method: binding.verb,
       url: binding.path,
+      // Multipart bodies are read from the request itself (readMultipart counts them); JSON through this.
+      preParsing: async (request, reply, payload) => {
+        if (request.isMultipart()) return payload;
+        const counted = Readable.from(countedChunks(payload, options.receiveBudget.open(reply.raw), false), { objectMode: false });
+        // fastify stops listening to a body over its size limit: an error after that must not go unheard.
+        return counted.on("error", () => {});
+      },
       handler: async (request, reply) => {
         const input = binding.method.input;
         const contentType = request.headers["content-type"];
@@ -93,7 +107,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
         }
         let message: ReflectMessage;
         try {
-          message = await requestMessage(binding, input, request);
+          message = await requestMessage(binding, input, request, options.receiveBudget.open(reply.raw));
         } catch (e) {
           return sendError(reply, request, isFastifyError(e) ? fastifyErrorToConnect(e, limits) : toConnectError(e));
         }
@@ -125,10 +139,14 @@ export function forwardedHeaders(request: FastifyRequest): Record<string, string
   return headers;
 }
 
-async function requestMessage(binding: RestBinding, schema: DescMessage, request: FastifyRequest): Promise<ReflectMessage> {
+async function requestMessage(binding: RestBinding, schema: DescMessage, request: FastifyRequest, share: ReceivingShare): Promise<ReflectMessage> {
   let message = reflect(schema, create(schema));
   if (binding.body === "*" && request.isMultipart()) {
-    await readMultipart(message, request);
+    try {
+      await readMultipart(message, request, share);
+    } finally {
+      share.give();
+    }
   } else if (binding.body === "*" && request.body !== undefined && request.body !== null) {
     if (typeof request.body !== "object" || Array.isArray(request.body)) throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
     try {
@@ -146,8 +164,11 @@ async function requestMessage(binding: RestBinding, schema: DescMessage, request
   return message;
 }
 
-/** File parts fill bytes fields (a part named "file" is the image); other parts are fields. */
-async function readMultipart(message: ReflectMessage, request: FastifyRequest): Promise<void> {
+/**
+ * File parts fill bytes fields (a part named "file" is the image); other parts are fields. File bytes
+ * count against the receive budget (`share`) as they arrive.
+ */
+async function readMultipart(message: ReflectMessage, request: FastifyRequest, share: ReceivingShare): Promise<void> {
   for await (const part of request.parts()) {
     if (part.type === "file") {
       const name = part.fieldname === "file" ? "image" : part.fieldname;
@@ -156,7 +177,24 @@ async function readMultipart(message: ReflectMessage, request: FastifyRequest): 
         part.file.resume();
         throw new ConnectError(`multipart file part ${JSON.stringify(part.fieldname)} is not an image field`, Code.InvalidArgument);
       }
-      message.set(field, new Uint8Array(await part.toBuffer()));
+      const chunks: Buffer[] = [];
+      let refusal: unknown;
+      for await (const chunk of part.file) {
+        // The rest of a refused file is read and dropped, as toBuffer() does with one over the size
+        // limit: leaving it unread would stall the next request on this connection.
+        if (refusal !== undefined) continue;
+        try {
+          share.take(chunk.length);
+          chunks.push(chunk);
+        } catch (e) {
+          refusal = e;
+          chunks.length = 0;
+        }
+      }
+      if (refusal !== undefined) throw refusal;
+      // What part.toBuffer() throws for a file over the size limit (busboy cut it short).
+      if (part.file.truncated) throw new request.server.multipartErrors.RequestFileTooLargeError();
+      message.set(field, new Uint8Array(Buffer.concat(chunks)));
     } else {
       setFromString(message, part.fieldname, String(part.value), false);
     }

@@ -1,0 +1,137 @@
+import type { EventEmitter } from "node:events";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { processMetrics } from "../metrics.js";
+
+/** How long a refused client is asked to wait before trying again. */
+const RETRY_AFTER_SECONDS = 1;
+
+/**
+ * The server-wide bound on request bytes held while their messages arrive. Every reader of a request
+ * body (gRPC, gRPC-Web and Connect calls, REST JSON and multipart, WebSocket frames) buffers a
+ * message whole before it parses it, and the open-request limit alone lets 256 requests each hold a
+ * message of up to the size limit (about 27 MB): 7 GB. A message whose next bytes would pass the
+ * budget fails with Unavailable and `retry-after` (HTTP 503), and its bytes are given back; the
+ * messages already arriving go on. Bytes are given back as each message is whole (then admission
+ * bounds the work on it) or its request ends.
+ */
+export interface ReceiveBudget {
+  /**
+   * One request's (or WebSocket's) share, given back in full when `lifetime` emits 'close'; bytes
+   * read after that are not counted (the request is over: nothing holds them).
+   */
+  open(lifetime: EventEmitter): ReceivingShare;
+}
+
+export interface ReceivingShare {
+  /** Counts `bytes` more; throws Unavailable instead when they would pass the budget. */
+  take(bytes: number): void;
+  /** Gives back `bytes` of this share (all of it when omitted). */
+  give(bytes?: number): void;
+  /** Bytes this share holds. */
+  readonly held: number;
+}
+
+export function createReceiveBudget(maxBytes: number): ReceiveBudget {
+  let held = 0;
+  const gauge = processMetrics().receivingBytes;
+  return {
+    open(lifetime) {
+      let mine = 0;
+      let ended = false;
+      const share: ReceivingShare = {
+        take(bytes) {
+          if (ended) return;
+          if (held + bytes > maxBytes) {
+            const error = new ConnectError(
+              `the server is receiving ${Math.round(held / 2 ** 20)} MiB of requests, its limit of ${Math.round(maxBytes / 2 ** 20)} MiB; retry shortly`,
+              Code.Unavailable,
+            );
+            error.metadata.set("retry-after", String(RETRY_AFTER_SECONDS));
+            throw error;
+          }
+          held += bytes;
+          mine += bytes;
+          gauge.inc(bytes);
+        },
+        give(bytes = mine) {
+          const given = Math.min(bytes, mine);
+          held -= given;
+          mine -= given;
+          gauge.dec(given);
+        },
+        get held() {
+          return mine;
+        },
+      };
+      lifetime.once("close", () => {
+        share.give();
+        ended = true;
+      });
+      return share;
+    },
+  };
+}
+
+/**
+ * Counts a request body's chunks against `share` as they are read. An `enveloped` body (gRPC,
+ * gRPC-Web, Connect streams: each message after a 5-byte prefix of flags and its length) gives back
+ * each message's bytes once the message is whole, so a long stream of frames holds only the one
+ * arriving; any other body holds its bytes until it ends. The share is given back in full when
+ * reading stops, however it stops.
+ */
+export async function* countedChunks<T extends Uint8Array>(chunks: AsyncIterable<T>, share: ReceivingShare, enveloped: boolean): AsyncGenerator<T> {
+  const boundaries = enveloped ? new EnvelopeBoundaries() : undefined;
+  try {
+    for await (const chunk of chunks) {
+      share.take(chunk.length);
+      const end = boundaries?.lastEndIn(chunk);
+      // Keep only the bytes after the last message that this chunk completes.
+      if (end !== undefined) share.give(share.held - (chunk.length - end));
+      yield unpinned(chunk);
+    }
+  } finally {
+    share.give();
+  }
+}
+
+/**
+ * The chunk in memory of its own when it is a small part of a larger one. HTTP/2 hands a body over
+ * as 16 KB slices of the 64 KB buffers the connection was read into, often with other streams' data
+ * beside them: holding a slice holds the whole buffer, so a message arriving held up to four times
+ * its bytes (measured: 2.4 GB of buffers for 494 MiB counted). Copying costs about a microsecond a slice.
+ */
+function unpinned<T extends Uint8Array>(chunk: T): T {
+  return chunk.byteLength * 2 <= chunk.buffer.byteLength ? (Buffer.from(chunk) as unknown as T) : chunk;
+}
+
+/** Where messages end in an enveloped body read chunk by chunk. */
+class EnvelopeBoundaries {
+  private readonly prefix = new Uint8Array(5);
+  private prefixRead = 0;
+  private remaining = 0;
+
+  /** The offset just after the last message that ends in `chunk`, if one does. */
+  lastEndIn(chunk: Uint8Array): number | undefined {
+    let end: number | undefined;
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.prefixRead < 5) {
+        const n = Math.min(5 - this.prefixRead, chunk.length - i);
+        this.prefix.set(chunk.subarray(i, i + n), this.prefixRead);
+        this.prefixRead += n;
+        i += n;
+        if (this.prefixRead < 5) break;
+        this.remaining = new DataView(this.prefix.buffer).getUint32(1);
+      } else {
+        const n = Math.min(this.remaining, chunk.length - i);
+        this.remaining -= n;
+        i += n;
+      }
+      if (this.remaining === 0) {
+        this.prefixRead = 0;
+        end = i;
+      }
+    }
+    return end;
+  }
+}

@@ -1,0 +1,225 @@
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { request as httpRequest } from "node:http";
+import http2 from "node:http2";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import WebSocket from "ws";
+import { processMetrics } from "../src/metrics.js";
+import { countedChunks, createReceiveBudget } from "../src/transport/receive-budget.js";
+import { face } from "./support/testdata.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { until } from "./support/webhook-receiver.js";
+
+const MIB = 1024 * 1024;
+/** The budget under test, and images of at most 1 MiB (so the budget may be this small). */
+const ENV = { FACE_MAX_RECEIVING_BYTES: String(4 * MIB), FACE_MAX_IMAGE_BYTES: String(MIB) };
+/** What one upload sends: four of them fit in the budget, a fifth passes it. */
+const PART = 900 * 1024;
+
+/** An upload of PART bytes of a message, held open (`complete` false) or sent whole. */
+interface Upload {
+  /** How the server answered: "<HTTP status or grpc-status> <retry-after>", a WebSocket's close code or "message <code>". */
+  answer: Promise<string>;
+  close(): void;
+}
+
+type Uploader = (server: TestServer, complete: boolean) => Upload;
+
+const receivingBytes = async () => (await processMetrics().receivingBytes.get()).values[0]?.value ?? 0;
+
+let session: http2.ClientHttp2Session | undefined;
+
+/** A gRPC Recognize call whose message is PART bytes (all of them, or all but the last KiB held back). */
+function grpcUpload(server: TestServer, complete: boolean): Upload {
+  session ??= http2.connect(server.url).on("error", () => {});
+  const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" });
+  stream.on("error", () => {});
+  const answer = new Promise<string>((resolve) => {
+    let retryAfter: unknown;
+    stream.on("response", (headers) => {
+      retryAfter = headers["retry-after"];
+      if (headers["grpc-status"] !== undefined) resolve(`${headers["grpc-status"]} ${retryAfter}`);
+    });
+    stream.on("trailers", (trailers) => resolve(`${trailers["grpc-status"]} ${trailers["retry-after"] ?? retryAfter}`));
+    stream.on("close", () => resolve("closed"));
+  });
+  stream.resume();
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(complete ? PART : PART + 1024, 1);
+  stream.write(prefix);
+  stream.write(Buffer.alloc(PART, 0x41));
+  if (complete) stream.end();
+  return { answer, close: () => stream.close(http2.constants.NGHTTP2_CANCEL) };
+}
+
+/** An HTTP/1.1 POST of `head`, PART bytes and `tail`; held open before the tail unless `complete`. */
+function httpUpload(path: string, contentType: string, head: string, tail: string): Uploader {
+  return (server, complete) => {
+    const request = httpRequest(`${server.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": contentType, "content-length": String(head.length + PART + tail.length) },
+    });
+    const answer = new Promise<string>((resolve) => {
+      request.on("response", async (response) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of response) chunks.push(chunk);
+        const { headers } = response;
+        if (!String(headers["content-type"]).startsWith("application/grpc-web")) return resolve(`${response.statusCode} ${headers["retry-after"]}`);
+        // gRPC-Web: the status is in the headers or in the trailer frame that ends the body (in base64 in text mode).
+        const body = Buffer.concat(chunks);
+        const trailer = (String(headers["content-type"]).includes("text") ? Buffer.from(body.toString(), "base64") : body).toString("latin1");
+        const field = (name: string) => headers[name] ?? new RegExp(`${name}:\\s*(\\S+)`).exec(trailer)?.[1];
+        resolve(`${field("grpc-status")} ${field("retry-after")}`);
+      });
+      request.on("error", () => resolve("closed"));
+    });
+    request.write(head);
+    request.write(Buffer.alloc(PART, 0x41));
+    if (complete) request.end(tail);
+    return { answer, close: () => request.destroy() };
+  };
+}
+
+/** A WebSocket frame of PART bytes: its first fragment only, or the whole frame. */
+function webSocketUpload(server: TestServer, complete: boolean): Upload {
+  const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+  socket.on("error", () => {});
+  const answer = new Promise<string>((resolve) => {
+    socket.on("close", (code) => resolve(String(code)));
+    socket.on("message", (data) => resolve(`message ${JSON.parse(String(data)).code}`));
+  });
+  socket.on("open", () => socket.send(Buffer.alloc(PART, 0x41), { binary: true, fin: complete }));
+  return { answer, close: () => socket.terminate() };
+}
+
+const BOUNDARY = "budget-test";
+
+/** gRPC-Web text: the prefix of one message of zero bytes, which PART "A"s and the "AAAA" after them carry in base64. */
+const textPrefix = () => {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(((PART + 4) * 3) / 4, 1);
+  return prefix.toString("base64");
+};
+/** Each way to upload; how it is refused, and how it is answered when read (its bytes are no image). */
+const UPLOADS: { name: string; upload: Uploader; refused: string; read: string }[] = [
+  { name: "gRPC", upload: grpcUpload, refused: "14 1", read: "3 undefined" },
+  { name: "Connect JSON over HTTP/1.1", upload: httpUpload("/face.v1.FaceService/Recognize", "application/json", '{"image":"', '"}'), refused: "503 1", read: "400 undefined" },
+  { name: "gRPC-Web text", upload: httpUpload("/face.v1.FaceService/Recognize", "application/grpc-web-text", textPrefix(), "AAAA"), refused: "14 1", read: "3 undefined" },
+  { name: "REST JSON", upload: httpUpload("/api/v1/recognize", "application/json", '{"image":"', '"}'), refused: "503 1", read: "400 undefined" },
+  {
+    name: "REST multipart",
+    upload: httpUpload(
+      "/api/v1/recognize",
+      `multipart/form-data; boundary=${BOUNDARY}`,
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+      `\r\n--${BOUNDARY}--\r\n`,
+    ),
+    refused: "503 1",
+    read: "400 undefined",
+  },
+  { name: "WebSocket", upload: webSocketUpload, refused: "1013", read: "message invalid_argument" },
+];
+
+describe("the bytes of messages being received are bounded across requests", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer(ENV);
+  });
+  after(async () => {
+    session?.destroy();
+    await server.close();
+  });
+
+  for (const { name, upload, refused, read } of UPLOADS) {
+    it(`${name}: the upload that would pass the budget is refused with a retry delay; the others go on, and their bytes are given back`, async () => {
+      const held: Upload[] = [];
+      let answered = 0;
+      try {
+        for (let i = 1; i <= 4; i++) {
+          const next = upload(server, false);
+          void next.answer.then(() => answered++);
+          held.push(next);
+          await until(async () => (await receivingBytes()) >= i * PART, `${i} uploads' bytes counted`);
+        }
+        assert.equal(await upload(server, true).answer, refused);
+        await until(async () => (await receivingBytes()) <= 4 * (PART + 1024), "the refused upload's bytes given back");
+        // Another call still gets in beside the held uploads.
+        const photo = await faceClient(server)
+          .recognize({ image: face("face_recognition/obama.jpg") })
+          .then(() => "answered", (e) => Code[ConnectError.from(e).code]);
+        assert.notEqual(photo, Code[Code.Unavailable]);
+        assert.equal(answered, 0, "the held uploads were not refused");
+      } finally {
+        for (const h of held) h.close();
+      }
+      await until(async () => (await receivingBytes()) === 0, "the held bytes given back");
+      // Alone, the same upload is read (on HTTP/1.1, on a connection kept from the uploads before).
+      assert.equal(await upload(server, true).answer, read);
+    });
+  }
+
+  it("a Sync stream sends more than the budget, one frame at a time", async () => {
+    const frames = async function* () {
+      for (let i = 0; i < 8; i++) yield { frameId: String(i), image: new Uint8Array(PART).fill(0x41) };
+    };
+    const codes: string[] = [];
+    for await (const response of faceClient(server).sync(frames())) codes.push(response.error?.code ?? "ok");
+    assert.equal(codes.length, 8);
+    assert.ok(!codes.includes("unavailable"), codes.join(", "));
+    await until(async () => (await receivingBytes()) === 0, "the stream's bytes given back");
+  });
+
+  it("a WebSocket sends more than the budget, one frame at a time", async () => {
+    const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+    await new Promise((resolve) => socket.once("open", resolve));
+    const codes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const answer = new Promise<string>((resolve) => {
+        socket.once("message", (data) => resolve(JSON.parse(String(data)).code));
+        socket.once("close", (code) => resolve(`closed ${code}`));
+      });
+      socket.send(Buffer.alloc(PART, 0x41));
+      codes.push(await answer);
+    }
+    assert.equal(socket.readyState, WebSocket.OPEN);
+    assert.ok(!codes.includes("unavailable"), codes.join(", "));
+    socket.close();
+    await until(async () => (await receivingBytes()) === 0, "the socket's bytes given back");
+  });
+});
+
+describe("counting a body as it is read", () => {
+  /** Envelopes of random sizes (some empty) in random chunks: after each chunk, what is held is what follows the last whole message. */
+  it("an enveloped body holds only the message arriving, however its chunks fall", async () => {
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    for (let round = 0; round < 50; round++) {
+      const messages = Array.from({ length: 1 + rand(6) }, () => Buffer.alloc(rand(3) === 0 ? 0 : rand(40_000), 1));
+      const body = Buffer.concat(messages.flatMap((m) => [Buffer.from([0, ...new Uint8Array(new Uint32Array([m.length]).buffer).reverse()]), m]));
+      const ends = messages.reduce<number[]>((at, m) => [...at, (at.at(-1) ?? 0) + 5 + m.length], []);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < body.length; ) {
+        const size = 1 + rand(rand(2) === 0 ? 7 : 20_000);
+        chunks.push(body.subarray(at, at + size));
+        at += size;
+      }
+      const share = createReceiveBudget(1 << 30).open(new EventEmitter());
+      let read = 0;
+      for await (const chunk of countedChunks((async function* () { yield* chunks; })(), share, true)) {
+        read += chunk.length;
+        const lastEnd = ends.filter((end) => end <= read).at(-1) ?? 0;
+        assert.equal(share.held, read - lastEnd, `round ${round}, ${read} of ${body.length} bytes read`);
+      }
+      assert.equal(share.held, 0);
+    }
+  });
+
+  it("a chunk that is a slice of a larger buffer comes out in memory of its own", async () => {
+    const buffer = Buffer.alloc(64 * 1024);
+    const share = createReceiveBudget(1 << 30).open(new EventEmitter());
+    for await (const chunk of countedChunks((async function* () { yield buffer.subarray(100, 16_484); yield buffer; })(), share, false)) {
+      assert.equal(chunk.buffer.byteLength, chunk.byteLength);
+    }
+  });
+});
