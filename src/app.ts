@@ -32,7 +32,7 @@ import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/rea
 import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { registerOpenRequestLimit } from "./transport/open-requests.js";
-import { connectionLimit } from "./transport/connection-limit.js";
+import { connectionLimit, reportDroppedConnections } from "./transport/connection-limit.js";
 import { createReceiveBudget } from "./transport/receive-budget.js";
 
 export interface AppDeps {
@@ -77,6 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   app.server.maxConnections = connectionLimit(config.maxConnections);
+  reportDroppedConnections(app.server, app.log);
 
   // The dispatcher is woken by the outbox itself whenever a committed change wrote deliveries.
   const webhookStore = createWebhookStore(database.knex, { deliveriesWritten: () => dispatcher.kick(), soleWriter: database.kind === "pglite" });

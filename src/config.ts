@@ -246,8 +246,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerSecond: decimal("FACE_RATE_LIMIT_PER_SECOND", 0, 0, 100_000),
     rateLimitBurst: integer("FACE_RATE_LIMIT_BURST", 50, 1, 100_000),
     // Each open request holds memory before admission can bound it (its message arrives first): about
-    // 36 KB waiting, up to the message limit as it arrives. 256 is far more calls and cameras than
-    // the image work of a machine takes at once (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED).
+    // 36 KB waiting, up to the message limit as it arrives (FACE_MAX_RECEIVING_BYTES bounds the sum).
+    // 256 is far more calls and cameras than the image work of a machine takes at once
+    // (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED).
     maxOpenRequests: integer("FACE_MAX_OPEN_REQUESTS", 256, 1, 100_000),
     maxConnections: integer("FACE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
     // Node's own default for HTTP/1.1: a 10 MB photo at 1 Mbit/s takes 80 s.

@@ -199,6 +199,11 @@ describe("connections at once are bounded by the process's file descriptors", ()
       request.on("error", reject).end(body);
     });
     assert.equal(afterwards.status, 200, afterwards.text);
+    // The connections closed on arrival are counted and logged, once for the whole flood.
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    const dropped = Number(/^face_connections_dropped_total (\d+)/m.exec(metrics)?.[1]);
+    assert.ok(dropped >= 700 - 512 / 2, `face_connections_dropped_total ${dropped}`);
+    assert.equal(service.output().match(/connections closed as they arrived/g)?.length, 1, service.output().slice(-2000));
   });
 });
 

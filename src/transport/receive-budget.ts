@@ -98,7 +98,8 @@ export async function* countedChunks<T extends Uint8Array>(chunks: AsyncIterable
  * The chunk in memory of its own when it is a small part of a larger one. HTTP/2 hands a body over
  * as 16 KB slices of the 64 KB buffers the connection was read into, often with other streams' data
  * beside them: holding a slice holds the whole buffer, so a message arriving held up to four times
- * its bytes (measured: 2.4 GB of buffers for 494 MiB counted). Copying costs about a microsecond a slice.
+ * its bytes (measured: 2.4 GB of buffers for 494 MiB counted). A copy costs 3-5 µs per 16 KB slice
+ * (by hand), about 20 µs for a 68 KB photo.
  */
 function unpinned<T extends Uint8Array>(chunk: T): T {
   return chunk.byteLength * 2 <= chunk.buffer.byteLength ? (Buffer.from(chunk) as unknown as T) : chunk;
