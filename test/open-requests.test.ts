@@ -16,10 +16,10 @@ import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./sup
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
 
-/** A gRPC Recognize call whose message never comes: it holds its stream until the client resets it. */
-function silentCall(session: http2.ClientHttp2Session): http2.ClientHttp2Stream {
+/** A gRPC call (Recognize unless `method` says) whose message never comes: it holds its stream until the client resets it. */
+function silentCall(session: http2.ClientHttp2Session, method = "Recognize"): http2.ClientHttp2Stream {
   const stream = session.request(
-    { ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" },
+    { ":method": "POST", ":path": `/face.v1.FaceService/${method}`, "content-type": "application/grpc", te: "trailers" },
     { endStream: false },
   );
   stream.on("error", () => {});
@@ -109,6 +109,19 @@ describe("requests open at once are bounded", () => {
     for (const stream of held.slice(5)) stream.close(http2.constants.NGHTTP2_CANCEL);
     // The server counts them closed when their resets arrive; the next test starts from none open.
     await new Promise((r) => setTimeout(r, 300));
+  });
+
+  it("frees the calls and Sync streams of a client that closes its connection without a word", async () => {
+    const { port } = new URL(suite.server().url);
+    const socket = connectTcp(Number(port), "127.0.0.1");
+    const session = http2.connect(suite.server().url, { createConnection: () => socket }).on("error", () => {});
+    for (let i = 0; i < 20; i++) silentCall(session, i % 2 === 0 ? "Sync" : "Recognize");
+    await eventually(async () => (await outcome()) === Code.Unavailable);
+    // No GOAWAY, no stream resets: the client's side of the TCP connection just ends (FIN), as when
+    // its process exits having read what it was sent.
+    socket.end();
+    await eventually(async () => (await outcome()) === Code.InvalidArgument, 5_000);
+    session.destroy();
   });
 
   it("counts a WebSocket while it is open, and not after it closed", async () => {

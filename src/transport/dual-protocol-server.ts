@@ -87,8 +87,13 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Request
     sniff(socket, (isHttp2) => {
       undecided.delete(socket);
       socket.setTimeout(0);
-      if (isHttp2) h2.emit("connection", socket);
-      else for (const listener of handOverToHttp1) listener.call(h1, socket);
+      if (isHttp2) {
+        // HTTP/2 has no use for a half-closed connection: a client that ends its side has gone. The
+        // socket came from the HTTP/1.1 server, which keeps it half open, and the session does not
+        // notice, so without this its streams (a Sync stream, an open-request slot) stayed forever.
+        socket.once("end", () => socket.destroy());
+        h2.emit("connection", socket);
+      } else for (const listener of handOverToHttp1) listener.call(h1, socket);
     });
     socket.once("close", () => undecided.delete(socket));
   });
