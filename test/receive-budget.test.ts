@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rm } from "node:fs/promises";
 import { EventEmitter } from "node:events";
 import { request as httpRequest } from "node:http";
 import http2 from "node:http2";
@@ -8,7 +9,9 @@ import WebSocket from "ws";
 import { processMetrics } from "../src/metrics.js";
 import { countedChunks, createReceiveBudget } from "../src/transport/receive-budget.js";
 import { face } from "./support/testdata.js";
+import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { describeUnless } from "./support/suite.js";
 import { until } from "./support/webhook-receiver.js";
 
 const MIB = 1024 * 1024;
@@ -28,11 +31,9 @@ type Uploader = (server: TestServer, complete: boolean) => Upload;
 
 const receivingBytes = async () => (await processMetrics().receivingBytes.get()).values[0]?.value ?? 0;
 
-let session: http2.ClientHttp2Session | undefined;
-
-/** A gRPC Recognize call whose message is PART bytes (all of them, or all but the last KiB held back). */
+/** A gRPC Recognize call, on a connection of its own, whose message is PART bytes (all of them, or all but the last KiB held back). */
 function grpcUpload(server: TestServer, complete: boolean): Upload {
-  session ??= http2.connect(server.url).on("error", () => {});
+  const session = http2.connect(server.url).on("error", () => {});
   const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" });
   stream.on("error", () => {});
   const answer = new Promise<string>((resolve) => {
@@ -50,7 +51,7 @@ function grpcUpload(server: TestServer, complete: boolean): Upload {
   stream.write(prefix);
   stream.write(Buffer.alloc(PART, 0x41));
   if (complete) stream.end();
-  return { answer, close: () => stream.close(http2.constants.NGHTTP2_CANCEL) };
+  return { answer, close: () => session.destroy() };
 }
 
 /** An HTTP/1.1 POST of `head`, PART bytes and `tail`; held open before the tail unless `complete`. */
@@ -126,22 +127,13 @@ describe("the bytes of messages being received are bounded across requests", () 
   before(async () => {
     server = await startTestServer(ENV);
   });
-  after(async () => {
-    session?.destroy();
-    await server.close();
-  });
+  after(() => server.close());
 
   for (const { name, upload, refused, read } of UPLOADS) {
     it(`${name}: the upload that would pass the budget is refused with a retry delay; the others go on, and their bytes are given back`, async () => {
-      const held: Upload[] = [];
       let answered = 0;
+      const held = await holdUploads(server, upload, () => answered++);
       try {
-        for (let i = 1; i <= 4; i++) {
-          const next = upload(server, false);
-          void next.answer.then(() => answered++);
-          held.push(next);
-          await until(async () => (await receivingBytes()) >= i * PART, `${i} uploads' bytes counted`);
-        }
         assert.equal(await upload(server, true).answer, refused);
         await until(async () => (await receivingBytes()) <= 4 * (PART + 1024), "the refused upload's bytes given back");
         // Another call still gets in beside the held uploads.
@@ -186,6 +178,41 @@ describe("the bytes of messages being received are bounded across requests", () 
     assert.ok(!codes.includes("unavailable"), codes.join(", "));
     socket.close();
     await until(async () => (await receivingBytes()) === 0, "the socket's bytes given back");
+  });
+});
+
+/** Four uploads of PART bytes, held open once the server has counted them; `onAnswer` if one is answered. */
+async function holdUploads(server: TestServer, upload: Uploader, onAnswer: () => void): Promise<Upload[]> {
+  const held: Upload[] = [];
+  for (let i = 1; i <= 4; i++) {
+    const next = upload(server, false);
+    void next.answer.then(onAnswer);
+    held.push(next);
+    await until(async () => (await receivingBytes()) >= i * PART, `${i} uploads' bytes counted`);
+  }
+  return held;
+}
+
+describeUnless(pythonGrpcSkip, "the receive budget to a client we did not write (Python grpcio)", () => {
+  let server: TestServer;
+  let stubs: string;
+  before(async () => {
+    server = await startTestServer(ENV);
+    stubs = await generatePythonStubs();
+  });
+  after(async () => {
+    await server.close();
+    await rm(stubs, { recursive: true, force: true });
+  });
+
+  it("refuses a Register that would pass the budget with UNAVAILABLE and a retry delay, and the channel's next call is answered", async () => {
+    const held = await holdUploads(server, grpcUpload, () => {});
+    try {
+      const seen = await runPythonClient<Record<string, unknown>>(stubs, server.url.replace("http://", ""), "over_budget", [String(PART)]);
+      assert.deepEqual(seen, { register: "UNAVAILABLE", retry_after: "1", list_users: [] });
+    } finally {
+      for (const h of held) h.close();
+    }
   });
 });
 

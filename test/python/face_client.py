@@ -87,7 +87,20 @@ def open_during_shutdown(stub, photo_path, ready_path):
     return seen
 
 
-SCENARIOS = {"oversized": oversized, "session": session, "open_during_shutdown": open_during_shutdown}
+def over_budget(stub, size):
+    """A Register of SIZE bytes while the server's receive budget is full, then a small call on the same channel."""
+    seen = {}
+    try:
+        stub.Register(face_pb2.RegisterRequest(identifier="large", image=bytes(int(size))), timeout=60)
+        seen["register"] = "OK"
+    except grpc.RpcError as e:
+        seen["register"] = e.code().name
+        seen["retry_after"] = dict(e.trailing_metadata() or ()).get("retry-after")
+    seen["list_users"] = list(stub.ListUsers(face_pb2.ListUsersRequest(), timeout=30).identifiers)
+    return seen
+
+
+SCENARIOS = {"oversized": oversized, "session": session, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget}
 
 
 def main():
