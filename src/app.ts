@@ -67,7 +67,7 @@ const isRequestStream = (path: string) => REQUEST_STREAM_PATHS.has(path);
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, engine, database, telemetry } = deps;
   const app = fastify({
-    serverFactory: (handler) => createDualProtocolServer(handler, { requestTimeoutMs: config.requestTimeoutMs, streamsRequests: isRequestStream }),
+    serverFactory: (handler) => createDualProtocolServer(handler, { requestTimeoutMs: config.requestTimeoutMs, streamsRequests: isRequestStream, pingIntervalMs: config.pingIntervalMs }),
     loggerInstance: deps.logger ?? (createLogger(config.logLevel) as FastifyBaseLogger),
     bodyLimit: config.maxMessageBytes,
     requestIdHeader: false,
@@ -168,7 +168,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header("x-request-id", request.id);
   });
 
-  await registerWebSocketSupport(app, config.maxMessageBytes, config.shutdownTimeoutMs);
+  await registerWebSocketSupport(app, config.maxMessageBytes, config.shutdownTimeoutMs, config.pingIntervalMs);
   await app.register(fastifyCors, {
     origin: config.corsOrigins.includes("*") ? true : [...config.corsOrigins],
     methods: [...new Set([...connectCors.allowedMethods, "GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"])],

@@ -107,6 +107,8 @@ export interface Config {
   readonly maxConnections: number;
   /** How long a request may take to arrive whole; streams of messages (Sync) are not limited. */
   readonly requestTimeoutMs: number;
+  /** How often HTTP/2 connections and WebSockets are pinged; one silent until the next ping is closed (0: never). */
+  readonly pingIntervalMs: number;
   /** Bytes of request messages being received at once, across requests (transport/receive-budget.ts). */
   readonly maxReceivingBytes: number;
 }
@@ -253,6 +255,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnections: integer("FACE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
     // Node's own default for HTTP/1.1: a 10 MB photo at 1 Mbit/s takes 80 s.
     requestTimeoutMs: integer("FACE_REQUEST_TIMEOUT_MS", 300_000, 1_000, 3_600_000),
+    // A vanished client's Sync stream or WebSocket is closed after one to two of these.
+    pingIntervalMs: integer("FACE_PING_INTERVAL_MS", 60_000, 0, 3_600_000),
     // About 19 messages of the largest size at once (38 photos of 10 MB in base64), more than the
     // image work admission lets in (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED); at least one message.
     maxReceivingBytes: integer("FACE_MAX_RECEIVING_BYTES", Math.max(512 * MIB, maxMessageBytes), maxMessageBytes, 1024 * 1024 * MIB),

@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { Socket } from "node:net";
+import { keepHttp2SessionAlive } from "./keepalive.js";
 
 type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -34,6 +35,8 @@ export interface RequestTimeLimit {
   readonly requestTimeoutMs: number;
   /** Whether the RPC at `path` takes a stream of messages, which goes on as long as its client sends. */
   readonly streamsRequests: (path: string) => boolean;
+  /** How often an HTTP/2 connection is pinged; one silent until the next ping is closed (0: never). */
+  readonly pingIntervalMs: number;
 }
 
 /**
@@ -73,6 +76,7 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Request
   h2.on("session", (session) => {
     sessions.add(session);
     session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW_BYTES);
+    keepHttp2SessionAlive(session, limit.pingIntervalMs);
     session.once("close", () => sessions.delete(session));
   });
 

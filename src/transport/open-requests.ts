@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { FastifyInstance } from "fastify";
+import { processMetrics } from "../metrics.js";
 import { deny, isOpenRequest } from "./access.js";
 
 /** How long a refused client is asked to wait before trying again. */
@@ -14,6 +15,7 @@ const RETRY_AFTER_SECONDS = 1;
  */
 export function registerOpenRequestLimit(app: FastifyInstance, maxOpen: number): void {
   let open = 0;
+  const gauge = processMetrics().openRequests;
   app.addHook("onRequest", async (request, reply) => {
     if (isOpenRequest(request)) return;
     if (open >= maxOpen) {
@@ -22,10 +24,12 @@ export function registerOpenRequestLimit(app: FastifyInstance, maxOpen: number):
       return deny(request, reply, error);
     }
     open += 1;
+    gauge.inc();
     // A WebSocket lives as long as its connection; any other request until its answer ends or breaks.
     const lifetime = request.headers.upgrade === undefined ? reply.raw : request.raw.socket;
     lifetime.once("close", () => {
       open -= 1;
+      gauge.dec();
     });
   });
 }

@@ -1,10 +1,12 @@
 import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import websocket from "@fastify/websocket";
+import type { WebSocket } from "ws";
 import type { FastifyInstance } from "fastify";
 import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
 import { presentedKey, REALTIME_PATH, type RateLimit } from "./access.js";
 import { frameErrorOf } from "./errors.js";
+import { keepWebSocketAlive } from "./keepalive.js";
 import type { ReceiveBudget } from "./receive-budget.js";
 import { forwardedHeaders } from "./rest.js";
 
@@ -21,8 +23,9 @@ const REFUSED_SOCKET_GRACE_MS = 1_000;
  * Messages over `maxMessageBytes` close the socket with 1009 (message too big). When the server
  * closes, open sockets go on for `shutdownTimeoutMs`, as gRPC streams do, then close with 1001
  * (going away); the plugin's default closes them at once, with no code, frames in flight unanswered.
+ * Each socket is pinged every `pingIntervalMs` and closed when silent (keepalive.ts).
  */
-export async function registerWebSocketSupport(app: FastifyInstance, maxMessageBytes: number, shutdownTimeoutMs: number): Promise<void> {
+export async function registerWebSocketSupport(app: FastifyInstance, maxMessageBytes: number, shutdownTimeoutMs: number, pingIntervalMs: number): Promise<void> {
   await app.register(websocket, {
     options: { maxPayload: maxMessageBytes },
     preClose(done) {
@@ -43,6 +46,7 @@ export async function registerWebSocketSupport(app: FastifyInstance, maxMessageB
       socket.terminate();
     },
   });
+  app.websocketServer.on("connection", (socket: WebSocket) => keepWebSocketAlive(socket, pingIntervalMs));
 }
 
 /** Errors `ws` raises for what a client sent (WS_ERR_*: message too big, bad frames, bad UTF-8). */
