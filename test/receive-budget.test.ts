@@ -50,7 +50,10 @@ function grpcUpload(server: TestServer, complete: boolean): Upload {
   prefix.writeUInt32BE(complete ? PART : PART + 1024, 1);
   stream.write(prefix);
   stream.write(Buffer.alloc(PART, 0x41));
-  if (complete) stream.end();
+  if (complete) {
+    stream.end();
+    void answer.then(() => session.close());
+  }
   return { answer, close: () => session.destroy() };
 }
 

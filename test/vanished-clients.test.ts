@@ -6,6 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import WebSocket from "ws";
 import { processMetrics } from "../src/metrics.js";
 import { face } from "./support/testdata.js";
+import { frameByFrame } from "./support/request-queue.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { until } from "./support/webhook-receiver.js";
 
@@ -94,32 +95,14 @@ describe("a client that vanishes without closing its connection", () => {
 
   it("keeps an idle Sync stream and WebSocket whose client answers the pings", async () => {
     const photo = face("face_recognition/obama.jpg");
-    const frames: { push(frame: { frameId: string; image: Uint8Array }): void; end(): void } & AsyncIterable<{ frameId: string; image: Uint8Array }> = (() => {
-      const queue: { frameId: string; image: Uint8Array }[] = [];
-      let wake: (() => void) | undefined;
-      let ended = false;
-      return {
-        push: (frame) => (queue.push(frame), wake?.()),
-        end: () => ((ended = true), wake?.()),
-        async *[Symbol.asyncIterator]() {
-          for (;;) {
-            if (queue.length > 0) yield queue.shift()!;
-            else if (ended) return;
-            else await new Promise<void>((resolve) => (wake = resolve));
-          }
-        },
-      };
-    })();
-    const answers = faceClient(server).sync(frames)[Symbol.asyncIterator]();
-    frames.push({ frameId: "before-the-silence", image: photo });
-    assert.equal((await answers.next()).value?.frameId, "before-the-silence");
+    const stream = frameByFrame(faceClient(server));
+    assert.equal((await stream.frame({ frameId: "before-the-silence", image: photo })).frameId, "before-the-silence");
     const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
     await new Promise((resolve) => socket.once("open", resolve));
-    // Ten ping intervals of silence from the client's side.
+    // Six ping intervals of silence from the client's side.
     await new Promise((r) => setTimeout(r, 3_000));
-    frames.push({ frameId: "after-the-silence", image: photo });
-    assert.equal((await answers.next()).value?.frameId, "after-the-silence");
-    frames.end();
+    assert.equal((await stream.frame({ frameId: "after-the-silence", image: photo })).frameId, "after-the-silence");
+    stream.end();
     const answer = new Promise<string>((resolve) => socket.once("message", (data) => resolve(JSON.parse(String(data)).type)).once("close", (code) => resolve(`closed ${code}`)));
     assert.equal(socket.readyState, WebSocket.OPEN, "the WebSocket is still open");
     socket.send(photo);

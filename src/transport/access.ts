@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Code } from "@connectrpc/connect";
-import { refusalOf } from "./errors.js";
+import { refusalOf, retryLater } from "./errors.js";
 import type { ApiKey } from "../config.js";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 
@@ -79,9 +79,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
     }
     request.rateLimitClient = client;
     if (options.rateLimitPerSecond > 0 && !allow(client)) {
-      const error = new ConnectError("rate limit exceeded; slow down", Code.ResourceExhausted);
-      error.metadata.set("retry-after", "1");
-      return deny(request, reply, error);
+      return deny(request, reply, retryLater("rate limit exceeded; slow down", Code.ResourceExhausted));
     }
   });
 

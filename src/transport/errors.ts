@@ -119,6 +119,16 @@ export function httpError(status: number, code: Code, message: string): ConnectE
 }
 
 /**
+ * A refusal the client may retry after `seconds`: `retry-after` travels as a header or trailer on
+ * every protocol (Unavailable is HTTP 503; ResourceExhausted with it 429, see httpStatusOf).
+ */
+export function retryLater(message: string, code: Code.Unavailable | Code.ResourceExhausted, seconds = 1): ConnectError {
+  const error = new ConnectError(message, code);
+  error.metadata.set("retry-after", String(seconds));
+  return error;
+}
+
+/**
  * The HTTP status REST answers with for a ConnectError. ResourceExhausted is 429 when the client is
  * told when to come back (a rate limit: retry-after), 413 when its request is too large.
  */

@@ -1,10 +1,8 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { FastifyInstance } from "fastify";
 import { processMetrics } from "../metrics.js";
 import { deny, isOpenRequest } from "./access.js";
-
-/** How long a refused client is asked to wait before trying again. */
-const RETRY_AFTER_SECONDS = 1;
+import { retryLater } from "./errors.js";
 
 /**
  * Refuses new requests (calls, streams, WebSocket upgrades) while `maxOpen` are open, with
@@ -19,9 +17,7 @@ export function registerOpenRequestLimit(app: FastifyInstance, maxOpen: number):
   app.addHook("onRequest", async (request, reply) => {
     if (isOpenRequest(request)) return;
     if (open >= maxOpen) {
-      const error = new ConnectError(`the server has ${maxOpen} open requests, its limit; retry shortly`, Code.Unavailable);
-      error.metadata.set("retry-after", String(RETRY_AFTER_SECONDS));
-      return deny(request, reply, error);
+      return deny(request, reply, retryLater(`the server has ${maxOpen} open requests, its limit; retry shortly`, Code.Unavailable));
     }
     open += 1;
     gauge.inc();

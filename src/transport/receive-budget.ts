@@ -1,9 +1,7 @@
 import type { EventEmitter } from "node:events";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { processMetrics } from "../metrics.js";
-
-/** How long a refused client is asked to wait before trying again. */
-const RETRY_AFTER_SECONDS = 1;
+import { retryLater } from "./errors.js";
 
 /**
  * The server-wide bound on request bytes held while their messages arrive. Every reader of a request
@@ -42,12 +40,7 @@ export function createReceiveBudget(maxBytes: number): ReceiveBudget {
         take(bytes) {
           if (ended) return;
           if (held + bytes > maxBytes) {
-            const error = new ConnectError(
-              `the server is receiving ${Math.round(held / 2 ** 20)} MiB of requests, its limit of ${Math.round(maxBytes / 2 ** 20)} MiB; retry shortly`,
-              Code.Unavailable,
-            );
-            error.metadata.set("retry-after", String(RETRY_AFTER_SECONDS));
-            throw error;
+            throw retryLater(`the server is receiving ${Math.round(held / 2 ** 20)} MiB of requests, its limit of ${Math.round(maxBytes / 2 ** 20)} MiB; retry shortly`, Code.Unavailable);
           }
           held += bytes;
           mine += bytes;

@@ -107,7 +107,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
         }
         let message: ReflectMessage;
         try {
-          message = await requestMessage(binding, input, request, options.receiveBudget.open(reply.raw));
+          message = await requestMessage(binding, input, request, () => options.receiveBudget.open(reply.raw));
         } catch (e) {
           return sendError(reply, request, isFastifyError(e) ? fastifyErrorToConnect(e, limits) : toConnectError(e));
         }
@@ -139,9 +139,11 @@ export function forwardedHeaders(request: FastifyRequest): Record<string, string
   return headers;
 }
 
-async function requestMessage(binding: RestBinding, schema: DescMessage, request: FastifyRequest, share: ReceivingShare): Promise<ReflectMessage> {
+/** The request's message from its path, query and body; `openShare` counts a multipart body against the receive budget. */
+async function requestMessage(binding: RestBinding, schema: DescMessage, request: FastifyRequest, openShare: () => ReceivingShare): Promise<ReflectMessage> {
   let message = reflect(schema, create(schema));
   if (binding.body === "*" && request.isMultipart()) {
+    const share = openShare();
     try {
       await readMultipart(message, request, share);
     } finally {
