@@ -24,6 +24,19 @@ describe("configuration", () => {
     );
   });
 
+  it("keeps the receive budget at least one message of the largest size, or no such message could ever be read", () => {
+    const MIB = 1024 * 1024;
+    const largest = loadConfig({ FACE_MAX_IMAGE_BYTES: String(MIB) }).maxMessageBytes;
+    assert.equal(loadConfig({ FACE_MAX_IMAGE_BYTES: String(MIB), FACE_MAX_RECEIVING_BYTES: String(largest) }).maxReceivingBytes, largest);
+    assert.throws(
+      () => loadConfig({ FACE_MAX_IMAGE_BYTES: String(MIB), FACE_MAX_RECEIVING_BYTES: String(largest - 1) }),
+      new RegExp(`FACE_MAX_RECEIVING_BYTES=.* must be an integer from ${largest} `),
+    );
+    // The default grows with the image limit rather than refusing the largest message.
+    const huge = loadConfig({ FACE_MAX_IMAGE_BYTES: String(100 * MIB) });
+    assert.ok(huge.maxReceivingBytes >= huge.maxMessageBytes);
+  });
+
   it("takes a read replica only beside a primary", () => {
     assert.throws(() => loadConfig({ DATABASE_READ_URL: "postgres://replica/face" }), /DATABASE_READ_URL needs DATABASE_URL/);
     assert.throws(() => loadConfig({ DATABASE_URL: "postgres://primary/face", DATABASE_READ_URL: "replica" }), /DATABASE_READ_URL must start with postgres/);

@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import http2 from "node:http2";
 import { connect as connectTcp, createServer, type AddressInfo, type Socket } from "node:net";
+import { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import WebSocket from "ws";
 import { processMetrics } from "../src/metrics.js";
+import { keepHttp2SessionAlive } from "../src/transport/keepalive.js";
 import { face } from "./support/testdata.js";
 import { frameByFrame } from "./support/request-queue.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
@@ -108,5 +112,73 @@ describe("a client that vanishes without closing its connection", () => {
     socket.send(photo);
     assert.equal(await answer, "results");
     socket.close();
+  });
+});
+
+/** An h2c server whose sessions are kept alive by the service's keepalive, every `intervalMs`. */
+async function keptAliveServer(intervalMs: number, onSession: (session: http2.ServerHttp2Session) => void = () => {}) {
+  const server = http2.createServer();
+  const sessions: http2.ServerHttp2Session[] = [];
+  server.on("session", (session) => {
+    session.on("error", () => {});
+    keepHttp2SessionAlive(session, intervalMs);
+    sessions.push(session);
+    onSession(session);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, sessions, port: (server.address() as AddressInfo).port };
+}
+
+describe("the keepalive's pings", () => {
+  it("do not throw on a session destroyed whose close waits for a write that cannot finish", async () => {
+    // The peer's side stops taking bytes (a vanished client whose buffers are full): a destroyed
+    // session then closes only once its pending write ends, and ping() throws meanwhile.
+    let stalled = false;
+    const clientEnd: Duplex = new Duplex({ read() {}, write(chunk, _encoding, done) { serverEnd.push(chunk); done(); } });
+    const serverEnd: Duplex = new Duplex({ read() {}, write(chunk, _encoding, done) { if (!stalled) { clientEnd.push(chunk); done(); } } });
+    const { server, sessions } = await keptAliveServer(20);
+    const uncaught: Error[] = [];
+    const record = (error: Error) => uncaught.push(error);
+    process.on("uncaughtException", record);
+    try {
+      server.emit("connection", serverEnd);
+      const client = http2.connect("http://peer", { createConnection: () => clientEnd }).on("error", () => {});
+      await once(client, "connect");
+      stalled = true;
+      const [session] = sessions;
+      session.ping(() => {});
+      session.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(session.destroyed && !session.closed, "the session's close is still pending");
+      assert.deepEqual(uncaught.map((e) => e.message), []);
+    } finally {
+      process.off("uncaughtException", record);
+      server.close();
+    }
+  });
+
+  it("keep a session whose answer came while the event loop was stalled past the interval", async () => {
+    const { server, sessions, port } = await keptAliveServer(100, () => {
+      // Due with the keepalive's timer and run just after it: the stall begins once the ping is
+      // written (immediates), and outlasts the next interval while the answer arrives unread.
+      let fired = 0;
+      const stall = setInterval(() => {
+        if (++fired === 4) clearInterval(stall);
+        setImmediate(() => {
+          const end = Date.now() + 150;
+          while (Date.now() < end);
+        });
+      }, 100);
+    });
+    // The client in a process of its own, so it answers while this one's event loop is stalled.
+    const client = spawn(process.execPath, ["-e", `require("node:http2").connect("http://127.0.0.1:${port}"); setTimeout(() => {}, 10000)`]);
+    try {
+      await until(async () => sessions.length === 1, "the client connected");
+      await new Promise((r) => setTimeout(r, 1_000));
+      assert.equal(sessions[0].destroyed, false, "the session is kept");
+    } finally {
+      client.kill();
+      server.close();
+    }
   });
 });
