@@ -8,6 +8,7 @@ import { writtenDetections } from "./support/detections.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
+import { until } from "./support/until.js";
 
 /** Detection log entries whose write failed and that were kept for the next try, in this process. */
 async function unwrittenKept(): Promise<number> {
@@ -60,13 +61,8 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL 
       await assert.rejects(client.register({ identifier: "biden", image: face("face_recognition/biden.jpg") }), (e) => ConnectError.from(e).code === Code.Unavailable);
       assert.equal((await fetch(`${server.url}/health`)).status, 503);
       await proxy.up();
-      const deadline = Date.now() + 15_000;
-      let recognized = "";
-      while (Date.now() < deadline && recognized === "") {
-        recognized = await client.recognize({ image: face("face_recognition/obama2.jpg") }).then((r) => r.identifier, () => "");
-        if (!recognized) await new Promise((r) => setTimeout(r, 200));
-      }
-      assert.equal(recognized, "obama");
+      const recognized = () => client.recognize({ image: face("face_recognition/obama2.jpg") }).then((r) => r.identifier === "obama", () => false);
+      await until(recognized, "obama recognized once the database is back");
       assert.equal((await fetch(`${server.url}/health`)).status, 200);
       // A frame's log entries are written a moment after its answer: an outage in between keeps them
       // queued, and they are written once the database is back. The outage lasts until the write

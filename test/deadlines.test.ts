@@ -6,7 +6,7 @@ import type { FaceService } from "../gen/face/v1/face_pb.js";
 import { processMetrics } from "../src/metrics.js";
 import { face } from "./support/testdata.js";
 import { createTrickler, SLOW_HTTP_ANSWER } from "./support/trickler.js";
-import { until } from "./support/webhook-receiver.js";
+import { until } from "./support/until.js";
 import { stageRuns } from "./support/stage-runs.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 

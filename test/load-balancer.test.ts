@@ -12,7 +12,7 @@ import { freshDatabase } from "./support/server.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { describeUnless } from "./support/suite.js";
 import { face, FACES_DIR } from "./support/testdata.js";
-import { until } from "./support/webhook-receiver.js";
+import { until } from "./support/until.js";
 
 const OBAMA = face("face_recognition/obama.jpg");
 const OBAMA_2 = face("face_recognition/obama2.jpg");

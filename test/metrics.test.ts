@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { face, FACES_DIR } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
-import { createReceiver, until } from "./support/webhook-receiver.js";
+import { createReceiver } from "./support/webhook-receiver.js";
+import { until } from "./support/until.js";
 
 const parsePrometheus: (text: string) => MetricFamily[] = createRequire(import.meta.url)("parse-prometheus-text-format");
 

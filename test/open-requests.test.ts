@@ -13,6 +13,7 @@ import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
+import { until } from "./support/until.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
 
@@ -41,15 +42,6 @@ function closedWithin(emitter: NodeJS.EventEmitter, ms: number): Promise<boolean
       resolve(true);
     });
   });
-}
-
-/** Until `check` holds, or fail after `ms`. */
-async function eventually(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /**
@@ -96,7 +88,7 @@ describe("requests open at once are bounded", () => {
   it("refuses calls beyond FACE_MAX_OPEN_REQUESTS with Unavailable and a retry delay, and takes them again once some close", async () => {
     const session = connect();
     const held = Array.from({ length: 20 }, () => silentCall(session));
-    await eventually(async () => (await outcome()) === Code.Unavailable);
+    await until(async () => (await outcome()) === Code.Unavailable, "calls refused", 10_000);
     const refused = await recognizeEmpty().then(() => undefined, (e) => ConnectError.from(e));
     assert.equal(refused?.code, Code.Unavailable);
     assert.match(refused!.rawMessage, /open requests/);
@@ -105,7 +97,7 @@ describe("requests open at once are bounded", () => {
     assert.ok(Number(rest.headers.get("retry-after")) >= 1);
     assert.equal((await fetch(`${suite.server().url}/health`)).status, 200, "health is always answered");
     for (const stream of held.slice(0, 5)) stream.close(http2.constants.NGHTTP2_CANCEL);
-    await eventually(async () => (await outcome()) === Code.InvalidArgument);
+    await until(async () => (await outcome()) === Code.InvalidArgument, "calls let in again", 10_000);
     for (const stream of held.slice(5)) stream.close(http2.constants.NGHTTP2_CANCEL);
     // The server counts them closed when their resets arrive; the next test starts from none open.
     await new Promise((r) => setTimeout(r, 300));
@@ -116,11 +108,11 @@ describe("requests open at once are bounded", () => {
     const socket = connectTcp(Number(port), "127.0.0.1");
     const session = http2.connect(suite.server().url, { createConnection: () => socket }).on("error", () => {});
     for (let i = 0; i < 20; i++) silentCall(session, i % 2 === 0 ? "Sync" : "Recognize");
-    await eventually(async () => (await outcome()) === Code.Unavailable);
+    await until(async () => (await outcome()) === Code.Unavailable, "calls refused", 10_000);
     // No GOAWAY, no stream resets: the client's side of the TCP connection just ends (FIN), as when
     // its process exits having read what it was sent.
     socket.end();
-    await eventually(async () => (await outcome()) === Code.InvalidArgument, 5_000);
+    await until(async () => (await outcome()) === Code.InvalidArgument, "calls let in again", 5_000);
     session.destroy();
   });
 
@@ -136,9 +128,9 @@ describe("requests open at once are bounded", () => {
       const socket = new WebSocket(url);
       socket.once("open", () => resolve(socket)).once("error", reject);
     })));
-    await eventually(async () => (await outcome()) === Code.Unavailable);
+    await until(async () => (await outcome()) === Code.Unavailable, "calls refused", 10_000);
     for (const socket of sockets) socket.close();
-    await eventually(async () => (await outcome()) === Code.InvalidArgument);
+    await until(async () => (await outcome()) === Code.InvalidArgument, "calls let in again", 10_000);
   });
 });
 

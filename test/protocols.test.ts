@@ -10,6 +10,7 @@ import { HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES } from "../src
 import { restBindings } from "../src/transport/rest.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { until } from "./support/until.js";
 
 describe("one port serves every protocol", () => {
   let server: TestServer;
@@ -40,8 +41,7 @@ describe("one port serves every protocol", () => {
       await new Promise((resolve, reject) => session.once("remoteSettings", resolve).once("error", reject));
       assert.equal(session.remoteSettings.initialWindowSize, HTTP2_STREAM_WINDOW_BYTES, "each stream's window");
       // The connection's window grows by a WINDOW_UPDATE sent right after the settings.
-      const deadline = Date.now() + 5_000;
-      while ((session.state.remoteWindowSize ?? 0) < HTTP2_CONNECTION_WINDOW_BYTES && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await until(() => (session.state.remoteWindowSize ?? 0) >= HTTP2_CONNECTION_WINDOW_BYTES, "the connection's window update", 5_000).catch(() => {});
       assert.equal(session.state.remoteWindowSize, HTTP2_CONNECTION_WINDOW_BYTES, "the connection's window");
       assert.ok(HTTP2_STREAM_WINDOW_BYTES >= 1 << 20 && HTTP2_CONNECTION_WINDOW_BYTES >= HTTP2_STREAM_WINDOW_BYTES);
     } finally {

@@ -6,7 +6,7 @@ import { replicationMissing, startReplicatedPostgres, type ReplicatedPostgres } 
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { face } from "./support/testdata.js";
-import { until } from "./support/webhook-receiver.js";
+import { until } from "./support/until.js";
 import { frameByFrame } from "./support/request-queue.js";
 
 const OBAMA = face("face_recognition/obama.jpg");

@@ -12,7 +12,7 @@ import { face } from "./support/testdata.js";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
-import { until } from "./support/webhook-receiver.js";
+import { until } from "./support/until.js";
 
 const MIB = 1024 * 1024;
 /** The budget under test, and images of at most 1 MiB (so the budget may be this small). */

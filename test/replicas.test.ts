@@ -10,7 +10,8 @@ import { face } from "./support/testdata.js";
 import { freshDatabase } from "./support/server.js";
 import { frameByFrame } from "./support/request-queue.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
-import { createReceiver, until } from "./support/webhook-receiver.js";
+import { createReceiver } from "./support/webhook-receiver.js";
+import { until } from "./support/until.js";
 import { describeUnless } from "./support/suite.js";
 
 /**

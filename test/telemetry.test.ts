@@ -7,6 +7,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
 import type { TestServer } from "./support/server.js";
+import { until } from "./support/until.js";
 
 /**
  * Every string inside a protobuf message, found by walking the wire format: an OTLP export request
@@ -84,9 +85,8 @@ describe("OpenTelemetry", () => {
     const sum = response.flameGraph.filter((e) => e.parent === "").reduce((s, e) => s + e.durationMs, 0);
     assert.ok(sum <= response.serverProcessTimeMs);
 
-    const deadline = Date.now() + 10_000;
     const names = () => new Set(exports.flatMap((e) => e.strings));
-    while (!names().has("FaceService/Register") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await until(() => names().has("FaceService/Register"), "the Register span exported", 10_000);
     assert.equal(exports[0].path, "/v1/traces");
     assert.equal(exports[0].contentType, "application/x-protobuf");
     for (const name of ["FaceService/Register", "decode", "detect", "embed", "store", "face-service"]) assert.ok(names().has(name), `${name} exported`);

@@ -12,7 +12,7 @@ import { keepHttp2SessionAlive } from "../src/transport/keepalive.js";
 import { face } from "./support/testdata.js";
 import { frameByFrame } from "./support/request-queue.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
-import { until } from "./support/webhook-receiver.js";
+import { until } from "./support/until.js";
 
 /**
  * A TCP proxy whose connections can be frozen: from then on nothing passes either way and nothing is

@@ -3,7 +3,8 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createWebhookStore } from "../src/store/webhooks.js";
 import { face } from "./support/testdata.js";
-import { createReceiver, until } from "./support/webhook-receiver.js";
+import { createReceiver } from "./support/webhook-receiver.js";
+import { until } from "./support/until.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 describe("webhooks", () => {
