@@ -70,6 +70,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     serverFactory: (handler) => createDualProtocolServer(handler, { requestTimeoutMs: config.requestTimeoutMs, streamsRequests: isRequestStream, pingIntervalMs: config.pingIntervalMs }),
     loggerInstance: deps.logger ?? (createLogger(config.logLevel) as FastifyBaseLogger),
     bodyLimit: config.maxMessageBytes,
+    // Whose X-Forwarded-For names the client (request.ip): the rate limit's buckets and the logs.
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers["x-request-id"];

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 
@@ -98,6 +99,11 @@ export interface Config {
   readonly webhookRetentionDays: number;
   /** API keys (FACE_API_KEYS: `key` or `key:collection1|collection2`); none means no authentication. */
   readonly apiKeys: readonly ApiKey[];
+  /**
+   * Peers whose X-Forwarded-For names the client (load balancers): addresses, CIDR blocks, or
+   * loopback / linklocal / uniquelocal. None: the client is the connection's peer.
+   */
+  readonly trustedProxies: readonly string[];
   /** Requests per second per key or client address; 0 turns rate limiting off. */
   readonly rateLimitPerSecond: number;
   readonly rateLimitBurst: number;
@@ -119,6 +125,19 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
     this.name = "ConfigError";
   }
+}
+
+/** Named ranges FACE_TRUSTED_PROXIES takes besides addresses (fastify's trustProxy knows them). */
+const ADDRESS_RANGE_NAMES = ["loopback", "linklocal", "uniquelocal"];
+
+/** An IP address, a CIDR block of either family, or a named range. */
+function isAddressRange(entry: string): boolean {
+  if (ADDRESS_RANGE_NAMES.includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split("/");
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  // fastify's trustProxy takes blocks of 1 to 32 (or 128) bits; "trust every peer" is not offered.
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= (family === 4 ? 32 : 128));
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -164,6 +183,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const list = (raw: string | undefined): string[] =>
     (raw ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+
+  const trustedProxies = list(env.FACE_TRUSTED_PROXIES);
+  for (const entry of trustedProxies) {
+    if (!isAddressRange(entry)) {
+      problems.push(`FACE_TRUSTED_PROXIES entry ${JSON.stringify(entry)} must be an IP address, a CIDR block (10.0.0.0/8, fd00::/8) or one of ${ADDRESS_RANGE_NAMES.join(", ")}`);
+    }
+  }
 
   const logLevelRaw = env.LOG_LEVEL?.trim() || "info";
   if (!(LOG_LEVELS as readonly string[]).includes(logLevelRaw)) {
@@ -245,6 +271,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookPollMs: integer("FACE_WEBHOOK_POLL_MS", 1_000, 10, 60_000),
     webhookRetentionDays: integer("FACE_WEBHOOK_RETENTION_DAYS", 7, 0, 36_500),
     apiKeys: parseApiKeys(env.FACE_API_KEYS),
+    trustedProxies,
     rateLimitPerSecond: decimal("FACE_RATE_LIMIT_PER_SECOND", 0, 0, 100_000),
     rateLimitBurst: integer("FACE_RATE_LIMIT_BURST", 50, 1, 100_000),
     // Each open request holds memory before admission can bound it (its message arrives first): about

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fastify from "fastify";
 import { ConfigError, loadConfig } from "../src/config.js";
 
 describe("configuration", () => {
@@ -35,6 +36,17 @@ describe("configuration", () => {
     // The default grows with the image limit rather than refusing the largest message.
     const huge = loadConfig({ FACE_MAX_IMAGE_BYTES: String(100 * MIB) });
     assert.ok(huge.maxReceivingBytes >= huge.maxMessageBytes);
+  });
+
+  it("takes trusted proxies as addresses, CIDR blocks of either family and named ranges, and nothing fastify would refuse", () => {
+    const accepted = ["127.0.0.1", "10.0.0.0/8", "fd00::/8", "::1", "::ffff:10.0.0.0/104", "loopback", "uniquelocal"];
+    const { trustedProxies } = loadConfig({ FACE_TRUSTED_PROXIES: accepted.join(", ") });
+    assert.deepEqual(trustedProxies, accepted);
+    assert.doesNotThrow(() => fastify({ trustProxy: [...trustedProxies] }));
+    for (const refused of ["10.0.0.0/33", "0.0.0.0/0", "::/0", "fd00::/129", "proxy.example.com", "10.0.0.0/8/8", "10.0.0.0/x", "*"]) {
+      assert.throws(() => loadConfig({ FACE_TRUSTED_PROXIES: refused }), /FACE_TRUSTED_PROXIES entry/, refused);
+    }
+    assert.deepEqual(loadConfig({}).trustedProxies, [], "no proxy is trusted unless named");
   });
 
   it("takes a read replica only beside a primary", () => {

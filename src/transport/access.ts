@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Code } from "@connectrpc/connect";
+import { rateLimitClient } from "./client-address.js";
 import { refusalOf, retryLater } from "./errors.js";
 import type { ApiKey } from "../config.js";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
@@ -67,7 +68,8 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
 
   app.addHook("onRequest", async (request, reply) => {
     if (isOpenRequest(request)) return;
-    let client = `ip:${request.ip}`;
+    // request.ip is the client's address, also behind a trusted proxy (FACE_TRUSTED_PROXIES).
+    let client = rateLimitClient(request.ip);
     if (keys.length > 0) {
       const presented = presentedKey(request);
       const key = presented === undefined ? undefined : findKey(presented);
@@ -85,7 +87,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
 
   return {
     allowMore(request) {
-      return options.rateLimitPerSecond <= 0 || allow(request.rateLimitClient ?? `ip:${request.ip}`);
+      return options.rateLimitPerSecond <= 0 || allow(request.rateLimitClient ?? rateLimitClient(request.ip));
     },
   };
 }

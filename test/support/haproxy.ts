@@ -4,14 +4,21 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./service-process.js";
-import { serverToolMissing } from "./system-tools.js";
+import { serverToolMissing, toolMissing, type SystemTool } from "./system-tools.js";
 
 /** Where Debian installs HAProxy. */
 export const HAPROXY = "/usr/sbin/haproxy";
 
-/** Why the load-balancer suite cannot run here, or false (FACE_REQUIRE_HAPROXY: CI, never a skip). */
+const HAPROXY_TOOL: SystemTool = { probe: [HAPROXY, "-v"], package: "haproxy", requireEnv: "FACE_REQUIRE_HAPROXY" };
+
+/** Why a suite of instances on one PostgreSQL server behind HAProxy cannot run here, or false (FACE_REQUIRE_HAPROXY: CI, never a skip). */
 export function haproxyMissing(): string | false {
-  return serverToolMissing({ probe: [HAPROXY, "-v"], package: "haproxy", requireEnv: "FACE_REQUIRE_HAPROXY" });
+  return serverToolMissing(HAPROXY_TOOL);
+}
+
+/** Why a suite with HAProxy in front of one instance, on either database, cannot run here, or false. */
+export function haproxyAloneMissing(): string | false {
+  return toolMissing(HAPROXY_TOOL);
 }
 
 export interface HAProxy {

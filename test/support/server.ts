@@ -55,7 +55,8 @@ export async function startTestServer(env: Record<string, string> = {}, shareWit
   const database = shareWith && !databaseUrl ? shareWith.database : await openDatabase(config);
   const ownsDatabase = database !== shareWith?.database;
   const app = await buildApp({ config, engine: testEngine(), database, telemetry: startTelemetry() });
-  await app.listen({ port: 0, host: "127.0.0.1" });
+  // Loopback unless the test asks for another address (HOST "::": dual stack).
+  await app.listen({ port: 0, host: env.HOST ?? "127.0.0.1" });
   const { port } = app.server.address() as AddressInfo;
   return {
     app,

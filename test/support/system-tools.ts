@@ -1,13 +1,27 @@
 import { spawnSync } from "node:child_process";
 import { chownSync } from "node:fs";
 
+/** A Debian tool a suite runs: `probe` runs it (exit 0: present); `requireEnv` set (CI) makes it required. */
+export interface SystemTool {
+  probe: string[];
+  package: string;
+  requireEnv: string;
+}
+
 /**
  * Why a suite that needs a PostgreSQL server and a Debian tool cannot run here (a skip that says how
- * to enable it), or false. `probe` runs the tool (exit 0: present). With `requireEnv` set (CI) a
+ * to enable it), or false.
+ */
+export function serverToolMissing(tool: SystemTool): string | false {
+  if (!process.env.TEST_DATABASE_URL) return "needs a PostgreSQL server (TEST_DATABASE_URL; .ci/run starts one)";
+  return toolMissing(tool);
+}
+
+/**
+ * Why a suite that needs a Debian tool cannot run here, or false. With `requireEnv` set (CI) a
  * missing tool is not a skip: the suite runs and fails.
  */
-export function serverToolMissing(tool: { probe: string[]; package: string; requireEnv: string }): string | false {
-  if (!process.env.TEST_DATABASE_URL) return "needs a PostgreSQL server (TEST_DATABASE_URL; .ci/run starts one)";
+export function toolMissing(tool: SystemTool): string | false {
   if (process.env[tool.requireEnv]) return false;
   return spawnSync(tool.probe[0], tool.probe.slice(1)).status === 0 ? false : `needs ${tool.package} (apt-get install ${tool.package}; .ci/run installs it)`;
 }
