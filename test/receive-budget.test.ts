@@ -85,6 +85,27 @@ function httpUpload(path: string, contentType: string, head: string, tail: strin
   };
 }
 
+/** The same POST over HTTP/2 (h2c, a connection of its own), as REST clients that speak it send it. */
+function http2Upload(path: string, contentType: string, head: string, tail: string): Uploader {
+  return (server, complete) => {
+    const session = http2.connect(server.url).on("error", () => {});
+    const stream = session.request({ ":method": "POST", ":path": path, "content-type": contentType, "content-length": String(head.length + PART + tail.length) });
+    stream.on("error", () => {});
+    const answer = new Promise<string>((resolve) => {
+      stream.on("response", (headers) => resolve(`${headers[":status"]} ${headers["retry-after"]}`));
+      stream.on("close", () => resolve("closed"));
+    });
+    stream.resume();
+    stream.write(head);
+    stream.write(Buffer.alloc(PART, 0x41));
+    if (complete) {
+      stream.end(tail);
+      void answer.then(() => session.close());
+    }
+    return { answer, close: () => session.destroy() };
+  };
+}
+
 /** A WebSocket frame of PART bytes: its first fragment only, or the whole frame. */
 function webSocketUpload(server: TestServer, complete: boolean): Upload {
   const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
@@ -105,23 +126,22 @@ const textPrefix = () => {
   prefix.writeUInt32BE(((PART + 4) * 3) / 4, 1);
   return prefix.toString("base64");
 };
+const REST_JSON = ["/api/v1/recognize", "application/json", '{"image":"', '"}'] as const;
+const REST_MULTIPART = [
+  "/api/v1/recognize",
+  `multipart/form-data; boundary=${BOUNDARY}`,
+  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+  `\r\n--${BOUNDARY}--\r\n`,
+] as const;
 /** Each way to upload; how it is refused, and how it is answered when read (its bytes are no image). */
 const UPLOADS: { name: string; upload: Uploader; refused: string; read: string }[] = [
   { name: "gRPC", upload: grpcUpload, refused: "14 1", read: "3 undefined" },
   { name: "Connect JSON over HTTP/1.1", upload: httpUpload("/face.v1.FaceService/Recognize", "application/json", '{"image":"', '"}'), refused: "503 1", read: "400 undefined" },
   { name: "gRPC-Web text", upload: httpUpload("/face.v1.FaceService/Recognize", "application/grpc-web-text", textPrefix(), "AAAA"), refused: "14 1", read: "3 undefined" },
-  { name: "REST JSON", upload: httpUpload("/api/v1/recognize", "application/json", '{"image":"', '"}'), refused: "503 1", read: "400 undefined" },
-  {
-    name: "REST multipart",
-    upload: httpUpload(
-      "/api/v1/recognize",
-      `multipart/form-data; boundary=${BOUNDARY}`,
-      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
-      `\r\n--${BOUNDARY}--\r\n`,
-    ),
-    refused: "503 1",
-    read: "400 undefined",
-  },
+  { name: "REST JSON", upload: httpUpload(...REST_JSON), refused: "503 1", read: "400 undefined" },
+  { name: "REST multipart", upload: httpUpload(...REST_MULTIPART), refused: "503 1", read: "400 undefined" },
+  { name: "REST JSON over HTTP/2", upload: http2Upload(...REST_JSON), refused: "503 1", read: "400 undefined" },
+  { name: "REST multipart over HTTP/2", upload: http2Upload(...REST_MULTIPART), refused: "503 1", read: "400 undefined" },
   { name: "WebSocket", upload: webSocketUpload, refused: "1013", read: "message invalid_argument" },
 ];
 
