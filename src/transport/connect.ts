@@ -70,9 +70,12 @@ export function createErrorInterceptor(logger: FastifyBaseLogger): Interceptor {
 /**
  * The signal of one call's work: it fires when the client's deadline passes, the client cancels or
  * goes away, or the server shuts down, with the FaceError to stop with; not when connect-es ends a
- * completed call.
+ * completed call. `release` takes its listeners off the signals it follows, which may outlive the
+ * call: calls that bring no client side of their own (REST, WebSocket frames, through the
+ * in-process router) share the context key's default signal, which kept every call's listener, and
+ * with it the call (by hand: 10.6 KiB of heap a REST call, still there after a full collection).
  */
-function workSignalOf(signal: AbortSignal, contextValues: ContextValues): AbortSignal {
+function workSignalOf(signal: AbortSignal, contextValues: ContextValues): { signal: AbortSignal; release(): void } {
   const controller = new AbortController();
   const end = () => {
     const ended = callEndOf(signal.reason);
@@ -84,12 +87,26 @@ function workSignalOf(signal: AbortSignal, contextValues: ContextValues): AbortS
   else signal.addEventListener("abort", end, { once: true });
   if (gone.aborted) canceled();
   else gone.addEventListener("abort", canceled, { once: true });
-  return controller.signal;
+  return {
+    signal: controller.signal,
+    release() {
+      signal.removeEventListener("abort", end);
+      gone.removeEventListener("abort", canceled);
+    },
+  };
 }
 
 /** Runs a unary call's handler as a call that ends with its client (call-signal.ts). */
 export function createCallSignalInterceptor(): Interceptor {
-  return (next) => (req) => (req.stream ? next(req) : runInCall(workSignalOf(req.signal, req.contextValues), () => next(req)));
+  return (next) => async (req) => {
+    if (req.stream) return next(req);
+    const work = workSignalOf(req.signal, req.contextValues);
+    try {
+      return await runInCall(work.signal, () => next(req));
+    } finally {
+      work.release();
+    }
+  };
 }
 
 /** Registers face.v1.FaceService on a Connect router: transport shapes in, use cases, transport shapes out. */
@@ -135,12 +152,16 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
           // FRAMES_IN_FLIGHT frames at a time, answered in order; reading waits while answers wait
           // to be taken, so a slow client holds back the stream, not memory.
           const session = service.openSyncSession();
-          const signal = workSignalOf(context.signal, context.values);
-          // The call's signal also fires when the server shuts down: a camera keeping its stream open
-          // (and sending nothing) is then told UNAVAILABLE instead of holding the shutdown forever.
-          for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request) => syncOne(request, session, signal), context.signal)) {
-            if (context.signal.aborted) throw context.signal.reason;
-            yield response;
+          const work = workSignalOf(context.signal, context.values);
+          try {
+            // The call's signal also fires when the server shuts down: a camera keeping its stream open
+            // (and sending nothing) is then told UNAVAILABLE instead of holding the shutdown forever.
+            for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request) => syncOne(request, session, work.signal), context.signal)) {
+              if (context.signal.aborted) throw context.signal.reason;
+              yield response;
+            }
+          } finally {
+            work.release();
           }
         },
         listUsers: (req) => service.listUsers(req),
