@@ -32,6 +32,7 @@ import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/rea
 import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { registerOpenRequestLimit } from "./transport/open-requests.js";
+import { answerRouterError, MAX_PATH_PARAMETER_LENGTH } from "./transport/router-errors.js";
 import { connectionLimit, reportDroppedConnections } from "./transport/connection-limit.js";
 import { createReceiveBudget } from "./transport/receive-budget.js";
 
@@ -73,6 +74,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Whose X-Forwarded-For names the client (request.ip): the rate limit's buckets and the logs.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     requestIdHeader: false,
+    routerOptions: { maxParamLength: MAX_PATH_PARAMETER_LENGTH },
+    frameworkErrors: answerRouterError,
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && CLIENT_REQUEST_ID.test(given) ? given : randomUUID();

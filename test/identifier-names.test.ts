@@ -46,6 +46,32 @@ describe("identifiers in every script, in either Unicode form", () => {
     await rest.arrayBuffer();
   });
 
+  it("reaches a user of the longest identifier (128 characters, ASCII or not) over REST as over gRPC", async () => {
+    for (const identifier of ["a".repeat(128), "\u017d".repeat(128)]) {
+      assert.equal((await client.register({ identifier, image: face("face_recognition/biden.jpg") })).created, true);
+      const path = `${server.url}/api/v1/users/${encodeURIComponent(identifier)}`;
+      const photo = await fetch(`${path}/face`);
+      assert.equal(photo.status, 200, `GET .../face of ${identifier.length} characters`);
+      await photo.arrayBuffer();
+      const exported = await fetch(`${path}/export`);
+      assert.equal((await exported.json()).identifier, identifier);
+      assert.equal((await fetch(path, { method: "DELETE" })).status, 200);
+    }
+  });
+
+  it("answers a path the router cannot take (too long, not UTF-8) with the service's error body", async () => {
+    for (const [path, status] of [[`/api/v1/users/${"a".repeat(5000)}/face`, 414], ["/api/v1/users/%ff%fe/face", 400]] as const) {
+      const answer = await fetch(`${server.url}${path}`);
+      assert.equal(answer.status, status, path.slice(0, 40));
+      const body = await answer.json();
+      assert.equal(body.code, "invalid_argument");
+      assert.match(body.message, /path/);
+      assert.equal(body.requestId, answer.headers.get("x-request-id"));
+    }
+    const grpcPath = await fetch(`${server.url}/face.v1.FaceService/%ff`, { method: "POST", headers: { "content-type": "application/grpc-web+proto" } });
+    assert.equal(grpcPath.headers.get("grpc-status"), String(Code.InvalidArgument), "a gRPC client is answered in gRPC");
+  });
+
   it("refuses a combining mark with no letter or digit before it", async () => {
     for (const identifier of ["\u0301abc", "ab \u0301", "a_\u0301"]) {
       await assert.rejects(
