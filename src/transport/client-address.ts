@@ -7,7 +7,8 @@ import { isIPv4, isIPv6 } from "node:net";
  * any of its 2^64 addresses, so counting single addresses would limit nobody.
  */
 export function rateLimitClient(address: string): string {
-  const groups = isIPv6(address.split("%")[0]) ? ipv6Groups(address.split("%")[0]) : undefined;
+  const withoutZone = address.split("%")[0]; // fe80::1%eth0
+  const groups = isIPv6(withoutZone) ? ipv6Groups(withoutZone) : undefined;
   if (groups === undefined) return `ip:${address}`;
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `ip:${[groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join(".")}`;
