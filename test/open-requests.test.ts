@@ -10,6 +10,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import WebSocket from "ws";
 import { FaceService } from "../gen/face/v1/face_pb.js";
+import { maxStreamsPerConnection } from "../src/transport/dual-protocol-server.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
@@ -81,8 +82,10 @@ describe("requests open at once are bounded", () => {
   /** The code an empty Recognize gets: InvalidArgument once it is let in. */
   const outcome = () => recognizeEmpty().then(() => "answered", codeOf);
 
-  it("lets an HTTP/2 connection open at most 100 streams at once", async () => {
+  it("lets an HTTP/2 connection open one stream more than FACE_MAX_OPEN_REQUESTS, and at least 100", async () => {
     assert.equal((await remoteSettingsOf(connect())).maxConcurrentStreams, 100);
+    // So a client never queues a stream on its side that the server would take (or refuse, with a code).
+    assert.equal(maxStreamsPerConnection(256), 257);
   });
 
   it("refuses calls beyond FACE_MAX_OPEN_REQUESTS with Unavailable and a retry delay, and takes them again once some close", async () => {

@@ -31,3 +31,40 @@ describeUnless(pythonGrpcSkip, "a Python grpcio client generated from proto/", (
     });
   });
 });
+
+/**
+ * Refusals answered before any handler ran (no key, too many open requests) and streams beyond what
+ * one connection may open, as grpcio sees them: it reads a status only from a trailers-only answer
+ * (one HEADERS frame that ends the stream), and queues streams beyond the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS on its side without a word.
+ */
+describeUnless(pythonGrpcSkip, "what grpcio is told when the server refuses", () => {
+  let stubs: string;
+  const photo = `${FACES_DIR}/face_recognition/obama.jpg`;
+  before(async () => {
+    stubs = await generatePythonStubs();
+  });
+  after(() => rm(stubs, { recursive: true, force: true }));
+
+  /** `scenario` of face_client.py against a server started with `env`, closed after. */
+  async function against<T>(env: Record<string, string>, scenario: string, args: string[] = []): Promise<T> {
+    const server = await startTestServer(env);
+    try {
+      return await runPythonClient<T>(stubs, new URL(server.url).host, scenario, args);
+    } finally {
+      await server.close();
+    }
+  }
+
+  it("answers 120 Sync streams on one channel (a gateway for 120 cameras)", async () => {
+    assert.deepEqual(await against({}, "many_streams", [photo, "120"]), { answered: 120, failed: [], unanswered: 0, unary: "OK" });
+  });
+
+  it("refuses streams and calls beyond FACE_MAX_OPEN_REQUESTS with UNAVAILABLE and retry-after", async () => {
+    assert.deepEqual(await against({ FACE_MAX_OPEN_REQUESTS: "20" }, "many_streams", [photo, "25"]), { answered: 20, failed: ["UNAVAILABLE 1"], unanswered: 0, unary: "UNAVAILABLE 1" });
+  });
+
+  it("refuses a call without the API key with UNAUTHENTICATED", async () => {
+    assert.equal(await against({ FACE_API_KEYS: "python-client-key-0123" }, "without_key"), "UNAUTHENTICATED");
+  });
+});

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { ServerHttp2Stream } from "node:http2";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Code } from "@connectrpc/connect";
 import { rateLimitClient } from "./client-address.js";
@@ -168,5 +169,15 @@ export function createCollectionScopeInterceptor(apiKeys: readonly ApiKey[]): In
 /** Answers an error before any handler ran, in the protocol the client speaks (errors.ts). */
 export function deny(request: FastifyRequest, reply: FastifyReply, error: ConnectError): FastifyReply {
   const answer = refusalOf(String(request.headers["content-type"] ?? ""), error, String(request.id));
+  const stream = (request.raw as unknown as { stream?: ServerHttp2Stream }).stream;
+  if (answer.body === undefined && stream !== undefined) {
+    // A gRPC answer with no message: gRPC clients read its status only from a trailers-only
+    // response, one HEADERS frame that ends the stream. Sent by fastify, the headers and the end of
+    // the stream came in two frames, and grpcio reported UNKNOWN (or INTERNAL) for every refusal.
+    reply.hijack();
+    const set = Object.entries(reply.getHeaders()).map(([name, value]) => [name, typeof value === "number" ? String(value) : value]);
+    stream.respond({ ...Object.fromEntries(set), ...answer.headers, ":status": answer.status }, { endStream: true });
+    return reply;
+  }
   return reply.status(answer.status).headers(answer.headers).send(answer.body);
 }

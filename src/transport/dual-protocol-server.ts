@@ -21,22 +21,33 @@ const ABANDONED_REQUEST_GRACE_MS = 1_000;
 export const HTTP2_STREAM_WINDOW_BYTES = 1 << 20;
 export const HTTP2_CONNECTION_WINDOW_BYTES = 4 << 20;
 
-/**
- * Streams one HTTP/2 connection may have open at once (the least RFC 9113 advises). Node's default
- * is unlimited; clients queue calls beyond it on their side, and the server refuses a stream over it.
- */
-const HTTP2_MAX_CONCURRENT_STREAMS = 100;
+/** The least number of concurrent streams RFC 9113 advises a server to allow a connection. */
+const HTTP2_MIN_CONCURRENT_STREAMS = 100;
 
 /** The first bytes a client sends on a cleartext HTTP/2 connection with prior knowledge. */
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-export interface RequestTimeLimit {
+/** What the server allows each request and connection. */
+export interface ConnectionLimits {
   /** How long a request may take to arrive whole (headers and body). */
   readonly requestTimeoutMs: number;
   /** Whether the RPC at `path` takes a stream of messages, which goes on as long as its client sends. */
   readonly streamsRequests: (path: string) => boolean;
   /** How often an HTTP/2 connection is pinged; one silent until the next ping is closed (0: never). */
   readonly pingIntervalMs: number;
+  /** Requests open at once across connections (FACE_MAX_OPEN_REQUESTS; open-requests.ts refuses beyond). */
+  readonly maxOpenRequests: number;
+}
+
+/**
+ * The streams an HTTP/2 connection may have open at once: one more than may be open across all
+ * connections. Clients queue streams beyond this on their side, silently and for as long as
+ * streams stay open: with 100, a gateway's 120 Sync streams on one grpcio channel got 100 answered
+ * and 20 never sent (a camera's stream stays open for days). With this, the stream that passes the
+ * limit reaches the server and is refused with Unavailable and a retry delay.
+ */
+export function maxStreamsPerConnection(maxOpenRequests: number): number {
+  return Math.max(HTTP2_MIN_CONCURRENT_STREAMS, maxOpenRequests + 1);
 }
 
 /**
@@ -51,11 +62,11 @@ export interface RequestTimeLimit {
  * Fastify only sees the returned HTTP/1.1 server (listen, close); closing it also closes the h2c
  * sessions gracefully (GOAWAY, in-flight streams finish).
  */
-export function createDualProtocolServer(handler: RequestHandler, limit: RequestTimeLimit): http.Server {
+export function createDualProtocolServer(handler: RequestHandler, limit: ConnectionLimits): http.Server {
   const { requestTimeoutMs } = limit;
   // Node checks HTTP/1.1 requests' time every 30 s by default: a tenth of the limit keeps it close.
   const h1 = http.createServer({ requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 10)) }, handler);
-  const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS } }, (req, res) => {
+  const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxConcurrentStreams: maxStreamsPerConnection(limit.maxOpenRequests) } }, (req, res) => {
     if (!limit.streamsRequests(req.url.split("?")[0])) endIfSlow(req, requestTimeoutMs);
     // A response sent before the request was fully read (e.g. "message too large") leaves some
     // clients holding their half of the stream open forever. RFC 9113 8.1 lets the server then end

@@ -2,6 +2,7 @@
 
 Usage: face_client.py HOST:PORT SCENARIO [ARGS...]; prints one JSON document with what it saw.
 """
+import concurrent.futures
 import json
 import os
 import queue
@@ -100,7 +101,50 @@ def over_budget(stub, size):
     return seen
 
 
-SCENARIOS = {"oversized": oversized, "session": session, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget}
+def refusal(error):
+    """A refused call's code and its retry-after, as grpcio reports them."""
+    retry_after = dict(error.trailing_metadata() or ()).get("retry-after", "")
+    return (error.code().name + " " + retry_after).strip()
+
+
+def many_streams(stub, photo_path, count):
+    """COUNT Sync streams open at once on one channel (a gateway for COUNT cameras), each sending a
+    frame: how many were answered within 20 s, how the others failed, and what a unary call on the
+    same channel gets while they are open."""
+    photo = open(photo_path, "rb").read()
+    streams = []
+    for i in range(int(count)):
+        q = queue.Queue()
+        streams.append((q, stub.Sync(frames_from(q))))
+    for i, (q, _) in enumerate(streams):
+        q.put(face_pb2.SyncRequest(image=photo, frame_id=str(i)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(streams)) as pool:
+        futures = [pool.submit(next, answers) for _, answers in streams]
+        done, not_done = concurrent.futures.wait(futures, timeout=20)
+        answered = sum(1 for f in done if f.exception() is None)
+        failed = sorted({refusal(f.exception()) for f in done if f.exception() is not None})
+        try:
+            stub.ListUsers(face_pb2.ListUsersRequest(), timeout=10)
+            unary = "OK"
+        except grpc.RpcError as e:
+            unary = refusal(e)
+        for _, answers in streams:
+            answers.cancel()
+        for q, _ in streams:
+            q.put(None)
+    return {"answered": answered, "failed": failed, "unanswered": len(not_done), "unary": unary}
+
+
+def without_key(stub):
+    """A call without the API key the server requires."""
+    try:
+        stub.ListUsers(face_pb2.ListUsersRequest(), timeout=10)
+        return "OK"
+    except grpc.RpcError as e:
+        return refusal(e)
+
+
+SCENARIOS = {"oversized": oversized, "session": session, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget, "many_streams": many_streams, "without_key": without_key}
 
 
 def main():
