@@ -26,6 +26,13 @@ function listUsersFrom(url: string, from: string, headers: Record<string, string
   });
 }
 
+/** Four GETs in turn from `from`, the i-th with `headers(i)`: their statuses (a bucket of three, then refused). */
+async function fourFrom(url: string, from: string, headers: (i: number) => Record<string, string> = () => ({})): Promise<number[]> {
+  const statuses = [];
+  for (let i = 0; i < 4; i++) statuses.push(await listUsersFrom(url, from, headers(i)));
+  return statuses;
+}
+
 /** The same over gRPC (HTTP/2), from `from`: "ok" or the error's code. */
 async function grpcListUsersFrom(url: string, from: string): Promise<string | Code> {
   const { hostname, port } = new URL(url);
@@ -49,9 +56,7 @@ describeUnless(haproxyAloneMissing(), "clients behind HAProxy (deploy/haproxy.cf
   });
 
   it("limits each client's rate by its own address over HTTP/1.1, not by the proxy's", async () => {
-    const first = [];
-    for (let i = 0; i < 4; i++) first.push(await listUsersFrom(proxy.url, "127.0.0.2"));
-    assert.deepEqual(first, [200, 200, 200, 429]);
+    assert.deepEqual(await fourFrom(proxy.url, "127.0.0.2"), [200, 200, 200, 429]);
     assert.equal(await listUsersFrom(proxy.url, "127.0.0.3"), 200, "another client behind the same proxy is not refused");
   });
 
@@ -63,15 +68,11 @@ describeUnless(haproxyAloneMissing(), "clients behind HAProxy (deploy/haproxy.cf
   });
 
   it("does not let a client behind the proxy pick its address with its own X-Forwarded-For", async () => {
-    const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push(await listUsersFrom(proxy.url, "127.0.0.6", { "x-forwarded-for": `198.51.100.${i + 1}` }));
-    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    assert.deepEqual(await fourFrom(proxy.url, "127.0.0.6", (i) => ({ "x-forwarded-for": `198.51.100.${i + 1}` })), [200, 200, 200, 429]);
   });
 
   it("ignores X-Forwarded-For from a peer that is not a trusted proxy", async () => {
-    const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push(await listUsersFrom(server.url, "127.0.0.7", { "x-forwarded-for": `198.51.100.${i + 1}` }));
-    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    assert.deepEqual(await fourFrom(server.url, "127.0.0.7", (i) => ({ "x-forwarded-for": `198.51.100.${i + 1}` })), [200, 200, 200, 429]);
   });
 });
 
@@ -84,11 +85,7 @@ describe("client addresses of every family", () => {
   after(() => server?.close());
 
   /** Four requests forwarded for `address` by the trusted proxy (this test, from 127.0.0.1). */
-  const fourFor = async (address: string) => {
-    const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push(await listUsersFrom(server.url, "127.0.0.1", { "x-forwarded-for": address }));
-    return statuses;
-  };
+  const fourFor = (address: string) => fourFrom(server.url, "127.0.0.1", () => ({ "x-forwarded-for": address }));
 
   it("trusts a proxy's IPv4 address when it arrives IPv4-mapped, and limits the IPv4 client it forwards for", async () => {
     assert.deepEqual(await fourFor("203.0.113.7"), [200, 200, 200, 429]);
@@ -109,9 +106,8 @@ describe("client addresses of every family", () => {
   });
 
   it("ignores X-Forwarded-For from an IPv6 peer that is not a trusted proxy", async () => {
-    const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push(await listUsersFrom(`http://[::1]:${new URL(server.url).port}`, "::1", { "x-forwarded-for": `198.51.100.${i + 20}` }));
-    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    const overIPv6 = `http://[::1]:${new URL(server.url).port}`;
+    assert.deepEqual(await fourFrom(overIPv6, "::1", (i) => ({ "x-forwarded-for": `198.51.100.${i + 20}` })), [200, 200, 200, 429]);
   });
 
   it("keys every form of an address alike", () => {

@@ -69,8 +69,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
 
   app.addHook("onRequest", async (request, reply) => {
     if (isOpenRequest(request)) return;
-    // request.ip is the client's address, also behind a trusted proxy (FACE_TRUSTED_PROXIES).
-    let client = rateLimitClient(request.ip);
+    let client: string;
     if (keys.length > 0) {
       const presented = presentedKey(request);
       const key = presented === undefined ? undefined : findKey(presented);
@@ -79,6 +78,9 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
       }
       request.apiKey = key;
       client = `key:${key.key}`;
+    } else {
+      // request.ip is the client's address, also behind a trusted proxy (FACE_TRUSTED_PROXIES).
+      client = rateLimitClient(request.ip);
     }
     request.rateLimitClient = client;
     if (options.rateLimitPerSecond > 0 && !allow(client)) {
