@@ -95,6 +95,22 @@ describe("npm start", () => {
     return { child, url, output: () => output, startMs: Date.now() - started };
   }
 
+  /**
+   * Until every process of the group `child` leads has exited (at most 15 s). A service that no
+   * longer answers /health may still be closing its embedded database: removing the data directory
+   * under it failed with ENOTEMPTY (once in CI).
+   */
+  const groupExited = async (child: ChildProcess) => {
+    for (let i = 0; i < 150; i++) {
+      try {
+        process.kill(-child.pid!, 0);
+      } catch {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
   const stopped = async (url: string) => {
     for (let i = 0; i < 150; i++) {
       if (!(await fetch(`${url}/health`).then(() => true).catch(() => false))) return true;
@@ -118,6 +134,7 @@ describe("npm start", () => {
       second.child.kill("SIGKILL"); // npm dies without passing anything on
       assert.equal(await stopped(second.url), true, "the service stopped when npm was killed");
     } finally {
+      for (const child of groups) await groupExited(child);
       await rm(dataDir, { recursive: true, force: true });
     }
   });
