@@ -67,4 +67,13 @@ describeUnless(pythonGrpcSkip, "what grpcio is told when the server refuses", ()
   it("refuses a call without the API key with UNAUTHENTICATED", async () => {
     assert.equal(await against({ FACE_API_KEYS: "python-client-key-0123" }, "without_key"), "UNAUTHENTICATED");
   });
+
+  it("refuses calls beyond the rate limit with RESOURCE_EXHAUSTED and retry-after", async () => {
+    // A burst of 5 at one request a minute: the sixth call in a row is over the limit.
+    assert.deepEqual(await against({ FACE_RATE_LIMIT_PER_SECOND: "0.0167", FACE_RATE_LIMIT_BURST: "5" }, "rate_limited", ["8"]), ["OK", "RESOURCE_EXHAUSTED 60"]);
+  });
+
+  it("answers a method the service does not have with UNIMPLEMENTED, and the channel goes on", async () => {
+    assert.deepEqual(await against({}, "unknown_method"), { nope: "UNIMPLEMENTED", list_users: 0 });
+  });
 });

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Code } from "@connectrpc/connect";
 import { rateLimitClient } from "./client-address.js";
 import { refusalOf, retryLater } from "./errors.js";
+import { createTokenBuckets } from "./token-buckets.js";
 import type { ApiKey } from "../config.js";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 
@@ -44,27 +45,13 @@ const digest = (s: string) => createHash("sha256").update(s).digest();
  */
 export function registerAccessControl(app: FastifyInstance, options: AccessOptions): RateLimit {
   const keys = options.apiKeys.map((k) => ({ ...k, digest: digest(k.key) }));
-  const buckets = new Map<string, { tokens: number; at: number }>();
+  const buckets = createTokenBuckets(options.rateLimitPerSecond, options.rateLimitBurst);
 
   function findKey(presented: string): (typeof keys)[number] | undefined {
     const d = digest(presented);
     let found: (typeof keys)[number] | undefined;
     for (const k of keys) if (timingSafeEqual(d, k.digest) && found === undefined) found = k;
     return found;
-  }
-
-  /** Token bucket per client; stale buckets are dropped so the map stays bounded. */
-  function allow(client: string): boolean {
-    const now = Date.now();
-    const rate = options.rateLimitPerSecond;
-    const bucket = buckets.get(client) ?? { tokens: options.rateLimitBurst, at: now };
-    bucket.tokens = Math.min(options.rateLimitBurst, bucket.tokens + ((now - bucket.at) / 1000) * rate);
-    bucket.at = now;
-    buckets.set(client, bucket);
-    if (buckets.size > 10_000) for (const [c, b] of buckets) if (now - b.at > 60_000) buckets.delete(c);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
   }
 
   app.addHook("onRequest", async (request, reply) => {
@@ -83,14 +70,13 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
       client = rateLimitClient(request.ip);
     }
     request.rateLimitClient = client;
-    if (options.rateLimitPerSecond > 0 && !allow(client)) {
-      return deny(request, reply, retryLater("rate limit exceeded; slow down", Code.ResourceExhausted));
-    }
+    const wait = options.rateLimitPerSecond > 0 ? buckets.take(client) : 0;
+    if (wait > 0) return deny(request, reply, retryLater("rate limit exceeded; slow down", Code.ResourceExhausted, wait));
   });
 
   return {
     allowMore(request) {
-      return options.rateLimitPerSecond <= 0 || allow(request.rateLimitClient ?? rateLimitClient(request.ip));
+      return options.rateLimitPerSecond <= 0 || buckets.take(request.rateLimitClient ?? rateLimitClient(request.ip)) === 0;
     },
   };
 }

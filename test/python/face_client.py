@@ -144,13 +144,44 @@ def without_key(stub):
         return refusal(e)
 
 
-SCENARIOS = {"oversized": oversized, "session": session, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget, "many_streams": many_streams, "without_key": without_key}
+def rate_limited(stub, count):
+    """COUNT calls in a row on one channel: the codes seen, in order, each once in a row."""
+    codes = []
+    for _ in range(int(count)):
+        try:
+            stub.ListUsers(face_pb2.ListUsersRequest(), timeout=10)
+            code = "OK"
+        except grpc.RpcError as e:
+            code = refusal(e)
+        if not codes or codes[-1] != code:
+            codes.append(code)
+    return codes
+
+
+def unknown_method(channel):
+    """A method the service does not have, and a call after it on the same channel."""
+    nope = channel.unary_unary("/face.v1.FaceService/Nope", request_serializer=lambda m: m, response_deserializer=lambda b: b)
+    try:
+        nope(b"", timeout=10)
+        seen = {"nope": "OK"}
+    except grpc.RpcError as e:
+        seen = {"nope": e.code().name}
+    stub = face_pb2_grpc.FaceServiceStub(channel)
+    seen["list_users"] = len(stub.ListUsers(face_pb2.ListUsersRequest(), timeout=10).identifiers)
+    return seen
+
+
+SCENARIOS = {"oversized": oversized, "session": session, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget, "many_streams": many_streams, "without_key": without_key, "rate_limited": rate_limited}
+CHANNEL_SCENARIOS = {"unknown_method": unknown_method}
 
 
 def main():
     target, scenario, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
     with grpc.insecure_channel(target, options=options) as channel:
+        if scenario in CHANNEL_SCENARIOS:
+            print(json.dumps(CHANNEL_SCENARIOS[scenario](channel, *args)))
+            return
         stub = face_pb2_grpc.FaceServiceStub(channel)
         print(json.dumps(SCENARIOS[scenario](stub, *args)))
 
