@@ -326,3 +326,28 @@ describe("a failed register leaves nothing behind", () => {
     }
   });
 });
+
+describe("top_k with a user of many faces", () => {
+  // The search through the index (PostgreSQL; on PGlite a collection too large to hold in memory,
+  // here every collection) reads a few faces per requested user: a user with more faces near the
+  // query than that must not crowd the others out of the candidates.
+  let client: Client<typeof FaceService>;
+  useTestServer((_, c) => {
+    client = c;
+  }, { FACE_EXACT_SEARCH_MAX_FACES: "0" });
+
+  it("returns top_k distinct users though the closest holds a dozen faces", async () => {
+    // Twelve different photos of one person: the two photos at six sizes each.
+    for (const photo of [OBAMA, OBAMA_2]) {
+      const { width } = await sharp(photo).metadata();
+      for (const share of [1, 0.95, 0.9, 0.85, 0.8, 0.75]) {
+        await client.register({ identifier: "obama", image: await sharp(photo).resize(Math.round(width! * share)).jpeg({ quality: 92 }).toBuffer() });
+      }
+    }
+    await client.register({ identifier: "biden", image: BIDEN });
+    await client.register({ identifier: "amy", image: AMY });
+    const result = await client.recognize({ image: OBAMA_3, topK: 3 });
+    assert.deepEqual(result.candidates.map((c) => c.identifier).sort(), ["amy", "biden", "obama"]);
+    assert.equal(result.identifier, "obama");
+  });
+});

@@ -41,6 +41,12 @@ export interface DistanceOptions {
  */
 const FACES_PER_USER_FETCHED = 4;
 
+/** Users found among the `facesRead` faces nearest to a query. */
+interface FacesSearched {
+  hits: SearchHit[];
+  facesRead: number;
+}
+
 /** A row of a search statement: a user, the distance to its nearest face, its primary face. */
 type HitRow = Record<string, string | number | null>;
 
@@ -71,7 +77,8 @@ const PRIMARY_COLUMNS = "u.id AS user_id, p.id AS primary_id, p.box_width AS pri
  * the distance to one user's faces.
  */
 export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSearch: Database["runSearch"], memory?: MemoryGallery) {
-  async function indexSearch(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]> {
+  /** Users of the `faces` faces nearest through the index (fewer faces read: the collection has no more). */
+  async function indexSearch(collection: string, embedding: Float32Array, faces: number, limit: number): Promise<FacesSearched> {
     const vector = vectorParam(embedding);
     // runSearch (database.ts): on the read replica if there is one, with hnsw.ef_search and
     // iterative scans in effect. Users with a negative example close to the query (CorrectMatch "not them") are left out
@@ -83,7 +90,7 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
     // embedding <=> $1).
     const result = await runSearch((db) => db.raw(
       `WITH q AS (SELECT ?::vector AS v)
-       SELECT u.identifier, min(n.distance) AS distance, ${PRIMARY_COLUMNS}
+       SELECT u.identifier, min(n.distance) AS distance, count(*) AS faces, ${PRIMARY_COLUMNS}
          FROM (SELECT f.user_id, f.embedding <=> (SELECT v FROM q) AS distance
                  FROM faces f
                 WHERE f.collection = ?
@@ -96,9 +103,11 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
         GROUP BY u.id, p.id
         ORDER BY distance
         LIMIT ?`,
-      [vector, collection, negativeMaxDistance, limit * FACES_PER_USER_FETCHED, limit],
+      [vector, collection, negativeMaxDistance, faces, limit],
     ));
-    return (result.rows as HitRow[]).map((r) => hitOf(r, Number(r.distance)));
+    const rows = result.rows as HitRow[];
+    // Fewer than `limit` users: every face read is among them.
+    return { hits: rows.map((r) => hitOf(r, Number(r.distance))), facesRead: rows.reduce((sum, r) => sum + Number(r.faces), 0) };
   }
 
   /**
@@ -134,19 +143,21 @@ export function createFaceSearch(knex: Knex, negativeMaxDistance: number, runSea
   }
 
   /** The search in memory; undefined when the collection is not held there. */
-  async function exactSearch(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[] | undefined> {
-    // More faces are asked for until `limit` users pass the checks or the collection has no more.
-    for (let k = limit * FACES_PER_USER_FETCHED; ; k *= 2) {
-      const near = await memory!.nearest(collection, embedding, k);
-      if (near === undefined) return undefined;
-      const hits = near.length === 0 ? [] : await usersOf(collection, embedding, near, limit);
-      if (hits.length >= limit || near.length < k) return hits;
-    }
+  async function exactSearch(collection: string, embedding: Float32Array, faces: number, limit: number): Promise<FacesSearched | undefined> {
+    const near = await memory!.nearest(collection, embedding, faces);
+    if (near === undefined) return undefined;
+    return { hits: near.length === 0 ? [] : await usersOf(collection, embedding, near, limit), facesRead: near.length };
   }
 
   return {
     async search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]> {
-      return (memory === undefined ? undefined : await exactSearch(collection, embedding, limit)) ?? indexSearch(collection, embedding, limit);
+      // More faces are read until `limit` users pass the checks or the collection has no more: a
+      // user may hold more of the nearest faces than FACES_PER_USER_FETCHED (until 2026-12-03 the
+      // index search read them once, and a user with a dozen photos left top_k 3 one candidate).
+      for (let faces = limit * FACES_PER_USER_FETCHED; ; faces *= 2) {
+        const found = (memory === undefined ? undefined : await exactSearch(collection, embedding, faces, limit)) ?? (await indexSearch(collection, embedding, faces, limit));
+        if (found.hits.length >= limit || found.facesRead < faces) return found.hits;
+      }
     },
 
     async distanceToUser(collection: string, identifier: string, embedding: Float32Array, options: DistanceOptions = {}): Promise<number | undefined> {
