@@ -4,8 +4,11 @@ import type { Knex } from "knex";
 import { createDetectionLog } from "../src/store/detections.js";
 import { createIdentityStore, type IdentityStore } from "../src/store/identities.js";
 import { openStoredImages } from "../src/store/open-stored-images.js";
-import { startTestServer, type TestServer } from "./support/server.js";
-import { storedFace, vectorAt } from "./support/vectors.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { MAX_NEGATIVE_EXAMPLES, MAX_REGISTERED_FACES } from "../src/store/per-user-limits.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { face } from "./support/testdata.js";
+import { randomUnit, storedFace, vectorAt } from "./support/vectors.js";
 
 
 /** The identity store on the test database (PGlite, or the PostgreSQL server of TEST_DATABASE_URL). */
@@ -17,6 +20,34 @@ describe("identity store on synthetic embeddings", () => {
     store = createIdentityStore(server.database.knex, (await openStoredImages(server.database, server.dataDir)).images, { negativeMaxDistance: 0.1, runSearch: (work) => server.database.runSearch(work) });
   });
   after(() => server.close());
+
+  it("refuses a user's registered face beyond MAX_REGISTERED_FACES and writes nothing; Register answers FailedPrecondition", async () => {
+    const collection = "full";
+    for (let i = 0; i < MAX_REGISTERED_FACES; i++) assert.equal((await store.addFace(collection, "many", storedFace(randomUnit(i)), undefined)).full, undefined);
+    const facesOf = async (identifier: string) => Number((await server.database.knex("faces").join("users", "users.id", "faces.user_id").where({ "users.collection": collection, identifier }).count({ n: "*" }))[0].n);
+    assert.deepEqual(await store.addFace(collection, "many", storedFace(randomUnit(1000)), undefined), { created: false, full: true });
+    assert.equal(await facesOf("many"), MAX_REGISTERED_FACES);
+    assert.equal((await store.addFace(collection, "other", storedFace(randomUnit(1001)), undefined)).created, true, "another user is not limited");
+    await assert.rejects(
+      faceClient(server).register({ identifier: "many", collection, image: face("face_recognition/obama.jpg") }),
+      (e) => ConnectError.from(e).code === Code.FailedPrecondition && /100 registered reference photos/.test(ConnectError.from(e).rawMessage),
+    );
+    assert.equal(await facesOf("many"), MAX_REGISTERED_FACES);
+  });
+
+  it("keeps a user's newest MAX_NEGATIVE_EXAMPLES negative examples", async () => {
+    const collection = "corrected";
+    await store.addFace(collection, "often-wrong", storedFace(vectorAt(0.05, 2)), undefined);
+    const query = vectorAt(0, 1);
+    assert.equal(await store.addNegativeExample(collection, "often-wrong", query, "test"), true);
+    assert.equal((await store.search(collection, query, 1)).length, 0, "the negative example keeps the query from matching");
+    for (let i = 0; i < MAX_NEGATIVE_EXAMPLES - 1; i++) await store.addNegativeExample(collection, "often-wrong", randomUnit(2000 + i), "test");
+    assert.equal((await store.search(collection, query, 1)).length, 0, "the first is still among the newest");
+    await store.addNegativeExample(collection, "often-wrong", randomUnit(3000), "test");
+    assert.equal((await store.exportUser(collection, "often-wrong"))!.negativeExamples, MAX_NEGATIVE_EXAMPLES);
+    assert.equal((await store.search(collection, query, 1))[0]?.identifier, "often-wrong", "the oldest was dropped");
+    assert.equal(await store.addNegativeExample(collection, "nobody", query, "test"), false);
+  });
 
   it("leaves out a user's negative examples before the limit, so they cannot push the right user out", async () => {
     const collection = "negatives";

@@ -6,6 +6,7 @@ import { showsLargestFace, type DetectOptions } from "../engine/detect.js";
 import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
+import { MAX_REGISTERED_FACES } from "../store/per-user-limits.js";
 import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
 import type { FaceEvent } from "../events.js";
 import type { ImageInputLimits } from "./inputs.js";
@@ -128,7 +129,8 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
   async function addRegisteredFace(collection: string, identifier: string, face: LocatedFace, embedding: Float32Array, bytes: Uint8Array, image: DecodedImage) {
     const stored = storedFace(face, embedding);
     const img = storedImage(bytes, image);
-    const { created } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img)));
+    const { created, full } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img)));
+    if (full) throw new FaceError("failed_precondition", `${identifier} has ${MAX_REGISTERED_FACES} registered reference photos, the most a user may have; delete the user to register it again`);
     return { created, image: img };
   }
 

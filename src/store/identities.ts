@@ -3,7 +3,7 @@ import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
 import pgvector from "pgvector";
 import { createFaceSearch, type DistanceOptions, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
-import { rowCount } from "./row-count.js";
+import { ensureRoomForRegisteredFace, insertNegativeExample, UserFull } from "./per-user-limits.js";
 import { deleteOrphanImages, type StoredImage, type StoredImages } from "./stored-images.js";
 import type { FaceEvent } from "../events.js";
 import type { MemoryGallery } from "./memory-gallery.js";
@@ -47,10 +47,11 @@ export type EventsOf<Outcome> = (outcome: Outcome) => readonly FaceEvent[];
 /** Users, their face embeddings and their reference images, in PostgreSQL + pgvector (photos: StoredImages). */
 export interface IdentityStore {
   /**
-   * Adds a face to `identifier` (creating the user when new); returns whether the user was created.
+   * Adds a face to `identifier` (creating the user when new); returns whether the user was created,
+   * or `full` (nothing written) when the user has MAX_REGISTERED_FACES registered faces already.
    * `image` undefined: the original is not kept (FACE_STORE_IMAGES=false).
    */
-  addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage | undefined, events?: EventsOf<{ created: boolean }>): Promise<{ created: boolean }>;
+  addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage | undefined, events?: EventsOf<{ created: boolean }>): Promise<{ created: boolean; full?: true }>;
   /**
    * Nearest users (not faces) by cosine distance, closest first, leaving out users with a negative
    * example within `negativeMaxDistance` of the query.
@@ -58,7 +59,7 @@ export interface IdentityStore {
   search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]>;
   /** Everything stored about a user (faces with embeddings and images, negative examples); undefined when unknown. */
   exportUser(collection: string, identifier: string): Promise<UserExport | undefined>;
-  /** Remembers that this face is not the user; false when the user does not exist. */
+  /** Remembers that this face is not the user (its newest MAX_NEGATIVE_EXAMPLES); false when the user does not exist. */
   addNegativeExample(collection: string, identifier: string, embedding: Float32Array, model: string): Promise<boolean>;
   /**
    * Smallest distance between `embedding` and any face of the user (only its registered faces when
@@ -152,6 +153,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
           const same = image === undefined ? undefined : await trx("faces").where({ user_id: userId, image_sha256: image.sha256 }).first("id");
           let faceId: number | undefined;
           if (same === undefined) {
+            await ensureRoomForRegisteredFace(trx, userId);
             const [inserted] = await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image?.sha256 ?? null, is_primary: created, origin: "registered" }).returning("id");
             faceId = Number(inserted.id);
           } else {
@@ -160,7 +162,11 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
           await publish(events({ created }), trx);
           return { created, faceId };
         }),
-      );
+      ).catch((e) => {
+        if (e instanceof UserFull) return "full" as const;
+        throw e;
+      });
+      if (outcome === "full") return { created: false, full: true };
       if (outcome.faceId !== undefined) options.memory?.added(collection, outcome.faceId, face.embedding);
       return { created: outcome.created };
     },
@@ -195,16 +201,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
       return { createdAt: new Date(user.created_at), faces, negativeExamples: Number(n) };
     },
 
-    async addNegativeExample(collection, identifier, embedding, model) {
-      // One statement: a user deleted between a lookup and an insert cannot be written to.
-      const result = await knex.raw(
-        `INSERT INTO negative_examples (user_id, collection, embedding, model)
-         SELECT id, collection, ?::vector, ? FROM users WHERE collection = ? AND identifier = ?
-         FOR KEY SHARE`,
-        [vectorParam(embedding), model, collection, identifier],
-      );
-      return rowCount(result) > 0;
-    },
+    addNegativeExample: (collection, identifier, embedding, model) => insertNegativeExample(knex, collection, identifier, embedding, model),
 
     async addUpgradedFace(expected, face, image, maxAutoFaces, events = []) {
       let orphans: string[] = [];

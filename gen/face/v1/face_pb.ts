@@ -1700,7 +1700,8 @@ export const ExportUserResponseSchema: GenMessage<ExportUserResponse> = /*@__PUR
 export const FaceService: GenService<{
   /**
    * Register detects the primary face of the image, gates its quality, and stores its embedding and
-   * the original image under `identifier`. Registering an existing identifier adds a reference photo.
+   * the original image under `identifier`. Registering an existing identifier adds a reference photo,
+   * up to 100 per user (FAILED_PRECONDITION beyond).
    *
    * @generated from rpc face.v1.FaceService.Register
    */
@@ -1858,8 +1859,9 @@ export const FaceService: GenService<{
   },
   /**
    * CorrectMatch tells the service whether a recognized face is `identifier`. "Not them" stores the
-   * face as a negative example: a later face close to it is never matched to that identifier again.
-   * "It is them" stores the face as an extra reference photo (quality-gated).
+   * face as a negative example: a later face close to it is not matched to that identifier while it is
+   * among the user's newest 100 negative examples. "It is them" stores the face as an extra reference
+   * photo (quality-gated).
    *
    * @generated from rpc face.v1.FaceService.CorrectMatch
    */
