@@ -17,11 +17,7 @@ export const MAX_REGISTERED_FACES = 100;
 export const MAX_NEGATIVE_EXAMPLES = 100;
 
 /** Raised inside a registration's transaction so that it rolls back (its image row too). */
-export class UserFull extends Error {
-  constructor() {
-    super(`a user may have at most ${MAX_REGISTERED_FACES} registered reference photos`);
-  }
-}
+export class UserFull extends Error {}
 
 /** Throws UserFull when the user (its row locked by the caller's transaction) has no room for another registered face. */
 export async function ensureRoomForRegisteredFace(trx: Knex.Transaction, userId: number | string): Promise<void> {
@@ -36,7 +32,7 @@ export async function ensureRoomForRegisteredFace(trx: Knex.Transaction, userId:
  */
 export async function insertNegativeExample(knex: Knex, collection: string, identifier: string, embedding: Float32Array, model: string): Promise<boolean> {
   // The statement's parts see the table as it was before it: the newest MAX - 1 examples already
-  // there are kept, and the new one.
+  // there are kept, and the new one. PostgreSQL runs `dropped` though nothing reads it.
   const result = await knex.raw(
     `WITH target AS (SELECT id, collection FROM users WHERE collection = ? AND identifier = ? FOR KEY SHARE),
           added AS (INSERT INTO negative_examples (user_id, collection, embedding, model)
@@ -45,9 +41,8 @@ export async function insertNegativeExample(knex: Knex, collection: string, iden
                        WHERE user_id IN (SELECT user_id FROM added)
                          AND id NOT IN (SELECT id FROM negative_examples
                                          WHERE user_id IN (SELECT user_id FROM added)
-                                         ORDER BY id DESC LIMIT ?)
-                      RETURNING 1)
-     SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM dropped) AS dropped`,
+                                         ORDER BY id DESC LIMIT ?))
+     SELECT count(*) AS added FROM added`,
     [collection, identifier, vectorParam(embedding), model, MAX_NEGATIVE_EXAMPLES - 1],
   );
   return Number(result.rows[0].added) > 0;
