@@ -20,7 +20,7 @@ import { createAdmission } from "./service/admission.js";
 import type { Telemetry } from "./telemetry.js";
 import { createLogger } from "./logger.js";
 import { createFaceRoutes } from "./transport/connect.js";
-import { callContextValues } from "./transport/call-context.js";
+import { callContextValues, moreWorkKey } from "./transport/call-context.js";
 import { createDualProtocolServer } from "./transport/dual-protocol-server.js";
 import { connectPlugin } from "./transport/connect-plugin.js";
 import { createHealthRoutes } from "./transport/health.js";
@@ -199,7 +199,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(connectPlugin, {
     routes,
     readMaxBytes: config.maxMessageBytes,
-    contextValues: callContextValues,
+    contextValues: (request, reply) => callContextValues(request, reply).set(moreWorkKey, () => rateLimit.waitBeforeMore(request)),
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     receiveBudget,
   });

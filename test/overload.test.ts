@@ -99,7 +99,7 @@ describe("WebSocket frames draw from the rate limit", () => {
   it("answers frames beyond the client's rate with resource_exhausted and keeps the socket", async () => {
     const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
     const photo = face("face_recognition/obama.jpg");
-    const answers: { type: string; code?: string }[] = [];
+    const answers: { type: string; code?: string; message?: string }[] = [];
     await new Promise<void>((resolve, reject) => {
       ws.on("open", () => {
         for (let i = 0; i < 5; i++) ws.send(photo);
@@ -113,5 +113,25 @@ describe("WebSocket frames draw from the rate limit", () => {
     ws.close();
     // The upgrade took one token of three: two frames pass, three are refused.
     assert.deepEqual(answers.map((a) => a.type === "results" ? "ok" : a.code), ["ok", "ok", "resource_exhausted", "resource_exhausted", "resource_exhausted"]);
+    assert.equal(answers[2].message, "rate limit exceeded; retry in 2 s", "at 0.5 a second the next token is 2 s away");
+  });
+});
+
+describe("frames of a gRPC Sync stream draw from the rate limit", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ FACE_RATE_LIMIT_PER_SECOND: "0.5", FACE_RATE_LIMIT_BURST: "3" });
+  });
+  after(() => server.close());
+
+  it("answers frames beyond the client's rate with resource_exhausted and keeps the stream", async () => {
+    const photo = face("face_recognition/obama.jpg");
+    const requests = (async function* () {
+      for (let i = 0; i < 5; i++) yield { image: photo, frameId: String(i) };
+    })();
+    const answers: string[] = [];
+    for await (const answer of faceClient(server).sync(requests)) answers.push(answer.error?.code ?? "ok");
+    // The stream took one token of three when it opened: two frames pass, three are refused.
+    assert.deepEqual(answers, ["ok", "ok", "resource_exhausted", "resource_exhausted", "resource_exhausted"]);
   });
 });

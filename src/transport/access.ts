@@ -19,10 +19,15 @@ export interface AccessOptions {
 /** The rate limit of requests that carry more work after they were admitted. */
 export interface RateLimit {
   /**
-   * Takes one more token for a unit of work inside an admitted request (a WebSocket frame) from
-   * the request's client; false when it has none left.
+   * Takes one more token for a unit of work inside an admitted request (a frame of a Sync stream or
+   * a WebSocket) from the request's client: 0, or the whole seconds until it will have one.
    */
-  allowMore(request: FastifyRequest): boolean;
+  waitBeforeMore(request: FastifyRequest): number;
+}
+
+/** The refusal of a request, or of a frame of a stream, beyond its client's rate limit. */
+export function rateLimitExceeded(waitSeconds: number): ConnectError {
+  return retryLater(`rate limit exceeded; retry in ${waitSeconds} s`, Code.ResourceExhausted, waitSeconds);
 }
 
 /** The WebSocket route, whose clients may present their key in the query. */
@@ -71,12 +76,12 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
     }
     request.rateLimitClient = client;
     const wait = options.rateLimitPerSecond > 0 ? buckets.take(client) : 0;
-    if (wait > 0) return deny(request, reply, retryLater("rate limit exceeded; slow down", Code.ResourceExhausted, wait));
+    if (wait > 0) return deny(request, reply, rateLimitExceeded(wait));
   });
 
   return {
-    allowMore(request) {
-      return options.rateLimitPerSecond <= 0 || buckets.take(request.rateLimitClient ?? rateLimitClient(request.ip)) === 0;
+    waitBeforeMore(request) {
+      return options.rateLimitPerSecond <= 0 ? 0 : buckets.take(request.rateLimitClient ?? rateLimitClient(request.ip));
     },
   };
 }

@@ -20,6 +20,13 @@ export interface ClientSide {
  */
 export const clientSideKey = createContextKey<ClientSide>({ gone: new AbortController().signal, closed: Promise.resolve() }, { description: "client side" });
 
+/**
+ * Takes a token for one more unit of a call's work (a frame of a Sync stream) from its client's rate
+ * limit: 0, or the whole seconds until there is one. Calls through the in-process router take none
+ * here: REST requests are single, and the WebSocket route takes its frames' tokens itself.
+ */
+export const moreWorkKey = createContextKey<() => number>(() => 0, { description: "more work from the call's client" });
+
 /** The context values of one RPC, from the fastify request and reply carrying it. */
 export function callContextValues(request: FastifyRequest, reply: FastifyReply): ContextValues {
   const gone = new AbortController();

@@ -17,7 +17,8 @@ import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { runInCall } from "../call-signal.js";
 import { FaceError } from "../errors.js";
 import { callEndOf, frameErrorOf, toConnectError } from "./errors.js";
-import { clientSideKey, requestIdKey } from "./call-context.js";
+import { clientSideKey, moreWorkKey, requestIdKey } from "./call-context.js";
+import { rateLimitExceeded } from "./access.js";
 import { createMetricsInterceptor } from "./metrics.js";
 import { createFloat32Interceptor } from "./float32.js";
 
@@ -119,8 +120,12 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
     return { ...result, flameGraph: flameGraphField(flameGraph), serverProcessTimeMs: totalMs };
   }
 
-  async function syncOne(request: SyncRequest, session: ReturnType<FaceUseCases["openSyncSession"]>, signal: AbortSignal): Promise<SyncResponse> {
+  async function syncOne(request: SyncRequest, session: ReturnType<FaceUseCases["openSyncSession"]>, signal: AbortSignal, moreWork: () => number): Promise<SyncResponse> {
     try {
+      // Each frame is a call's worth of work: it draws from the client's rate limit like a call
+      // (the stream itself took one token when it opened).
+      const wait = moreWork();
+      if (wait > 0) throw rateLimitExceeded(wait);
       const response = await runInCall(signal, () => timed("Sync", () => session.frame(request)));
       return create(SyncResponseSchema, { ...response, frameId: request.frameId });
     } catch (e) {
@@ -156,7 +161,8 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
           try {
             // The call's signal also fires when the server shuts down: a camera keeping its stream open
             // (and sending nothing) is then told UNAVAILABLE instead of holding the shutdown forever.
-            for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request) => syncOne(request, session, work.signal), context.signal)) {
+            const moreWork = context.values.get(moreWorkKey);
+            for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request) => syncOne(request, session, work.signal, moreWork), context.signal)) {
               if (context.signal.aborted) throw context.signal.reason;
               yield response;
             }

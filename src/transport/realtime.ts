@@ -4,7 +4,7 @@ import websocket from "@fastify/websocket";
 import type { WebSocket } from "ws";
 import type { FastifyInstance } from "fastify";
 import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
-import { presentedKey, REALTIME_PATH, type RateLimit } from "./access.js";
+import { presentedKey, rateLimitExceeded, REALTIME_PATH, type RateLimit } from "./access.js";
 import { frameErrorOf } from "./errors.js";
 import { keepWebSocketAlive } from "./keepalive.js";
 import type { ReceiveBudget } from "./receive-budget.js";
@@ -122,8 +122,9 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
         return;
       }
       // Each frame is a call's worth of work: it draws from the client's rate limit like a call.
-      if (!rateLimit.allowMore(upgrade)) {
-        answers.push(Promise.resolve(errorMessage(request.frameId, frameErrorOf(new ConnectError("rate limit exceeded; slow down", Code.ResourceExhausted)))));
+      const wait = rateLimit.waitBeforeMore(upgrade);
+      if (wait > 0) {
+        answers.push(Promise.resolve(errorMessage(request.frameId, frameErrorOf(rateLimitExceeded(wait)))));
         countIn();
         return;
       }
