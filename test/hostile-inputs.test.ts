@@ -115,6 +115,10 @@ describe("hostile input through every protocol", () => {
     assert.equal((await post("/api/v1/recognize", "text/plain", "hello")).status, 415, "a body REST cannot read");
     assert.equal((await post("/api/v1/recognize", "application/json", "[1,2,3]")).status, 400);
     assert.equal((await fetch(`${server.url}/api/v1/users/nobody`, { method: "DELETE" })).status, 404);
+    // A one-value field given twice in the query is refused, not read as one of them.
+    const twice = await fetch(`${server.url}/api/v1/users?collection=default&collection=other`);
+    assert.equal(twice.status, 400);
+    assert.match((await twice.json()).message, /collection is given 2 times/);
     await assert.rejects(grpc.getUserFace({ identifier: "nobody" }), (e) => ConnectError.from(e).code === Code.NotFound);
     const huge = await post("/api/v1/recognize", "application/json", JSON.stringify({ image: "A".repeat(server.config.maxMessageBytes + 10) }));
     assert.equal(huge.status, 413);

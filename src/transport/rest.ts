@@ -159,7 +159,10 @@ async function requestMessage(binding: RestBinding, schema: DescMessage, request
   }
   const query = request.query as Record<string, string | string[]>;
   for (const [key, value] of Object.entries(query)) {
-    for (const v of Array.isArray(value) ? value : [value]) setFromString(message, key, v, false);
+    const values = Array.isArray(value) ? value : [value];
+    // A field of one value given twice (?collection=a&collection=b) is refused, not read as the last.
+    if (values.length > 1 && fieldNamed(schema, key)?.fieldKind === "scalar") throw new ConnectError(`query parameter ${key} is given ${values.length} times; it takes one value`, Code.InvalidArgument);
+    for (const v of values) setFromString(message, key, v, false);
   }
   const params = request.params as Record<string, string>;
   for (const name of binding.pathParams) setFromString(message, name, params[name], true);
