@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { freePort, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { face } from "./support/testdata.js";
+import { until } from "./support/until.js";
 
 describe("the service process (what npm start runs)", () => {
   let child: ChildProcess;
@@ -100,14 +101,13 @@ describe("npm start", () => {
    * longer answers /health may still be closing its embedded database: removing the data directory
    * under it failed with ENOTEMPTY (once in CI).
    */
-  const groupExited = async (child: ChildProcess) => {
-    for (let i = 0; i < 150; i++) {
-      try {
-        process.kill(-child.pid!, 0);
-      } catch {
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 100));
+  const groupExited = (child: ChildProcess) => until(() => !groupAlive(child), "the npm process group to exit").catch(() => {});
+  const groupAlive = (child: ChildProcess) => {
+    try {
+      process.kill(-child.pid!, 0);
+      return true;
+    } catch {
+      return false;
     }
   };
 

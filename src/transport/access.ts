@@ -75,13 +75,13 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
       client = rateLimitClient(request.ip);
     }
     request.rateLimitClient = client;
-    const wait = options.rateLimitPerSecond > 0 ? buckets.take(client) : 0;
+    const wait = buckets.take(client);
     if (wait > 0) return deny(request, reply, rateLimitExceeded(wait));
   });
 
   return {
     waitBeforeMore(request) {
-      return options.rateLimitPerSecond <= 0 ? 0 : buckets.take(request.rateLimitClient ?? rateLimitClient(request.ip));
+      return buckets.take(request.rateLimitClient ?? rateLimitClient(request.ip));
     },
   };
 }

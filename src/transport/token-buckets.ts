@@ -6,7 +6,8 @@
 export interface TokenBuckets {
   /**
    * Takes a token from `client`'s bucket: 0 when it had one, else the whole seconds until it will
-   * (at least 1), which is what a refusal's retry-after tells the client.
+   * (at least 1), which is what a refusal's retry-after tells the client. Always 0 when `perSecond`
+   * is 0 (rate limiting off).
    */
   take(client: string): number;
 }
@@ -32,6 +33,7 @@ export function createTokenBuckets(perSecond: number, burst: number): TokenBucke
 
   return {
     take(client) {
+      if (perSecond <= 0) return 0;
       const now = Date.now();
       sweep(now);
       const bucket = buckets.get(client) ?? { tokens: burst, at: now };
