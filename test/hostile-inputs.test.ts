@@ -8,6 +8,7 @@ import { FaceService, type RegisterRequestSchema } from "../gen/face/v1/face_pb.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { decodeImage } from "../src/engine/decode.js";
 import { FaceError } from "../src/errors.js";
+import { writtenDetections } from "./support/detections.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
@@ -122,6 +123,32 @@ describe("hostile input through every protocol", () => {
     await assert.rejects(grpc.getUserFace({ identifier: "nobody" }), (e) => ConnectError.from(e).code === Code.NotFound);
     const huge = await post("/api/v1/recognize", "application/json", JSON.stringify({ image: "A".repeat(server.config.maxMessageBytes + 10) }));
     assert.equal(huge.status, 413);
+  });
+
+  it("refuses a frame_id over 128 characters in SyncFrame and in a Sync stream, whose other frames go on, and logs none", async () => {
+    const long = "f".repeat(1024 * 1024);
+    const photo = face("face_recognition/obama2.jpg");
+    await assert.rejects(grpc.syncFrame({ image: photo, frameId: long }), (e) => {
+      assert.equal(ConnectError.from(e).code, Code.InvalidArgument);
+      assert.match(ConnectError.from(e).message, /frame_id is longer than 128 characters/);
+      return true;
+    });
+    async function* frames() {
+      yield { image: photo, frameId: "before" };
+      yield { image: photo, frameId: long };
+      yield { image: photo, frameId: "f".repeat(128) };
+    }
+    const answers = [];
+    for await (const answer of grpc.sync(frames())) answers.push(answer);
+    assert.deepEqual(answers.map((a) => [a.frameId.length, a.error?.code ?? "", a.faces.map((f) => f.identifier)]), [
+      [6, "", ["obama"]],
+      [long.length, "invalid_argument", []],
+      [128, "", ["obama"]],
+    ]);
+    // Logged in order: once the last frame's sighting is written, the long one's would be too.
+    await writtenDetections(server.database.knex, { frame_id: "f".repeat(128) }, 1);
+    const [{ longest }] = await server.database.knex("detections").max({ longest: server.database.knex.raw("length(frame_id)") });
+    assert.ok(longest === null || Number(longest) <= 128, `a detection logged with a frame_id of ${longest} characters`);
   });
 
   it("still recognizes the person registered before the barrage", async () => {

@@ -37,6 +37,19 @@ export function identifierOf(sent: string, field = "identifier"): string {
   return value;
 }
 
+/**
+ * A frame's id is echoed and written with each of its sightings (the detection log, webhook
+ * events), so its length is bounded: unbounded, a client's megabyte of frame_id was stored once per
+ * face of the frame.
+ */
+const MAX_FRAME_ID_LENGTH = 128;
+
+/** Validates a Sync frame's optional frame_id. */
+export function frameIdOf(value: string): string {
+  if (value.length > MAX_FRAME_ID_LENGTH) throw invalidArgument(`frame_id is longer than ${MAX_FRAME_ID_LENGTH} characters`);
+  return value;
+}
+
 /** An image field pair as requests carry it: bytes or a URL, exactly one. */
 export interface ImageSource {
   image: Uint8Array;

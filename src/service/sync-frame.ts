@@ -1,7 +1,7 @@
 import type { FaceEvent } from "../events.js";
 import { FaceError } from "../errors.js";
 import type { FaceServiceDeps, FaceView, FaceWork } from "./face-work.js";
-import { checkImageSize, collectionOf, identifierOf } from "./inputs.js";
+import { checkImageSize, collectionOf, frameIdOf, identifierOf } from "./inputs.js";
 import { qualityProblem } from "./reference-quality.js";
 import { createRejectedSpots, type RejectedSpots } from "../engine/rejected-spots.js";
 import { createFaceTracker, type FaceTracker, type Track } from "./tracker.js";
@@ -89,6 +89,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     const { tracker, rejectedSpots, stillUsers } = memory;
     const collection = collectionOf(input.collection);
     const registerAs = input.identifier === "" ? undefined : identifierOf(input.identifier);
+    const frameId = frameIdOf(input.frameId);
     const bytes = checkImageSize(input.image, limits.maxImageBytes);
     if (bytes.length === 0) throw new FaceError("invalid_argument", "image is required");
     // Decoding overlaps with the previous frame, and so does a whole-frame read; looking near the
@@ -155,7 +156,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
         type: t.identifier ? "face.recognized" : "face.unknown",
         collection,
         identifier: t.identifier,
-        data: { distance: t.distance, box: t.box, frame_id: input.frameId, track_id: t.id },
+        data: { distance: t.distance, box: t.box, frame_id: frameId, track_id: t.id },
       })),
     );
     tracker.commit(collection, tracks);
@@ -167,7 +168,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       registered: registered.has(i),
       trackId: t.id,
     }));
-    detections.record(collection, result.map((r) => ({ ...r, frameId: input.frameId })));
+    detections.record(collection, result.map((r) => ({ ...r, frameId })));
     return { faces: result };
   }
 

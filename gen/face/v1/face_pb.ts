@@ -820,7 +820,7 @@ export type SyncRequest = Message<"face.v1.SyncRequest"> & {
   maxFaces: number;
 
   /**
-   * Echoed in the response.
+   * Echoed in the response; at most 128 characters (InvalidArgument beyond).
    *
    * @generated from field: string frame_id = 4;
    */
