@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createWebhookStore } from "../src/store/webhooks.js";
+import { createWebhookStore, MAX_WEBHOOKS_PER_COLLECTION } from "../src/store/webhooks.js";
 import { face } from "./support/testdata.js";
 import { createReceiver } from "./support/webhook-receiver.js";
 import { until } from "./support/until.js";
@@ -54,6 +54,28 @@ describe("webhooks against slow receivers, other collections and time", () => {
     assert.equal((await client.deleteWebhook({ id: webhook!.id, collection: "owner" })).id, webhook!.id);
     assert.equal((await client.listWebhooks({ collection: "owner" })).webhooks.length, 0);
     await assert.rejects(client.deleteWebhook({ id: webhook!.id, collection: "owner" }), (e) => codeOf(e) === Code.NotFound, "deleted once");
+  });
+
+  it(`holds at most ${MAX_WEBHOOKS_PER_COLLECTION} webhooks per collection, also when more are created at once, and refuses an over-long secret`, async () => {
+    // Each event is written and posted once per subscribed webhook: without a bound, one key made
+    // every recognition post thousands of times (to any public address it names).
+    const client = faceClient(server);
+    const attempts = await Promise.allSettled(Array.from({ length: MAX_WEBHOOKS_PER_COLLECTION + 20 }, (_, i) => client.createWebhook({ url: `http://8.8.8.8/hook/${i}`, collection: "crowded" })));
+    const refused = attempts.filter((a) => a.status === "rejected").map((a) => (a as PromiseRejectedResult).reason);
+    assert.equal(attempts.length - refused.length, MAX_WEBHOOKS_PER_COLLECTION);
+    assert.ok(refused.every((e) => codeOf(e) === Code.FailedPrecondition), ConnectError.from(refused[0]).message);
+    assert.match(ConnectError.from(refused[0]).message, /collection crowded holds 100 webhooks, the most it may; delete one first/);
+    const { webhooks } = await client.listWebhooks({ collection: "crowded" });
+    assert.equal(webhooks.length, MAX_WEBHOOKS_PER_COLLECTION);
+    assert.ok((await client.createWebhook({ url: "http://8.8.8.8/hook", collection: "uncrowded" })).webhook, "another collection has its own room");
+    await client.deleteWebhook({ id: webhooks[0].id, collection: "crowded" });
+    assert.ok((await client.createWebhook({ url: "http://8.8.8.8/hook/again", collection: "crowded" })).webhook, "room again after a delete");
+    await assert.rejects(client.createWebhook({ url: "http://8.8.8.8/hook", collection: "secrets", secret: "s".repeat(257) }), (e) => {
+      assert.equal(codeOf(e), Code.InvalidArgument);
+      assert.match(ConnectError.from(e).message, /secret must be 16 to 256 characters/);
+      return true;
+    });
+    assert.ok((await client.createWebhook({ url: "http://8.8.8.8/hook", collection: "secrets", secret: "s".repeat(256) })).webhook);
   });
 
   it("ends a trickling receiver's post at the total deadline, and delivers to other receivers meanwhile", async () => {

@@ -4,6 +4,13 @@ import type { EventType, FaceEvent } from "../events.js";
 import { rowCount } from "./row-count.js";
 import { subscribedEventsOf } from "./subscribed-events.js";
 
+/**
+ * Subscriptions one collection may hold. Each event is written and posted once per subscribed
+ * webhook, so without a bound one key could make every recognition post thousands of times, to any
+ * public address it names.
+ */
+export const MAX_WEBHOOKS_PER_COLLECTION = 100;
+
 export interface WebhookRecord {
   id: string;
   collection: string;
@@ -28,7 +35,8 @@ export interface DueDelivery {
 
 /** Subscriptions and the transactional outbox of their deliveries. */
 export interface WebhookStore {
-  create(input: { collection: string; url: string; identifier: string; events: EventType[]; secret: string }): Promise<WebhookRecord>;
+  /** Stores a subscription; undefined (nothing written) when the collection holds MAX_WEBHOOKS_PER_COLLECTION already. */
+  create(input: { collection: string; url: string; identifier: string; events: EventType[]; secret: string }): Promise<WebhookRecord | undefined>;
   list(collection: string, identifier: string): Promise<WebhookRecord[]>;
   /** Deletes the webhook `id` of `collection`; false when there is none there. */
   delete(collection: string, id: string): Promise<boolean>;
@@ -85,8 +93,12 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
     async create(input) {
       const id = randomUUID();
       subscribed.adding(input.collection, input.events);
-      await knex.transaction(async (trx) => {
+      const room = await knex.transaction(async (trx) => {
         await trx("collections").insert({ name: input.collection }).onConflict("name").ignore();
+        // The collection's row lock makes concurrent creations count one after another.
+        await trx("collections").where({ name: input.collection }).forUpdate().first("name");
+        const [{ n }] = await trx("webhooks").where({ collection: input.collection }).count({ n: "*" });
+        if (Number(n) >= MAX_WEBHOOKS_PER_COLLECTION) return false;
         await trx("webhooks").insert({
           id,
           collection: input.collection,
@@ -95,7 +107,9 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
           events: input.events,
           secret: input.secret,
         });
+        return true;
       });
+      if (!room) return undefined;
       return toRecord(await knex("webhooks").where({ id }).first());
     },
 

@@ -1148,7 +1148,7 @@ export type CreateWebhookRequest = Message<"face.v1.CreateWebhookRequest"> & {
   events: string[];
 
   /**
-   * HMAC-SHA256 key for the signature header; generated when empty.
+   * HMAC-SHA256 key for the signature header, 16 to 256 characters; generated when empty.
    *
    * @generated from field: string secret = 4;
    */
@@ -1828,7 +1828,8 @@ export const FaceService: GenService<{
     output: typeof DeleteUserResponseSchema;
   },
   /**
-   * CreateWebhook subscribes a URL to events.
+   * CreateWebhook subscribes a URL to events; a collection holds at most 100 webhooks
+   * (FailedPrecondition beyond).
    *
    * @generated from rpc face.v1.FaceService.CreateWebhook
    */
