@@ -44,7 +44,7 @@ describe("identity store on synthetic embeddings", () => {
     for (let i = 0; i < MAX_NEGATIVE_EXAMPLES - 1; i++) await store.addNegativeExample(collection, "often-wrong", randomUnit(2000 + i), "test");
     assert.equal((await store.search(collection, query, 1)).length, 0, "the first is still among the newest");
     await store.addNegativeExample(collection, "often-wrong", randomUnit(3000), "test");
-    assert.equal((await store.exportUser(collection, "often-wrong"))!.negativeExamples, MAX_NEGATIVE_EXAMPLES);
+    assert.equal((await store.exportUser(collection, "often-wrong", 0, Infinity))!.negativeExamples, MAX_NEGATIVE_EXAMPLES);
     assert.equal((await store.search(collection, query, 1))[0]?.identifier, "often-wrong", "the oldest was dropped");
     assert.equal(await store.addNegativeExample(collection, "nobody", query, "test"), false);
   });
@@ -130,7 +130,7 @@ describe("identity store on synthetic embeddings", () => {
     const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => store.addFace(collection, "same", storedFace(vectorAt(0.1, 20 + i)), undefined)));
     assert.equal(outcomes.filter((o) => o.created).length, 1, "exactly one call created the user");
     assert.deepEqual(await store.listUsers(collection, 10, ""), ["same"]);
-    assert.equal((await store.exportUser(collection, "same"))!.faces.length, 8);
+    assert.equal((await store.exportUser(collection, "same", 0, Infinity))!.faces.length, 8);
     assert.deepEqual(await halfWritten(collection), []);
   });
 

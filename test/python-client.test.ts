@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { after, before, it } from "node:test";
-import { FACES_DIR } from "./support/testdata.js";
+import sharp from "sharp";
+import { face, FACES_DIR } from "./support/testdata.js";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 
 describeUnless(pythonGrpcSkip, "a Python grpcio client generated from proto/", () => {
@@ -71,6 +72,19 @@ describeUnless(pythonGrpcSkip, "what grpcio is told when the server refuses", ()
   it("refuses calls beyond the rate limit with RESOURCE_EXHAUSTED and retry-after", async () => {
     // A burst of 5 at one request a minute: the sixth call in a row is over the limit.
     assert.deepEqual(await against({ FACE_RATE_LIMIT_PER_SECOND: "0.0167", FACE_RATE_LIMIT_BURST: "5" }, "rate_limited", ["8"]), ["OK", "RESOURCE_EXHAUSTED 60"]);
+  });
+
+  it("exports a user whose photos pass grpcio's default 4 MiB receive limit, a page at a time", async () => {
+    const server = await startTestServer();
+    try {
+      // Three different photos of 2.2-2.8 MB: 7 MB in all, each under the limit by itself.
+      const photos = await Promise.all([2400, 2600, 2800].map((width) => sharp(face("face_recognition/obama.jpg")).resize(width).jpeg({ quality: 98, chromaSubsampling: "4:4:4" }).toBuffer()));
+      for (const image of photos) await faceClient(server).register({ identifier: "obama", image });
+      const seen = await runPythonClient<{ status: string; pages: number; image_bytes?: number[] }>(stubs, new URL(server.url).host, "export_all", ["obama"]);
+      assert.deepEqual(seen, { status: "OK", pages: 3, image_bytes: photos.map((p) => p.length).sort((a, b) => a - b), detections: 0 });
+    } finally {
+      await server.close();
+    }
   });
 
   it("answers a method the service does not have with UNIMPLEMENTED, and the channel goes on", async () => {

@@ -61,7 +61,16 @@ async function main(argv: string[]): Promise<number> {
     }
     case "export": {
       if (args.length !== 1) throw new UsageError("export takes one identifier");
-      const json = toJsonString(ExportUserResponseSchema, await client.exportUser({ identifier: args[0], collection }), { prettySpaces: 2 });
+      // The service answers in pages (under gRPC's default message limit); the file holds them all as one.
+      const whole = await client.exportUser({ identifier: args[0], collection });
+      for (let token = whole.nextPageToken; token !== ""; ) {
+        const page = await client.exportUser({ identifier: args[0], collection, pageToken: token });
+        whole.faces.push(...page.faces);
+        whole.detections.push(...page.detections);
+        token = page.nextPageToken;
+      }
+      whole.nextPageToken = "";
+      const json = toJsonString(ExportUserResponseSchema, whole, { prettySpaces: 2 });
       if (values.out !== undefined) await writeFile(values.out, `${json}\n`, { mode: 0o600 });
       else process.stdout.write(`${json}\n`);
       return 0;

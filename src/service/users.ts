@@ -4,9 +4,7 @@ import type { IdentityStore } from "../store/identities.js";
 import { deletionEvents } from "./identity-events.js";
 import { collectionOf, identifierOf } from "./inputs.js";
 import { pageOf } from "./paging.js";
-
-/** Detection log entries an export carries (most recent first); retention bounds the rest. */
-const MAX_EXPORTED_DETECTIONS = 10_000;
+import { checkCursorUser, decodeExportCursor, encodeExportCursor, EXPORT_PAGE_BYTES, EXPORT_PAGE_DETECTIONS, FIRST_EXPORT_CURSOR } from "./export-pages.js";
 
 /** The NotFound of every use case that names a user. */
 export function noSuchUser(identifier: string, collection: string): FaceError {
@@ -32,20 +30,30 @@ export function createUserService(deps: { identities: IdentityStore; detections:
       return found;
     },
 
-    /** Everything stored about one person (the data-subject export of privacy law). */
-    async exportUser(input: { identifier: string; collection: string }) {
+    /**
+     * Everything stored about one person (the data-subject export of privacy law), a page at a time
+     * (export-pages.ts): the user's faces and detection log entries each go on from where the
+     * previous page's token says.
+     */
+    async exportUser(input: { identifier: string; collection: string; pageToken: string }) {
       const identifier = identifierOf(input.identifier);
       const collection = collectionOf(input.collection);
-      const exported = await identities.exportUser(collection, identifier);
-      if (exported === undefined) throw noSuchUser(identifier, collection);
-      const logged = await detections.recent(collection, MAX_EXPORTED_DETECTIONS, identifier);
+      const first = input.pageToken === "";
+      const cursor = first ? FIRST_EXPORT_CURSOR : decodeExportCursor(input.pageToken);
+      const page = await identities.exportUser(collection, identifier, cursor.afterFaceId, EXPORT_PAGE_BYTES);
+      if (page === undefined) throw noSuchUser(identifier, collection);
+      if (!first) checkCursorUser(cursor, page.userId);
+      const logged = cursor.beforeDetectionId === null ? [] : await detections.recent(collection, EXPORT_PAGE_DETECTIONS + 1, identifier, cursor.beforeDetectionId);
+      const shown = logged.slice(0, EXPORT_PAGE_DETECTIONS);
+      const next = { userId: page.userId, afterFaceId: page.nextAfterFaceId, beforeDetectionId: logged.length > shown.length ? shown[shown.length - 1].id : null };
       return {
         identifier,
         collection,
-        createdAt: exported.createdAt.toISOString(),
-        faces: exported.faces.map(({ origin, ...f }) => ({ ...f, autoAdded: origin === "auto", createdAt: f.createdAt.toISOString() })),
-        detections: logged.map((d) => ({ ...d, createdAt: d.createdAt.toISOString() })),
-        negativeExamples: exported.negativeExamples,
+        createdAt: page.createdAt.toISOString(),
+        faces: page.faces.map(({ id: _, origin, ...f }) => ({ ...f, autoAdded: origin === "auto", createdAt: f.createdAt.toISOString() })),
+        detections: shown.map(({ id: _, ...d }) => ({ ...d, createdAt: d.createdAt.toISOString() })),
+        negativeExamples: page.negativeExamples,
+        nextPageToken: encodeExportCursor(next),
       };
     },
 

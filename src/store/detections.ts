@@ -26,8 +26,11 @@ export interface DetectionLog {
   erasePerson(collection: string, identifier: string, trx: Knex.Transaction): Promise<void>;
   /** Forgets the collection's queued entries (DeleteCollection: writing them would create it again). */
   dropCollection(collection: string): void;
-  /** Most recent first (queued entries written first); only those of `identifier` when given. */
-  recent(collection: string, limit: number, identifier?: string): Promise<(DetectionRecord & { createdAt: Date })[]>;
+  /**
+   * Most recent first (queued entries written first); only those of `identifier` when given, and
+   * only those older than the entry `beforeId` when given (the next page of an export).
+   */
+  recent(collection: string, limit: number, identifier?: string, beforeId?: number): Promise<(DetectionRecord & { id: number; createdAt: Date })[]>;
   /** Writes what is queued; later frames are written one statement each. */
   close(): Promise<void>;
 }
@@ -142,10 +145,13 @@ export function createDetectionLog(knex: Knex, options: DetectionLogOptions): De
     dropCollection(collection) {
       queued = queued.filter((r) => r.collection !== collection);
     },
-    async recent(collection, limit, identifier) {
+    async recent(collection, limit, identifier, beforeId) {
       await flush();
-      const rows = await knex("detections").where(identifier === undefined ? { collection } : { collection, identifier }).orderBy("id", "desc").limit(limit);
+      const query = knex("detections").where(identifier === undefined ? { collection } : { collection, identifier });
+      if (beforeId !== undefined) query.andWhere("id", "<", beforeId);
+      const rows = await query.orderBy("id", "desc").limit(limit);
       return rows.map((r) => ({
+        id: Number(r.id),
         identifier: r.identifier ?? "",
         frameId: r.frame_id,
         trackId: Number(r.track_id),

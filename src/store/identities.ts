@@ -1,13 +1,13 @@
 import type { Knex } from "knex";
 import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
-import pgvector from "pgvector";
-import { createFaceSearch, type DistanceOptions, type FaceOrigin, type PrimaryFace, type SearchHit } from "./face-search.js";
+import { createFaceSearch, type DistanceOptions, type PrimaryFace, type SearchHit } from "./face-search.js";
 import { ensureRoomForRegisteredFace, insertNegativeExample, UserFull } from "./per-user-limits.js";
 import { deleteOrphanImages, type StoredImage, type StoredImages } from "./stored-images.js";
 import type { FaceEvent } from "../events.js";
 import type { MemoryGallery } from "./memory-gallery.js";
 import type { UserRemovals } from "./user-removals.js";
+import { readUserExportPage, type UserExportPage } from "./user-export.js";
 
 export type { StoredImage } from "./stored-images.js";
 export type { DistanceOptions, FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";
@@ -22,21 +22,6 @@ export interface StoredFace {
   brightness: number;
 }
 
-
-/** What ExportUser returns from the identity store. */
-export interface UserExport {
-  createdAt: Date;
-  faces: (Omit<StoredFace, "embedding"> & {
-    embedding: number[];
-    primary: boolean;
-    origin: FaceOrigin;
-    imageSha256: string;
-    imageContentType: string;
-    image: Uint8Array;
-    createdAt: Date;
-  })[];
-  negativeExamples: number;
-}
 
 /**
  * The events a change writes to the outbox inside its own transaction, decided by the caller from
@@ -57,8 +42,8 @@ export interface IdentityStore {
    * example within `negativeMaxDistance` of the query.
    */
   search(collection: string, embedding: Float32Array, limit: number): Promise<SearchHit[]>;
-  /** Everything stored about a user (faces with embeddings and images, negative examples); undefined when unknown. */
-  exportUser(collection: string, identifier: string): Promise<UserExport | undefined>;
+  /** A page of everything stored about a user (readUserExportPage); undefined when unknown. */
+  exportUser(collection: string, identifier: string, afterFaceId: number | null, maxBytes: number): Promise<UserExportPage | undefined>;
   /** Remembers that this face is not the user (its newest MAX_NEGATIVE_EXAMPLES); false when the user does not exist. */
   addNegativeExample(collection: string, identifier: string, embedding: Float32Array, model: string): Promise<boolean>;
   /**
@@ -173,33 +158,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
 
     ...createFaceSearch(knex, options.negativeMaxDistance, options.runSearch, options.memory),
 
-    async exportUser(collection, identifier) {
-      const user = await knex("users").where({ collection, identifier }).first("id", "created_at");
-      if (user === undefined) return undefined;
-      const rows = await knex("faces as f")
-        .leftJoin("images as i", "i.sha256", "f.image_sha256")
-        .where({ "f.user_id": user.id })
-        .orderBy("f.id")
-        .select("f.*", "i.content_type");
-      const faces = await Promise.all(
-        rows.map(async (r) => ({
-          embedding: pgvector.fromSql(r.embedding) as number[],
-          model: r.model,
-          box: { x: Number(r.box_x), y: Number(r.box_y), width: Number(r.box_width), height: Number(r.box_height) },
-          score: Number(r.score),
-          sharpness: Number(r.sharpness),
-          brightness: Number(r.brightness),
-          primary: Boolean(r.is_primary),
-          origin: r.origin as FaceOrigin,
-          imageSha256: r.image_sha256 ?? "",
-          imageContentType: r.content_type ?? "",
-          image: r.image_sha256 ? await images.read(r.image_sha256) : new Uint8Array(),
-          createdAt: new Date(r.created_at),
-        })),
-      );
-      const [{ n }] = await knex("negative_examples").where({ user_id: user.id }).count({ n: "*" });
-      return { createdAt: new Date(user.created_at), faces, negativeExamples: Number(n) };
-    },
+    exportUser: (collection, identifier, afterFaceId, maxBytes) => readUserExportPage(knex, images, collection, identifier, afterFaceId, maxBytes),
 
     addNegativeExample: (collection, identifier, embedding, model) => insertNegativeExample(knex, collection, identifier, embedding, model),
 

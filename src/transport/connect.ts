@@ -178,7 +178,8 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
         deleteUser: (req) => service.deleteUser(req),
         exportUser: async (req) => {
           const exported = await service.exportUser(req);
-          const { webhooks } = await deps.webhooks.list({ identifier: exported.identifier, collection: exported.collection });
+          // The first page carries the person's webhook subscriptions (a collection holds at most 100).
+          const { webhooks } = req.pageToken === "" ? await deps.webhooks.list({ identifier: exported.identifier, collection: exported.collection }) : { webhooks: [] };
           return { ...exported, webhooks };
         },
         createWebhook: (req) => deps.webhooks.create(req),

@@ -1,0 +1,94 @@
+import type { Knex } from "knex";
+import pgvector from "pgvector";
+import type { FaceOrigin } from "./face-search.js";
+import type { StoredImages } from "./stored-images.js";
+
+/** One stored face of a user as ExportUser gives it. */
+export interface ExportedFace {
+  /** The face's row id: where the next page of faces starts. */
+  id: number;
+  embedding: number[];
+  model: string;
+  box: { x: number; y: number; width: number; height: number };
+  score: number;
+  sharpness: number;
+  brightness: number;
+  primary: boolean;
+  origin: FaceOrigin;
+  imageSha256: string;
+  imageContentType: string;
+  image: Uint8Array;
+  createdAt: Date;
+}
+
+/** One page of what ExportUser returns from the identity store. */
+export interface UserExportPage {
+  /** The user's row id: a page token names it, so it cannot continue another user's export. */
+  userId: string;
+  createdAt: Date;
+  negativeExamples: number;
+  /** Faces after the requested one, oldest first, within the page's byte budget (at least one). */
+  faces: ExportedFace[];
+  /** Where the next page of faces starts (the last face this page read); null when none follow. */
+  nextAfterFaceId: number | null;
+}
+
+/**
+ * Reads a user and the faces after `afterFaceId` (none when null) whose photos (and embeddings) fit
+ * in `maxBytes`, at least one; undefined when the user does not exist. Photos are read only for the faces of the
+ * page. A face deleted meanwhile (DeleteUser, an auto-added face pruned) is left out; its user
+ * deleted meanwhile makes the whole page undefined.
+ */
+export async function readUserExportPage(knex: Knex, images: StoredImages, collection: string, identifier: string, afterFaceId: number | null, maxBytes: number): Promise<UserExportPage | undefined> {
+  const user = await knex("users").where({ collection, identifier }).first("id", "created_at");
+  if (user === undefined) return undefined;
+  const rows = afterFaceId === null ? [] : await knex("faces as f")
+    .leftJoin("images as i", "i.sha256", "f.image_sha256")
+    .where({ "f.user_id": user.id })
+    .andWhere("f.id", ">", afterFaceId)
+    .orderBy("f.id")
+    .select("f.*", "i.content_type", "i.byte_size");
+  let bytes = 0;
+  let taken = 0;
+  for (const r of rows) {
+    const size = Number(r.byte_size ?? 0) + 4 * pgvector.fromSql(r.embedding).length;
+    if (taken > 0 && bytes + size > maxBytes) break;
+    bytes += size;
+    taken++;
+  }
+  const faces: ExportedFace[] = [];
+  for (const r of rows.slice(0, taken)) {
+    const image = r.image_sha256 ? await imageOf(knex, images, r.image_sha256, Number(r.id)) : new Uint8Array();
+    if (image === undefined) continue;
+    faces.push({
+      id: Number(r.id),
+      embedding: pgvector.fromSql(r.embedding) as number[],
+      model: r.model,
+      box: { x: Number(r.box_x), y: Number(r.box_y), width: Number(r.box_width), height: Number(r.box_height) },
+      score: Number(r.score),
+      sharpness: Number(r.sharpness),
+      brightness: Number(r.brightness),
+      primary: Boolean(r.is_primary),
+      origin: r.origin as FaceOrigin,
+      imageSha256: r.image_sha256 ?? "",
+      imageContentType: r.content_type ?? "",
+      image,
+      createdAt: new Date(r.created_at),
+    });
+  }
+  const [{ n }] = await knex("negative_examples").where({ user_id: user.id }).count({ n: "*" });
+  // Read after the faces: a user deleted while they were read has no export.
+  const still = await knex("users").where({ id: user.id }).first("id");
+  if (still === undefined) return undefined;
+  return { userId: String(user.id), createdAt: new Date(user.created_at), negativeExamples: Number(n), faces, nextAfterFaceId: rows.length > taken ? Number(rows[taken - 1].id) : null };
+}
+
+/** The photo of a face; undefined when the face was deleted (and its photo with it) after it was read. */
+async function imageOf(knex: Knex, images: StoredImages, sha256: string, faceId: number): Promise<Uint8Array | undefined> {
+  try {
+    return await images.read(sha256);
+  } catch (e) {
+    if ((await knex("faces").where({ id: faceId }).first("id")) === undefined) return undefined;
+    throw e;
+  }
+}

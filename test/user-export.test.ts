@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { describe, it } from "node:test";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import sharp from "sharp";
+import type { ExportUserResponse, FaceService } from "../gen/face/v1/face_pb.js";
+import { EXPORT_PAGE_BYTES, EXPORT_PAGE_DETECTIONS } from "../src/service/export-pages.js";
+import { face } from "./support/testdata.js";
+import { useTestServer, type TestServer } from "./support/server.js";
+
+const OBAMA = face("face_recognition/obama.jpg");
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const codeOf = (e: unknown) => ConnectError.from(e).code;
+
+/** Every page of a user's export, following next_page_token. */
+async function allPages(client: Client<typeof FaceService>, identifier: string): Promise<ExportUserResponse[]> {
+  const pages = [await client.exportUser({ identifier })];
+  while (pages[pages.length - 1].nextPageToken !== "") pages.push(await client.exportUser({ identifier, pageToken: pages[pages.length - 1].nextPageToken }));
+  return pages;
+}
+
+/** Five different photos of one face, 0.6 to 1.5 MB: 5.3 MB in all. */
+function largePhotos(): Promise<Buffer[]> {
+  return Promise.all([1000, 1200, 1400, 1600, 1800].map((width) => sharp(OBAMA).resize(width).jpeg({ quality: 98, chromaSubsampling: "4:4:4" }).toBuffer()));
+}
+
+describe("ExportUser, a page at a time", () => {
+  let server: TestServer;
+  let client: Client<typeof FaceService>;
+  let photos: Buffer[];
+  useTestServer(async (s, c) => {
+    server = s;
+    client = c;
+    photos = await largePhotos();
+    for (const image of photos) await client.register({ identifier: "obama", image });
+    await client.createWebhook({ url: "http://8.8.8.8/hook", identifier: "obama" });
+  });
+
+  it("gives every face once, oldest first, at most 2 MiB of photos a page, and the webhooks on the first page", async () => {
+    const pages = await allPages(client, "obama");
+    assert.deepEqual(pages.flatMap((p) => p.faces.map((f) => f.imageSha256)), photos.map(sha256));
+    assert.deepEqual(pages.flatMap((p) => p.faces.map((f) => sha256(f.image))), photos.map(sha256));
+    assert.deepEqual(pages.map((p) => p.faces.length), [2, 1, 1, 1]);
+    for (const page of pages) {
+      const bytes = page.faces.reduce((sum, f) => sum + f.image.length, 0);
+      assert.ok(bytes <= EXPORT_PAGE_BYTES || page.faces.length === 1, `a page of ${bytes} bytes of photos`);
+      assert.deepEqual([page.identifier, page.collection, page.createdAt], [pages[0].identifier, pages[0].collection, pages[0].createdAt]);
+    }
+    assert.deepEqual(pages.map((p) => p.webhooks.length), [1, 0, 0, 0]);
+  });
+
+  it("gives every detection log entry, newest first, 1000 a page (10,000 were all an export gave)", async () => {
+    const count = 10_050;
+    await server.database.knex.raw(
+      `INSERT INTO detections (collection, identifier, frame_id, track_id, box_x, box_y, box_width, box_height, confidence, distance)
+       SELECT 'default', 'obama', 'f' || n, 1, 0, 0, 10, 10, 0.9, 0.1 FROM generate_series(1, ?) n`,
+      [count],
+    );
+    const pages = await allPages(client, "obama");
+    assert.ok(pages.every((p) => p.detections.length <= EXPORT_PAGE_DETECTIONS));
+    const frames = pages.flatMap((p) => p.detections.map((d) => d.frameId));
+    assert.equal(frames.length, count);
+    assert.deepEqual(frames, Array.from({ length: count }, (_, i) => `f${count - i}`));
+    assert.equal(pages.flatMap((p) => p.faces).length, photos.length, "the faces still once each");
+  });
+
+  it("gives the pages over REST, the next page's token in the body", async () => {
+    let faces = 0;
+    let pages = 0;
+    for (let token = ""; pages === 0 || token !== ""; pages++) {
+      const answer = await fetch(`${server.url}/api/v1/users/obama/export?page_token=${encodeURIComponent(token)}`);
+      assert.equal(answer.status, 200);
+      const body = await answer.json();
+      faces += body.faces.length;
+      token = body.nextPageToken;
+    }
+    assert.equal(faces, photos.length);
+    assert.equal(pages, Math.ceil(10_050 / EXPORT_PAGE_DETECTIONS));
+  });
+
+  it("refuses a page token not given by the service, another user's, or one of a user deleted and registered again", async () => {
+    await client.register({ identifier: "amy", image: face("faceapijs/amy1.png") });
+    const token = (await client.exportUser({ identifier: "obama" })).nextPageToken;
+    for (const [identifier, pageToken] of [["amy", token], ["obama", "bm90IGEgdG9rZW4"], ["obama", `${token}!`]]) {
+      await assert.rejects(client.exportUser({ identifier, pageToken }), (e) => codeOf(e) === Code.InvalidArgument, `${identifier} ${pageToken}`);
+    }
+    for (const image of photos.slice(0, 3)) await client.register({ identifier: "again", image });
+    const old = (await client.exportUser({ identifier: "again" })).nextPageToken;
+    await client.deleteUser({ identifier: "again" });
+    await assert.rejects(client.exportUser({ identifier: "again", pageToken: old }), (e) => codeOf(e) === Code.NotFound);
+    await client.register({ identifier: "again", image: photos[0] });
+    await assert.rejects(client.exportUser({ identifier: "again", pageToken: old }), (e) => {
+      assert.equal(codeOf(e), Code.InvalidArgument);
+      assert.match(ConnectError.from(e).message, /page_token belongs to another user's export/);
+      return true;
+    });
+  });
+
+  it("answers an export racing the user's deletion with the export or NotFound, never another error", async () => {
+    const outcomes = new Set<string>();
+    for (let round = 0; round < 30; round++) {
+      for (const image of photos.slice(0, 3)) await client.register({ identifier: "racer", image });
+      const [exported] = await Promise.allSettled([allPages(client, "racer"), new Promise((resolve) => setTimeout(resolve, round % 10)).then(() => client.deleteUser({ identifier: "racer" }))]);
+      outcomes.add(exported.status === "fulfilled" ? "exported" : Code[codeOf(exported.reason)] + (codeOf(exported.reason) === Code.NotFound ? "" : `: ${ConnectError.from(exported.reason).message}`));
+    }
+    for (const outcome of outcomes) assert.ok(outcome === "exported" || outcome === "NotFound", outcome);
+  });
+});
