@@ -4,7 +4,7 @@ import type { FaceOrigin } from "./face-search.js";
 import type { StoredImages } from "./stored-images.js";
 
 /** One stored face of a user as ExportUser gives it. */
-export interface ExportedFace {
+export interface ExportPageFace {
   /** The face's row id: where the next page of faces starts. */
   id: number;
   embedding: number[];
@@ -28,16 +28,16 @@ export interface UserExportPage {
   createdAt: Date;
   negativeExamples: number;
   /** Faces after the requested one, oldest first, within the page's byte budget (at least one). */
-  faces: ExportedFace[];
+  faces: ExportPageFace[];
   /** Where the next page of faces starts (the last face this page read); null when none follow. */
   nextAfterFaceId: number | null;
 }
 
 /**
  * Reads a user and the faces after `afterFaceId` (none when null) whose photos (and embeddings) fit
- * in `maxBytes`, at least one; undefined when the user does not exist. Photos are read only for the faces of the
- * page. A face deleted meanwhile (DeleteUser, an auto-added face pruned) is left out; its user
- * deleted meanwhile makes the whole page undefined.
+ * in `maxBytes`, at least one; undefined when the user does not exist. Photos are read only for the
+ * faces of the page. A face deleted meanwhile (DeleteUser, an auto-added face pruned) is left out;
+ * its user deleted meanwhile makes the whole page undefined.
  */
 export async function readUserExportPage(knex: Knex, images: StoredImages, collection: string, identifier: string, afterFaceId: number | null, maxBytes: number): Promise<UserExportPage | undefined> {
   const user = await knex("users").where({ collection, identifier }).first("id", "created_at");
@@ -56,7 +56,7 @@ export async function readUserExportPage(knex: Knex, images: StoredImages, colle
     bytes += size;
     taken++;
   }
-  const faces: ExportedFace[] = [];
+  const faces: ExportPageFace[] = [];
   for (const r of rows.slice(0, taken)) {
     const image = r.image_sha256 ? await imageOf(knex, images, r.image_sha256, Number(r.id)) : new Uint8Array();
     if (image === undefined) continue;
