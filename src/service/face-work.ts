@@ -9,7 +9,7 @@ import type { DetectionLog } from "../store/detections.js";
 import { MAX_REGISTERED_FACES } from "../store/per-user-limits.js";
 import type { IdentityStore, StoredFace, StoredImage } from "../store/identities.js";
 import type { FaceEvent } from "../events.js";
-import type { ImageInputLimits } from "./inputs.js";
+import { maxFacesOf, type ImageInputLimits } from "./inputs.js";
 import { registrationEvents } from "./identity-events.js";
 import type { QualityGates } from "./reference-quality.js";
 import type { Admission } from "./admission.js";
@@ -71,10 +71,14 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
     return { box: face.box, landmarks: face.landmarks, score: face.score, quality: face.quality };
   }
 
-  /** Decodes and finds faces, largest first, not yet aligned (engine.prepare does that for those a caller embeds). */
+  /**
+   * Decodes and finds faces, largest first, at most a request's `maxFaces` (maxFacesOf), not yet
+   * aligned (engine.prepare does that for those a caller embeds).
+   */
   async function foundFacesOf(bytes: Uint8Array, maxFaces: number, options?: DetectOptions | (() => Promise<DetectOptions>)): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
+    const limit = maxFacesOf(maxFaces);
     const image = await engine.decode(bytes);
-    const faces = await engine.find(image, maxFaces, typeof options === "function" ? await options() : options);
+    const faces = await engine.find(image, limit, typeof options === "function" ? await options() : options);
     metrics.facesDetected.inc(faces.length);
     return { image, faces };
   }

@@ -505,7 +505,7 @@ export type DetectRequest = Message<"face.v1.DetectRequest"> & {
   imageUrl: string;
 
   /**
-   * At most this many faces, largest first; 0 = all.
+   * At most this many faces, largest first: 1-100, or 0 for the 100 largest (InvalidArgument over 100).
    *
    * @generated from field: uint32 max_faces = 3;
    */
@@ -571,6 +571,8 @@ export type ExtractFeaturesRequest = Message<"face.v1.ExtractFeaturesRequest"> &
   imageUrl: string;
 
   /**
+   * At most this many faces, largest first: 1-100, or 0 for the 100 largest (InvalidArgument over 100).
+   *
    * @generated from field: uint32 max_faces = 3;
    */
   maxFaces: number;
@@ -656,6 +658,8 @@ export type AnalyzeRequest = Message<"face.v1.AnalyzeRequest"> & {
   imageUrl: string;
 
   /**
+   * At most this many faces, largest first: 1-100, or 0 for the 100 largest (InvalidArgument over 100).
+   *
    * @generated from field: uint32 max_faces = 3;
    */
   maxFaces: number;
@@ -813,7 +817,7 @@ export type SyncRequest = Message<"face.v1.SyncRequest"> & {
   identifier: string;
 
   /**
-   * At most this many faces, largest first; 0 = all.
+   * At most this many faces, largest first: 1-100, or 0 for the 100 largest (InvalidArgument over 100).
    *
    * @generated from field: uint32 max_faces = 3;
    */
