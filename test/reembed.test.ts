@@ -44,6 +44,31 @@ describe("re-embedding after a model upgrade (npm run reembed)", () => {
     assert.deepEqual(await reembedFaces(server.database, (await openStoredImages(server.database, server.dataDir)).images, testEngine()), { reembedded: 0, withoutPhoto: 0, notFound: 0 }, "a second run has nothing to do");
   });
 
+  it("goes on past a face deleted while it runs (DeleteUser between listing the face and reading its photo)", async () => {
+    const knex = server.database.knex;
+    await client.register({ identifier: "amy", image: face("faceapijs/amy1.png") });
+    await client.register({ identifier: "lin", image: face("video/lin-manuel-miranda.png") });
+    await knex("faces").update({ model: "old-model@0" });
+    const stored = (await openStoredImages(server.database, server.dataDir)).images;
+    let deleted = false;
+    // The first photo read: the service deletes its user just before (a real DeleteUser), so the read meets no photo.
+    const deletingFirst = {
+      async read(sha256: string) {
+        if (!deleted) {
+          deleted = true;
+          const [owner] = await knex("faces as f").join("users as u", "u.id", "f.user_id").where({ "f.image_sha256": sha256 }).select("u.identifier");
+          await client.deleteUser({ identifier: owner.identifier });
+        }
+        return stored.read(sha256);
+      },
+    };
+    const seen: string[] = [];
+    const summary = await reembedFaces(server.database, deletingFirst, testEngine(), (d) => seen.push(d));
+    assert.deepEqual(summary, { reembedded: 3, withoutPhoto: 0, notFound: 0 });
+    assert.match(seen[0], /^face \d+: deleted meanwhile$/);
+    assert.equal(await countStaleFaces(knex), 0);
+  });
+
   it("runs as a command (npm run reembed) and says what it did", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "face-reembed-"));
     try {

@@ -44,7 +44,16 @@ export async function reembedFaces(database: Pick<Database, "knex" | "memory">, 
         onFace?.(`face ${stored.id}: no photo stored`);
         continue;
       }
-      const image = await engine.decode(await images.read(stored.imageSha256));
+      // A face deleted after its batch was listed took its photo with it: nothing left to do.
+      const bytes = await images.read(stored.imageSha256).catch(async (e) => {
+        if (await stale.exists(stored.id)) throw e;
+        return undefined;
+      });
+      if (bytes === undefined) {
+        onFace?.(`face ${stored.id}: deleted meanwhile`);
+        continue;
+      }
+      const image = await engine.decode(bytes);
       const best = (await engine.locate(image, 0)).map((face) => ({ face, overlap: intersectionOverUnion(face.box, stored.box) })).sort((a, b) => b.overlap - a.overlap)[0];
       if (best === undefined || best.overlap < MIN_OVERLAP) {
         summary.notFound++;

@@ -221,14 +221,22 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
     },
 
     async primaryImage(collection, identifier) {
-      const row = await knex("faces as f")
-        .join("users as u", "u.id", "f.user_id")
-        .join("images as i", "i.sha256", "f.image_sha256")
-        .where({ "u.collection": collection, "u.identifier": identifier })
-        .orderBy([{ column: "f.is_primary", order: "desc" }, { column: "f.id", order: "asc" }])
-        .first("i.sha256", "i.content_type");
-      if (row === undefined) return undefined;
-      return { bytes: await images.read(row.sha256), contentType: row.content_type };
+      // A DeleteUser (or an upgrade replacing the primary) committed between reading the row and
+      // reading the bytes took the photo away: the row is read again, and is gone or another.
+      for (let attempt = 1; ; attempt++) {
+        const row = await knex("faces as f")
+          .join("users as u", "u.id", "f.user_id")
+          .join("images as i", "i.sha256", "f.image_sha256")
+          .where({ "u.collection": collection, "u.identifier": identifier })
+          .orderBy([{ column: "f.is_primary", order: "desc" }, { column: "f.id", order: "asc" }])
+          .first("i.sha256", "i.content_type");
+        if (row === undefined) return undefined;
+        try {
+          return { bytes: await images.read(row.sha256), contentType: row.content_type };
+        } catch (e) {
+          if (attempt === 3) throw e;
+        }
+      }
     },
 
     async deleteUser(collection, identifier, events = () => []) {
