@@ -8,6 +8,7 @@ import { FaceService, type RegisterRequestSchema } from "../gen/face/v1/face_pb.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { decodeImage } from "../src/engine/decode.js";
 import { FaceError } from "../src/errors.js";
+import { crowdPhoto } from "./support/crowd.js";
 import { writtenDetections } from "./support/detections.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
@@ -154,18 +155,31 @@ describe("hostile input through every protocol", () => {
   it("handles at most 100 faces of a crowd photo and refuses max_faces over 100", async () => {
     // 144 faces in one 1440 px photo: every face of it was embedded, searched and logged (900 faces
     // of a 3.5 MB photo kept both cores busy for 36 s of one Analyze).
-    const found = (await grpc.detect({ image: OBAMA })).faces[0].box!;
-    const left = Math.max(0, Math.round(found.x - found.width * 0.3));
-    const top = Math.max(0, Math.round(found.y - found.height * 0.3));
-    const crop = await sharp(OBAMA).extract({ left, top, width: Math.round(found.width * 1.6), height: Math.round(found.height * 1.6) }).resize(120, 120).toBuffer();
-    const tiles = Array.from({ length: 144 }, (_, i) => ({ input: crop, left: (i % 12) * 120, top: Math.floor(i / 12) * 120 }));
-    const crowd = new Uint8Array(await sharp({ create: { width: 1440, height: 1440, channels: 3, background: "#888" } }).composite(tiles).jpeg({ quality: 85 }).toBuffer());
+    const crowd = await crowdPhoto(OBAMA, (await grpc.detect({ image: OBAMA })).faces[0].box!, 12);
     assert.equal((await grpc.detect({ image: crowd, maxFaces: 144 }).catch((e) => ConnectError.from(e).code)), Code.InvalidArgument);
     assert.equal((await grpc.detect({ image: crowd })).faces.length, 100);
     assert.equal((await grpc.extractFeatures({ image: crowd })).faces.length, 100);
     assert.equal((await grpc.syncFrame({ image: crowd, frameId: "crowd" })).faces.length, 100);
     assert.equal((await writtenDetections(server.database.knex, { frame_id: "crowd" }, 100)).length, 100);
     assert.equal((await grpc.analyze({ image: crowd, maxFaces: 3 })).faces.length, 3);
+  });
+
+  it("tracks a Sync stream's frames in order when a frame between them is refused at once", async () => {
+    // The first frame's 100 faces take a while to embed; the second is refused before it waits for
+    // anything; the third, the same photo, must continue the first frame's tracks (the same ids),
+    // not be tracked before the first is done (new ids, and "still users" asked of no one).
+    const crowd = await crowdPhoto(OBAMA, (await grpc.detect({ image: OBAMA })).faces[0].box!, 12);
+    async function* frames() {
+      yield { image: crowd, frameId: "1" };
+      yield { image: new Uint8Array(), frameId: "2" };
+      yield { image: crowd, frameId: "3" };
+    }
+    const answers = [];
+    for await (const answer of grpc.sync(frames())) answers.push(answer);
+    assert.deepEqual(answers.map((a) => a.error?.code ?? ""), ["", "invalid_argument", ""]);
+    const ids = (i: number) => answers[i].faces.map((f) => f.trackId).sort((a, b) => a - b);
+    assert.equal(ids(0).length, 100);
+    assert.deepEqual(ids(2), ids(0));
   });
 
   it("still recognizes the person registered before the barrage", async () => {

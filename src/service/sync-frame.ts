@@ -186,7 +186,10 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
         const faces = new Promise<FacesSeen | undefined>((resolve) => (seen = resolve));
         const order: FrameOrder = { previousFaces, previousDone, seen };
         const result = run(() => syncFrame(input, memory, order));
-        previousDone = result.then(() => undefined, () => undefined);
+        // Done when this frame and every frame before it are: a frame refused before it waited for
+        // the one before (a bad field, an empty image) must not let the next be tracked ahead of it.
+        const done = result.then(() => undefined, () => undefined);
+        previousDone = previousDone.then(() => done);
         // A frame that failed (or was refused) before finding its faces passes on what the one before
         // saw; one that found them has told already, and a promise settles once.
         void previousDone.then(() => order.previousFaces).then(seen);
