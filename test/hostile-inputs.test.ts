@@ -4,11 +4,11 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import sharp from "sharp";
-import { FaceService, type RegisterRequestSchema } from "../gen/face/v1/face_pb.js";
+import { FaceService, type RegisterRequestSchema, type SyncResponse } from "../gen/face/v1/face_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { decodeImage } from "../src/engine/decode.js";
 import { FaceError } from "../src/errors.js";
-import { crowdPhoto } from "./support/crowd.js";
+import { crowdPhoto } from "./support/photos.js";
 import { writtenDetections } from "./support/detections.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
@@ -139,7 +139,7 @@ describe("hostile input through every protocol", () => {
       yield { image: photo, frameId: long };
       yield { image: photo, frameId: "f".repeat(128) };
     }
-    const answers = [];
+    const answers: SyncResponse[] = [];
     for await (const answer of grpc.sync(frames())) answers.push(answer);
     assert.deepEqual(answers.map((a) => [a.frameId.length, a.error?.code ?? "", a.faces.map((f) => f.identifier)]), [
       [6, "", ["obama"]],
@@ -174,7 +174,7 @@ describe("hostile input through every protocol", () => {
       yield { image: new Uint8Array(), frameId: "2" };
       yield { image: crowd, frameId: "3" };
     }
-    const answers = [];
+    const answers: SyncResponse[] = [];
     for await (const answer of grpc.sync(frames())) answers.push(answer);
     assert.deepEqual(answers.map((a) => a.error?.code ?? ""), ["", "invalid_argument", ""]);
     const ids = (i: number) => answers[i].faces.map((f) => f.trackId).sort((a, b) => a - b);

@@ -2,13 +2,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import sharp from "sharp";
 import type { ExportUserResponse, FaceService } from "../gen/face/v1/face_pb.js";
 import { EXPORT_PAGE_BYTES, EXPORT_PAGE_DETECTIONS } from "../src/service/export-pages.js";
+import { largePhotos } from "./support/photos.js";
 import { face } from "./support/testdata.js";
 import { useTestServer, type TestServer } from "./support/server.js";
-import { describeUnless } from "./support/suite.js";
-import { until } from "./support/until.js";
 
 const OBAMA = face("face_recognition/obama.jpg");
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -21,11 +19,6 @@ async function allPages(client: Client<typeof FaceService>, identifier: string):
   return pages;
 }
 
-/** Five different photos of one face, 0.6 to 1.5 MB: 5.3 MB in all. */
-function largePhotos(): Promise<Buffer[]> {
-  return Promise.all([1000, 1200, 1400, 1600, 1800].map((width) => sharp(OBAMA).resize(width).jpeg({ quality: 98, chromaSubsampling: "4:4:4" }).toBuffer()));
-}
-
 describe("ExportUser, a page at a time", () => {
   let server: TestServer;
   let client: Client<typeof FaceService>;
@@ -33,7 +26,7 @@ describe("ExportUser, a page at a time", () => {
   useTestServer(async (s, c) => {
     server = s;
     client = c;
-    photos = await largePhotos();
+    photos = await largePhotos(OBAMA);
     for (const image of photos) await client.register({ identifier: "obama", image });
     await client.createWebhook({ url: "http://8.8.8.8/hook", identifier: "obama" });
   });
@@ -96,54 +89,5 @@ describe("ExportUser, a page at a time", () => {
       assert.match(ConnectError.from(e).message, /page_token belongs to another user's export/);
       return true;
     });
-  });
-});
-
-/**
- * A DeleteUser committed between reading a user's face rows and reading a photo's bytes, made
- * certain: a transaction locks image_bytes, so the read of the bytes waits; the transaction then
- * deletes the user (faces, photos) as DeleteUser does and commits. PostgreSQL only: there the bytes
- * are rows, and PGlite's one connection cannot hold a lock beside a read.
- */
-describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL (a PostgreSQL server; .ci/run starts one)", "a person's photos read while the person is deleted", () => {
-  let server: TestServer;
-  let client: Client<typeof FaceService>;
-  let photos: Buffer[];
-  useTestServer(async (s, c) => {
-    server = s;
-    client = c;
-    photos = await largePhotos();
-  });
-
-  async function deletedWhileReading<T>(identifier: string, read: () => Promise<T>): Promise<PromiseSettledResult<T>> {
-    const knex = server.database.knex;
-    const trx = await knex.transaction();
-    try {
-      await trx.raw("LOCK TABLE image_bytes IN ACCESS EXCLUSIVE MODE");
-      const reading = Promise.allSettled([read()]);
-      await until(async () => (await knex.raw("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%image_bytes%'")).rows[0].n > 0, "the read of a photo's bytes to wait");
-      const user = await trx("users").where({ identifier }).first("id");
-      const faces: { image_sha256: string }[] = await trx("faces").where({ user_id: user.id }).delete().returning("image_sha256");
-      await trx("users").where({ id: user.id }).delete();
-      const shas = faces.map((f) => f.image_sha256);
-      await trx("image_bytes").whereIn("sha256", shas).delete();
-      await trx("images").whereIn("sha256", shas).delete();
-      await trx.commit();
-      return (await reading)[0];
-    } finally {
-      if (!trx.isCompleted()) await trx.rollback();
-    }
-  }
-
-  const outcome = (settled: PromiseSettledResult<unknown>) => (settled.status === "fulfilled" ? "answered" : `${Code[codeOf(settled.reason)]}: ${ConnectError.from(settled.reason).message}`);
-
-  it("ExportUser answers NotFound, not Internal", async () => {
-    for (const image of photos.slice(0, 2)) await client.register({ identifier: "exported", image });
-    assert.match(outcome(await deletedWhileReading("exported", () => client.exportUser({ identifier: "exported" }))), /^NotFound/);
-  });
-
-  it("GetUserFace answers NotFound, not Internal", async () => {
-    await client.register({ identifier: "shown", image: photos[2] });
-    assert.match(outcome(await deletedWhileReading("shown", () => client.getUserFace({ identifier: "shown" }))), /^NotFound/);
   });
 });
