@@ -59,4 +59,13 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL 
     await client.register({ identifier: "shown", image: photos[2] });
     assert.match(outcome(await deletedDuring("shown", photoBytes, () => client.getUserFace({ identifier: "shown" }))), /^NotFound/);
   });
+
+  it("CorrectMatch 'it is them' answers NotFound and does not bring the deleted user back", async () => {
+    await client.register({ identifier: "corrected", image: face("face_recognition/obama.jpg") });
+    // Between finding the user and adding the photo to it: users is locked against writes, not reads.
+    const usersWritten = { table: "users", mode: "EXCLUSIVE", waiting: "users" };
+    const settled = await deletedDuring("corrected", usersWritten, () => client.correctMatch({ identifier: "corrected", image: face("face_recognition/obama2.jpg"), isMatch: true }));
+    assert.match(outcome(settled), /^NotFound/);
+    assert.equal(await server.database.knex("users").where({ identifier: "corrected" }).first("id"), undefined, "erased stays erased");
+  });
 });

@@ -171,7 +171,7 @@ export function createFaceService(deps: FaceServiceDeps) {
         ? await identities.distanceToUser(collection, identifier, embedding).then((d) => d !== undefined)
         : await identities.addNegativeExample(collection, identifier, embedding, EMBEDDING_MODEL);
       if (!known) throw noSuchUser(identifier, collection);
-      if (input.isMatch) await addRegisteredFace(collection, identifier, face, embedding, bytes, image);
+      if (input.isMatch) await addRegisteredFace(collection, identifier, face, embedding, bytes, image, true);
       return { identifier, isMatch: input.isMatch };
     },
   };

@@ -11,6 +11,7 @@ import type { IdentityStore, StoredFace, StoredImage } from "../store/identities
 import type { FaceEvent } from "../events.js";
 import { maxFacesOf, type ImageInputLimits } from "./inputs.js";
 import { registrationEvents } from "./identity-events.js";
+import { noSuchUser } from "./users.js";
 import type { QualityGates } from "./reference-quality.js";
 import type { Admission } from "./admission.js";
 
@@ -126,14 +127,15 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
   }
 
   /**
-   * Adds a registered face (and its photo) to `identifier`, creating the user when new, with its
-   * user.registered event in the same transaction. Returns whether the user was created and the
-   * photo kept (undefined when FACE_STORE_IMAGES=false).
+   * Adds a registered face (and its photo) to `identifier`, creating the user when new (NotFound
+   * instead with `existingUser`), with its user.registered event in the same transaction. Returns
+   * whether the user was created and the photo kept (undefined when FACE_STORE_IMAGES=false).
    */
-  async function addRegisteredFace(collection: string, identifier: string, face: LocatedFace, embedding: Float32Array, bytes: Uint8Array, image: DecodedImage) {
+  async function addRegisteredFace(collection: string, identifier: string, face: LocatedFace, embedding: Float32Array, bytes: Uint8Array, image: DecodedImage, existingUser = false) {
     const stored = storedFace(face, embedding);
     const img = storedImage(bytes, image);
-    const { created, full } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img)));
+    const { created, full, gone } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img), existingUser));
+    if (gone) throw noSuchUser(identifier, collection);
     if (full) throw new FaceError("failed_precondition", `${identifier} has ${MAX_REGISTERED_FACES} registered reference photos, the most a user may have; delete the user to register it again`);
     return { created, image: img };
   }

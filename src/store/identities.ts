@@ -3,6 +3,9 @@ import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
 import { createFaceSearch, type DistanceOptions, type PrimaryFace, type SearchHit } from "./face-search.js";
 import { ensureRoomForRegisteredFace, insertNegativeExample, UserFull } from "./per-user-limits.js";
+
+/** Raised inside a face's transaction for an existing user that is no more, so that it rolls back (its image row too). */
+class UserGone extends Error {}
 import { deleteOrphanImages, type StoredImage, type StoredImages } from "./stored-images.js";
 import type { FaceEvent } from "../events.js";
 import type { MemoryGallery } from "./memory-gallery.js";
@@ -32,11 +35,13 @@ export type EventsOf<Outcome> = (outcome: Outcome) => readonly FaceEvent[];
 /** Users, their face embeddings and their reference images, in PostgreSQL + pgvector (photos: StoredImages). */
 export interface IdentityStore {
   /**
-   * Adds a face to `identifier` (creating the user when new); returns whether the user was created,
-   * or `full` (nothing written) when the user has MAX_REGISTERED_FACES registered faces already.
-   * `image` undefined: the original is not kept (FACE_STORE_IMAGES=false).
+   * Adds a face to `identifier` (creating the user when new, unless `existingUser`); returns whether
+   * the user was created, `full` (nothing written) when the user has MAX_REGISTERED_FACES registered
+   * faces already, or `gone` (nothing written) when `existingUser` and there is no such user (a
+   * DeleteUser may have committed since the caller found it). `image` undefined: the original is not
+   * kept (FACE_STORE_IMAGES=false).
    */
-  addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage | undefined, events?: EventsOf<{ created: boolean }>): Promise<{ created: boolean; full?: true }>;
+  addFace(collection: string, identifier: string, face: StoredFace, image: StoredImage | undefined, events?: EventsOf<{ created: boolean }>, existingUser?: boolean): Promise<{ created: boolean; full?: true; gone?: true }>;
   /**
    * Nearest users (not faces) by cosine distance, closest first, leaving out users with a negative
    * example within `negativeMaxDistance` of the query.
@@ -117,7 +122,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
   }
 
   return {
-    async addFace(collection, identifier, face, image, events = () => []) {
+    async addFace(collection, identifier, face, image, events = () => [], existingUser = false) {
       const outcome = await images.withImage(image, () =>
         knex.transaction(async (trx) => {
           await trx("collections").insert({ name: collection }).onConflict("name").ignore();
@@ -126,13 +131,17 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
           // concurrent DeleteUser removed the conflicting row, so there is always a user row to add
           // the face to (a separate SELECT after "insert or ignore" found none and failed), and a
           // DeleteUser arriving now waits for this commit and then deletes the face too.
-          // xmax is 0 only on a row this statement inserted.
-          const upserted = await trx.raw(
-            `INSERT INTO users (collection, identifier) VALUES (?, ?)
-             ON CONFLICT (collection, identifier) DO UPDATE SET updated_at = now()
-             RETURNING id, (xmax = 0) AS created`,
-            [collection, identifier],
-          );
+          // xmax is 0 only on a row this statement inserted. A face for an existing user only locks
+          // its row: were it gone, creating it again would undo a DeleteUser (an erasure).
+          const upserted = existingUser
+            ? await trx.raw("SELECT id, false AS created FROM users WHERE collection = ? AND identifier = ? FOR UPDATE", [collection, identifier])
+            : await trx.raw(
+                `INSERT INTO users (collection, identifier) VALUES (?, ?)
+                 ON CONFLICT (collection, identifier) DO UPDATE SET updated_at = now()
+                 RETURNING id, (xmax = 0) AS created`,
+                [collection, identifier],
+              );
+          if (upserted.rows.length === 0) throw new UserGone();
           const { id: userId, created } = upserted.rows[0] as { id: number | string; created: boolean };
           // The same photo twice for one user is one reference, not two.
           const same = image === undefined ? undefined : await trx("faces").where({ user_id: userId, image_sha256: image.sha256 }).first("id");
@@ -149,9 +158,11 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
         }),
       ).catch((e) => {
         if (e instanceof UserFull) return "full" as const;
+        if (e instanceof UserGone) return "gone" as const;
         throw e;
       });
       if (outcome === "full") return { created: false, full: true };
+      if (outcome === "gone") return { created: false, gone: true };
       if (outcome.faceId !== undefined) options.memory?.added(collection, outcome.faceId, face.embedding);
       return { created: outcome.created };
     },
