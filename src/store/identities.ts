@@ -11,6 +11,7 @@ import type { FaceEvent } from "../events.js";
 import type { MemoryGallery } from "./memory-gallery.js";
 import type { UserRemovals } from "./user-removals.js";
 import { readUserExportPage, type UserExportPage } from "./user-export.js";
+import { holdCollection } from "./collection-row.js";
 
 export type { StoredImage } from "./stored-images.js";
 export type { DistanceOptions, FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";
@@ -125,7 +126,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
     async addFace(collection, identifier, face, image, events = () => [], existingUser = false) {
       const outcome = await images.withImage(image, () =>
         knex.transaction(async (trx) => {
-          await trx("collections").insert({ name: collection }).onConflict("name").ignore();
+          await holdCollection(trx, collection, "share");
           await images.insert(trx, image);
           // One statement creates the user or locks the existing row: PostgreSQL retries it when a
           // concurrent DeleteUser removed the conflicting row, so there is always a user row to add

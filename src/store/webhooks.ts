@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import type { EventType, FaceEvent } from "../events.js";
+import { holdCollection } from "./collection-row.js";
 import { rowCount } from "./row-count.js";
 import { subscribedEventsOf } from "./subscribed-events.js";
 
@@ -94,9 +95,8 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
       const id = randomUUID();
       subscribed.adding(input.collection, input.events);
       const room = await knex.transaction(async (trx) => {
-        await trx("collections").insert({ name: input.collection }).onConflict("name").ignore();
         // The collection's row lock makes concurrent creations count one after another.
-        await trx("collections").where({ name: input.collection }).forUpdate().first("name");
+        await holdCollection(trx, input.collection, "exclusive");
         const [{ n }] = await trx("webhooks").where({ collection: input.collection }).count({ n: "*" });
         if (Number(n) >= MAX_WEBHOOKS_PER_COLLECTION) return false;
         await trx("webhooks").insert({
