@@ -3,9 +3,6 @@ import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
 import { createFaceSearch, type DistanceOptions, type PrimaryFace, type SearchHit } from "./face-search.js";
 import { ensureRoomForRegisteredFace, insertNegativeExample, UserFull } from "./per-user-limits.js";
-
-/** Raised inside a face's transaction for an existing user that is no more, so that it rolls back (its image row too). */
-class UserGone extends Error {}
 import { deleteOrphanImages, type StoredImage, type StoredImages } from "./stored-images.js";
 import type { FaceEvent } from "../events.js";
 import type { MemoryGallery } from "./memory-gallery.js";
@@ -15,6 +12,9 @@ import { holdCollection } from "./collection-row.js";
 
 export type { StoredImage } from "./stored-images.js";
 export type { DistanceOptions, FaceOrigin, PrimaryFace, SearchHit } from "./face-search.js";
+
+/** Raised inside a face's transaction for an existing user that is no more, so that it rolls back (its image row too). */
+class UserGone extends Error {}
 
 /** What is stored about one reference face. */
 export interface StoredFace {
