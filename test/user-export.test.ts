@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import type { ExportUserResponse, FaceService } from "../gen/face/v1/face_pb.js";
+import { toBinary } from "@bufbuild/protobuf";
+import { ExportUserResponseSchema, type ExportUserResponse, type FaceService } from "../gen/face/v1/face_pb.js";
+import { MAX_WEBHOOKS_PER_COLLECTION } from "../src/store/webhooks.js";
 import { EXPORT_PAGE_BYTES, EXPORT_PAGE_DETECTIONS } from "../src/service/export-pages.js";
 import { largePhotos } from "./support/photos.js";
 import { face } from "./support/testdata.js";
@@ -71,6 +73,26 @@ describe("ExportUser, a page at a time", () => {
     }
     assert.equal(faces, photos.length);
     assert.equal(pages, Math.ceil(10_050 / EXPORT_PAGE_DETECTIONS));
+  });
+
+  it("keeps a first page under 4 MiB with the longest detection log entries and the most webhooks", async () => {
+    // The budget counts photos and embeddings; the entries and webhooks beside them are bounded by
+    // their own limits: 1000 entries of 128 three-byte characters of frame_id, 100 webhooks of
+    // 2048-character URLs (one was created above).
+    await server.database.knex.raw(
+      `INSERT INTO detections (collection, identifier, frame_id, track_id, box_x, box_y, box_width, box_height, confidence, distance)
+       SELECT 'default', 'obama', repeat('€', 128), n, 0, 0, 10, 10, 0.9, 0.1 FROM generate_series(1, ?) n`,
+      [EXPORT_PAGE_DETECTIONS],
+    );
+    for (let i = 1; i < MAX_WEBHOOKS_PER_COLLECTION; i++) {
+      const url = `http://8.8.8.8/${String(i).padStart(3, "0")}/${"x".repeat(2048 - 19)}`;
+      await client.createWebhook({ url, identifier: "obama" });
+    }
+    const first = await client.exportUser({ identifier: "obama" });
+    assert.equal(first.detections.length, EXPORT_PAGE_DETECTIONS);
+    assert.equal(first.webhooks.length, MAX_WEBHOOKS_PER_COLLECTION);
+    const bytes = toBinary(ExportUserResponseSchema, first).length;
+    assert.ok(bytes < 4 * 1024 * 1024, `a first page of ${bytes} bytes`);
   });
 
   it("refuses a page token not given by the service, another user's, or one of a user deleted and registered again", async () => {
