@@ -9,7 +9,7 @@ import type { Knex } from "knex";
 import { intersectionOverUnion } from "../engine/geometry.js";
 import type { FaceEngine } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
-import type { StoredImages } from "../store/stored-images.js";
+import { readFacePhoto, type StoredImages } from "../store/stored-images.js";
 import type { Database } from "../store/database.js";
 import { createStaleFaces } from "../store/stale-faces.js";
 
@@ -45,10 +45,7 @@ export async function reembedFaces(database: Pick<Database, "knex" | "memory">, 
         continue;
       }
       // A face deleted after its batch was listed took its photo with it: nothing left to do.
-      const bytes = await images.read(stored.imageSha256).catch(async (e) => {
-        if (await stale.exists(stored.id)) throw e;
-        return undefined;
-      });
+      const bytes = await readFacePhoto(database.knex, images, stored.imageSha256, stored.id);
       if (bytes === undefined) {
         onFace?.(`face ${stored.id}: deleted meanwhile`);
         continue;

@@ -40,11 +40,6 @@ export function createStaleFaces(knex: Knex, memory?: MemoryGallery) {
       }));
     },
 
-    /** Whether the face is still stored (DeleteUser, auto-healing's pruning may remove it meanwhile). */
-    async exists(faceId: number): Promise<boolean> {
-      return (await knex("faces").where({ id: faceId }).first("id")) !== undefined;
-    },
-
     /** Replaces the face's embedding, only if it still has the model it was listed with (a concurrent run may have done it). */
     async replace(face: StaleFace, embedding: Float32Array, model: string): Promise<void> {
       const updated = await knex("faces").where({ id: face.id, model: face.model }).update({ embedding: vectorParam(embedding), model });

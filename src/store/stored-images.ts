@@ -49,3 +49,16 @@ export async function deleteOrphanImages(trx: Knex.Transaction, imagesOfDeletedF
     .returning("sha256");
   return rows.map((r) => r.sha256);
 }
+
+/**
+ * The photo of the face `faceId`; undefined when the face was deleted (its photo with it) after its
+ * row was read: a DeleteUser, or auto-healing pruning it, between the two reads.
+ */
+export async function readFacePhoto(knex: Knex, images: Pick<StoredImages, "read">, sha256: string, faceId: number): Promise<Uint8Array | undefined> {
+  try {
+    return await images.read(sha256);
+  } catch (e) {
+    if ((await knex("faces").where({ id: faceId }).first("id")) === undefined) return undefined;
+    throw e;
+  }
+}

@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import pgvector from "pgvector";
 import type { FaceOrigin } from "./face-search.js";
-import type { StoredImages } from "./stored-images.js";
+import { readFacePhoto, type StoredImages } from "./stored-images.js";
 
 /** One stored face of a user as ExportUser gives it. */
 export interface ExportPageFace {
@@ -42,23 +42,24 @@ export interface UserExportPage {
 export async function readUserExportPage(knex: Knex, images: StoredImages, collection: string, identifier: string, afterFaceId: number | null, maxBytes: number): Promise<UserExportPage | undefined> {
   const user = await knex("users").where({ collection, identifier }).first("id", "created_at");
   if (user === undefined) return undefined;
-  const rows = afterFaceId === null ? [] : await knex("faces as f")
+  // The page is chosen from the sizes alone; only its own faces' rows (embeddings) are read whole.
+  const sizes: { id: number | string; size: number | string }[] = afterFaceId === null ? [] : await knex("faces as f")
     .leftJoin("images as i", "i.sha256", "f.image_sha256")
     .where({ "f.user_id": user.id })
     .andWhere("f.id", ">", afterFaceId)
     .orderBy("f.id")
-    .select("f.*", "i.content_type", "i.byte_size");
+    .select("f.id", knex.raw("coalesce(i.byte_size, 0) + 4 * vector_dims(f.embedding) AS size"));
   let bytes = 0;
   let taken = 0;
-  for (const r of rows) {
-    const size = Number(r.byte_size ?? 0) + 4 * pgvector.fromSql(r.embedding).length;
-    if (taken > 0 && bytes + size > maxBytes) break;
-    bytes += size;
-    taken++;
-  }
+  while (taken < sizes.length && (taken === 0 || bytes + Number(sizes[taken].size) <= maxBytes)) bytes += Number(sizes[taken++].size);
+  const rows = taken === 0 ? [] : await knex("faces as f")
+    .leftJoin("images as i", "i.sha256", "f.image_sha256")
+    .whereIn("f.id", sizes.slice(0, taken).map((s) => s.id))
+    .orderBy("f.id")
+    .select("f.*", "i.content_type");
   const faces: ExportPageFace[] = [];
-  for (const r of rows.slice(0, taken)) {
-    const image = r.image_sha256 ? await imageOf(knex, images, r.image_sha256, Number(r.id)) : new Uint8Array();
+  for (const r of rows) {
+    const image = r.image_sha256 ? await readFacePhoto(knex, images, r.image_sha256, Number(r.id)) : new Uint8Array();
     if (image === undefined) continue;
     faces.push({
       id: Number(r.id),
@@ -80,15 +81,5 @@ export async function readUserExportPage(knex: Knex, images: StoredImages, colle
   // Read after the faces: a user deleted while they were read has no export.
   const still = await knex("users").where({ id: user.id }).first("id");
   if (still === undefined) return undefined;
-  return { userId: String(user.id), createdAt: new Date(user.created_at), negativeExamples: Number(n), faces, nextAfterFaceId: rows.length > taken ? Number(rows[taken - 1].id) : null };
-}
-
-/** The photo of a face; undefined when the face was deleted (and its photo with it) after it was read. */
-async function imageOf(knex: Knex, images: StoredImages, sha256: string, faceId: number): Promise<Uint8Array | undefined> {
-  try {
-    return await images.read(sha256);
-  } catch (e) {
-    if ((await knex("faces").where({ id: faceId }).first("id")) === undefined) return undefined;
-    throw e;
-  }
+  return { userId: String(user.id), createdAt: new Date(user.created_at), negativeExamples: Number(n), faces, nextAfterFaceId: sizes.length > taken ? Number(sizes[taken - 1].id) : null };
 }
