@@ -132,6 +132,8 @@ describe("corrections", () => {
     const blurred = await (await import("sharp")).default(OBAMA_2).blur(12).jpeg().toBuffer();
     await assert.rejects(client.correctMatch({ image: new Uint8Array(blurred), identifier: "obama", isMatch: true }), (e) => reasonOf(e) === "LOW_SHARPNESS");
     await assert.rejects(client.correctMatch({ image: OBAMA_2, identifier: "nobody", isMatch: false }), (e) => ConnectError.from(e).code === Code.NotFound);
+    await assert.rejects(client.correctMatch({ image: OBAMA_2, identifier: "nobody", isMatch: true }), (e) => ConnectError.from(e).code === Code.NotFound);
+    assert.equal(await server.database.knex("users").where({ identifier: "nobody" }).first("id"), undefined, "'it is them' creates no user");
   });
 });
 

@@ -167,11 +167,10 @@ export function createFaceService(deps: FaceServiceDeps) {
       const { image, face, others } = await primaryFaceOf(bytes);
       if (input.isMatch) requireQuality(face, others, config);
       const [embedding] = await engine.embed([face]);
-      const known = input.isMatch
-        ? await identities.distanceToUser(collection, identifier, embedding).then((d) => d !== undefined)
-        : await identities.addNegativeExample(collection, identifier, embedding, EMBEDDING_MODEL);
-      if (!known) throw noSuchUser(identifier, collection);
+      // Both write to an existing user only, checked inside the write (NotFound otherwise): a check
+      // before it could pass just before a DeleteUser, and the write bring the user back.
       if (input.isMatch) await addRegisteredFace(collection, identifier, face, embedding, bytes, image, true);
+      else if (!(await identities.addNegativeExample(collection, identifier, embedding, EMBEDDING_MODEL))) throw noSuchUser(identifier, collection);
       return { identifier, isMatch: input.isMatch };
     },
   };
