@@ -42,7 +42,7 @@ export function identifierOf(sent: string, field = "identifier"): string {
  * detection log entry (Analyze: its estimates, about 40 ms). Unbounded, a 3.5 MB photo of 900 faces
  * kept both cores busy for 36 s of one Analyze.
  */
-export const MAX_FACES_PER_IMAGE = 100;
+const MAX_FACES_PER_IMAGE = 100;
 
 /** Validates a request's max_faces: 0 means as many as MAX_FACES_PER_IMAGE. */
 export function maxFacesOf(value: number): number {
