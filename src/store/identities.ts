@@ -3,7 +3,7 @@ import { vectorParam } from "./vector-param.js";
 import type { Database } from "./database.js";
 import { createFaceSearch, type DistanceOptions, type PrimaryFace, type SearchHit } from "./face-search.js";
 import { ensureRoomForRegisteredFace, insertNegativeExample, UserFull } from "./per-user-limits.js";
-import { deleteOrphanImages, type StoredImage, type StoredImages } from "./stored-images.js";
+import { deleteOrphanImages, readFacePhoto, type StoredImage, type StoredImages } from "./stored-images.js";
 import type { FaceEvent } from "../events.js";
 import type { MemoryGallery } from "./memory-gallery.js";
 import type { UserRemovals } from "./user-removals.js";
@@ -235,19 +235,16 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
     async primaryImage(collection, identifier) {
       // A DeleteUser (or an upgrade replacing the primary) committed between reading the row and
       // reading the bytes took the photo away: the row is read again, and is gone or another.
-      for (let attempt = 1; ; attempt++) {
+      for (;;) {
         const row = await knex("faces as f")
           .join("users as u", "u.id", "f.user_id")
           .join("images as i", "i.sha256", "f.image_sha256")
           .where({ "u.collection": collection, "u.identifier": identifier })
           .orderBy([{ column: "f.is_primary", order: "desc" }, { column: "f.id", order: "asc" }])
-          .first("i.sha256", "i.content_type");
+          .first("f.id", "i.sha256", "i.content_type");
         if (row === undefined) return undefined;
-        try {
-          return { bytes: await images.read(row.sha256), contentType: row.content_type };
-        } catch (e) {
-          if (attempt === 3) throw e;
-        }
+        const bytes = await readFacePhoto(knex, images, row.sha256, Number(row.id));
+        if (bytes !== undefined) return { bytes, contentType: row.content_type };
       }
     },
 
