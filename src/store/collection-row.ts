@@ -12,10 +12,11 @@ const MAX_TRIES = 10;
  * failed on its foreign key, an Internal error).
  */
 export async function holdCollection(trx: Knex.Transaction, collection: string, lock: "share" | "exclusive"): Promise<void> {
+  // The row is looked for first: it is almost always there, and then this is one statement.
   for (let tries = 1; ; tries++) {
-    await trx("collections").insert({ name: collection }).onConflict("name").ignore();
     const row = trx("collections").where({ name: collection }).first("name");
     if ((await (lock === "share" ? row.forKeyShare() : row.forUpdate())) !== undefined) return;
     if (tries === MAX_TRIES) throw new Error(`collection ${collection} was deleted ${MAX_TRIES} times while a write waited for it`);
+    await trx("collections").insert({ name: collection }).onConflict("name").ignore();
   }
 }
