@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { FaceService } from "../gen/face/v1/face_pb.js";
 import sharp from "sharp";
 import WebSocket from "ws";
 import { stageRuns } from "./support/stage-runs.js";
@@ -117,21 +119,28 @@ describe("WebSocket frames draw from the rate limit", () => {
   });
 });
 
-describe("frames of a gRPC Sync stream draw from the rate limit", () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startTestServer({ FACE_RATE_LIMIT_PER_SECOND: "0.5", FACE_RATE_LIMIT_BURST: "3" });
-  });
-  after(() => server.close());
-
-  it("answers frames beyond the client's rate with resource_exhausted and keeps the stream", async () => {
-    const photo = face("face_recognition/obama.jpg");
-    const requests = (async function* () {
-      for (let i = 0; i < 5; i++) yield { image: photo, frameId: String(i) };
-    })();
-    const answers: string[] = [];
-    for await (const answer of faceClient(server).sync(requests)) answers.push(answer.error?.code ?? "ok");
-    // The stream took one token of three when it opened: two frames pass, three are refused.
-    assert.deepEqual(answers, ["ok", "ok", "resource_exhausted", "resource_exhausted", "resource_exhausted"]);
-  });
+describe("frames of a Sync stream draw from the rate limit, whatever its protocol", () => {
+  const transports = {
+    gRPC: (baseUrl: string) => createGrpcTransport({ baseUrl }),
+    Connect: (baseUrl: string) => createConnectTransport({ baseUrl, httpVersion: "2" }),
+    "gRPC-Web": (baseUrl: string) => createGrpcWebTransport({ baseUrl, httpVersion: "2" }),
+  };
+  for (const [protocol, transport] of Object.entries(transports)) {
+    it(`answers frames beyond the client's rate with resource_exhausted and keeps the stream (${protocol})`, async () => {
+      // A server each: the limit counts the client's address, the same loopback for every protocol.
+      const server = await startTestServer({ FACE_RATE_LIMIT_PER_SECOND: "0.5", FACE_RATE_LIMIT_BURST: "3" });
+      try {
+        const photo = face("face_recognition/obama.jpg");
+        const requests = (async function* () {
+          for (let i = 0; i < 5; i++) yield { image: photo, frameId: String(i) };
+        })();
+        const answers: string[] = [];
+        for await (const answer of createClient(FaceService, transport(server.url)).sync(requests)) answers.push(answer.error?.code ?? "ok");
+        // The stream took one token of three when it opened: two frames pass, three are refused.
+        assert.deepEqual(answers, ["ok", "ok", "resource_exhausted", "resource_exhausted", "resource_exhausted"]);
+      } finally {
+        await server.close();
+      }
+    });
+  }
 });
