@@ -140,6 +140,10 @@ describe("identities: register, recognize, verify, users", () => {
     assert.deepEqual(second.identifiers, ["obama"]);
     assert.equal(second.nextPageToken, "");
     await assert.rejects(client.listUsers({ pageToken: "not-a-token!" }), (e) => codeOf(e) === Code.InvalidArgument);
+    // Well-formed base64url of a key PostgreSQL text cannot hold (it answered Internal).
+    for (const key of ["\0", "obama\0"]) {
+      await assert.rejects(client.listUsers({ pageToken: Buffer.from(key).toString("base64url") }), (e) => codeOf(e) === Code.InvalidArgument);
+    }
   });
 
   it("returns the primary reference image raw, with its content type, over REST too", async () => {

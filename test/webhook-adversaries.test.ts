@@ -78,6 +78,15 @@ describe("webhooks against slow receivers, other collections and time", () => {
     assert.ok((await client.createWebhook({ url: "http://8.8.8.8/hook", collection: "secrets", secret: "s".repeat(256) })).webhook);
   });
 
+  it("refuses a secret with a NUL character, which PostgreSQL text cannot hold, as InvalidArgument", async () => {
+    // It answered Internal: the insert failed in the database.
+    await assert.rejects(faceClient(server).createWebhook({ url: "http://8.8.8.8/hook", collection: "secrets", secret: "sixteen-chars\0-and-more" }), (e) => {
+      assert.equal(codeOf(e), Code.InvalidArgument);
+      assert.match(ConnectError.from(e).message, /secret must not hold NUL/);
+      return true;
+    });
+  });
+
   it("ends a trickling receiver's post at the total deadline, and delivers to other receivers meanwhile", async () => {
     const client = faceClient(server);
     await client.createWebhook({ url: slowUrl, collection: "slow", events: ["user.registered"] });

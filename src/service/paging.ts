@@ -14,11 +14,14 @@ function encodePageToken(lastKey: string): string {
   return Buffer.from(lastKey, "utf8").toString("base64url");
 }
 
-/** The key a page token carries; "" for no token (the first page). */
+/**
+ * The key a page token carries; "" for no token (the first page). No key holds NUL, which
+ * PostgreSQL text cannot (a token carrying one made the query fail: Internal).
+ */
 function decodePageToken(token: string): string {
   if (token === "") return "";
   const value = Buffer.from(token, "base64url").toString("utf8");
-  if (value === "" || encodePageToken(value) !== token) throw new FaceError("invalid_argument", "page_token is not valid");
+  if (value === "" || value.includes("\0") || encodePageToken(value) !== token) throw new FaceError("invalid_argument", "page_token is not valid");
   return value;
 }
 

@@ -33,6 +33,8 @@ export function createWebhookService(store: WebhookStore, options: { allowedHost
       if (input.secret !== "" && (input.secret.length < MIN_SECRET_LENGTH || input.secret.length > MAX_SECRET_LENGTH)) {
         throw invalidArgument(`secret must be ${MIN_SECRET_LENGTH} to ${MAX_SECRET_LENGTH} characters`);
       }
+      // PostgreSQL text cannot hold NUL; stored as given, such a secret made the insert fail.
+      if (input.secret.includes("\0")) throw invalidArgument("secret must not hold NUL characters");
       const secret = input.secret || randomBytes(32).toString("hex");
       const webhook = await store.create({ collection, url: url.toString(), identifier, events, secret });
       if (webhook === undefined) throw new FaceError("failed_precondition", `collection ${collection} holds ${MAX_WEBHOOKS_PER_COLLECTION} webhooks, the most it may; delete one first`);

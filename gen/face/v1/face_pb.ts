@@ -1152,7 +1152,7 @@ export type CreateWebhookRequest = Message<"face.v1.CreateWebhookRequest"> & {
   events: string[];
 
   /**
-   * HMAC-SHA256 key for the signature header, 16 to 256 characters; generated when empty.
+   * HMAC-SHA256 key for the signature header, 16 to 256 characters without NUL; generated when empty.
    *
    * @generated from field: string secret = 4;
    */
