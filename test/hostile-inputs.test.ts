@@ -121,6 +121,21 @@ describe("hostile input through every protocol", () => {
     const twice = await fetch(`${server.url}/api/v1/users?collection=default&collection=other`);
     assert.equal(twice.status, 400);
     assert.match((await twice.json()).message, /collection is given 2 times/);
+    // A number out of its field's range, in the query or a multipart field, is refused as JSON's is
+    // (it answered 500: the message refused the value after the transport had accepted it).
+    for (const value of ["4294967296", "-1"]) {
+      const query = await fetch(`${server.url}/api/v1/users?page_size=${value}`);
+      assert.equal(query.status, 400, `page_size=${value}`);
+      assert.match((await query.json()).message, /page_size/);
+    }
+    for (const [field, value] of [["top_k", "4294967296"], ["threshold", "1e40"], ["threshold", "-1e40"]]) {
+      const form = new FormData();
+      form.append("image", new Blob([Buffer.from(OBAMA)]), "upload");
+      form.append(field, value);
+      const answer = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", body: form });
+      assert.equal(answer.status, 400, `${field}=${value}`);
+      assert.match((await answer.json()).message, new RegExp(field));
+    }
     await assert.rejects(grpc.getUserFace({ identifier: "nobody" }), (e) => ConnectError.from(e).code === Code.NotFound);
     const huge = await post("/api/v1/recognize", "application/json", JSON.stringify({ image: "A".repeat(server.config.maxMessageBytes + 10) }));
     assert.equal(huge.status, 413);

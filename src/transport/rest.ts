@@ -109,7 +109,10 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
         try {
           message = await requestMessage(binding, input, request, () => options.receiveBudget.open(reply.raw));
         } catch (e) {
-          return sendError(reply, request, isFastifyError(e) ? fastifyErrorToConnect(e, limits) : toConnectError(e));
+          const error = isFastifyError(e) ? fastifyErrorToConnect(e, limits) : toConnectError(e);
+          // The RPC interceptor logs the faults of a call; one in reading the request happens before it.
+          if (error.code === Code.Internal) request.log.error({ err: e, route: binding.path }, "REST request could not be read");
+          return sendError(reply, request, error);
         }
         const controller = new AbortController();
         request.raw.once("close", () => {
