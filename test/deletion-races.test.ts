@@ -73,6 +73,22 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL 
     assert.match(outcome(await deletedWhileWaiting(photoBytes, theUser("shown"), () => client.getUserFace({ identifier: "shown" }))), /^NotFound/);
   });
 
+  it("GetUserFace answers the new primary photo when the one it was reading was replaced", async () => {
+    for (const image of photos.slice(3, 5)) await client.register({ identifier: "reshown", image });
+    // What an upgrade with FACE_UPGRADE_MAX_FACES=1 does to the face GetUserFace chose: no longer
+    // primary, then pruned with its photo; another face is primary instead.
+    const primaryReplaced = async (trx: Knex.Transaction) => {
+      const user = await trx("users").where({ identifier: "reshown" }).first("id");
+      const [old] = await trx("faces").where({ user_id: user.id, is_primary: true }).delete().returning("image_sha256");
+      await trx("faces").where({ user_id: user.id }).update({ is_primary: true });
+      await trx("image_bytes").where({ sha256: old.image_sha256 }).delete();
+      await trx("images").where({ sha256: old.image_sha256 }).delete();
+    };
+    const settled = await deletedWhileWaiting(photoBytes, primaryReplaced, () => client.getUserFace({ identifier: "reshown" }));
+    assert.equal(outcome(settled), "answered");
+    assert.ok(Buffer.from((settled as PromiseFulfilledResult<{ data: Uint8Array }>).value.data).equals(photos[4]), "the photo of the face now primary");
+  });
+
   it("CorrectMatch 'it is them' answers NotFound and does not bring the deleted user back", async () => {
     await client.register({ identifier: "corrected", image: face("face_recognition/obama.jpg") });
     // Between finding the user and adding the photo to it: users is locked against writes, not reads.
