@@ -1821,7 +1821,9 @@ export const FaceService: GenService<{
     output: typeof ListUsersResponseSchema;
   },
   /**
-   * GetUserFace returns the stored reference image of a user, raw, with its content type.
+   * GetUserFace returns the stored reference image of a user, raw, with its content type. It is the
+   * photo as registered (up to the service's image limit, 10 MiB by default): a gRPC client receiving
+   * one over 4 MiB needs its receive limit raised.
    * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
    *
    * @generated from rpc face.v1.FaceService.GetUserFace
