@@ -10,6 +10,22 @@ export function fieldNamed(schema: DescMessage, name: string): DescField | undef
 }
 
 /**
+ * Notes where each one-value field of a request was given (the path, the query, the body) and
+ * refuses one given a second time: read as one of them, a Register given two identifiers registered
+ * the person under the last. Repeated fields (a webhook's events) may be given any number of times.
+ */
+export function givenOnce(schema: DescMessage): (name: string, where: string) => void {
+  const given = new Map<string, string>();
+  return (name, where) => {
+    const field = fieldNamed(schema, name);
+    if (field === undefined || field.fieldKind === "list") return;
+    const before = given.get(field.name);
+    if (before !== undefined) throw new ConnectError(`field ${field.name} is given 2 times (${before}, ${where}); it takes one value`, Code.InvalidArgument);
+    given.set(field.name, where);
+  };
+}
+
+/**
  * Sets a field from its text form (path, query or multipart). Unknown query parameters are ignored,
  * as proto JSON ignores unknown fields; unknown path parameters cannot happen.
  */

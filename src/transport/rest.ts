@@ -1,6 +1,5 @@
-import { create, fromJson, getOption, toJson, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
-import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
-import { ScalarType } from "@bufbuild/protobuf";
+import { getOption, toJson, type DescMethod, type Message } from "@bufbuild/protobuf";
+import type { ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import { Readable } from "node:stream";
 import multipart from "@fastify/multipart";
@@ -10,18 +9,16 @@ import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import { httpError, restAnswerOf, toConnectError } from "./errors.js";
-import { fieldNamed, setFromString } from "./rest-fields.js";
-import { countedChunks, type ReceiveBudget, type ReceivingShare } from "./receive-budget.js";
+import { fieldNamed } from "./rest-fields.js";
+import { requestMessage, type RestRequestShape } from "./rest-request.js";
+import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
 
 /** One REST route read from a google.api.http annotation. */
-export interface RestBinding {
+export interface RestBinding extends RestRequestShape {
   method: DescMethod;
   verb: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** Fastify path: `{identifier}` becomes `:identifier`. */
   path: string;
-  pathParams: string[];
-  /** "*" (the whole request is the body), a field name, or "" (no body). */
-  body: string;
   /** A response field sent as the whole body, or "" for the whole response. */
   responseBody: string;
 }
@@ -140,73 +137,6 @@ export function forwardedHeaders(request: FastifyRequest): Record<string, string
     if (typeof value === "string") headers[name] = value;
   }
   return headers;
-}
-
-/** The request's message from its path, query and body; `openShare` counts a multipart body against the receive budget. */
-async function requestMessage(binding: RestBinding, schema: DescMessage, request: FastifyRequest, openShare: () => ReceivingShare): Promise<ReflectMessage> {
-  let message = reflect(schema, create(schema));
-  if (binding.body === "*" && request.isMultipart()) {
-    const share = openShare();
-    try {
-      await readMultipart(message, request, share);
-    } finally {
-      share.give();
-    }
-  } else if (binding.body === "*" && request.body !== undefined && request.body !== null) {
-    if (typeof request.body !== "object" || Array.isArray(request.body)) throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
-    try {
-      message = reflect(schema, fromJson(schema, request.body as never, { ignoreUnknownFields: true }));
-    } catch (e) {
-      throw new ConnectError(`invalid request body: ${(e as Error).message}`, Code.InvalidArgument);
-    }
-  }
-  const query = request.query as Record<string, string | string[]>;
-  for (const [key, value] of Object.entries(query)) {
-    const values = Array.isArray(value) ? value : [value];
-    // A field of one value given twice (?collection=a&collection=b) is refused, not read as the last.
-    if (values.length > 1 && fieldNamed(schema, key)?.fieldKind === "scalar") throw new ConnectError(`query parameter ${key} is given ${values.length} times; it takes one value`, Code.InvalidArgument);
-    for (const v of values) setFromString(message, key, v, false);
-  }
-  const params = request.params as Record<string, string>;
-  for (const name of binding.pathParams) setFromString(message, name, params[name], true);
-  return message;
-}
-
-/**
- * File parts fill bytes fields (a part named "file" is the image); other parts are fields. File bytes
- * count against the receive budget (`share`) as they arrive.
- */
-async function readMultipart(message: ReflectMessage, request: FastifyRequest, share: ReceivingShare): Promise<void> {
-  for await (const part of request.parts()) {
-    if (part.type === "file") {
-      const name = part.fieldname === "file" ? "image" : part.fieldname;
-      const field = fieldNamed(message.desc, name);
-      if (field === undefined || field.fieldKind !== "scalar" || field.scalar !== ScalarType.BYTES) {
-        part.file.resume();
-        throw new ConnectError(`multipart file part ${JSON.stringify(part.fieldname)} is not an image field`, Code.InvalidArgument);
-      }
-      const chunks: Buffer[] = [];
-      let refusal: unknown;
-      for await (const chunk of part.file) {
-        // The rest of a refused file is read and dropped, as toBuffer() does with one over the size
-        // limit: leaving it unread would stall the next request on this connection.
-        if (refusal !== undefined) continue;
-        try {
-          share.take(chunk.length);
-          chunks.push(chunk);
-        } catch (e) {
-          refusal = e;
-          chunks.length = 0;
-        }
-      }
-      if (refusal !== undefined) throw refusal;
-      // What part.toBuffer() throws for a file over the size limit (busboy cut it short).
-      if (part.file.truncated) throw new request.server.multipartErrors.RequestFileTooLargeError();
-      message.set(field, new Uint8Array(Buffer.concat(chunks)));
-    } else {
-      setFromString(message, part.fieldname, String(part.value), false);
-    }
-  }
 }
 
 function sendResponse(reply: FastifyReply, request: FastifyRequest, binding: RestBinding, response: Message): FastifyReply {

@@ -1,0 +1,112 @@
+import { create, fromJson, ScalarType, type DescMessage } from "@bufbuild/protobuf";
+import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Multipart } from "@fastify/multipart";
+import type { FastifyRequest } from "fastify";
+import { fieldNamed, givenOnce, setFromString } from "./rest-fields.js";
+import type { ReceivingShare } from "./receive-budget.js";
+
+/** What a REST route takes from a request besides its query: the path's parameters and the body. */
+export interface RestRequestShape {
+  pathParams: string[];
+  /** "*" (the whole request is the body), a field name, or "" (no body). */
+  body: string;
+}
+
+/** The request's message from its path, query and body; `openShare` counts a multipart body against the receive budget. */
+export async function requestMessage(route: RestRequestShape, schema: DescMessage, request: FastifyRequest, openShare: () => ReceivingShare): Promise<ReflectMessage> {
+  let message = reflect(schema, create(schema));
+  const given = givenOnce(schema);
+  if (route.body === "*" && request.isMultipart()) {
+    const share = openShare();
+    try {
+      await readMultipart(message, request, share, given);
+    } finally {
+      share.give();
+    }
+  } else if (route.body === "*" && request.body !== undefined && request.body !== null) {
+    if (typeof request.body !== "object" || Array.isArray(request.body)) throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
+    for (const key of Object.keys(request.body)) given(key, "body");
+    try {
+      message = reflect(schema, fromJson(schema, request.body as never, { ignoreUnknownFields: true }));
+    } catch (e) {
+      throw new ConnectError(`invalid request body: ${(e as Error).message}`, Code.InvalidArgument);
+    }
+  }
+  const query = request.query as Record<string, string | string[]>;
+  for (const [key, value] of Object.entries(query)) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      given(key, "query");
+      setFromString(message, key, v, false);
+    }
+  }
+  const params = request.params as Record<string, string>;
+  for (const name of route.pathParams) {
+    given(name, "path");
+    setFromString(message, name, params[name], true);
+  }
+  return message;
+}
+
+/**
+ * File parts fill bytes fields (a part named "file" is the image); other parts are fields. File bytes
+ * count against the receive budget (`share`) as they arrive. A refused request's body is still read
+ * to its end, and dropped, as toBuffer() does with a file over the size limit: a part left unread
+ * broke the next request on the same connection (ECONNRESET).
+ */
+async function readMultipart(message: ReflectMessage, request: FastifyRequest, share: ReceivingShare, given: (name: string, where: string) => void): Promise<void> {
+  const parts = request.parts()[Symbol.asyncIterator]();
+  let part: Multipart | undefined;
+  try {
+    for (let next = await parts.next(); !next.done; next = await parts.next()) {
+      part = next.value;
+      await readPart(message, request, part, share, given);
+    }
+  } catch (e) {
+    if (part?.type === "file") part.file.resume();
+    await dropRest(parts);
+    throw e;
+  }
+}
+
+async function readPart(message: ReflectMessage, request: FastifyRequest, part: Multipart, share: ReceivingShare, given: (name: string, where: string) => void): Promise<void> {
+  if (part.type !== "file") {
+    given(part.fieldname, "body");
+    setFromString(message, part.fieldname, String(part.value), false);
+    return;
+  }
+  const name = part.fieldname === "file" ? "image" : part.fieldname;
+  const field = fieldNamed(message.desc, name);
+  if (field === undefined || field.fieldKind !== "scalar" || field.scalar !== ScalarType.BYTES) {
+    throw new ConnectError(`multipart file part ${JSON.stringify(part.fieldname)} is not an image field`, Code.InvalidArgument);
+  }
+  given(name, "body");
+  const chunks: Buffer[] = [];
+  let refusal: unknown;
+  for await (const chunk of part.file) {
+    // The rest of a refused file is read and dropped (see readMultipart).
+    if (refusal !== undefined) continue;
+    try {
+      share.take(chunk.length);
+      chunks.push(chunk);
+    } catch (e) {
+      refusal = e;
+      chunks.length = 0;
+    }
+  }
+  if (refusal !== undefined) throw refusal;
+  // What part.toBuffer() throws for a file over the size limit (busboy cut it short).
+  if (part.file.truncated) throw new request.server.multipartErrors.RequestFileTooLargeError();
+  message.set(field, new Uint8Array(Buffer.concat(chunks)));
+}
+
+/** Reads the parts after a refused one to the body's end, dropping them. */
+async function dropRest(parts: AsyncIterator<Multipart>): Promise<void> {
+  try {
+    for (let next = await parts.next(); !next.done; next = await parts.next()) {
+      if (next.value.type === "file") next.value.file.resume();
+    }
+  } catch {
+    // The body broke off or went over a limit: the refusal already thrown is the answer.
+  }
+}
