@@ -169,6 +169,10 @@ describe("one value on every transport", () => {
     const user = await fetch(`${server.url}/api/v1/users/obama`, { method: "POST" });
     assert.equal(user.status, 405);
     assert.equal(user.headers.get("allow"), "DELETE");
+    // The right method with a trailing slash is not a wrong method (it answered 405 "use GET" to a GET).
+    const slash = await fetch(`${server.url}/api/v1/users/obama/face/`);
+    assert.equal(slash.status, 404);
+    assert.match((await slash.json()).message, /without the trailing slash: \/api\/v1\/users\/obama\/face$/);
     const text = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "text/plain" }, body: "hello" });
     assert.equal(text.status, 415);
     assert.match((await text.json()).message, /text\/plain/);

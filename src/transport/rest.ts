@@ -78,6 +78,10 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
     const path = request.url.split("?")[0];
     // A known path with another method is 405 with the methods it has (RFC 9110 15.5.6).
     const allowed = routePatterns.filter((r) => r.pattern.test(path)).map((r) => r.verb);
+    // The patterns accept a trailing slash, which the routes do not: with the right method, the slash is what is wrong.
+    if (allowed.includes(request.method as RestBinding["verb"])) {
+      return sendError(reply, request, new ConnectError(`no route ${request.method} ${path}; without the trailing slash: ${path.replace(/\/+$/, "")}`, Code.NotFound));
+    }
     if (allowed.length > 0) {
       reply.header("allow", [...new Set(allowed)].join(", "));
       return sendError(reply, request, httpError(405, Code.Unimplemented, `${request.method} is not allowed on ${path}; use ${allowed.join(" or ")}`));
