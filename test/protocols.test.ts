@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
@@ -176,6 +177,12 @@ describe("one value on every transport", () => {
     const text = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "text/plain" }, body: "hello" });
     assert.equal(text.status, 415);
     assert.match((await text.json()).message, /text\/plain/);
+    // A compressed body is refused by name (it was read as JSON: "Body is not valid JSON").
+    for (const headers of [{ "content-type": "application/json" }, { "content-type": "multipart/form-data; boundary=x" }]) {
+      const gzipped = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { ...headers, "content-encoding": "gzip" }, body: gzipSync("{}") });
+      assert.equal(gzipped.status, 415, headers["content-type"]);
+      assert.match((await gzipped.json()).message, /content-encoding gzip is not supported/);
+    }
   });
 
   it("exposes X-Face-Reason, X-Request-Id and Retry-After to browsers", async () => {

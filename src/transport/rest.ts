@@ -95,6 +95,11 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
       url: binding.path,
       // Multipart bodies are read from the request itself (readMultipart counts them); JSON through this.
       preParsing: async (request, reply, payload) => {
+        // REST reads bodies as sent; a compressed one was read as JSON and answered "not valid JSON".
+        const coding = request.headers["content-encoding"]?.trim().toLowerCase();
+        if (coding !== undefined && coding !== "" && coding !== "identity") {
+          throw httpError(415, Code.InvalidArgument, `content-encoding ${coding} is not supported on REST routes; send the body uncompressed (gRPC and Connect take gzip)`);
+        }
         if (request.isMultipart()) return payload;
         const counted = Readable.from(countedChunks(payload, options.receiveBudget.open(reply.raw), false), { objectMode: false });
         // fastify stops listening to a body over its size limit: an error after that must not go unheard.
