@@ -82,6 +82,27 @@ describe("/ws/realtime", () => {
     assert.equal(answers[2].code, "invalid_argument");
   });
 
+  it("refuses an upgrade naming two collections, as REST refuses a field given twice", async () => {
+    // It was upgraded, and each frame was answered "collection must be 1-64 characters of a-z ...".
+    const socket = new WebSocket(realtimeUrl(server, "?collection=default&collection=other"));
+    const [status, body] = await new Promise<[number, string]>((resolve) => {
+      socket.on("open", () => {
+        resolve([101, "{}"]);
+        socket.close();
+      });
+      socket.on("unexpected-response", (req, res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => (text += chunk));
+        res.on("end", () => {
+          resolve([res.statusCode ?? 0, text]);
+          req.destroy();
+        });
+      });
+    });
+    assert.equal(status, 400);
+    assert.match(JSON.parse(body).message, /collection is given 2 times/);
+  });
+
   it("takes camelCase field names as protobuf JSON does, and says when base64 is bad", async () => {
     const group = Buffer.from(face("multi/two_people.jpg")).toString("base64");
     const answers = await session(server, "", (ws) => {

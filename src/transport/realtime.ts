@@ -2,13 +2,13 @@ import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import websocket from "@fastify/websocket";
 import type { WebSocket } from "ws";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
 import { presentedKey, rateLimitExceeded, REALTIME_PATH, type RateLimit } from "./access.js";
 import { frameErrorOf } from "./errors.js";
 import { keepWebSocketAlive } from "./keepalive.js";
 import type { ReceiveBudget } from "./receive-budget.js";
-import { forwardedHeaders } from "./rest.js";
+import { forwardedHeaders, sendError } from "./rest.js";
 
 /** Frames received and not yet answered before the server stops reading the socket (TCP back-pressure). */
 const MAX_UNANSWERED_FRAMES = 4;
@@ -67,7 +67,15 @@ export function isClientProtocolError(error: Error): boolean {
 export function registerRealtimeRoute(app: FastifyInstance, routes: (router: ConnectRouter) => void, rateLimit: RateLimit, receiveBudget: ReceiveBudget): void {
   const client = createClient(FaceService, createRouterTransport(routes));
 
-  app.get(REALTIME_PATH, { websocket: true }, (socket, request) => {
+  // A query parameter given twice is refused before the upgrade, as REST refuses a field given twice
+  // (upgraded, every frame of `?collection=a&collection=b` was answered "collection must be ...").
+  const onceEach = async (request: FastifyRequest, reply: FastifyReply) => {
+    for (const [name, value] of Object.entries(request.query as Record<string, unknown>)) {
+      if (Array.isArray(value)) return sendError(reply, request, new ConnectError(`query parameter ${name} is given ${value.length} times; it takes one value`, Code.InvalidArgument));
+    }
+  };
+
+  app.get(REALTIME_PATH, { websocket: true, preValidation: onceEach }, (socket, request) => {
     const upgrade = request;
     const query = request.query as Record<string, string | undefined>;
     const collection = query.collection ?? "";
