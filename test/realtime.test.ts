@@ -115,6 +115,19 @@ describe("/ws/realtime", () => {
     assert.deepEqual(answers.map((a) => [a.frame_id, a.type, a.count ?? a.code]), [["camel", "results", 1], ["snake", "results", 2], ["bad64", "error", "invalid_argument"], ["long-bad64", "error", "invalid_argument"]]);
     assert.match(String(answers[2].message), /base64/);
   });
+
+  it("refuses a frame whose field has the wrong type, as protobuf JSON does", async () => {
+    // A number for identifier was read as none: the frame registered nobody, without a word.
+    const frame = Buffer.from(face(FRAMES[10])).toString("base64");
+    const answers = await session(server, "", (ws) => {
+      ws.send(JSON.stringify({ type: "frame", image: frame, frame_id: "number-identifier", identifier: 5 }));
+      ws.send(JSON.stringify({ type: "frame", image: frame, frame_id: "list-collection", collection: ["default"] }));
+      ws.send(JSON.stringify({ type: "frame", image: frame, frame_id: 7 }));
+    }, 3);
+    assert.deepEqual(answers.map((a) => [a.type, a.code]), [["error", "invalid_argument"], ["error", "invalid_argument"], ["error", "invalid_argument"]]);
+    assert.deepEqual(answers.map((a) => a.frame_id), ["number-identifier", "list-collection", "2"]);
+    assert.match(String(answers[0].message), /"identifier" must be a string/);
+  });
 });
 
 describe("/ws/realtime with API keys", () => {

@@ -199,20 +199,24 @@ function parseFrame(text: string, frameNumber: number, collection: string): Omit
   const frameIdField = field("frame_id");
   const frameId = typeof frameIdField === "string" ? frameIdField : undefined;
   if (message.type !== "frame") throw new BadFrame('a text message must have "type": "frame"', frameId);
+  // A field of another type is refused, as protobuf JSON refuses it: read as absent, a number for
+  // identifier made the frame register nobody without a word.
+  for (const name of ["frame_id", "identifier", "collection"]) {
+    const value = field(name);
+    if (value !== undefined && value !== null && typeof value !== "string") throw new BadFrame(`"${name}" must be a string`, frameId);
+  }
   const image = field("image");
   if (typeof image !== "string" || image === "") throw new BadFrame('"image" (base64) is required', frameId);
   // Buffer.from skips what is not base64 without a word: a frame would arrive as garbage bytes.
   if (!isBase64(image)) throw new BadFrame('"image" is not valid base64 (standard or URL-safe alphabet)', frameId);
   const maxFaces = field("max_faces") ?? 0;
   if (typeof maxFaces !== "number" || !Number.isInteger(maxFaces) || maxFaces < 0) throw new BadFrame('"max_faces" must be a non-negative integer', frameId);
-  const identifier = field("identifier");
-  const frameCollection = field("collection");
   return {
     image: new Uint8Array(Buffer.from(image, "base64")),
     frameId: frameId ?? String(frameNumber),
-    identifier: typeof identifier === "string" ? identifier : "",
+    identifier: (field("identifier") as string | undefined | null) ?? "",
     maxFaces,
-    collection: typeof frameCollection === "string" ? frameCollection : collection,
+    collection: (field("collection") as string | undefined | null) ?? collection,
   };
 }
 
