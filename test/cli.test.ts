@@ -72,3 +72,44 @@ describe("the command-line tool", () => {
     assert.match(usage.stderr, /unknown command/);
   });
 });
+
+describe("the import against a server that refuses some calls", () => {
+  let server: TestServer;
+  let folder: string;
+
+  before(async () => {
+    // One call a second, and photos of at most 300 kB: obama3.jpg (596 kB) is over it.
+    server = await startTestServer({ FACE_RATE_LIMIT_PER_SECOND: "1", FACE_RATE_LIMIT_BURST: "1", FACE_MAX_IMAGE_BYTES: "300000" });
+    folder = await mkdtemp(join(tmpdir(), "face-import-refused-"));
+    const photos: Record<string, string[]> = { obama: ["obama1.jpg", "obama3.jpg"], john: ["john2.jpeg"], rose: ["rose_leslie_img1.jpg"] };
+    for (const [person, files] of Object.entries(photos)) {
+      await mkdir(join(folder, person));
+      for (const file of files) await symlink(join(FACES_DIR, "face_recognition", file), join(folder, person, file));
+    }
+    await symlink(join(folder, "nowhere.jpg"), join(folder, "john", "missing.jpg"));
+  });
+  after(async () => {
+    await server?.close();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("waits as the rate limit says, and goes on past a photo over the size limit or one it cannot read", async () => {
+    // It stopped at the first of either: "error: [resource_exhausted] ...".
+    const { code, stdout, stderr } = await cli(["import", folder, "--server", server.url]);
+    assert.equal(code, 0, stderr + stdout);
+    assert.match(stdout, /^3 people, 5 photos: 3 registered, 2 refused$/m);
+    assert.match(stderr, /refused: obama\/obama3\.jpg \(image is 595944 bytes, more than the limit of 300000 bytes\)/);
+    assert.match(stderr, /refused: john\/missing\.jpg \(cannot read it: ENOENT/);
+    // Read from the database: a call would meet the same rate limit.
+    assert.deepEqual(await server.database.knex("users").orderBy("identifier").pluck("identifier"), ["john", "obama", "rose"]);
+  });
+
+  it("refuses a --concurrency that is not a whole number from 1 to 64", async () => {
+    // "abc" made no worker at all: nothing was imported, without a word of why.
+    for (const value of ["abc", "0", "1.5", "65"]) {
+      const { code, stderr } = await cli(["import", folder, "--server", server.url, "--concurrency", value]);
+      assert.equal(code, 2, value);
+      assert.match(stderr, /--concurrency must be a whole number from 1 to 64/);
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
+import { setTimeout } from "node:timers/promises";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { FaceService } from "../../gen/face/v1/face_pb.js";
 import { createProgress } from "./progress.js";
@@ -35,18 +36,14 @@ export async function importFolder(client: Client<typeof FaceService>, root: str
   const work = async () => {
     for (let person = queue.shift(); person !== undefined; person = queue.shift()) {
       for (const photo of person) {
-        try {
-          await client.register({ identifier: photo.identifier, image: await readFile(join(root, photo.file)), collection: options.collection });
+        const refusal = await registerPhoto(client, join(root, photo.file), photo.identifier, options.collection);
+        if (refusal === undefined) {
           summary.registered++;
           registeredPeople.add(photo.identifier);
           progress.step(`${photo.file}: registered`);
-        } catch (e) {
-          const error = ConnectError.from(e);
-          // A photo can be refused; anything else (server down, bad key) stops the import.
-          if (error.code !== Code.FailedPrecondition && error.code !== Code.InvalidArgument) throw error;
-          const reason = error.metadata.get("x-face-reason") ?? error.rawMessage;
-          summary.refused.push({ file: photo.file, reason });
-          progress.step(`${photo.file}: refused (${reason})`);
+        } else {
+          summary.refused.push({ file: photo.file, reason: refusal });
+          progress.step(`${photo.file}: refused (${refusal})`);
         }
       }
     }
@@ -55,4 +52,38 @@ export async function importFolder(client: Client<typeof FaceService>, root: str
   progress.done();
   summary.peopleMissing = folders.filter((f) => !registeredPeople.has(f));
   return summary;
+}
+
+/** Codes of a refusal of the photo itself (no face, too small, over the size limit): the import goes on. */
+const PHOTO_REFUSALS = new Set([Code.InvalidArgument, Code.FailedPrecondition, Code.ResourceExhausted]);
+/** Tries of one photo while the service says when to come back (rate limit, at capacity). */
+const MAX_TRIES = 30;
+
+/**
+ * Registers one photo: undefined when registered, the reason when the photo was refused or cannot
+ * be read. A refusal with retry-after is tried again after it; anything else (server down, a bad
+ * key) stops the import. Until 2026-12-04 a photo over the size limit or the rate limit stopped it.
+ */
+async function registerPhoto(client: Client<typeof FaceService>, path: string, identifier: string, collection: string): Promise<string | undefined> {
+  let image: Buffer;
+  try {
+    image = await readFile(path);
+  } catch (e) {
+    return `cannot read it: ${(e as Error).message}`;
+  }
+  for (let tries = 1; ; tries++) {
+    try {
+      await client.register({ identifier, image, collection });
+      return undefined;
+    } catch (e) {
+      const error = ConnectError.from(e);
+      const retryAfterSeconds = Number(error.metadata.get("retry-after") ?? 0);
+      if (retryAfterSeconds > 0 && tries < MAX_TRIES) {
+        await setTimeout(retryAfterSeconds * 1000);
+        continue;
+      }
+      if (retryAfterSeconds > 0 || !PHOTO_REFUSALS.has(error.code)) throw error;
+      return error.metadata.get("x-face-reason") ?? error.rawMessage;
+    }
+  }
 }

@@ -53,7 +53,9 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "import": {
       if (args.length !== 1) throw new UsageError("import takes one folder");
-      const summary = await importFolder(client, args[0], { collection, concurrency: Number(values.concurrency) });
+      const concurrency = Number(values.concurrency);
+      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError("--concurrency must be a whole number from 1 to 64");
+      const summary = await importFolder(client, args[0], { collection, concurrency });
       for (const r of summary.refused) process.stderr.write(`refused: ${r.file} (${r.reason})\n`);
       process.stdout.write(`${summary.people} people, ${summary.photos} photos: ${summary.registered} registered, ${summary.refused.length} refused\n`);
       if (summary.peopleMissing.length > 0) process.stdout.write(`not registered at all: ${summary.peopleMissing.join(", ")}\n`);
