@@ -104,6 +104,13 @@ describe("the import against a server that refuses some calls", () => {
     assert.deepEqual(await server.database.knex("users").orderBy("identifier").pluck("identifier"), ["john", "obama", "rose"]);
   });
 
+  it("deletes several users in a row, each call waiting as the rate limit says", async () => {
+    // Three calls at once need two seconds of a limit of one a second: the second stopped the command.
+    const { code, stdout, stderr } = await cli(["delete", "john", "obama", "rose", "--server", server.url]);
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.match(/^deleted /gm)?.length, 3, stdout);
+  });
+
   it("refuses a --concurrency that is not a whole number from 1 to 64", async () => {
     // "abc" made no worker at all: nothing was imported, without a word of why.
     for (const value of ["abc", "0", "1.5", "65"]) {

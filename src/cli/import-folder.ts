@@ -1,6 +1,5 @@
 import { readdir, readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
-import { setTimeout } from "node:timers/promises";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { FaceService } from "../../gen/face/v1/face_pb.js";
 import { createProgress } from "./progress.js";
@@ -56,13 +55,11 @@ export async function importFolder(client: Client<typeof FaceService>, root: str
 
 /** Codes of a refusal of the photo itself (no face, too small, over the size limit): the import goes on. */
 const PHOTO_REFUSALS = new Set([Code.InvalidArgument, Code.FailedPrecondition, Code.ResourceExhausted]);
-/** Tries of one photo while the service says when to come back (rate limit, at capacity). */
-const MAX_TRIES = 30;
 
 /**
  * Registers one photo: undefined when registered, the reason when the photo was refused or cannot
- * be read. A refusal with retry-after is tried again after it; anything else (server down, a bad
- * key) stops the import. Until 2026-12-04 a photo over the size limit or the rate limit stopped it.
+ * be read. Anything else (server down, a bad key, a rate limit still refusing after the client's
+ * tries) stops the import. Until 2026-12-04 a photo over the size limit stopped it.
  */
 async function registerPhoto(client: Client<typeof FaceService>, path: string, identifier: string, collection: string): Promise<string | undefined> {
   let image: Buffer;
@@ -71,19 +68,12 @@ async function registerPhoto(client: Client<typeof FaceService>, path: string, i
   } catch (e) {
     return `cannot read it: ${(e as Error).message}`;
   }
-  for (let tries = 1; ; tries++) {
-    try {
-      await client.register({ identifier, image, collection });
-      return undefined;
-    } catch (e) {
-      const error = ConnectError.from(e);
-      const retryAfterSeconds = Number(error.metadata.get("retry-after") ?? 0);
-      if (retryAfterSeconds > 0 && tries < MAX_TRIES) {
-        await setTimeout(retryAfterSeconds * 1000);
-        continue;
-      }
-      if (retryAfterSeconds > 0 || !PHOTO_REFUSALS.has(error.code)) throw error;
-      return error.metadata.get("x-face-reason") ?? error.rawMessage;
-    }
+  try {
+    await client.register({ identifier, image, collection });
+    return undefined;
+  } catch (e) {
+    const error = ConnectError.from(e);
+    if (!PHOTO_REFUSALS.has(error.code) || error.metadata.get("retry-after") !== null) throw error;
+    return error.metadata.get("x-face-reason") ?? error.rawMessage;
   }
 }

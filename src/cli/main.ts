@@ -16,6 +16,7 @@ import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ExportUserResponseSchema, FaceService } from "../../gen/face/v1/face_pb.js";
 import { importFolder } from "./import-folder.js";
+import { retryWhenTold } from "./retry-after.js";
 
 const USAGE = `usage: npm run cli -- <command> [options]
   import <folder>               register every photo of <folder>/<identifier>/*
@@ -47,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
     if (apiKey !== "") req.header.set("x-api-key", apiKey);
     return next(req);
   };
-  const client = createClient(FaceService, createGrpcTransport({ baseUrl: values.server, interceptors: [withKey] }));
+  const client = createClient(FaceService, createGrpcTransport({ baseUrl: values.server, interceptors: [withKey, retryWhenTold] }));
   const collection = values.collection;
 
   switch (command) {
