@@ -67,6 +67,11 @@ describe("the command-line tool", () => {
     const again = await cli(["delete", "barack_obama", "--server", server.url]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /^error: \[not_found\]/);
+    // One unknown identifier among several: the others are deleted all the same (it stopped there).
+    const some = await cli(["delete", "ghost", "rose_leslie", "--server", server.url]);
+    assert.equal(some.code, 1);
+    assert.match(some.stderr, /^error: \[not_found\] no user "ghost"/m);
+    assert.match(some.stdout, /^deleted rose_leslie: \d+ faces/m);
     const usage = await cli(["frobnicate"]);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /unknown command/);

@@ -12,7 +12,7 @@
 import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
-import { createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ExportUserResponseSchema, FaceService } from "../../gen/face/v1/face_pb.js";
 import { importFolder } from "./import-folder.js";
@@ -80,11 +80,19 @@ async function main(argv: string[]): Promise<number> {
     }
     case "delete": {
       if (args.length === 0) throw new UsageError("delete takes one or more identifiers");
+      // An unknown identifier among several does not keep the others from being deleted.
+      let missing = 0;
       for (const identifier of args) {
-        const deleted = await client.deleteUser({ identifier, collection });
-        process.stdout.write(`deleted ${deleted.identifier}: ${deleted.facesDeleted} faces, ${deleted.imagesDeleted} images\n`);
+        try {
+          const deleted = await client.deleteUser({ identifier, collection });
+          process.stdout.write(`deleted ${deleted.identifier}: ${deleted.facesDeleted} faces, ${deleted.imagesDeleted} images\n`);
+        } catch (e) {
+          if (ConnectError.from(e).code !== Code.NotFound) throw e;
+          process.stderr.write(`error: ${ConnectError.from(e).message}\n`);
+          missing++;
+        }
       }
-      return 0;
+      return missing > 0 ? 1 : 0;
     }
     case "list": {
       let pageToken = "";
