@@ -152,6 +152,9 @@ describe("identities: register, recognize, verify, users", () => {
     assert.deepEqual(Buffer.from(body.data), Buffer.from(AMY));
     const rest = await fetch(`${server.url}/api/v1/users/obama/face`);
     assert.equal(rest.headers.get("content-type"), "image/jpeg");
+    // Uploaded bytes served on the demo page's origin: never sniffed or run as a page.
+    assert.equal(rest.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(rest.headers.get("content-security-policy"), "default-src 'none'; sandbox");
     assert.equal(sha256(new Uint8Array(await rest.arrayBuffer())), sha256(OBAMA));
   });
 

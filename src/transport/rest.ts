@@ -152,6 +152,9 @@ function sendResponse(reply: FastifyReply, request: FastifyRequest, binding: Res
   const output = binding.method.output;
   if (output.typeName === HttpBodySchema.typeName) {
     const body = response as unknown as { contentType: string; data: Uint8Array };
+    // A client's uploaded bytes, served on the demo page's origin: a browser must not sniff them
+    // into another type or run them as a page (a file that is both a JPEG and HTML).
+    reply.header("x-content-type-options", "nosniff").header("content-security-policy", "default-src 'none'; sandbox");
     return reply.type(body.contentType || "application/octet-stream").send(Buffer.from(body.data));
   }
   const json = toJson(output, response, { alwaysEmitImplicit: true }) as Record<string, unknown>;
