@@ -164,6 +164,19 @@ describe("hostile input through every protocol", () => {
     assert.deepEqual((await grpc.listUsers({})).identifiers, ["obama"], "nobody registered");
     const once = await fetch(`${server.url}/api/v1/recognize?collection=default`, { method: "POST", body: form({}) });
     assert.equal(once.status, 200, "a field in the query only");
+    // A malformed or cut-off form is the client's error (it answered 500 and logged a server fault).
+    const malformedForms: [string, string, string][] = [
+      ["no boundary", "multipart/form-data", "--x--\r\n"],
+      ["an empty boundary", "multipart/form-data; boundary=", "--x--\r\n"],
+      ["only a delimiter", "multipart/form-data; boundary=x", "--x\r\n"],
+      ["a field cut off", "multipart/form-data; boundary=x", '--x\r\nContent-Disposition: form-data; name="identifier"\r\n\r\nann\r\n'],
+      ["a file cut off", "multipart/form-data; boundary=x", '--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\nabc'],
+    ];
+    for (const [name, type, body] of malformedForms) {
+      const answer = await post("/api/v1/register", type, body);
+      assert.equal(answer.status, 400, name);
+      assert.match((await answer.json()).message, /multipart body/, name);
+    }
     // A form refused at a field before its image is still read to its end: left unread, the image
     // made the connection's next request fail (ECONNRESET). fetch sends both on one connection.
     const early = new FormData();

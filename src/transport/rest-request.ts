@@ -55,18 +55,31 @@ export async function requestMessage(route: RestRequestShape, schema: DescMessag
  * broke the next request on the same connection (ECONNRESET).
  */
 async function readMultipart(message: ReflectMessage, request: FastifyRequest, share: ReceivingShare, given: (name: string, where: string) => void): Promise<void> {
-  const parts = request.parts()[Symbol.asyncIterator]();
+  let parts: AsyncIterator<Multipart> | undefined;
   let part: Multipart | undefined;
   try {
+    parts = request.parts()[Symbol.asyncIterator]();
     for (let next = await parts.next(); !next.done; next = await parts.next()) {
       part = next.value;
       await readPart(message, request, part, share, given);
     }
   } catch (e) {
     if (part?.type === "file") part.file.resume();
-    await dropRest(parts);
-    throw e;
+    if (parts !== undefined) await dropRest(parts);
+    throw malformedBodyOrAsIs(e);
   }
+}
+
+/**
+ * What reading a multipart body threw, as the answer: the service's own refusals (ConnectError) and
+ * @fastify/multipart's limits (FST_ codes, mapped where REST maps fastify's errors) as they are; any
+ * other error came from parsing the body (busboy: no boundary, a part cut off, a client gone
+ * mid-upload) and is the client's, not a fault of the server (it answered 500).
+ */
+function malformedBodyOrAsIs(error: unknown): unknown {
+  if (error instanceof ConnectError || !(error instanceof Error)) return error;
+  if (String((error as { code?: unknown }).code ?? "").startsWith("FST_")) return error;
+  return new ConnectError(`the multipart body could not be read: ${error.message}`, Code.InvalidArgument, undefined, undefined, error);
 }
 
 async function readPart(message: ReflectMessage, request: FastifyRequest, part: Multipart, share: ReceivingShare, given: (name: string, where: string) => void): Promise<void> {
