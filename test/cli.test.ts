@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, mkdir, readFile, rm, symlink } from "node:fs/promises";
+import { mkdtemp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -92,13 +92,17 @@ describe("the import against a server that refuses some calls", () => {
       for (const file of files) await symlink(join(FACES_DIR, "face_recognition", file), join(folder, person, file));
     }
     await symlink(join(folder, "nowhere.jpg"), join(folder, "john", "missing.jpg"));
+    // Hidden entries are no one's photos: a macOS resource fork beside a photo, a tool's folder.
+    await writeFile(join(folder, "rose", "._rose_leslie_img1.jpg"), Buffer.alloc(4096));
+    await mkdir(join(folder, ".thumbnails"));
+    await symlink(join(FACES_DIR, "face_recognition", "obama2.jpg"), join(folder, ".thumbnails", "obama2.jpg"));
   });
   after(async () => {
     await server?.close();
     await rm(folder, { recursive: true, force: true });
   });
 
-  it("waits as the rate limit says, and goes on past a photo over the size limit or one it cannot read", async () => {
+  it("waits as the rate limit says, goes on past a photo over the size limit or one it cannot read, and passes over hidden entries", async () => {
     // It stopped at the first of either: "error: [resource_exhausted] ...".
     const { code, stdout, stderr } = await cli(["import", folder, "--server", server.url]);
     assert.equal(code, 0, stderr + stdout);

@@ -21,11 +21,13 @@ export interface ImportSummary {
  * others add reference photos), `concurrency` calls at a time, with a progress bar on stderr.
  */
 export async function importFolder(client: Client<typeof FaceService>, root: string, options: { collection: string; concurrency: number }): Promise<ImportSummary> {
-  const folders = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  // Hidden entries are no one's photos: a tool's folder (.thumbnails), macOS resource forks (._x.jpg).
+  const visible = (name: string) => !name.startsWith(".");
+  const folders = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && visible(d.name)).map((d) => d.name).sort();
   // One entry per person: their photos go in order (the first creates the user); people run concurrently.
   const queue: { identifier: string; file: string }[][] = [];
   for (const identifier of folders) {
-    const files = (await readdir(join(root, identifier))).filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
+    const files = (await readdir(join(root, identifier))).filter((f) => visible(f) && IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
     queue.push(files.map((file) => ({ identifier, file: join(identifier, file) })));
   }
   const photoCount = queue.reduce((n, person) => n + person.length, 0);
