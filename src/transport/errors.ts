@@ -108,6 +108,12 @@ export function restErrorBody(error: ConnectError, requestId: string): Record<st
 /** Statuses only HTTP tells apart, by error (see httpError). */
 const HTTP_ONLY_STATUS = new WeakMap<ConnectError, number>();
 
+/** An error of fastify or one of its plugins (body too large, bad JSON, a multipart limit): its code starts with FST_. */
+export function isFastifyError(e: unknown): e is Error & { code: string; statusCode?: number } {
+  const code = (e as { code?: unknown } | null)?.code;
+  return e instanceof Error && typeof code === "string" && code.startsWith("FST_");
+}
+
 /**
  * An error whose HTTP status no code names (405 method not allowed, 415 unsupported content type,
  * or what fastify itself answered): `code` on RPC protocols, `status` on REST.

@@ -3,6 +3,7 @@ import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Multipart } from "@fastify/multipart";
 import type { FastifyRequest } from "fastify";
+import { isFastifyError } from "./errors.js";
 import { fieldNamed, givenOnce, setFromString } from "./rest-fields.js";
 import type { ReceivingShare } from "./receive-budget.js";
 
@@ -77,8 +78,7 @@ async function readMultipart(message: ReflectMessage, request: FastifyRequest, s
  * mid-upload) and is the client's, not a fault of the server (it answered 500).
  */
 function malformedBodyOrAsIs(error: unknown): unknown {
-  if (error instanceof ConnectError || !(error instanceof Error)) return error;
-  if (String((error as { code?: unknown }).code ?? "").startsWith("FST_")) return error;
+  if (error instanceof ConnectError || !(error instanceof Error) || isFastifyError(error)) return error;
   return new ConnectError(`the multipart body could not be read: ${error.message}`, Code.InvalidArgument, undefined, undefined, error);
 }
 

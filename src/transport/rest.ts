@@ -8,7 +8,7 @@ import { FaceService } from "../../gen/face/v1/face_pb.js";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
-import { httpError, restAnswerOf, toConnectError } from "./errors.js";
+import { httpError, isFastifyError, restAnswerOf, toConnectError } from "./errors.js";
 import { fieldNamed } from "./rest-fields.js";
 import { requestMessage, type RestRequestShape } from "./rest-request.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
@@ -189,11 +189,6 @@ function pathPattern(path: string): RegExp {
 export function sendError(reply: FastifyReply, request: FastifyRequest, error: ConnectError): FastifyReply {
   const answer = restAnswerOf(error, String(request.id));
   return reply.status(answer.status).headers(answer.headers).send(answer.body);
-}
-
-function isFastifyError(e: unknown): e is Error & { code: string; statusCode?: number } {
-  const code = (e as { code?: unknown } | null)?.code;
-  return e instanceof Error && typeof code === "string" && code.startsWith("FST_");
 }
 
 /** What a multipart limit error of @fastify/multipart (its own messages say "reach files limit") means. */
