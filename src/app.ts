@@ -32,7 +32,7 @@ import { registerRealtimeRoute, registerWebSocketSupport } from "./transport/rea
 import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { registerOpenRequestLimit } from "./transport/open-requests.js";
-import { answerRouterError, MAX_PATH_PARAMETER_LENGTH } from "./transport/router-errors.js";
+import { answerClientError, answerRouterError, MAX_PATH_PARAMETER_LENGTH } from "./transport/router-errors.js";
 import { connectionLimit, reportDroppedConnections } from "./transport/connection-limit.js";
 import { createReceiveBudget } from "./transport/receive-budget.js";
 
@@ -76,6 +76,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestIdHeader: false,
     routerOptions: { maxParamLength: MAX_PATH_PARAMETER_LENGTH },
     frameworkErrors: answerRouterError,
+    clientErrorHandler: answerClientError,
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && CLIENT_REQUEST_ID.test(given) ? given : randomUUID();

@@ -258,6 +258,7 @@ describe("a request must arrive within its time", () => {
     socket.destroy();
     assert.equal(closed, true, "the trickling request was not ended");
     assert.match(answer, /^HTTP\/1\.1 408/);
+    assert.match(answer, /"code":"deadline_exceeded"/, "the service's error body, not fastify's own");
   });
 
   it("does not end a Sync stream that waits longer than the limit for its next frame", async () => {

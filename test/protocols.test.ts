@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import http2 from "node:http2";
+import { connect as connectTcp } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -101,6 +102,20 @@ describe("one port serves every protocol", () => {
 
     const badNumber = await fetch(`${server.url}/api/v1/users?page_size=lots`);
     assert.equal(badNumber.status, 400);
+
+    // Refused below the routes (Node's HTTP parser): the same body, not fastify's own
+    // {"error","message":"Client Error","statusCode"}.
+    for (const [name, request, status, code] of [
+      ["a malformed request line", "NOT HTTP AT ALL\r\n\r\n", 400, "invalid_argument"],
+      ["headers over 16 KB", `GET /api/v1/users HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`, 431, "resource_exhausted"],
+    ] as const) {
+      const answer = await rawHttp(server.url, request);
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), name);
+      const parsed = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4));
+      assert.equal(parsed.code, code, name);
+      assert.ok(parsed.message && parsed.request_id && parsed.requestId === parsed.request_id, `${name}: ${JSON.stringify(parsed)}`);
+      assert.match(answer, new RegExp(`\r\nx-request-id: ${parsed.request_id}\r\n`, "i"), name);
+    }
   });
 
   it("refuses an image over the byte limit with 413 on REST multipart and ResourceExhausted on gRPC", async () => {
@@ -257,3 +272,13 @@ describe("gRPC-Web text mode (Google's grpc-web client default)", () => {
     assert.match(missing.trailer, /grpc-status:\s*5/);
   });
 });
+
+/** Sends `request` as raw bytes on a new TCP connection and returns all the server answers before it closes. */
+function rawHttp(url: string, request: string): Promise<string> {
+  const socket = connectTcp(Number(new URL(url).port), "127.0.0.1");
+  let answer = "";
+  socket.on("data", (d) => (answer += d));
+  socket.on("error", () => {});
+  socket.write(request);
+  return new Promise((resolve) => socket.on("close", () => resolve(answer)));
+}
