@@ -95,6 +95,12 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
       url: binding.path,
       // Multipart bodies are read from the request itself (readMultipart counts them); JSON through this.
       preParsing: async (request, reply, payload) => {
+        // Checked before fastify picks a body parser, which answered a bare "Unsupported Media Type"
+        // to types it has none for.
+        const contentType = request.headers["content-type"];
+        if (binding.body !== "" && contentType !== undefined && !ACCEPTED_BODY.test(contentType)) {
+          throw httpError(415, Code.InvalidArgument, `content type ${contentType.split(";")[0].trim()} is not supported; send application/json or multipart/form-data`);
+        }
         // REST reads bodies as sent; a compressed one was read as JSON and answered "not valid JSON".
         const coding = request.headers["content-encoding"]?.trim().toLowerCase();
         if (coding !== undefined && coding !== "" && coding !== "identity") {
@@ -107,10 +113,6 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
       },
       handler: async (request, reply) => {
         const input = binding.method.input;
-        const contentType = request.headers["content-type"];
-        if (binding.body !== "" && contentType !== undefined && !ACCEPTED_BODY.test(contentType)) {
-          return sendError(reply, request, httpError(415, Code.InvalidArgument, `content type ${contentType.split(";")[0]} is not supported; send application/json or multipart/form-data`));
-        }
         let message: ReflectMessage;
         try {
           message = await requestMessage(binding, input, request, () => options.receiveBudget.open(reply.raw));
@@ -174,7 +176,7 @@ function sendResponse(reply: FastifyReply, request: FastifyRequest, binding: Res
 }
 
 /** Bodies REST reads: proto JSON and multipart/form-data. */
-const ACCEPTED_BODY = /^\s*(application\/(?:[\w.+-]+\+)?json|multipart\/form-data)\s*(;|$)/i;
+const ACCEPTED_BODY = /^\s*(application\/json|multipart\/form-data)\s*(;|$)/i;
 
 /** Parts a multipart request may have: the image (and image2 for Verify) and the other fields. */
 const MULTIPART_LIMITS = { files: 2, fields: 32, fieldSize: 64 * 1024, parts: 34 };
