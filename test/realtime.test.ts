@@ -82,6 +82,16 @@ describe("/ws/realtime", () => {
     assert.equal(answers[2].code, "invalid_argument");
   });
 
+  it("answers a plain GET with 426 and how to connect", async () => {
+    // It answered 404 with an empty body: someone checking the URL with curl was told it is not there.
+    const plain = await fetch(`${server.url}/ws/realtime`);
+    assert.equal(plain.status, 426);
+    assert.equal(plain.headers.get("upgrade"), "websocket");
+    const body = await plain.json();
+    assert.equal(body.code, "invalid_argument");
+    assert.match(body.message, /WebSocket/);
+  });
+
   it("refuses an upgrade naming two collections, as REST refuses a field given twice", async () => {
     // It was upgraded, and each frame was answered "collection must be 1-64 characters of a-z ...".
     const socket = new WebSocket(realtimeUrl(server, "?collection=default&collection=other"));

@@ -5,7 +5,7 @@ import type { WebSocket } from "ws";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
 import { presentedKey, rateLimitExceeded, REALTIME_PATH, type RateLimit } from "./access.js";
-import { frameErrorOf } from "./errors.js";
+import { frameErrorOf, httpError } from "./errors.js";
 import { keepWebSocketAlive } from "./keepalive.js";
 import type { ReceiveBudget } from "./receive-budget.js";
 import { forwardedHeaders, sendError } from "./rest.js";
@@ -75,7 +75,11 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
     }
   };
 
-  app.get(REALTIME_PATH, { websocket: true, preValidation: onceEach }, (socket, request) => {
+  // A plain GET (someone checking the URL with curl) is told how to connect, not 404 (@fastify/websocket's default).
+  const upgradeRequired = async (request: FastifyRequest, reply: FastifyReply) =>
+    sendError(reply.header("upgrade", "websocket"), request, httpError(426, Code.InvalidArgument, `${REALTIME_PATH} is a WebSocket: connect with Upgrade: websocket (ws://host${REALTIME_PATH})`));
+
+  const serveSocket = (socket: WebSocket, request: FastifyRequest): void => {
     const upgrade = request;
     const query = request.query as Record<string, string | undefined>;
     const collection = query.collection ?? "";
@@ -176,7 +180,9 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
       }
       if (streamFailure !== undefined) socket.close(1008, streamFailure.rawMessage.slice(0, 120));
     })();
-  });
+  };
+
+  app.route({ method: "GET", url: REALTIME_PATH, preValidation: onceEach, handler: upgradeRequired, wsHandler: serveSocket });
 }
 
 /** A message that is not a frame; answered with its frame_id when it had one. */
