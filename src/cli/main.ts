@@ -87,8 +87,9 @@ async function main(argv: string[]): Promise<number> {
           const deleted = await client.deleteUser({ identifier, collection });
           process.stdout.write(`deleted ${deleted.identifier}: ${deleted.facesDeleted} faces, ${deleted.imagesDeleted} images\n`);
         } catch (e) {
-          if (ConnectError.from(e).code !== Code.NotFound) throw e;
-          process.stderr.write(`error: ${ConnectError.from(e).message}\n`);
+          const error = ConnectError.from(e);
+          if (error.code !== Code.NotFound) throw e;
+          process.stderr.write(`error: ${error.message}\n`);
           missing++;
         }
       }

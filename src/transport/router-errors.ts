@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { STATUS_CODES } from "node:http";
+import { maxHeaderSize, STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import { Code } from "@connectrpc/connect";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -29,10 +29,11 @@ export function answerRouterError(error: Error & { code?: string }, request: Fas
 }
 
 /**
- * Answers an HTTP/1.1 request Node's parser refused before fastify saw it (a malformed request, headers
- * over Node's 16 KB, a body that did not arrive within FACE_REQUEST_TIMEOUT_MS) with the service's
- * error body and a request id, as fastify's clientErrorHandler; its default answered a shape of its
- * own ({"error", "message": "Client Error", "statusCode"}). The connection is closed after it.
+ * Answers an HTTP/1.1 request Node's parser refused before fastify saw it (a malformed request,
+ * headers over Node's limit, 16 KiB unless --max-http-header-size says otherwise, a body that did not
+ * arrive within FACE_REQUEST_TIMEOUT_MS) with the service's error body and a request id, as fastify's
+ * clientErrorHandler; its default answered a shape of its own ({"error", "message": "Client Error",
+ * "statusCode"}). The connection is closed after it.
  */
 export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
   // A connection reset has nobody left to answer.
@@ -41,7 +42,7 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
     error.code === "ERR_HTTP_REQUEST_TIMEOUT"
       ? httpError(408, Code.DeadlineExceeded, "the request did not arrive whole in time (FACE_REQUEST_TIMEOUT_MS)")
       : error.code === "HPE_HEADER_OVERFLOW"
-        ? httpError(431, Code.ResourceExhausted, "the request's headers are larger than 16 KB")
+        ? httpError(431, Code.ResourceExhausted, `the request's headers are larger than ${maxHeaderSize / 1024} KiB`)
         : httpError(400, Code.InvalidArgument, `the request is not valid HTTP/1.1 (${error.code ?? error.message})`);
   const requestId = randomUUID();
   const { status, headers, body } = restAnswerOf(refusal, requestId);
