@@ -17,6 +17,16 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
 }
 
+/** A new folder with a folder per person of links (not copies) to their photos in ../shared/faces. */
+async function personFolders(prefix: string, people: Iterable<[string, string[]]>): Promise<string> {
+  const folder = await mkdtemp(join(tmpdir(), prefix));
+  for (const [person, files] of people) {
+    await mkdir(join(folder, person));
+    for (const file of files) await symlink(join(FACES_DIR, file), join(folder, person, basename(file)));
+  }
+  return folder;
+}
+
 describe("the command-line tool", () => {
   let server: TestServer;
   let folder: string;
@@ -24,13 +34,9 @@ describe("the command-line tool", () => {
 
   before(async () => {
     server = await startTestServer();
-    // ../shared/faces is labelled by a manifest; the tool wants one folder per person. Links, not copies.
-    folder = await mkdtemp(join(tmpdir(), "face-import-"));
+    // ../shared/faces is labelled by a manifest; the tool wants one folder per person.
     for (const { file, identity } of manifest()) people.set(identity, [...(people.get(identity) ?? []), file]);
-    for (const [identity, files] of people) {
-      await mkdir(join(folder, identity));
-      for (const file of files) await symlink(join(FACES_DIR, file), join(folder, identity, basename(file)));
-    }
+    folder = await personFolders("face-import-", people);
   });
   after(async () => {
     await server?.close();
@@ -85,17 +91,16 @@ describe("the import against a server that refuses some calls", () => {
   before(async () => {
     // One call a second, and photos of at most 300 kB: obama3.jpg (596 kB) is over it.
     server = await startTestServer({ FACE_RATE_LIMIT_PER_SECOND: "1", FACE_RATE_LIMIT_BURST: "1", FACE_MAX_IMAGE_BYTES: "300000" });
-    folder = await mkdtemp(join(tmpdir(), "face-import-refused-"));
-    const photos: Record<string, string[]> = { obama: ["obama1.jpg", "obama3.jpg"], john: ["john2.jpeg"], rose: ["rose_leslie_img1.jpg"] };
-    for (const [person, files] of Object.entries(photos)) {
-      await mkdir(join(folder, person));
-      for (const file of files) await symlink(join(FACES_DIR, "face_recognition", file), join(folder, person, file));
-    }
+    // A hidden folder is no one's photos (a tool's thumbnails).
+    folder = await personFolders("face-import-refused-", Object.entries({
+      obama: ["face_recognition/obama1.jpg", "face_recognition/obama3.jpg"],
+      john: ["face_recognition/john2.jpeg"],
+      rose: ["face_recognition/rose_leslie_img1.jpg"],
+      ".thumbnails": ["face_recognition/obama2.jpg"],
+    }));
     await symlink(join(folder, "nowhere.jpg"), join(folder, "john", "missing.jpg"));
-    // Hidden entries are no one's photos: a macOS resource fork beside a photo, a tool's folder.
+    // Nor is a macOS resource fork beside a photo.
     await writeFile(join(folder, "rose", "._rose_leslie_img1.jpg"), Buffer.alloc(4096));
-    await mkdir(join(folder, ".thumbnails"));
-    await symlink(join(FACES_DIR, "face_recognition", "obama2.jpg"), join(folder, ".thumbnails", "obama2.jpg"));
   });
   after(async () => {
     await server?.close();
