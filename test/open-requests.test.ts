@@ -261,6 +261,25 @@ describe("a request must arrive within its time", () => {
     assert.match(answer, /"code":"deadline_exceeded"/, "the service's error body, not fastify's own");
   });
 
+  it("ends a form refused at its first field whose rest trickles in past the limit", async () => {
+    // A refused form is read to its end before it is answered (so the connection's next request is
+    // served); a client trickling that end must not hold its request open for longer than the limit.
+    const { port } = new URL(suite.server().url);
+    const socket = connectTcp(Number(port), "127.0.0.1");
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    const head = '--x\r\nContent-Disposition: form-data; name="top_k"\r\n\r\nmany\r\n--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n';
+    socket.write(`POST /api/v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n${head}`);
+    const timer = setInterval(() => socket.write("a"), 100);
+    let answer = "";
+    socket.on("data", (d) => (answer += d));
+    const closed = await closedWithin(socket, 5_000);
+    clearInterval(timer);
+    socket.destroy();
+    assert.equal(closed, true, "the trickling form was not ended");
+    assert.match(answer, /^HTTP\/1\.1 408/);
+  });
+
   it("does not end a Sync stream that waits longer than the limit for its next frame", async () => {
     const stream = connect().request(
       { ":method": "POST", ":path": "/face.v1.FaceService/Sync", "content-type": "application/grpc", te: "trailers" },
