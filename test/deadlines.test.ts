@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import sharp from "sharp";
-import type { FaceService } from "../gen/face/v1/face_pb.js";
+import { FaceService } from "../gen/face/v1/face_pb.js";
 import { processMetrics } from "../src/metrics.js";
 import { face } from "./support/testdata.js";
 import { createTrickler, SLOW_HTTP_ANSWER } from "./support/trickler.js";
@@ -58,6 +59,22 @@ describe("client deadlines and cancellations stop the server's work", () => {
     });
     assert.equal((await res.json()).code, "deadline_exceeded");
     await until(async () => (await requests("Recognize", "deadline_exceeded")) === countedBefore + 1, "the call counted as deadline_exceeded");
+  });
+
+  it("serves a call whose deadline is further off than a Node timer reaches (24.8 days) on every protocol", async () => {
+    // The headers alone: a client's own timer for such a deadline would fire at once in Node too.
+    const image = face("face_recognition/obama2.jpg");
+    const grpcTimeout = { "grpc-timeout": "99999999H" }; // the most gRPC's 8 digits say: 11,000 years
+    const connect = createClient(FaceService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const grpcWeb = createClient(FaceService, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    for (const [protocol, call] of [
+      ["gRPC", () => client.recognize({ image }, { headers: grpcTimeout })],
+      ["gRPC, 30 days", () => client.recognize({ image }, { headers: { "grpc-timeout": "2592000S" } })],
+      ["gRPC-Web", () => grpcWeb.recognize({ image }, { headers: grpcTimeout })],
+      ["Connect", () => connect.recognize({ image }, { headers: { "connect-timeout-ms": "9999999999" } })],
+    ] as const) {
+      assert.equal((await call()).identifier, "obama", protocol);
+    }
   });
 
   it("stops downloading an image_url when the client's deadline passes", async () => {

@@ -31,6 +31,11 @@ describeUnless(pythonGrpcSkip, "a Python grpcio client generated from proto/", (
       sync_identities: ["lin-manuel-miranda"],
     });
   });
+
+  it("serves calls whose deadline is further off than a Node timer reaches (24.8 days), not ending them at once", async () => {
+    const codes = await runPythonClient(stubs, new URL(server.url).host, "long_deadlines", [`${FACES_DIR}/face_recognition/obama.jpg`]);
+    assert.deepEqual(codes, { "30 days": "OK", "a year": "OK" });
+  });
 });
 
 /**

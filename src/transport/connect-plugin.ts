@@ -7,6 +7,7 @@ import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { binaryRequestOf, GRPC_WEB_TEXT, textResponseOf } from "./grpc-web-text.js";
+import { capLongDeadline } from "./long-deadlines.js";
 import { reclassifyParseError } from "./parse-error-code.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
 
@@ -50,6 +51,7 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
     app.all(handler.requestPath, async (request, reply) => {
       try {
         const universal = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as never, options.contextValues(request, reply));
+        capLongDeadline(universal.header);
         // connect-es stops reading a message over the limit by ending its iterator, which destroys
         // the request by default: reading it this way keeps it, so the rest can be drained below.
         const contentType = String(request.headers["content-type"] ?? "");

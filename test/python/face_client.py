@@ -71,6 +71,18 @@ def session(stub, faces_dir):
     return seen
 
 
+def long_deadlines(stub, photo_path):
+    """Recognize with deadlines of 30 days and a year, as a client that wants none may set them: the codes answered."""
+    image = open(photo_path, "rb").read()
+    codes = {}
+    for name, seconds in (("30 days", 30 * 86400), ("a year", 365 * 86400)):
+        try:
+            codes[name] = "OK" if stub.Recognize(face_pb2.RecognizeRequest(image=image), timeout=seconds).face.score > 0 else "no face"
+        except grpc.RpcError as e:
+            codes[name] = e.code().name
+    return codes
+
+
 def open_during_shutdown(stub, photo_path, ready_path):
     """An open Sync stream that sends one frame and then nothing; creates ready_path once answered, then waits for the stream's end."""
     q = queue.Queue()
@@ -189,7 +201,7 @@ def export_all(stub, identifier):
     return {"status": "OK", "pages": pages, "image_bytes": sorted(faces), "detections": detections}
 
 
-SCENARIOS = {"oversized": oversized, "session": session, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget, "many_streams": many_streams, "without_key": without_key, "rate_limited": rate_limited}
+SCENARIOS = {"oversized": oversized, "session": session, "long_deadlines": long_deadlines, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget, "many_streams": many_streams, "without_key": without_key, "rate_limited": rate_limited}
 CHANNEL_SCENARIOS = {"unknown_method": unknown_method}
 # Run on a channel with grpcio's own limits (4 MiB received), as a client written without us would.
 DEFAULT_CHANNEL_SCENARIOS = {"export_all": export_all}
