@@ -4,6 +4,7 @@ import { buildApp } from "./app.js";
 import { createFaceEngine } from "./engine/pipeline.js";
 import { createOnnxRuntime } from "./runtime/onnx.js";
 import { openDatabase } from "./store/database.js";
+import { DirectoryInUse } from "./store/directory-lock.js";
 import { createLogger, startupStep } from "./logger.js";
 import type { FastifyBaseLogger } from "fastify";
 
@@ -30,7 +31,11 @@ const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImageP
 const [database] = await Promise.all([
   startupStep(logger, "database opened and migrated", () => openDatabase({ ...config, onReadReplicaUnavailable: (err) => logger.warn({ err }, "read replica not answering: searches go to the primary for a while") }), (db) => ({ database: db.kind })),
   startupStep(logger, "models loaded", () => engine.warmUp(), () => ({ workers: config.onnxWorkers })),
-]);
+]).catch((e: unknown) => {
+  if (!(e instanceof DirectoryInUse)) throw e;
+  process.stderr.write(`${e.message}\n`);
+  process.exit(2);
+});
 const app = await startupStep(logger, "routes built", () => buildApp({ config, engine, database, telemetry, logger: logger as FastifyBaseLogger }));
 await startupStep(logger, "listening", () => app.listen({ port: config.port, host: config.host }), (address) => ({ address, startedInMs: Math.round(performance.now() - started) }));
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import knexFactory, { type Knex } from "knex";
 import type { PGlite } from "@electric-sql/pglite";
+import { lockDirectory } from "./directory-lock.js";
 import { relationBytesIn, sharedBuffersMbFor } from "./embedded-buffers.js";
 import { openReadReplica } from "./read-replica.js";
 import { inSearchTransaction } from "./search-transaction.js";
@@ -114,11 +115,15 @@ async function openEmbedded(dataDir: string, settings: string[], exactSearchMaxF
   ]);
   const directory = join(dataDir, "pgdata");
   await mkdir(directory, { recursive: true });
+  const lock = await lockDirectory(`${directory}.lock`, `The embedded database in ${directory}`);
   const sharedBuffersMb = sharedBuffersMbFor(await relationBytesIn(directory));
   const pglite = await PGlite.create({
     dataDir: directory,
     extensions: { vector },
     startParams: [...PGlite.defaultStartParams, "-c", `shared_buffers=${sharedBuffersMb}MB`],
+  }).catch(async (e: unknown) => {
+    await lock.release();
+    throw e;
   });
   // PGlite is one session: set once.
   for (const setting of settings) await pglite.exec(setting);
@@ -130,7 +135,11 @@ async function openEmbedded(dataDir: string, settings: string[], exactSearchMaxF
   } as Knex.Config);
   // knex.destroy() closes the PGlite instance it was given.
   const memory = exactSearchMaxFaces > 0 ? createMemoryGallery(knex, { maxFaces: exactSearchMaxFaces, findNearest: createFindNearest() }) : undefined;
-  return { knex, kind: "pglite", runSearch: (work) => work(knex), memory, userRemovals: createUserRemovals(), close: () => knex.destroy() };
+  const close = async () => {
+    await knex.destroy();
+    await lock.release();
+  };
+  return { knex, kind: "pglite", runSearch: (work) => work(knex), memory, userRemovals: createUserRemovals(), close };
 }
 
 /**

@@ -1,0 +1,167 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync, unlinkSync } from "node:fs";
+import { link, readFile, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+
+/**
+ * Who holds a directory: a process on a host, since a boot of that host. PGlite takes no lock of
+ * its own (its postmaster.pid says -42): two processes opening one data directory both start, each
+ * with its own view of the files, and the one that writes last wins on disk. Until 2026-12-04 a
+ * second `npm start` on the same FACE_DATA_DIR lost the first one's registrations at the next start.
+ */
+interface Holder {
+  pid: number;
+  host: string;
+  /** Linux's boot id; empty elsewhere. A lock from an earlier boot is held by no one. */
+  boot: string;
+  since: string;
+}
+
+/** A directory another process (or this one) is using. */
+export class DirectoryInUse extends Error {}
+
+export interface DirectoryLock {
+  release(): Promise<void>;
+}
+
+/**
+ * How often a holder touches its lock file, and how long a lock untouched is taken for one whose
+ * holder is gone. The touch is what tells a live holder that this process cannot see: on another
+ * host (a volume shared by containers, which also stop by SIGKILL when slow to stop), or in another
+ * process-id namespace of this host (containers sharing the host's name).
+ */
+const HEARTBEAT_MS = 5_000;
+const STALE_MS = 20_000;
+
+/** Lock files this process holds, released when it exits without releasing them. */
+const heldHere = new Map<string, string>();
+let releasedOnExit = false;
+
+/**
+ * Takes `lockPath` for this process, or throws DirectoryInUse naming its holder. A lock left by a
+ * process that is gone (killed, crashed, an earlier boot) is taken over: at once when this host
+ * says so, after STALE_MS untouched when its holder is where this process cannot look.
+ */
+export async function lockDirectory(lockPath: string, what: string): Promise<DirectoryLock> {
+  const me: Holder = { pid: process.pid, host: hostname(), boot: bootId(), since: new Date().toISOString() };
+  const content = JSON.stringify(me);
+  if (heldHere.has(lockPath)) throw inUse(what, lockPath, me);
+  // Written whole under a name of its own, then linked into place: link fails if the lock exists,
+  // so the lock file is never seen half-written.
+  const draft = `${lockPath}.${randomUUID()}`;
+  await writeFile(draft, content, { mode: 0o644 });
+  let tookOver = false;
+  try {
+    for (let tries = 0; ; tries++) {
+      try {
+        await link(draft, lockPath);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST" || tries === 3) throw e;
+      }
+      const found = await readLock(lockPath);
+      if (found === "gone") continue;
+      if (found.holder === undefined || !(await isGone(lockPath, found.holder, me))) throw inUse(what, lockPath, found.holder);
+      // Removed only if it is still the lock judged stale: another process may have taken it over meanwhile.
+      const still = await readLock(lockPath);
+      if (still !== "gone" && still.text === found.text) await unlink(lockPath).catch(() => {});
+      tookOver = true;
+    }
+  } finally {
+    await unlink(draft).catch(() => {});
+  }
+  // Two processes taking over one stale lock can both pass the check above, microseconds apart:
+  // the later one's unlink then removes the earlier one's lock. The earlier one sees it here.
+  if (tookOver) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const now = await readLock(lockPath);
+    if (now === "gone" || now.text !== content) throw inUse(what, lockPath, now === "gone" ? undefined : now.holder);
+  }
+  heldHere.set(lockPath, content);
+  const heartbeat = setInterval(() => void utimes(lockPath, new Date(), new Date()).catch(() => {}), HEARTBEAT_MS).unref();
+  if (!releasedOnExit) {
+    releasedOnExit = true;
+    process.once("exit", () => {
+      for (const [path, ours] of heldHere) if (readOr(path) === ours) unlinkSync(path);
+    });
+  }
+  return {
+    async release() {
+      if (heldHere.get(lockPath) !== content) return;
+      heldHere.delete(lockPath);
+      clearInterval(heartbeat);
+      if ((await readFile(lockPath, "utf8").catch(() => undefined)) === content) await unlink(lockPath);
+    },
+  };
+}
+
+/** The lock file's text and holder (undefined when it is not a lock this service wrote); "gone" when there is none. */
+async function readLock(lockPath: string): Promise<{ text: string; holder: Holder | undefined } | "gone"> {
+  let text: string;
+  try {
+    text = await readFile(lockPath, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return "gone";
+    throw e;
+  }
+  try {
+    const holder = JSON.parse(text) as Holder;
+    const valid = Number.isInteger(holder.pid) && typeof holder.host === "string" && typeof holder.boot === "string";
+    return { text, holder: valid ? holder : undefined };
+  } catch {
+    return { text, holder: undefined };
+  }
+}
+
+async function isGone(lockPath: string, holder: Holder, me: Holder): Promise<boolean> {
+  if (holder.host === me.host) {
+    if (holder.boot !== "" && me.boot !== "" && holder.boot !== me.boot) return true;
+    // Not this process (heldHere says so) when it is this pid: a restarted container's pid 1.
+    if (holder.pid !== me.pid && isAlive(holder.pid)) return false;
+  }
+  return !(await stillTouched(lockPath, holder.host === me.host));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: alive, another user's.
+    return (e as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
+/**
+ * Whether the lock's holder touches it still: its modification time changes within STALE_MS. On
+ * this host's own clock a lock untouched for longer is seen at once; another host's clock may be
+ * off, so there only a change is believed.
+ */
+async function stillTouched(lockPath: string, sameClock: boolean): Promise<boolean> {
+  const modified = async () => (await stat(lockPath).catch(() => undefined))?.mtimeMs;
+  const first = await modified();
+  if (first === undefined || (sameClock && Date.now() - first > STALE_MS)) return false;
+  for (const until = Date.now() + STALE_MS; Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = await modified();
+    if (now !== first) return now !== undefined;
+  }
+  return false;
+}
+
+function inUse(what: string, lockPath: string, holder: Holder | undefined): DirectoryInUse {
+  const who = holder === undefined ? "another process (its lock file is not one this service wrote)" : `process ${holder.pid} on ${holder.host} since ${holder.since}`;
+  return new DirectoryInUse(`${what} is in use by ${who}. One service process per directory: for several, use DATABASE_URL (a PostgreSQL server). If that process is gone, delete ${lockPath}.`);
+}
+
+function bootId(): string {
+  return readOr("/proc/sys/kernel/random/boot_id")?.trim() ?? "";
+}
+
+function readOr(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}

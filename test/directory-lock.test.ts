@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { openDatabase } from "../src/store/database.js";
+import { DirectoryInUse } from "../src/store/directory-lock.js";
+import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
+import { face } from "./support/testdata.js";
+
+/** The embedded database, whatever database the suite runs against otherwise. */
+const EMBEDDED = { DATABASE_URL: "", LOG_LEVEL: "warn" };
+
+async function register(service: ServiceProcess, identifier: string): Promise<void> {
+  const form = new FormData();
+  form.append("identifier", identifier);
+  form.append("image", new Blob([Buffer.from(face("face_recognition/obama.jpg"))]), "obama.jpg");
+  const response = await fetch(`${service.url}/api/v1/register`, { method: "POST", body: form });
+  assert.equal(response.status, 200, await response.text());
+}
+
+const users = async (service: ServiceProcess) => (await (await fetch(`${service.url}/api/v1/users`)).json()) as string[];
+
+/** Runs the service on `dataDir` expecting it to refuse to start: its exit code and output. */
+async function refusedStart(dataDir: string): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, SERVICE_COMMAND.args, { env: { ...process.env, ...EMBEDDED, PORT: "0", FACE_DATA_DIR: dataDir }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const code = await new Promise<number | null>((r) => child.once("exit", r));
+  clearTimeout(timer);
+  return { code, output };
+}
+
+describe("one service process per embedded data directory", () => {
+  let dataDir: string;
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "face-directory-lock-"));
+  });
+  after(() => rm(dataDir, { recursive: true, force: true }));
+
+  it("refuses a second process on the same FACE_DATA_DIR, naming the first, which loses nothing", async () => {
+    const first = await startServiceProcess({ ...EMBEDDED, FACE_DATA_DIR: dataDir });
+    try {
+      await register(first, "before-second");
+      const second = await refusedStart(dataDir);
+      assert.equal(second.code, 2, second.output);
+      assert.match(second.output, new RegExp(`in use by process ${first.child.pid} on `));
+      assert.match(second.output, /DATABASE_URL/);
+      await register(first, "after-second");
+    } finally {
+      await first.stop();
+    }
+    assert.equal(existsSync(join(dataDir, "pgdata.lock")), false, "a stopped service leaves no lock behind");
+    const again = await startServiceProcess({ ...EMBEDDED, FACE_DATA_DIR: dataDir });
+    try {
+      assert.deepEqual(await users(again), ["after-second", "before-second"]);
+    } finally {
+      await again.stop();
+    }
+  });
+
+  it("starts on a directory whose service was killed (SIGKILL), taking over the lock it left", async () => {
+    const killed = await startServiceProcess({ ...EMBEDDED, FACE_DATA_DIR: dataDir });
+    killed.child.kill("SIGKILL");
+    await new Promise((r) => killed.child.once("exit", r));
+    assert.ok(existsSync(join(dataDir, "pgdata.lock")), "the killed process left its lock");
+    const next = await startServiceProcess({ ...EMBEDDED, FACE_DATA_DIR: dataDir });
+    try {
+      assert.deepEqual(await users(next), ["after-second", "before-second"]);
+      assert.equal(JSON.parse(await readFile(join(dataDir, "pgdata.lock"), "utf8")).pid, next.child.pid);
+    } finally {
+      await next.stop();
+    }
+  });
+});
+
+describe("the embedded database's lock within one process, and lock files it did not write", () => {
+  let dataDir: string;
+  const lockFile = () => join(dataDir, "pgdata.lock");
+  const open = () => openDatabase({ databaseUrl: undefined, dataDir });
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "face-directory-lock-"));
+  });
+  after(() => rm(dataDir, { recursive: true, force: true }));
+
+  it("refuses a second open in the same process until the first is closed", async () => {
+    const first = await open();
+    await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`process ${process.pid}`));
+    await first.close();
+    await (await open()).close();
+  });
+
+  /** A lock as another host's service writes it. */
+  const otherHostsLock = async () => {
+    const boot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
+    await writeFile(lockFile(), JSON.stringify({ pid: process.pid, host: `not-${hostname()}`, boot, since: "2026-12-01T00:00:00.000Z" }));
+  };
+
+  it("refuses a lock another host's service keeps touching, and one it cannot read, saying which file to delete", async () => {
+    await otherHostsLock();
+    const heartbeat = setInterval(() => void utimes(lockFile(), new Date(), new Date()).catch(() => {}), 1_000);
+    try {
+      await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`on not-${hostname()}`) && e.message.includes(`delete ${lockFile()}`));
+    } finally {
+      clearInterval(heartbeat);
+    }
+    await writeFile(lockFile(), "garbage");
+    await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`delete ${lockFile()}`));
+    await rm(lockFile());
+  });
+
+  it("refuses a lock of this host whose process it cannot see but which is touched (a container sharing the host's name)", async () => {
+    const exited = spawn(process.execPath, ["-e", ""]);
+    await new Promise((r) => exited.once("exit", r));
+    const boot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
+    await writeFile(lockFile(), JSON.stringify({ pid: exited.pid, host: hostname(), boot, since: "2026-12-01T00:00:00.000Z" }));
+    const heartbeat = setInterval(() => void utimes(lockFile(), new Date(), new Date()).catch(() => {}), 1_000);
+    try {
+      await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`process ${exited.pid} on ${hostname()}`));
+    } finally {
+      clearInterval(heartbeat);
+    }
+    await rm(lockFile());
+  });
+
+  it("takes over another host's lock once it has gone untouched for 20 s (its service was killed)", async () => {
+    await otherHostsLock();
+    const started = Date.now();
+    const database = await open();
+    assert.ok(Date.now() - started >= 20_000, "it watched the lock for 20 s first");
+    assert.equal(JSON.parse(await readFile(lockFile(), "utf8")).host, hostname());
+    await database.close();
+  });
+
+  it("takes over a lock of this host from an earlier boot, though its process id is alive now", { skip: existsSync("/proc/sys/kernel/random/boot_id") ? false : "needs Linux's boot id" }, async () => {
+    await writeFile(lockFile(), JSON.stringify({ pid: process.ppid, host: hostname(), boot: "an-earlier-boot", since: "2026-12-01T00:00:00.000Z" }));
+    const database = await open();
+    assert.equal(JSON.parse(await readFile(lockFile(), "utf8")).pid, process.pid);
+    await database.close();
+    assert.equal(existsSync(lockFile()), false);
+  });
+});
