@@ -28,10 +28,13 @@ const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, w
 const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels }, stage: telemetry.stage });
 // The database (opened and migrated) and the models (loaded into every inference worker) are
 // independent: they start together, and each says when it is ready.
-const [database] = await Promise.all([
-  startupStep(logger, "database opened and migrated", () => openDatabase({ ...config, onReadReplicaUnavailable: (err) => logger.warn({ err }, "read replica not answering: searches go to the primary for a while") }), (db) => ({ database: db.kind })),
-  startupStep(logger, "models loaded", () => engine.warmUp(), () => ({ workers: config.onnxWorkers })),
-]).catch((e: unknown) => {
+const databaseOpened = startupStep(logger, "database opened and migrated", () => openDatabase({ ...config, onReadReplicaUnavailable: (err) => logger.warn({ err }, "read replica not answering: searches go to the primary for a while") }), (db) => ({ database: db.kind }));
+const modelsLoaded = startupStep(logger, "models loaded", () => engine.warmUp(), () => ({ workers: config.onnxWorkers }));
+const [database] = await Promise.all([databaseOpened, modelsLoaded]).catch(async (e: unknown) => {
+  // Exiting while the inference workers still load their models aborts the process (onnxruntime
+  // throws from native code), hiding the reason: they finish first.
+  await Promise.allSettled([databaseOpened, modelsLoaded]);
+  await runtime.close();
   if (!(e instanceof DirectoryInUse)) throw e;
   process.stderr.write(`${e.message}\n`);
   process.exit(2);
