@@ -44,6 +44,12 @@ const HTTP_STATUS_OF_CODE: Record<Code, number> = {
 /** Error codes of PostgreSQL and of Node sockets that mean "the database is not reachable now". */
 const DATABASE_DOWN = /^(08|57P0[1-3]|53300)|^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN)$/;
 
+/** PostgreSQL's disk_full, and a file system out of space or over its quota (a stored photo). */
+const STORAGE_FULL = /^(53100|ENOSPC|EDQUOT)$/;
+
+/** How long a client is asked to wait when the server's storage is full: until someone frees space. */
+const STORAGE_FULL_RETRY_SECONDS = 60;
+
 /**
  * Turns anything thrown by a handler into a ConnectError whose message is safe to send: FaceErrors
  * keep their message, database outages become Unavailable, everything else becomes Internal with a
@@ -69,16 +75,29 @@ export function toConnectError(error: unknown): ConnectError {
   if (isDatabaseUnavailable(error)) {
     return new ConnectError("the database is unavailable; try again shortly", Code.Unavailable, undefined, undefined, error);
   }
+  if (causes(error).some((e) => STORAGE_FULL.test(String((e as { code?: unknown }).code)))) {
+    // Unavailable, not ResourceExhausted: the client did nothing to cause it (REST would read
+    // ResourceExhausted as 413, too large), reads go on, and writes will work once space is freed.
+    const full = new ConnectError("the server's storage is full: nothing was stored; try again later", Code.Unavailable, undefined, undefined, error);
+    full.metadata.set("retry-after", String(STORAGE_FULL_RETRY_SECONDS));
+    return full;
+  }
   return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
 }
 
 function isDatabaseUnavailable(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+  return causes(error).some((e) => {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string" && DATABASE_DOWN.test(code)) return true;
-    if (/Connection terminated|connect ECONNREFUSED|Knex: Timeout acquiring a connection|Unable to acquire a connection|PGlite is clos/.test(e.message)) return true;
-  }
-  return false;
+    return /Connection terminated|connect ECONNREFUSED|Knex: Timeout acquiring a connection|Unable to acquire a connection|PGlite is clos/.test(e.message);
+  });
+}
+
+/** `error` and its causes, five deep at most. */
+function causes(error: unknown): Error[] {
+  const chain: Error[] = [];
+  for (let e: unknown = error; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e);
+  return chain;
 }
 
 /**

@@ -32,18 +32,20 @@ export const SERVICE_COMMAND = { args: ["--import", "tsx", "src/main.ts"] };
 
 /**
  * Spawns src/main.ts with `env` on top of this process's environment and waits for /health;
- * `command` runs something else with node (compiled output, in another directory), or with at most
- * `openFiles` file descriptors (soft and hard limit).
+ * `command` runs something else with node (compiled output, in another directory), with at most
+ * `openFiles` file descriptors (soft and hard limit), or under `within`, a command that ends by
+ * running the arguments it is given (`unshare ... sh -c '... && exec "$@"' sh`).
  */
 export async function startServiceProcess(
   env: Record<string, string>,
-  command: { args: string[]; cwd?: string; openFiles?: number } = SERVICE_COMMAND,
+  command: { args: string[]; cwd?: string; openFiles?: number; within?: string[] } = SERVICE_COMMAND,
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const [file, args] = command.openFiles === undefined
+  const [node, nodeArgs] = command.openFiles === undefined
     ? [process.execPath, command.args]
     : ["/bin/sh", ["-c", 'ulimit -n "$0" && exec "$@"', String(command.openFiles), process.execPath, ...command.args]];
+  const [file, args] = command.within === undefined ? [node, nodeArgs] : [command.within[0], [...command.within.slice(1), node, ...nodeArgs]];
   const child = spawn(file, args, {
     cwd: command.cwd,
     env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ...env },
