@@ -15,8 +15,7 @@ import type { createCollectionService } from "../service/collections.js";
 import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { runInCall } from "../call-signal.js";
-import { FaceError } from "../errors.js";
-import { callEndOf, frameErrorOf, toConnectError } from "./errors.js";
+import { callEndOf, frameErrorOf, isServerFault, toConnectError } from "./errors.js";
 import { clientSideKey, moreWorkKey, requestIdKey } from "./call-context.js";
 import { rateLimitExceeded } from "./access.js";
 import { createMetricsInterceptor } from "./metrics.js";
@@ -58,9 +57,7 @@ export function createErrorInterceptor(logger: FastifyBaseLogger): Interceptor {
       return await next(req);
     } catch (e) {
       const error = toConnectError(e);
-      // A FaceError is a deliberate answer (a refusal at capacity, a shutdown), not a fault to log.
-      const deliberate = error.cause instanceof FaceError;
-      if (!deliberate && (error.code === Code.Internal || error.code === Code.Unknown || error.code === Code.Unavailable)) {
+      if (isServerFault(error)) {
         logger.error({ err: error.cause ?? e, rpc: req.method.name, reqId: req.contextValues.get(requestIdKey) }, "rpc failed");
       }
       throw error;
@@ -131,7 +128,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
     } catch (e) {
       // A bad frame is answered with its error; the stream goes on.
       const error = toConnectError(e);
-      if (error.code === Code.Internal) deps.logger.error({ err: error.cause ?? e }, "sync frame failed");
+      if (isServerFault(error)) deps.logger.error({ err: error.cause ?? e }, "sync frame failed");
       return create(SyncResponseSchema, {
         frameId: request.frameId,
         error: create(FrameErrorSchema, frameErrorOf(error)),

@@ -85,6 +85,15 @@ export function toConnectError(error: unknown): ConnectError {
   return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
 }
 
+/**
+ * A failure the client cannot fix, which the operator should hear of: Internal, Unknown or
+ * Unavailable, unless the service chose to answer so (a FaceError: a refusal at capacity, a shutdown).
+ */
+export function isServerFault(error: ConnectError): boolean {
+  if (error.cause instanceof FaceError) return false;
+  return error.code === Code.Internal || error.code === Code.Unknown || error.code === Code.Unavailable;
+}
+
 function isDatabaseUnavailable(error: unknown): boolean {
   return causes(error).some((e) => {
     const code = (e as { code?: unknown }).code;
