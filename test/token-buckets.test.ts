@@ -7,7 +7,7 @@ describe("rate limit token buckets", () => {
   afterEach(() => mock.timers.reset());
 
   it("tells a refused client the whole seconds until its next request is allowed", () => {
-    const buckets = createTokenBuckets(1 / 60, 5);
+    const buckets = createTokenBuckets(1 / 60, 5, () => Date.now());
     assert.deepEqual(Array.from({ length: 6 }, () => buckets.take("a")), [0, 0, 0, 0, 0, 60]);
     mock.timers.tick(30_500);
     assert.equal(buckets.take("a"), 30);
@@ -17,7 +17,7 @@ describe("rate limit token buckets", () => {
   });
 
   it("never gives a client its burst back by forgetting a bucket that has not refilled", () => {
-    const buckets = createTokenBuckets(1 / 600, 3);
+    const buckets = createTokenBuckets(1 / 600, 3, () => Date.now());
     for (let i = 0; i < 3; i++) assert.equal(buckets.take("a"), 0);
     mock.timers.tick(61_000);
     // Many other clients, each with a bucket still refilling: the map is over its sweep size.
@@ -25,6 +25,15 @@ describe("rate limit token buckets", () => {
     mock.timers.tick(1_000);
     buckets.take("client-last");
     assert.equal(buckets.take("a"), 538, "a's bucket was kept: 62 s of 600 refilled");
+  });
+
+  it("counts time by a clock that the wall clock's steps do not move (an NTP correction of an hour back)", () => {
+    mock.timers.setTime(Date.parse("2026-12-04T12:00:00Z"));
+    const buckets = createTokenBuckets(100, 2);
+    assert.deepEqual([buckets.take("a"), buckets.take("a")], [0, 0]);
+    mock.timers.setTime(Date.parse("2026-12-04T11:00:00Z"));
+    // Counted by the wall clock, the hour back was taken from the bucket: refused for an hour.
+    assert.ok(buckets.take("a") <= 1, "refused for at most the second a token takes to refill");
   });
 
   it("does not walk every bucket on each request when many clients are refilling", () => {

@@ -20,9 +20,13 @@ const BUCKETS_BEFORE_SWEEP = 10_000;
  */
 const SWEEP_INTERVAL_MS = 1_000;
 
-export function createTokenBuckets(perSecond: number, burst: number): TokenBuckets {
+/**
+ * `now` is a monotonic clock by default: counted by the wall clock, an NTP step of an hour back was
+ * taken from every bucket, and each client then refused for that hour.
+ */
+export function createTokenBuckets(perSecond: number, burst: number, now: () => number = () => performance.now()): TokenBuckets {
   const buckets = new Map<string, { tokens: number; at: number }>();
-  let sweptAt = 0;
+  let sweptAt = -Infinity;
   const tokensAt = (bucket: { tokens: number; at: number }, now: number) => Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
 
   function sweep(now: number): void {
@@ -34,11 +38,11 @@ export function createTokenBuckets(perSecond: number, burst: number): TokenBucke
   return {
     take(client) {
       if (perSecond <= 0) return 0;
-      const now = Date.now();
-      sweep(now);
-      const bucket = buckets.get(client) ?? { tokens: burst, at: now };
-      bucket.tokens = tokensAt(bucket, now);
-      bucket.at = now;
+      const at = now();
+      sweep(at);
+      const bucket = buckets.get(client) ?? { tokens: burst, at };
+      bucket.tokens = tokensAt(bucket, at);
+      bucket.at = at;
       buckets.set(client, bucket);
       if (bucket.tokens < 1) return Math.max(1, Math.ceil((1 - bucket.tokens) / perSecond));
       bucket.tokens -= 1;
