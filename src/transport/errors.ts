@@ -52,8 +52,8 @@ const STORAGE_FULL_RETRY_SECONDS = 60;
 
 /**
  * Turns anything thrown by a handler into a ConnectError whose message is safe to send: FaceErrors
- * keep their message, database outages become Unavailable, everything else becomes Internal with a
- * generic message (the cause is kept on the error for the log, never sent).
+ * keep their message, database outages and full storage become Unavailable, everything else
+ * becomes Internal with a generic message (the cause is kept on the error for the log, never sent).
  */
 export function toConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
