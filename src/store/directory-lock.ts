@@ -1,6 +1,5 @@
-import { randomUUID } from "node:crypto";
 import { readFileSync, unlinkSync } from "node:fs";
-import { link, readFile, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import { open, readFile, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 
 /**
@@ -46,29 +45,17 @@ export async function lockDirectory(lockPath: string, what: string): Promise<Dir
   const me: Holder = { pid: process.pid, host: hostname(), boot: bootId(), since: new Date().toISOString() };
   const content = JSON.stringify(me);
   if (heldHere.has(lockPath)) throw inUse(what, lockPath, me);
-  // Written whole under a name of its own, then linked into place: link fails if the lock exists,
-  // so the lock file is never seen half-written.
-  const draft = `${lockPath}.${randomUUID()}`;
-  await writeFile(draft, content, { mode: 0o644 });
   let tookOver = false;
-  try {
-    for (let tries = 0; ; tries++) {
-      try {
-        await link(draft, lockPath);
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST" || tries === 3) throw e;
-      }
-      const found = await readLock(lockPath);
-      if (found === "gone") continue;
-      if (found.holder === undefined || !(await isGone(lockPath, found.holder, me))) throw inUse(what, lockPath, found.holder);
-      // Removed only if it is still the lock judged stale: another process may have taken it over meanwhile.
-      const still = await readLock(lockPath);
-      if (still !== "gone" && still.text === found.text) await unlink(lockPath).catch(() => {});
-      tookOver = true;
-    }
-  } finally {
-    await unlink(draft).catch(() => {});
+  for (let tries = 0; ; tries++) {
+    if (await createLock(lockPath, content)) break;
+    if (tries === 3) throw inUse(what, lockPath, undefined);
+    const found = await readLock(lockPath);
+    if (found === "gone") continue;
+    if (found.holder === undefined || !(await isGone(lockPath, found.holder, me))) throw inUse(what, lockPath, found.holder);
+    // Removed only if it is still the lock judged stale: another process may have taken it over meanwhile.
+    const still = await readLock(lockPath);
+    if (still !== "gone" && still.text === found.text) await unlink(lockPath).catch(() => {});
+    tookOver = true;
   }
   // Two processes taking over one stale lock can both pass the check above, microseconds apart:
   // the later one's unlink then removes the earlier one's lock. The earlier one sees it here.
@@ -95,21 +82,55 @@ export async function lockDirectory(lockPath: string, what: string): Promise<Dir
   };
 }
 
-/** The lock file's text and holder (undefined when it is not a lock this service wrote); "gone" when there is none. */
-async function readLock(lockPath: string): Promise<{ text: string; holder: Holder | undefined } | "gone"> {
-  let text: string;
+/**
+ * Creates the lock file holding `content`; false when one exists. Created only if absent (O_EXCL,
+ * which network file systems honour too; hard links are not everywhere): a reader meeting it before
+ * its text is written waits for the text (readLock). One whose text could not be written goes.
+ */
+async function createLock(lockPath: string, content: string): Promise<boolean> {
+  let file: FileHandle;
   try {
-    text = await readFile(lockPath, "utf8");
+    file = await open(lockPath, "wx", 0o644);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return "gone";
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
     throw e;
   }
   try {
+    await file.writeFile(content);
+    await file.close();
+    return true;
+  } catch (e) {
+    await file.close().catch(() => {});
+    await unlink(lockPath).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * The lock file's text and holder (undefined when it is not a lock this service wrote, after a
+ * second for its text to be written); "gone" when there is none.
+ */
+async function readLock(lockPath: string): Promise<{ text: string; holder: Holder | undefined } | "gone"> {
+  for (let tries = 0; ; tries++) {
+    let text: string;
+    try {
+      text = await readFile(lockPath, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return "gone";
+      throw e;
+    }
+    const holder = holderIn(text);
+    if (holder !== undefined || tries === 10) return { text, holder };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function holderIn(text: string): Holder | undefined {
+  try {
     const holder = JSON.parse(text) as Holder;
-    const valid = Number.isInteger(holder.pid) && typeof holder.host === "string" && typeof holder.boot === "string";
-    return { text, holder: valid ? holder : undefined };
+    return Number.isInteger(holder.pid) && typeof holder.host === "string" && typeof holder.boot === "string" ? holder : undefined;
   } catch {
-    return { text, holder: undefined };
+    return undefined;
   }
 }
 
