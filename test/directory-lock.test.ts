@@ -140,6 +140,15 @@ describeUnless(embeddedOnly, "the embedded database's lock within one process, a
     await database.close();
   });
 
+  it("waits for the text of a lock file met the moment it was created, and names its holder", async () => {
+    const boot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
+    await writeFile(lockFile(), "");
+    const written = new Promise((r) => setTimeout(r, 300)).then(() => writeFile(lockFile(), JSON.stringify({ pid: process.ppid, host: hostname(), boot, since: "2026-12-04T00:00:00.000Z" })));
+    await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`process ${process.ppid} on ${hostname()}`));
+    await written;
+    await rm(lockFile());
+  });
+
   it("takes over a lock of this host from an earlier boot, though its process id is alive now", { skip: existsSync("/proc/sys/kernel/random/boot_id") ? false : "needs Linux's boot id" }, async () => {
     await writeFile(lockFile(), JSON.stringify({ pid: process.ppid, host: hostname(), boot: "an-earlier-boot", since: "2026-12-01T00:00:00.000Z" }));
     const database = await open();
