@@ -6,7 +6,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { openDatabase } from "../src/store/database.js";
-import { DirectoryInUse } from "../src/store/directory-lock.js";
+import { DirectoryInUse, lockDirectory } from "../src/store/directory-lock.js";
 import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { describeUnless } from "./support/suite.js";
 import { face } from "./support/testdata.js";
@@ -144,7 +144,7 @@ describeUnless(embeddedOnly, "the embedded database's lock within one process, a
     const boot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
     await writeFile(lockFile(), "");
     const written = new Promise((r) => setTimeout(r, 300)).then(() => writeFile(lockFile(), JSON.stringify({ pid: process.ppid, host: hostname(), boot, since: "2026-12-04T00:00:00.000Z" })));
-    await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`process ${process.ppid} on ${hostname()}`));
+    await assert.rejects(lockDirectory(lockFile(), "the directory"), (e) => e instanceof DirectoryInUse && e.message.includes(`process ${process.ppid} on ${hostname()}`));
     await written;
     await rm(lockFile());
   });
