@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readlink, rm, utimes, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
@@ -98,11 +98,13 @@ describeUnless(embeddedOnly, "the embedded database's lock within one process, a
     await (await open()).close();
   });
 
-  /** A lock as another host's service writes it. */
-  const otherHostsLock = async () => {
+  /** Writes a lock as a service on this host, in this pid namespace, would: its pid, and `differences`. */
+  const writeLock = async (pid: number, differences: Record<string, string> = {}) => {
     const boot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
-    await writeFile(lockFile(), JSON.stringify({ pid: process.pid, host: `not-${hostname()}`, boot, since: "2026-12-01T00:00:00.000Z" }));
+    const pidns = await readlink("/proc/self/ns/pid").catch(() => "");
+    await writeFile(lockFile(), JSON.stringify({ pid, host: hostname(), boot, pidns, since: "2026-12-04T00:00:00.000Z", ...differences }));
   };
+  const otherHostsLock = () => writeLock(process.pid, { host: `not-${hostname()}` });
 
   it("refuses a lock another host's service keeps touching, and one it cannot read, saying which file to delete", async () => {
     await otherHostsLock();
@@ -117,11 +119,24 @@ describeUnless(embeddedOnly, "the embedded database's lock within one process, a
     await rm(lockFile());
   });
 
-  it("refuses a lock of this host whose process it cannot see but which is touched (a container sharing the host's name)", async () => {
+  /** A process id that no process has now. */
+  const exitedPid = async () => {
     const exited = spawn(process.execPath, ["-e", ""]);
     await new Promise((r) => exited.once("exit", r));
-    const boot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
-    await writeFile(lockFile(), JSON.stringify({ pid: exited.pid, host: hostname(), boot, since: "2026-12-01T00:00:00.000Z" }));
+    return exited.pid!;
+  };
+
+  it("takes over at once a lock of this host whose process is gone, however fresh", async () => {
+    await writeLock(await exitedPid());
+    const started = Date.now();
+    const lock = await lockDirectory(lockFile(), "the directory");
+    assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+    await lock.release();
+  });
+
+  it("refuses a lock of this host whose process it cannot look up but which is touched (a container with the host's name)", async () => {
+    const exited = { pid: await exitedPid() };
+    await writeLock(exited.pid, { pidns: "pid:[another]" });
     const heartbeat = setInterval(() => void utimes(lockFile(), new Date(), new Date()).catch(() => {}), 1_000);
     try {
       await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`process ${exited.pid} on ${hostname()}`));
@@ -141,16 +156,15 @@ describeUnless(embeddedOnly, "the embedded database's lock within one process, a
   });
 
   it("waits for the text of a lock file met the moment it was created, and names its holder", async () => {
-    const boot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
     await writeFile(lockFile(), "");
-    const written = new Promise((r) => setTimeout(r, 300)).then(() => writeFile(lockFile(), JSON.stringify({ pid: process.ppid, host: hostname(), boot, since: "2026-12-04T00:00:00.000Z" })));
+    const written = new Promise((r) => setTimeout(r, 300)).then(() => writeLock(process.ppid));
     await assert.rejects(lockDirectory(lockFile(), "the directory"), (e) => e instanceof DirectoryInUse && e.message.includes(`process ${process.ppid} on ${hostname()}`));
     await written;
     await rm(lockFile());
   });
 
   it("takes over a lock of this host from an earlier boot, though its process id is alive now", { skip: existsSync("/proc/sys/kernel/random/boot_id") ? false : "needs Linux's boot id" }, async () => {
-    await writeFile(lockFile(), JSON.stringify({ pid: process.ppid, host: hostname(), boot: "an-earlier-boot", since: "2026-12-01T00:00:00.000Z" }));
+    await writeLock(process.ppid, { boot: "an-earlier-boot" });
     const database = await open();
     assert.equal(JSON.parse(await readFile(lockFile(), "utf8")).pid, process.pid);
     await database.close();

@@ -1,4 +1,4 @@
-import { readFileSync, unlinkSync } from "node:fs";
+import { readFileSync, readlinkSync, unlinkSync } from "node:fs";
 import { open, readFile, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 
@@ -13,6 +13,8 @@ interface Holder {
   host: string;
   /** Linux's boot id; empty elsewhere. A lock from an earlier boot is held by no one. */
   boot: string;
+  /** Linux's pid namespace ("pid:[4026531836]"); empty elsewhere. Only within it does `pid` tell. */
+  pidns?: string;
   since: string;
 }
 
@@ -25,9 +27,9 @@ export interface DirectoryLock {
 
 /**
  * How often a holder touches its lock file, and how long a lock untouched is taken for one whose
- * holder is gone. The touch is what tells a live holder that this process cannot see: on another
+ * holder is gone. The touch is what tells a live holder that this process cannot look up: on another
  * host (a volume shared by containers, which also stop by SIGKILL when slow to stop), or in another
- * process-id namespace of this host (containers sharing the host's name).
+ * pid namespace of this host (a container sharing the host's name).
  */
 const HEARTBEAT_MS = 5_000;
 const STALE_MS = 20_000;
@@ -42,7 +44,7 @@ let releasedOnExit = false;
  * says so, after STALE_MS untouched when its holder is where this process cannot look.
  */
 export async function lockDirectory(lockPath: string, what: string): Promise<DirectoryLock> {
-  const me: Holder = { pid: process.pid, host: hostname(), boot: bootId(), since: new Date().toISOString() };
+  const me: Holder = { pid: process.pid, host: hostname(), boot: bootId(), pidns: pidNamespace(), since: new Date().toISOString() };
   const content = JSON.stringify(me);
   if (heldHere.has(lockPath)) throw inUse(what, lockPath, me);
   let tookOver = false;
@@ -137,8 +139,9 @@ function holderIn(text: string): Holder | undefined {
 async function isGone(lockPath: string, holder: Holder, me: Holder): Promise<boolean> {
   if (holder.host === me.host) {
     if (holder.boot !== "" && me.boot !== "" && holder.boot !== me.boot) return true;
-    // Not this process (heldHere says so) when it is this pid: a restarted container's pid 1.
-    if (holder.pid !== me.pid && isAlive(holder.pid)) return false;
+    // In this pid namespace its pid tells at once: alive, or gone. This process's own pid means a
+    // restarted container's pid 1 (heldHere says this process does not hold it).
+    if ((holder.pidns ?? "") === me.pidns) return holder.pid === me.pid || !isAlive(holder.pid);
   }
   return !(await stillTouched(lockPath, holder.host === me.host));
 }
@@ -173,6 +176,14 @@ async function stillTouched(lockPath: string, sameClock: boolean): Promise<boole
 function inUse(what: string, lockPath: string, holder: Holder | undefined): DirectoryInUse {
   const who = holder === undefined ? "another process (its lock file is not one this service wrote)" : `process ${holder.pid} on ${holder.host} since ${holder.since}`;
   return new DirectoryInUse(`${what} is in use by ${who}. One service process per directory: for several, use DATABASE_URL (a PostgreSQL server). If that process is gone, delete ${lockPath}.`);
+}
+
+function pidNamespace(): string {
+  try {
+    return readlinkSync("/proc/self/ns/pid");
+  } catch {
+    return "";
+  }
 }
 
 function bootId(): string {
