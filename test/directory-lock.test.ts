@@ -106,14 +106,19 @@ describeUnless(embeddedOnly, "the embedded database's lock within one process, a
   };
   const otherHostsLock = () => writeLock(process.pid, { host: `not-${hostname()}` });
 
-  it("refuses a lock another host's service keeps touching, and one it cannot read, saying which file to delete", async () => {
-    await otherHostsLock();
+  /** Runs `work` while the lock file is touched every second, as a live holder's heartbeat does. */
+  const whileTouched = async (work: () => Promise<void>) => {
     const heartbeat = setInterval(() => void utimes(lockFile(), new Date(), new Date()).catch(() => {}), 1_000);
     try {
-      await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`on not-${hostname()}`) && e.message.includes(`delete ${lockFile()}`));
+      await work();
     } finally {
       clearInterval(heartbeat);
     }
+  };
+
+  it("refuses a lock another host's service keeps touching, and one it cannot read, saying which file to delete", async () => {
+    await otherHostsLock();
+    await whileTouched(() => assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`on not-${hostname()}`) && e.message.includes(`delete ${lockFile()}`)));
     await writeFile(lockFile(), "garbage");
     await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`delete ${lockFile()}`));
     await rm(lockFile());
@@ -135,14 +140,9 @@ describeUnless(embeddedOnly, "the embedded database's lock within one process, a
   });
 
   it("refuses a lock of this host whose process it cannot look up but which is touched (a container with the host's name)", async () => {
-    const exited = { pid: await exitedPid() };
-    await writeLock(exited.pid, { pidns: "pid:[another]" });
-    const heartbeat = setInterval(() => void utimes(lockFile(), new Date(), new Date()).catch(() => {}), 1_000);
-    try {
-      await assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`process ${exited.pid} on ${hostname()}`));
-    } finally {
-      clearInterval(heartbeat);
-    }
+    const pid = await exitedPid();
+    await writeLock(pid, { pidns: "pid:[another]" });
+    await whileTouched(() => assert.rejects(open(), (e) => e instanceof DirectoryInUse && e.message.includes(`process ${pid} on ${hostname()}`)));
     await rm(lockFile());
   });
 
