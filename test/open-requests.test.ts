@@ -46,6 +46,24 @@ function closedWithin(emitter: NodeJS.EventEmitter, ms: number): Promise<boolean
 }
 
 /**
+ * A REST Recognize over a raw HTTP/1.1 socket whose body starts with `start` and then trickles
+ * `byte` every 100 ms: whether the server closed it within 5 s, and what it answered.
+ */
+async function trickledHttp1(url: string, contentType: string, start: string, byte: string): Promise<{ closed: boolean; answer: string }> {
+  const socket = connectTcp(Number(new URL(url).port), "127.0.0.1");
+  socket.on("error", () => {});
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.write(`POST /api/v1/recognize HTTP/1.1\r\nHost: x\r\n${contentType}\r\nContent-Length: 100000\r\n\r\n${start}`);
+  const timer = setInterval(() => socket.write(byte), 100);
+  let answer = "";
+  socket.on("data", (d) => (answer += d));
+  const closed = await closedWithin(socket, 5_000);
+  clearInterval(timer);
+  socket.destroy();
+  return { closed, answer };
+}
+
+/**
  * A test server started with `env`, and raw HTTP/2 connections to it (`connect`), all closed after
  * the suite.
  */
@@ -245,17 +263,7 @@ describe("a request must arrive within its time", () => {
   });
 
   it("ends an HTTP/1.1 request whose body trickles in past the limit", async () => {
-    const { port } = new URL(suite.server().url);
-    const socket = connectTcp(Number(port), "127.0.0.1");
-    socket.on("error", () => {});
-    await new Promise((resolve) => socket.once("connect", resolve));
-    socket.write("POST /api/v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{");
-    const timer = setInterval(() => socket.write(" "), 100);
-    let answer = "";
-    socket.on("data", (d) => (answer += d));
-    const closed = await closedWithin(socket, 5_000);
-    clearInterval(timer);
-    socket.destroy();
+    const { closed, answer } = await trickledHttp1(suite.server().url, "Content-Type: application/json", "{", " ");
     assert.equal(closed, true, "the trickling request was not ended");
     assert.match(answer, /^HTTP\/1\.1 408/);
     assert.match(answer, /"code":"deadline_exceeded"/, "the service's error body, not fastify's own");
@@ -264,18 +272,8 @@ describe("a request must arrive within its time", () => {
   it("ends a form refused at its first field whose rest trickles in past the limit", async () => {
     // A refused form is read to its end before it is answered (so the connection's next request is
     // served); a client trickling that end must not hold its request open for longer than the limit.
-    const { port } = new URL(suite.server().url);
-    const socket = connectTcp(Number(port), "127.0.0.1");
-    socket.on("error", () => {});
-    await new Promise((resolve) => socket.once("connect", resolve));
     const head = '--x\r\nContent-Disposition: form-data; name="top_k"\r\n\r\nmany\r\n--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n';
-    socket.write(`POST /api/v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n${head}`);
-    const timer = setInterval(() => socket.write("a"), 100);
-    let answer = "";
-    socket.on("data", (d) => (answer += d));
-    const closed = await closedWithin(socket, 5_000);
-    clearInterval(timer);
-    socket.destroy();
+    const { closed, answer } = await trickledHttp1(suite.server().url, "Content-Type: multipart/form-data; boundary=x", head, "a");
     assert.equal(closed, true, "the trickling form was not ended");
     assert.match(answer, /^HTTP\/1\.1 408/);
   });
