@@ -68,7 +68,7 @@ const isRequestStream = (path: string) => REQUEST_STREAM_PATHS.has(path);
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, engine, database, telemetry } = deps;
   const app = fastify({
-    serverFactory: (handler) => createDualProtocolServer(handler, { requestTimeoutMs: config.requestTimeoutMs, streamsRequests: isRequestStream, pingIntervalMs: config.pingIntervalMs, maxOpenRequests: config.maxOpenRequests }),
+    serverFactory: (handler) => createDualProtocolServer(handler, { requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs, streamsRequests: isRequestStream, pingIntervalMs: config.pingIntervalMs, maxOpenRequests: config.maxOpenRequests }),
     loggerInstance: deps.logger ?? (createLogger(config.logLevel) as FastifyBaseLogger),
     bodyLimit: config.maxMessageBytes,
     // Whose X-Forwarded-For names the client (request.ip): the rate limit's buckets and the logs.

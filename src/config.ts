@@ -113,6 +113,8 @@ export interface Config {
   readonly maxConnections: number;
   /** How long a request may take to arrive whole; streams of messages (Sync) are not limited. */
   readonly requestTimeoutMs: number;
+  /** How long an idle HTTP/1.1 connection is kept for its client's next request. */
+  readonly keepAliveTimeoutMs: number;
   /** How often HTTP/2 connections and WebSockets are pinged; one silent until the next ping is closed (0: never). */
   readonly pingIntervalMs: number;
   /** Bytes of request messages being received at once, across requests (transport/receive-budget.ts). */
@@ -282,6 +284,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnections: integer("FACE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
     // Node's own default for HTTP/1.1: a 10 MB photo at 1 Mbit/s takes 80 s.
     requestTimeoutMs: integer("FACE_REQUEST_TIMEOUT_MS", 300_000, 1_000, 3_600_000),
+    // Longer than the idle timeouts of the proxies that keep HTTP/1.1 connections to their backends
+    // (AWS ALB and nginx's upstream keepalive: 60 s): a proxy must never reuse a connection the
+    // service is closing at that instant, which the proxy answers 502. Node's own default is 5 s.
+    keepAliveTimeoutMs: integer("FACE_KEEPALIVE_TIMEOUT_MS", 75_000, 1_000, 3_600_000),
     // A vanished client's Sync stream or WebSocket is closed after one to two of these.
     pingIntervalMs: integer("FACE_PING_INTERVAL_MS", 60_000, 0, 3_600_000),
     // About 19 messages of the largest size at once (38 photos of 10 MB in base64), more than the

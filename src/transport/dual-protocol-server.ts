@@ -31,6 +31,8 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 export interface ConnectionLimits {
   /** How long a request may take to arrive whole (headers and body). */
   readonly requestTimeoutMs: number;
+  /** How long an idle HTTP/1.1 connection waits for its next request before it is closed. */
+  readonly keepAliveTimeoutMs: number;
   /** Whether the RPC at `path` takes a stream of messages, which goes on as long as its client sends. */
   readonly streamsRequests: (path: string) => boolean;
   /** How often an HTTP/2 connection is pinged; one silent until the next ping is closed (0: never). */
@@ -65,7 +67,7 @@ export function maxStreamsPerConnection(maxOpenRequests: number): number {
 export function createDualProtocolServer(handler: RequestHandler, limit: ConnectionLimits): http.Server {
   const { requestTimeoutMs } = limit;
   // Node checks HTTP/1.1 requests' time every 30 s by default: a tenth of the limit keeps it close.
-  const h1 = http.createServer({ requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 10)) }, handler);
+  const h1 = http.createServer({ requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 10)), keepAliveTimeout: limit.keepAliveTimeoutMs }, handler);
   const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxConcurrentStreams: maxStreamsPerConnection(limit.maxOpenRequests) } }, (req, res) => {
     if (!limit.streamsRequests(req.url.split("?")[0])) endIfSlow(req, requestTimeoutMs);
     // A response sent before the request was fully read (e.g. "message too large") leaves some

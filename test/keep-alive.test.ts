@@ -1,0 +1,75 @@
+/**
+ * Idle HTTP/1.1 connections are kept longer than the proxies in front of the service keep theirs
+ * (AWS ALB and nginx's upstream keepalive: 60 s). Node closes them after 5 s by default, and a proxy
+ * reusing a connection just as the service closes it answers its client 502. fastify's own default
+ * (72 s) does not apply: the service makes its own server (transport/dual-protocol-server.ts).
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { connect as connectTcp, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+/** A raw HTTP/1.1 connection to `url`, with what it has received so far and whether it closed. */
+async function rawConnection(url: string): Promise<{ socket: Socket; received: () => string; closed: () => boolean }> {
+  const socket = connectTcp(Number(new URL(url).port), "127.0.0.1");
+  let received = "";
+  let closed = false;
+  socket.on("data", (d) => (received += d));
+  socket.on("error", () => {});
+  socket.once("close", () => (closed = true));
+  await new Promise((resolve) => socket.once("connect", resolve));
+  return { socket, received: () => received, closed: () => closed };
+}
+
+/** Sends a health check on `connection` and waits up to 5 s for its answer's status line. */
+async function healthCheck(connection: Awaited<ReturnType<typeof rawConnection>>): Promise<void> {
+  const answers = connection.received().split("HTTP/1.1 200").length;
+  connection.socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  for (let waited = 0; connection.received().split("HTTP/1.1 200").length === answers; waited += 10) {
+    assert.ok(waited < 5_000 && !connection.closed(), `no answer on the connection: ${connection.received()}`);
+    await sleep(10);
+  }
+}
+
+describe("HTTP/1.1 keep-alive", () => {
+  describe("by default", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer();
+    });
+    after(() => server.close());
+
+    it("tells clients it keeps an idle connection 75 s", async () => {
+      const connection = await rawConnection(server.url);
+      await healthCheck(connection);
+      assert.match(connection.received(), /\r\nKeep-Alive: timeout=75\r\n/i);
+      connection.socket.destroy();
+    });
+
+    it("answers on a connection left idle past Node's own 5 s", async () => {
+      const connection = await rawConnection(server.url);
+      await healthCheck(connection);
+      await sleep(6_500);
+      assert.equal(connection.closed(), false, "the service closed the idle connection");
+      await healthCheck(connection);
+      connection.socket.destroy();
+    });
+  });
+
+  describe("with FACE_KEEPALIVE_TIMEOUT_MS", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ FACE_KEEPALIVE_TIMEOUT_MS: "1000" });
+    });
+    after(() => server.close());
+
+    it("closes a connection idle for longer", async () => {
+      const connection = await rawConnection(server.url);
+      await healthCheck(connection);
+      assert.match(connection.received(), /\r\nKeep-Alive: timeout=1\r\n/i);
+      await sleep(2_500);
+      assert.equal(connection.closed(), true, "the idle connection was kept");
+    });
+  });
+});
