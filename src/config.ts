@@ -1,24 +1,7 @@
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
-
-/** One API key and the collections it may use (undefined: every collection). */
-export interface ApiKey {
-  key: string;
-  collections: readonly string[] | undefined;
-}
-
-/** Parses FACE_API_KEYS: `key` or `key:collection1|collection2`, comma-separated. */
-export function parseApiKeys(raw: string | undefined): ApiKey[] {
-  return (raw ?? "")
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "")
-    .map((entry) => {
-      const [key, scope] = entry.split(":", 2);
-      return { key, collections: scope === undefined ? undefined : scope.split("|").filter((c) => c !== "") };
-    });
-}
+import { parseApiKeys, type ApiKey } from "./api-keys.js";
 
 /** Every setting of the service, read once from the environment at start. */
 export interface Config {

@@ -5,7 +5,7 @@ import { Code } from "@connectrpc/connect";
 import { rateLimitClient } from "./client-address.js";
 import { refusalOf, retryLater } from "./errors.js";
 import { createTokenBuckets } from "./token-buckets.js";
-import type { ApiKey } from "../config.js";
+import type { ApiKey } from "../api-keys.js";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 
 export interface AccessOptions {
