@@ -185,7 +185,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // After CORS, so a browser can read a 401 or 429 too.
   const rateLimit = registerAccessControl(app, { apiKeys: config.apiKeys, rateLimitPerSecond: config.rateLimitPerSecond, rateLimitBurst: config.rateLimitBurst });
-  registerOpenRequestLimit(app, config.maxOpenRequests);
+  registerOpenRequestLimit(app, { maxOpen: config.maxOpenRequests, maxOpenPerClient: config.maxOpenRequestsPerClient });
 
   app.get("/health", async (_request, reply) => {
     const up = await ready().catch(() => false);

@@ -92,6 +92,8 @@ export interface Config {
   readonly rateLimitBurst: number;
   /** Requests open at once (calls, streams, WebSockets) beyond which new ones are refused. */
   readonly maxOpenRequests: number;
+  /** Of those, how many one client (its API key, or its address without keys) may hold. */
+  readonly maxOpenRequestsPerClient: number;
   /** Connections open at once (at most half the open-file limit, transport/connection-limit.ts). */
   readonly maxConnections: number;
   /** How long a request may take to arrive whole; streams of messages (Sync) are not limited. */
@@ -204,6 +206,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const maxImageBytes = integer("FACE_MAX_IMAGE_BYTES", 10 * MIB, 1024, 100 * MIB);
   // Two images (Verify) in base64 (4/3) plus room for the other fields.
   const maxMessageBytes = Math.ceil(maxImageBytes * 2 * (4 / 3)) + 64 * 1024;
+  // Each open request holds memory before admission can bound it (its message arrives first): about
+  // 36 KB waiting, up to the message limit as it arrives (FACE_MAX_RECEIVING_BYTES bounds the sum).
+  // 256 is far more calls and cameras than the image work of a machine takes at once
+  // (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED).
+  const maxOpenRequests = integer("FACE_MAX_OPEN_REQUESTS", 256, 1, 100_000);
   const config: Config = {
     port: integer("PORT", 8080, 0, 65535),
     host: env.HOST?.trim() || "0.0.0.0",
@@ -259,11 +266,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustedProxies,
     rateLimitPerSecond: decimal("FACE_RATE_LIMIT_PER_SECOND", 0, 0, 100_000),
     rateLimitBurst: integer("FACE_RATE_LIMIT_BURST", 50, 1, 100_000),
-    // Each open request holds memory before admission can bound it (its message arrives first): about
-    // 36 KB waiting, up to the message limit as it arrives (FACE_MAX_RECEIVING_BYTES bounds the sum).
-    // 256 is far more calls and cameras than the image work of a machine takes at once
-    // (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED).
-    maxOpenRequests: integer("FACE_MAX_OPEN_REQUESTS", 256, 1, 100_000),
+    maxOpenRequests,
+    // A quarter stays for the other clients: Sync streams and WebSockets stay open for as long as
+    // their client answers pings, so one client could otherwise hold every place for good.
+    maxOpenRequestsPerClient: integer("FACE_MAX_OPEN_REQUESTS_PER_CLIENT", Math.ceil(maxOpenRequests * 0.75), 1, 100_000),
     maxConnections: integer("FACE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
     // Node's own default for HTTP/1.1: a 10 MB photo at 1 Mbit/s takes 80 s.
     requestTimeoutMs: integer("FACE_REQUEST_TIMEOUT_MS", 300_000, 1_000, 3_600_000),

@@ -94,7 +94,7 @@ function serverWithConnections(env: Record<string, string>): { server: () => Tes
  * by 700 MB on one connection, and the connection was then dropped with every call on it.
  */
 describe("requests open at once are bounded", () => {
-  const suite = serverWithConnections({ FACE_MAX_OPEN_REQUESTS: "20" });
+  const suite = serverWithConnections({ FACE_MAX_OPEN_REQUESTS: "20", FACE_MAX_OPEN_REQUESTS_PER_CLIENT: "20" });
   const { connect } = suite;
   const recognizeEmpty = () => faceClient(suite.server()).recognize({ image: new Uint8Array() });
   /** The code an empty Recognize gets: InvalidArgument once it is let in. */

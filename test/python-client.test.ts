@@ -67,7 +67,11 @@ describeUnless(pythonGrpcSkip, "what grpcio is told when the server refuses", ()
   });
 
   it("refuses streams and calls beyond FACE_MAX_OPEN_REQUESTS with UNAVAILABLE and retry-after", async () => {
-    assert.deepEqual(await against({ FACE_MAX_OPEN_REQUESTS: "20" }, "many_streams", [photo, "25"]), { answered: 20, failed: ["UNAVAILABLE 1"], unanswered: 0, unary: "UNAVAILABLE 1" });
+    assert.deepEqual(await against({ FACE_MAX_OPEN_REQUESTS: "20", FACE_MAX_OPEN_REQUESTS_PER_CLIENT: "20" }, "many_streams", [photo, "25"]), { answered: 20, failed: ["UNAVAILABLE 1"], unanswered: 0, unary: "UNAVAILABLE 1" });
+  });
+
+  it("refuses one client's streams and calls beyond its share (FACE_MAX_OPEN_REQUESTS_PER_CLIENT) with RESOURCE_EXHAUSTED and retry-after", async () => {
+    assert.deepEqual(await against({ FACE_MAX_OPEN_REQUESTS: "20", FACE_MAX_OPEN_REQUESTS_PER_CLIENT: "10" }, "many_streams", [photo, "15"]), { answered: 10, failed: ["RESOURCE_EXHAUSTED 1"], unanswered: 0, unary: "RESOURCE_EXHAUSTED 1" });
   });
 
   it("refuses a call without the API key with UNAUTHENTICATED", async () => {

@@ -56,7 +56,7 @@ describe("a client that vanishes without closing its connection", () => {
   let server: TestServer;
   let proxy: Awaited<ReturnType<typeof freezableProxy>>;
   before(async () => {
-    server = await startTestServer({ FACE_MAX_OPEN_REQUESTS: "20", FACE_PING_INTERVAL_MS: "500" });
+    server = await startTestServer({ FACE_MAX_OPEN_REQUESTS: "20", FACE_MAX_OPEN_REQUESTS_PER_CLIENT: "20", FACE_PING_INTERVAL_MS: "500" });
   });
   after(() => server.close());
   /** The code an empty Recognize gets: InvalidArgument once let in, Unavailable while 20 requests are open. */

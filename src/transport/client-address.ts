@@ -13,3 +13,8 @@ export function rateLimitClient(address: string): string {
   const network = (parsed as ipaddr.IPv6).parts.slice(0, 4);
   return `ip:${new ipaddr.IPv6([...network, 0, 0, 0, 0]).toString()}/64`;
 }
+
+/** A client of `rateLimitClient` or an API key's (access.ts) as logs and refusals name it: its address, never its key. */
+export function clientName(client: string): string {
+  return client.startsWith("ip:") ? `address ${client.slice(3)}` : "its API key";
+}

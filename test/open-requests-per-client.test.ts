@@ -1,0 +1,169 @@
+/**
+ * One client may hold only its share of the requests open at once (FACE_MAX_OPEN_REQUESTS_PER_CLIENT,
+ * three quarters of FACE_MAX_OPEN_REQUESTS unless set). A Sync stream or WebSocket stays open for
+ * as long as its client answers pings: before the share, one client's idle streams (a camera
+ * gateway leaking them, or someone hostile) held every place and every other client was refused.
+ */
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import { connect as connectTcp } from "node:net";
+import { after, before, describe, it } from "node:test";
+import WebSocket from "ws";
+import { processMetrics } from "../src/metrics.js";
+import { haproxyAloneMissing, startHAProxy, type HAProxy } from "./support/haproxy.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+import { describeUnless } from "./support/suite.js";
+import { until } from "./support/until.js";
+
+const RESOURCE_EXHAUSTED = 8;
+const INVALID_ARGUMENT = 3;
+const UNAVAILABLE = 14;
+
+const openRequests = async () => (await processMetrics().openRequests.get()).values[0]?.value ?? 0;
+
+/** An HTTP/2 connection to `url` from the local address `from` (127.x.y.z and ::1 are this machine's). */
+function connectFrom(url: string, from: string, sessions: http2.ClientHttp2Session[]): http2.ClientHttp2Session {
+  const { hostname, port } = new URL(url);
+  const host = from.includes(":") ? "::1" : hostname;
+  const session = http2.connect(url, { createConnection: () => connectTcp({ host, port: Number(port), localAddress: from }) });
+  session.on("error", () => {});
+  sessions.push(session);
+  return session;
+}
+
+/** A Sync stream that sends no frame: it stays open, as a camera's does between frames. */
+function idleSync(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders = {}): http2.ClientHttp2Stream {
+  const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Sync", "content-type": "application/grpc", te: "trailers", ...headers }, { endStream: false });
+  stream.on("error", () => {});
+  stream.resume();
+  return stream;
+}
+
+/** A Recognize with an empty message: its grpc-status (InvalidArgument once let in) and retry-after. */
+function emptyRecognize(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders = {}): Promise<{ status: number; retryAfter?: string; message: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers", ...headers });
+    const settle = (h: http2.IncomingHttpHeaders) => {
+      if (h["grpc-status"] === undefined) return;
+      resolve({ status: Number(h["grpc-status"]), retryAfter: h["retry-after"] as string | undefined, message: decodeURIComponent(String(h["grpc-message"] ?? "")) });
+    };
+    stream.on("response", settle).on("trailers", settle).on("error", reject);
+    stream.resume();
+    stream.end(Buffer.alloc(5));
+  });
+}
+
+describe("one client's open requests leave room for the others", () => {
+  let server: TestServer;
+  const sessions: http2.ClientHttp2Session[] = [];
+  before(async () => {
+    // Six places for one client (three quarters of eight); every address of this machine reaches it.
+    server = await startTestServer({ FACE_MAX_OPEN_REQUESTS: "8", HOST: "::" });
+  });
+  after(async () => {
+    for (const session of sessions) session.destroy();
+    await server.close();
+  });
+  const from = (address: string) => connectFrom(server.url, address, sessions);
+
+  it("refuses a client's requests beyond its share with ResourceExhausted, and lets other addresses of both families in", async () => {
+    const holder = from("127.0.0.2");
+    const held = Array.from({ length: 6 }, () => idleSync(holder));
+    try {
+      await until(async () => (await openRequests()) === 6, "six streams open");
+      const refused = await emptyRecognize(holder);
+      assert.equal(refused.status, RESOURCE_EXHAUSTED);
+      assert.equal(refused.retryAfter, "1");
+      assert.match(refused.message, /address 127\.0\.0\.2.*FACE_MAX_OPEN_REQUESTS_PER_CLIENT/);
+      assert.equal((await emptyRecognize(from("127.0.0.2"))).status, RESOURCE_EXHAUSTED, "a new connection from the same address is the same client");
+      const rest = await new Promise<number>((resolve) => {
+        const stream = holder.request({ ":method": "POST", ":path": "/api/v1/recognize", "content-type": "application/json" });
+        stream.on("response", (h) => resolve(Number(h[":status"]))).on("error", () => resolve(0));
+        stream.resume();
+        stream.end("{}");
+      });
+      assert.equal(rest, 429);
+      assert.equal((await emptyRecognize(from("127.0.0.3"))).status, INVALID_ARGUMENT, "another IPv4 client is let in");
+      assert.equal((await emptyRecognize(from("::1"))).status, INVALID_ARGUMENT, "an IPv6 client is let in");
+      held[0].close(http2.constants.NGHTTP2_CANCEL);
+      await until(async () => (await emptyRecognize(holder)).status === INVALID_ARGUMENT, "the client let in again once one of its streams ended", 5_000);
+    } finally {
+      for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    await until(async () => (await openRequests()) === 0, "none open");
+  });
+
+  it("still refuses everyone with Unavailable once several clients hold every place", async () => {
+    const held = [...Array.from({ length: 6 }, () => idleSync(from("127.0.0.2"))), ...Array.from({ length: 2 }, () => idleSync(from("::1")))];
+    await until(async () => (await openRequests()) === 8, "eight streams open");
+    assert.equal((await emptyRecognize(from("127.0.0.3"))).status, UNAVAILABLE);
+    for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
+    await until(async () => (await openRequests()) === 0, "none open");
+  });
+
+  it("counts a client's WebSockets in its share", async () => {
+    const url = `${server.url.replace("http", "ws")}/ws/realtime`;
+    const open = (localAddress: string) => new Promise<WebSocket | number>((resolve, reject) => {
+      const socket = new WebSocket(url, { localAddress });
+      socket.once("open", () => resolve(socket)).once("unexpected-response", (_req, res) => resolve(res.statusCode!)).once("error", reject);
+    });
+    const sockets = [];
+    for (let i = 0; i < 6; i++) sockets.push(await open("127.0.0.4"));
+    assert.equal(await open("127.0.0.4"), 429);
+    const other = await open("127.0.0.5");
+    assert.ok(other instanceof WebSocket, "another client's WebSocket is let in");
+    for (const socket of [...sockets, other]) (socket as WebSocket).close();
+    await until(async () => (await openRequests()) === 0, "none open");
+  });
+});
+
+describe("with API keys, a client is its key", () => {
+  let server: TestServer;
+  const sessions: http2.ClientHttp2Session[] = [];
+  const keys = ["per-client-key-a-0123", "per-client-key-b-0123"];
+  before(async () => {
+    server = await startTestServer({ FACE_MAX_OPEN_REQUESTS: "8", FACE_MAX_OPEN_REQUESTS_PER_CLIENT: "3", FACE_API_KEYS: keys.join(",") });
+  });
+  after(async () => {
+    for (const session of sessions) session.destroy();
+    await server.close();
+  });
+
+  it("gives two keys from one address a share each, and names neither key in the refusal", async () => {
+    const session = connectFrom(server.url, "127.0.0.1", sessions);
+    const [a, b] = keys.map((key) => ({ "x-api-key": key }));
+    const held = Array.from({ length: 3 }, () => idleSync(session, a));
+    await until(async () => (await openRequests()) === 3, "three streams open");
+    const refused = await emptyRecognize(session, a);
+    assert.equal(refused.status, RESOURCE_EXHAUSTED);
+    assert.doesNotMatch(refused.message, /per-client-key/);
+    assert.equal((await emptyRecognize(session, b)).status, INVALID_ARGUMENT);
+    for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
+    await until(async () => (await openRequests()) === 0, "none open");
+  });
+});
+
+describeUnless(haproxyAloneMissing(), "clients behind HAProxy (deploy/haproxy.cfg) each have their own share", () => {
+  let server: TestServer;
+  let proxy: HAProxy;
+  const sessions: http2.ClientHttp2Session[] = [];
+  before(async () => {
+    server = await startTestServer({ FACE_MAX_OPEN_REQUESTS: "8", FACE_MAX_OPEN_REQUESTS_PER_CLIENT: "3", FACE_TRUSTED_PROXIES: "127.0.0.1" });
+    proxy = await startHAProxy([new URL(server.url).host]);
+  });
+  after(async () => {
+    for (const session of sessions) session.destroy();
+    await proxy?.close();
+    await server?.close();
+  });
+
+  it("refuses the client that holds its share, not the others behind the same proxy", async () => {
+    const holder = connectFrom(proxy.url, "127.0.0.6", sessions);
+    const held = Array.from({ length: 3 }, () => idleSync(holder));
+    await until(async () => (await openRequests()) === 3, "three streams open");
+    assert.equal((await emptyRecognize(holder)).status, RESOURCE_EXHAUSTED);
+    assert.equal((await emptyRecognize(connectFrom(proxy.url, "127.0.0.7", sessions))).status, INVALID_ARGUMENT);
+    for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
+    await until(async () => (await openRequests()) === 0, "none open");
+  });
+});
