@@ -33,7 +33,7 @@ import { registerDemoRoute } from "./transport/demo.js";
 import { createCollectionScopeInterceptor, registerAccessControl } from "./transport/access.js";
 import { registerOpenRequestLimit } from "./transport/open-requests.js";
 import { answerClientError, answerRouterError, MAX_PATH_PARAMETER_LENGTH } from "./transport/router-errors.js";
-import { connectionLimit, reportDroppedConnections } from "./transport/connection-limit.js";
+import { connectionLimit, connectionsPerAddress, reportDroppedConnections } from "./transport/connection-limit.js";
 import { createReceiveBudget } from "./transport/receive-budget.js";
 
 export interface AppDeps {
@@ -67,8 +67,17 @@ const isRequestStream = (path: string) => REQUEST_STREAM_PATHS.has(path);
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, engine, database, telemetry } = deps;
+  const maxConnections = connectionLimit(config.maxConnections);
   const app = fastify({
-    serverFactory: (handler) => createDualProtocolServer(handler, { requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs, streamsRequests: isRequestStream, pingIntervalMs: config.pingIntervalMs, maxOpenRequests: config.maxOpenRequests }),
+    serverFactory: (handler) =>
+      createDualProtocolServer(handler, {
+        requestTimeoutMs: config.requestTimeoutMs,
+        keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+        streamsRequests: isRequestStream,
+        pingIntervalMs: config.pingIntervalMs,
+        maxOpenRequests: config.maxOpenRequests,
+        maxConnectionsPerAddress: connectionsPerAddress(config.maxConnectionsPerAddress, maxConnections),
+      }),
     loggerInstance: deps.logger ?? (createLogger(config.logLevel) as FastifyBaseLogger),
     bodyLimit: config.maxMessageBytes,
     // Whose X-Forwarded-For names the client (request.ip): the rate limit's buckets and the logs.
@@ -82,7 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === "string" && CLIENT_REQUEST_ID.test(given) ? given : randomUUID();
     },
   });
-  app.server.maxConnections = connectionLimit(config.maxConnections);
+  app.server.maxConnections = maxConnections;
   reportDroppedConnections(app.server, app.log);
 
   // The dispatcher is woken by the outbox itself whenever a committed change wrote deliveries.

@@ -96,6 +96,8 @@ export interface Config {
   readonly maxOpenRequestsPerClient: number;
   /** Connections open at once (at most half the open-file limit, transport/connection-limit.ts). */
   readonly maxConnections: number;
+  /** Of those, how many one address may hold; 0: three quarters (transport/connection-limit.ts). */
+  readonly maxConnectionsPerAddress: number;
   /** How long a request may take to arrive whole; streams of messages (Sync) are not limited. */
   readonly requestTimeoutMs: number;
   /** How long an idle HTTP/1.1 connection is kept for its client's next request. */
@@ -271,6 +273,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // their client answers pings, so one client could otherwise hold every place for good.
     maxOpenRequestsPerClient: integer("FACE_MAX_OPEN_REQUESTS_PER_CLIENT", Math.ceil(maxOpenRequests * 0.75), 1, 100_000),
     maxConnections: integer("FACE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
+    maxConnectionsPerAddress: integer("FACE_MAX_CONNECTIONS_PER_ADDRESS", 0, 0, 1_000_000),
     // Node's own default for HTTP/1.1: a 10 MB photo at 1 Mbit/s takes 80 s.
     requestTimeoutMs: integer("FACE_REQUEST_TIMEOUT_MS", 300_000, 1_000, 3_600_000),
     // Longer than the idle timeouts of the proxies that keep HTTP/1.1 connections to their backends

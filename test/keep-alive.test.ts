@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { connect as connectTcp, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startTestServer, type TestServer } from "./support/server.js";
+import { face } from "./support/testdata.js";
 
 /** A raw HTTP/1.1 connection to `url`, with what it has received so far and whether it closed. */
 async function rawConnection(url: string): Promise<{ socket: Socket; received: () => string; closed: () => boolean }> {
@@ -55,6 +56,19 @@ describe("HTTP/1.1 keep-alive", () => {
       await healthCheck(connection);
       connection.socket.destroy();
     });
+  });
+
+  it("ends a connection whose answer was in flight when the service began to stop, so stopping does not wait for its keep-alive", async () => {
+    const server = await startTestServer();
+    const connection = await rawConnection(server.url);
+    const body = JSON.stringify({ identifier: "in-flight", image: Buffer.from(face("face_recognition/obama.jpg")).toString("base64") });
+    connection.socket.write(`POST /api/v1/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await sleep(30);
+    const stopped = await Promise.race([server.close().then(() => "stopped"), sleep(10_000).then(() => "still stopping after 10 s")]);
+    assert.equal(stopped, "stopped");
+    assert.match(connection.received(), /^HTTP\/1\.1 200/, "the answer in flight was sent");
+    assert.match(connection.received(), /\r\nConnection: close\r\n/i);
+    assert.equal(connection.closed(), true);
   });
 
   describe("with FACE_KEEPALIVE_TIMEOUT_MS", () => {

@@ -1,7 +1,10 @@
 import { readFileSync } from "node:fs";
-import type { Server } from "node:net";
+import type { Server, Socket } from "node:net";
 import type { FastifyBaseLogger } from "fastify";
 import { processMetrics } from "../metrics.js";
+import { rateLimitClient } from "./client-address.js";
+import { CountsByKey } from "./counts-by-key.js";
+import { throttledWarning } from "./throttled-warning.js";
 
 /** A flood of refused connections is logged at most this often (with how many since the last line). */
 const DROP_LOG_INTERVAL_MS = 60_000;
@@ -17,20 +20,52 @@ export function connectionLimit(configured: number, openFiles = openFileLimit())
 }
 
 /**
- * Counts the connections `server` closes as they arrive for being over its limit (Node's 'drop'
- * event, otherwise silent) in `face_connections_dropped_total`, and logs them: the first at once,
- * then at most once a minute with the number since the last line.
+ * Of the server's connections, how many one address may hold: `configured`, or three quarters of
+ * them when 0. A quarter stays for everyone else: connections cost their client nothing to keep
+ * (HTTP/2 ones answer pings), so one client opening them until the limit shut every other out.
+ */
+export function connectionsPerAddress(configured: number, limit: number): number {
+  return configured > 0 ? configured : Math.max(1, Math.ceil(limit * 0.75));
+}
+
+/** What the server's 'drop' event carries for a connection closed for its address's share. */
+export interface AddressShareDrop {
+  readonly remoteAddress?: string;
+  readonly overAddressShare: true;
+}
+
+/**
+ * Takes a place for a new connection from its address (an IPv6 one's /64, as rate limits count),
+ * given back when it closes; false, taking nothing, when the address holds `perAddress` already.
+ */
+export function createAddressShare(perAddress: number): (socket: Socket) => boolean {
+  const open = new CountsByKey();
+  return (socket) => {
+    if (socket.remoteAddress === undefined) return true;
+    const address = rateLimitClient(socket.remoteAddress);
+    if (open.of(address) >= perAddress) return false;
+    socket.once("close", open.take(address));
+    return true;
+  };
+}
+
+/**
+ * Counts the connections `server` closes as they arrive, for being over its limit (Node's 'drop'
+ * event, otherwise silent) or over their address's share (an AddressShareDrop), in
+ * `face_connections_dropped_total`, and logs them: the first at once, then at most once a minute
+ * with the number since the last line.
  */
 export function reportDroppedConnections(server: Server, log: FastifyBaseLogger): void {
-  let unlogged = 0;
-  let loggedAt = -Infinity;
-  server.on("drop", () => {
+  const overLimit = throttledWarning(DROP_LOG_INTERVAL_MS, (dropped: number) =>
+    log.warn({ dropped, maxConnections: server.maxConnections }, "connections closed as they arrived: the server has its limit of connections open (FACE_MAX_CONNECTIONS, open-file limit)"),
+  );
+  const overShare = throttledWarning(DROP_LOG_INTERVAL_MS, (dropped: number, address?: string) =>
+    log.warn({ dropped, address }, "connections closed as they arrived: their address holds its share of the server's connections (FACE_MAX_CONNECTIONS_PER_ADDRESS)"),
+  );
+  server.on("drop", (data?: Partial<AddressShareDrop>) => {
     processMetrics().connectionsDropped.inc();
-    unlogged += 1;
-    if (Date.now() - loggedAt < DROP_LOG_INTERVAL_MS) return;
-    log.warn({ dropped: unlogged, maxConnections: server.maxConnections }, "connections closed as they arrived: the server has its limit of connections open (FACE_MAX_CONNECTIONS, open-file limit)");
-    unlogged = 0;
-    loggedAt = Date.now();
+    if (data?.overAddressShare) overShare(data.remoteAddress);
+    else overLimit();
   });
 }
 

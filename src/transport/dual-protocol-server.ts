@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { Socket } from "node:net";
+import { createAddressShare, type AddressShareDrop } from "./connection-limit.js";
 import { keepHttp2SessionAlive } from "./keepalive.js";
 
 type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -39,6 +40,8 @@ export interface ConnectionLimits {
   readonly pingIntervalMs: number;
   /** Requests open at once across connections (FACE_MAX_OPEN_REQUESTS; open-requests.ts refuses beyond). */
   readonly maxOpenRequests: number;
+  /** Connections one address may hold (connection-limit.ts); beyond, they are closed as they arrive. */
+  readonly maxConnectionsPerAddress: number;
 }
 
 /**
@@ -67,7 +70,21 @@ export function maxStreamsPerConnection(maxOpenRequests: number): number {
 export function createDualProtocolServer(handler: RequestHandler, limit: ConnectionLimits): http.Server {
   const { requestTimeoutMs } = limit;
   // Node checks HTTP/1.1 requests' time every 30 s by default: a tenth of the limit keeps it close.
-  const h1 = http.createServer({ requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 10)), keepAliveTimeout: limit.keepAliveTimeoutMs }, handler);
+  // Node keeps an HTTP/1.1 connection whose answer was in flight when close() was called for its
+  // whole keep-alive time, and close() waits for it: so once closing, each answer not yet begun
+  // says `Connection: close`, and a connection whose answer had begun ends when it is sent.
+  let closing = false;
+  const answering = new Set<http.ServerResponse>();
+  const endAfterAnswer = (res: http.ServerResponse) => {
+    if (!res.headersSent) res.setHeader("connection", "close");
+    else res.once("finish", () => res.req.socket.end());
+  };
+  const h1 = http.createServer({ requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 10)), keepAliveTimeout: limit.keepAliveTimeoutMs }, (req, res) => {
+    if (closing) endAfterAnswer(res);
+    answering.add(res);
+    res.once("close", () => answering.delete(res));
+    handler(req, res);
+  });
   const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxConcurrentStreams: maxStreamsPerConnection(limit.maxOpenRequests) } }, (req, res) => {
     if (!limit.streamsRequests(req.url.split("?")[0])) endIfSlow(req, requestTimeoutMs);
     // A response sent before the request was fully read (e.g. "message too large") leaves some
@@ -98,7 +115,13 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
   const undecided = new Set<Socket>();
   const handOverToHttp1 = h1.listeners("connection") as ((socket: Socket) => void)[];
   h1.removeAllListeners("connection");
+  const takeAddressPlace = createAddressShare(limit.maxConnectionsPerAddress);
   h1.on("connection", (socket: Socket) => {
+    if (!takeAddressPlace(socket)) {
+      socket.destroy();
+      h1.emit("drop", { remoteAddress: socket.remoteAddress, overAddressShare: true } satisfies AddressShareDrop);
+      return;
+    }
     undecided.add(socket);
     socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
     sniff(socket, (isHttp2) => {
@@ -118,6 +141,8 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
   // Closing stops accepting and lets h2c sessions finish their in-flight streams (GOAWAY).
   const close = h1.close.bind(h1);
   h1.close = ((callback?: (err?: Error) => void) => {
+    closing = true;
+    for (const res of answering) endAfterAnswer(res);
     for (const socket of undecided) socket.destroy();
     for (const session of sessions) session.close();
     return close(callback);

@@ -3,7 +3,9 @@ import type { FastifyInstance } from "fastify";
 import { processMetrics } from "../metrics.js";
 import { deny, isOpenRequest } from "./access.js";
 import { clientName, rateLimitClient } from "./client-address.js";
+import { CountsByKey } from "./counts-by-key.js";
 import { retryLater } from "./errors.js";
+import { throttledWarning } from "./throttled-warning.js";
 
 /** A client refused for holding its share is logged at most this often (with how many since). */
 const SHARE_LOG_INTERVAL_MS = 60_000;
@@ -25,45 +27,38 @@ export interface OpenRequestLimits {
  * hold `maxOpenPerClient` of them; beyond, its requests get ResourceExhausted (HTTP 429) and
  * `retry-after`, and the other clients' go on. A Sync stream or WebSocket stays open for as long
  * as its client answers pings, so without this one client's idle streams locked everyone out
- * (`test/open-requests-per-client.test.ts`).
+ * (`test/client-shares.test.ts`).
  *
  * Probes and CORS preflights are always answered.
  */
 export function registerOpenRequestLimit(app: FastifyInstance, limits: OpenRequestLimits): void {
   const { maxOpen, maxOpenPerClient } = limits;
   let open = 0;
-  const openByClient = new Map<string, number>();
+  const openByClient = new CountsByKey();
   const gauge = processMetrics().openRequests;
-  let unlogged = 0;
-  let loggedAt = -Infinity;
+  // The address tells an operator whether a proxy's address stands for all its clients
+  // (FACE_TRUSTED_PROXIES); a key is never logged.
+  const warnShareHeld = throttledWarning(SHARE_LOG_INTERVAL_MS, (refused: number, client: string) =>
+    app.log.warn({ client: clientName(client), refused, maxOpenPerClient }, "a client holds its share of open requests (FACE_MAX_OPEN_REQUESTS_PER_CLIENT); its new requests are refused"),
+  );
   app.addHook("onRequest", async (request, reply) => {
     if (isOpenRequest(request)) return;
     if (open >= maxOpen) {
       return deny(request, reply, retryLater(`the server has ${maxOpen} open requests, its limit; retry shortly`, Code.Unavailable));
     }
     const client = request.rateLimitClient ?? rateLimitClient(request.ip);
-    const clientOpen = openByClient.get(client) ?? 0;
-    if (clientOpen >= maxOpenPerClient) {
-      unlogged += 1;
-      if (performance.now() - loggedAt >= SHARE_LOG_INTERVAL_MS) {
-        // The address tells an operator whether a proxy's address stands for all its clients
-        // (FACE_TRUSTED_PROXIES); a key is never logged.
-        request.log.warn({ client: clientName(client), refused: unlogged, maxOpenPerClient }, "a client holds its share of open requests (FACE_MAX_OPEN_REQUESTS_PER_CLIENT); its new requests are refused");
-        unlogged = 0;
-        loggedAt = performance.now();
-      }
+    if (openByClient.of(client) >= maxOpenPerClient) {
+      warnShareHeld(client);
       return deny(request, reply, retryLater(`this client (${clientName(client)}) has ${maxOpenPerClient} open requests, its share of the server's (FACE_MAX_OPEN_REQUESTS_PER_CLIENT); retry once some end`, Code.ResourceExhausted));
     }
     open += 1;
-    openByClient.set(client, clientOpen + 1);
+    const release = openByClient.take(client);
     gauge.inc();
     // A WebSocket lives as long as its connection; any other request until its answer ends or breaks.
     const lifetime = request.headers.upgrade === undefined ? reply.raw : request.raw.socket;
     lifetime.once("close", () => {
       open -= 1;
-      const left = openByClient.get(client)! - 1;
-      if (left === 0) openByClient.delete(client);
-      else openByClient.set(client, left);
+      release();
       gauge.dec();
     });
   });

@@ -1,12 +1,14 @@
 /**
  * One client may hold only its share of the requests open at once (FACE_MAX_OPEN_REQUESTS_PER_CLIENT,
- * three quarters of FACE_MAX_OPEN_REQUESTS unless set). A Sync stream or WebSocket stays open for
- * as long as its client answers pings: before the share, one client's idle streams (a camera
- * gateway leaking them, or someone hostile) held every place and every other client was refused.
+ * three quarters of FACE_MAX_OPEN_REQUESTS unless set), and one address its share of the connections
+ * (FACE_MAX_CONNECTIONS_PER_ADDRESS, three quarters of the server's). A Sync stream or WebSocket
+ * stays open for as long as its client answers pings, and so does an idle HTTP/2 connection: before
+ * the shares, one client's idle streams or connections (a camera gateway leaking them, or someone
+ * hostile) held every place and every other client was refused.
  */
 import assert from "node:assert/strict";
 import http2 from "node:http2";
-import { connect as connectTcp } from "node:net";
+import { connect as connectTcp, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { processMetrics } from "../src/metrics.js";
@@ -48,6 +50,7 @@ function emptyRecognize(session: http2.ClientHttp2Session, headers: http2.Outgoi
       resolve({ status: Number(h["grpc-status"]), retryAfter: h["retry-after"] as string | undefined, message: decodeURIComponent(String(h["grpc-message"] ?? "")) });
     };
     stream.on("response", settle).on("trailers", settle).on("error", reject);
+    stream.once("close", () => reject(new Error(`the stream closed without a status (${stream.rstCode})`)));
     stream.resume();
     stream.end(Buffer.alloc(5));
   });
@@ -165,5 +168,57 @@ describeUnless(haproxyAloneMissing(), "clients behind HAProxy (deploy/haproxy.cf
     assert.equal((await emptyRecognize(connectFrom(proxy.url, "127.0.0.7", sessions))).status, INVALID_ARGUMENT);
     for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
     await until(async () => (await openRequests()) === 0, "none open");
+  });
+});
+
+describe("one address's connections leave room for the others", () => {
+  let server: TestServer;
+  const sessions: http2.ClientHttp2Session[] = [];
+  const sockets: Socket[] = [];
+  before(async () => {
+    // Six connections for one address (three quarters of eight).
+    server = await startTestServer({ FACE_MAX_CONNECTIONS: "8", HOST: "::" });
+  });
+  after(async () => {
+    for (const session of sessions) session.destroy();
+    for (const socket of sockets) socket.destroy();
+    await server.close();
+  });
+  const dropped = async () => (await processMetrics().connectionsDropped.get()).values[0]?.value ?? 0;
+  const connectionsOpen = () => new Promise<number>((resolve, reject) => server.app.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+
+  /** Connections from `from` that send nothing, and how many of them the service has closed. */
+  async function silentConnections(from: string, count: number): Promise<() => number> {
+    const { port } = new URL(server.url);
+    let closed = 0;
+    for (let i = 0; i < count; i++) {
+      const socket = connectTcp({ host: "127.0.0.1", port: Number(port), localAddress: from });
+      socket.on("error", () => {}).once("close", () => (closed += 1));
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once("connect", resolve).once("close", resolve));
+    }
+    return () => closed;
+  }
+
+  it("closes an address's connections beyond its share as they arrive, and takes other addresses' of both families", async () => {
+    const before = await dropped();
+    const closedOfFlood = await silentConnections("127.0.0.2", 8);
+    await until(() => closedOfFlood() === 2, "two of the flood's connections closed");
+    assert.equal(await dropped(), before + 2, "counted in face_connections_dropped_total");
+    assert.equal((await emptyRecognize(connectFrom(server.url, "127.0.0.3", sessions))).status, INVALID_ARGUMENT, "another IPv4 address is served");
+    assert.equal((await emptyRecognize(connectFrom(server.url, "::1", sessions))).status, INVALID_ARGUMENT, "an IPv6 address is served");
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await until(async () => (await connectionsOpen()) === 2, "the flood's connections closed on the server's side");
+    assert.equal((await emptyRecognize(connectFrom(server.url, "127.0.0.2", sessions))).status, INVALID_ARGUMENT, "the address is served again once its connections closed");
+  });
+
+  it("counts idle HTTP/2 connections, which answer pings and stay, in the share", async () => {
+    for (const session of sessions.splice(0)) session.destroy();
+    await until(async () => (await connectionsOpen()) === 0, "the last test's connections closed");
+    const idle = Array.from({ length: 6 }, () => connectFrom(server.url, "127.0.0.4", sessions));
+    await Promise.all(idle.map((session) => new Promise((resolve) => session.once("remoteSettings", resolve))));
+    const seventh = connectFrom(server.url, "127.0.0.4", sessions);
+    assert.equal(await new Promise((resolve) => seventh.once("remoteSettings", () => resolve("served")).once("close", () => resolve("closed"))), "closed");
+    assert.equal((await emptyRecognize(connectFrom(server.url, "127.0.0.5", sessions))).status, INVALID_ARGUMENT);
   });
 });
