@@ -54,11 +54,15 @@ const ORPHAN_IMAGE_AGE_MS = 10 * 60_000;
 /** Request ids a client may choose (they end up in logs): short and printable. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Paths of the RPCs that take a stream of messages (Sync, reflection): open as long as their client sends. */
-const REQUEST_STREAM_PATHS = new Set(
-  SERVED_SERVICES.flatMap((service) => service.methods.filter((m) => m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming").map((m) => `/${service.typeName}/${m.name}`)),
-);
+/** Paths of the RPCs of the given kinds. */
+const pathsOf = (...kinds: string[]) =>
+  new Set(SERVED_SERVICES.flatMap((service) => service.methods.filter((m) => kinds.includes(m.methodKind)).map((m) => `/${service.typeName}/${m.name}`)));
+/** RPCs that take a stream of messages (Sync, reflection): open as long as their client sends. */
+const REQUEST_STREAM_PATHS = pathsOf("client_streaming", "bidi_streaming");
 const isRequestStream = (path: string) => REQUEST_STREAM_PATHS.has(path);
+/** RPCs that answer with a stream of messages (Sync, reflection, health's Watch): open as long as they answer. */
+const ANSWER_STREAM_PATHS = pathsOf("server_streaming", "bidi_streaming");
+const isAnswerStream = (path: string) => ANSWER_STREAM_PATHS.has(path);
 
 /**
  * Builds the fastify app serving face.v1.FaceService as gRPC, gRPC-Web and Connect (HTTP/1.1 and
@@ -74,6 +78,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         requestTimeoutMs: config.requestTimeoutMs,
         keepAliveTimeoutMs: config.keepAliveTimeoutMs,
         streamsRequests: isRequestStream,
+        streamsAnswers: isAnswerStream,
         pingIntervalMs: config.pingIntervalMs,
         maxOpenRequests: config.maxOpenRequests,
         maxConnectionsPerAddress: connectionsPerAddress(config.maxConnectionsPerAddress, maxConnections),

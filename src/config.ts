@@ -98,7 +98,7 @@ export interface Config {
   readonly maxConnections: number;
   /** Of those, how many one address may hold; 0: three quarters (transport/connection-limit.ts). */
   readonly maxConnectionsPerAddress: number;
-  /** How long a request may take to arrive whole; streams of messages (Sync) are not limited. */
+  /** How long a request may take to arrive whole, and an answer to be taken; streams of messages (Sync) are not limited. */
   readonly requestTimeoutMs: number;
   /** How long an idle HTTP/1.1 connection is kept for its client's next request. */
   readonly keepAliveTimeoutMs: number;

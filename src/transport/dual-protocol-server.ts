@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import type { Socket } from "node:net";
 import { createAddressShare, type AddressShareDrop } from "./connection-limit.js";
 import { keepHttp2SessionAlive } from "./keepalive.js";
+import { endIfAnswerNotTaken, endIfSlow } from "./time-limits.js";
 
 type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -25,6 +26,9 @@ export const HTTP2_CONNECTION_WINDOW_BYTES = 4 << 20;
 /** The least number of concurrent streams RFC 9113 advises a server to allow a connection. */
 const HTTP2_MIN_CONCURRENT_STREAMS = 100;
 
+/** A request URL's path, without its query. */
+const pathOf = (url = "") => url.split("?")[0];
+
 /** The first bytes a client sends on a cleartext HTTP/2 connection with prior knowledge. */
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -36,6 +40,8 @@ export interface ConnectionLimits {
   readonly keepAliveTimeoutMs: number;
   /** Whether the RPC at `path` takes a stream of messages, which goes on as long as its client sends. */
   readonly streamsRequests: (path: string) => boolean;
+  /** Whether the RPC at `path` answers with a stream of messages, which goes on as long as it answers. */
+  readonly streamsAnswers: (path: string) => boolean;
   /** How often an HTTP/2 connection is pinged; one silent until the next ping is closed (0: never). */
   readonly pingIntervalMs: number;
   /** Requests open at once across connections (FACE_MAX_OPEN_REQUESTS; open-requests.ts refuses beyond). */
@@ -63,13 +69,13 @@ export function maxStreamsPerConnection(maxOpenRequests: number): number {
  * A request must arrive whole within `limit.requestTimeoutMs`, or one trickling its bytes holds its
  * place forever: HTTP/1.1 answers 408 and closes the connection (Node's own check), HTTP/2 resets the
  * stream (CANCEL) and the connection's other streams go on. Request streams (Sync) are not limited.
+ * An answer must be taken whole within the same time of its being ready (time-limits.ts).
  *
  * Fastify only sees the returned HTTP/1.1 server (listen, close); closing it also closes the h2c
  * sessions gracefully (GOAWAY, in-flight streams finish).
  */
 export function createDualProtocolServer(handler: RequestHandler, limit: ConnectionLimits): http.Server {
   const { requestTimeoutMs } = limit;
-  // Node checks HTTP/1.1 requests' time every 30 s by default: a tenth of the limit keeps it close.
   // Node keeps an HTTP/1.1 connection whose answer was in flight when close() was called for its
   // whole keep-alive time, and close() waits for it: so once closing, each answer not yet begun
   // says `Connection: close`, and a connection whose answer had begun ends when it is sent.
@@ -79,14 +85,17 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
     if (!res.headersSent) res.setHeader("connection", "close");
     else res.once("finish", () => res.req.socket.end());
   };
+  // Node checks HTTP/1.1 requests' time every 30 s by default: a tenth of the limit keeps it close.
   const h1 = http.createServer({ requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 10)), keepAliveTimeout: limit.keepAliveTimeoutMs }, (req, res) => {
     if (closing) endAfterAnswer(res);
+    if (!limit.streamsAnswers(pathOf(req.url))) endIfAnswerNotTaken(res, requestTimeoutMs, () => res.req.socket.destroy());
     answering.add(res);
     res.once("close", () => answering.delete(res));
     handler(req, res);
   });
   const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxConcurrentStreams: maxStreamsPerConnection(limit.maxOpenRequests) } }, (req, res) => {
-    if (!limit.streamsRequests(req.url.split("?")[0])) endIfSlow(req, requestTimeoutMs);
+    if (!limit.streamsRequests(pathOf(req.url))) endIfSlow(req, requestTimeoutMs);
+    if (!limit.streamsAnswers(pathOf(req.url))) endIfAnswerNotTaken(res, requestTimeoutMs, () => req.stream.destroyed || req.stream.close(http2.constants.NGHTTP2_CANCEL));
     // A response sent before the request was fully read (e.g. "message too large") leaves some
     // clients holding their half of the stream open forever. RFC 9113 8.1 lets the server then end
     // it with RST_STREAM NO_ERROR; the delay lets the response's last frames leave first.
@@ -154,16 +163,6 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
     for (const session of sessions) session.destroy();
   };
   return h1;
-}
-
-/** Resets an HTTP/2 request's stream if it has not arrived whole within `timeoutMs`. */
-function endIfSlow(req: http2.Http2ServerRequest, timeoutMs: number): void {
-  const timer = setTimeout(() => {
-    if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_CANCEL);
-  }, timeoutMs).unref();
-  const arrived = () => clearTimeout(timer);
-  req.once("end", arrived);
-  req.stream.once("close", arrived);
 }
 
 /**
