@@ -207,7 +207,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   registerMetricsRoute(app);
-  const receiveBudget = createReceiveBudget(config.maxReceivingBytes);
+  const receiveBudget = createReceiveBudget(config.maxReceivingBytes, config.maxReceivingBytesPerClient);
   registerRealtimeRoute(app, routes, rateLimit, receiveBudget);
   registerDemoRoute(app);
 

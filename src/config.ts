@@ -106,6 +106,8 @@ export interface Config {
   readonly pingIntervalMs: number;
   /** Bytes of request messages being received at once, across requests (transport/receive-budget.ts). */
   readonly maxReceivingBytes: number;
+  /** Of those, how many one client (its API key, or its address) may hold: three quarters, at least one message. */
+  readonly maxReceivingBytesPerClient: number;
 }
 
 /** Thrown when the environment holds invalid settings; lists every problem at once. */
@@ -213,6 +215,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // 256 is far more calls and cameras than the image work of a machine takes at once
   // (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED).
   const maxOpenRequests = integer("FACE_MAX_OPEN_REQUESTS", 256, 1, 100_000);
+  // About 19 messages of the largest size at once (38 photos of 10 MB in base64), more than the
+  // image work admission lets in (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED); at least one message.
+  const maxReceivingBytes = integer("FACE_MAX_RECEIVING_BYTES", Math.max(512 * MIB, maxMessageBytes), maxMessageBytes, 1024 * 1024 * MIB);
   const config: Config = {
     port: integer("PORT", 8080, 0, 65535),
     host: env.HOST?.trim() || "0.0.0.0",
@@ -282,9 +287,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keepAliveTimeoutMs: integer("FACE_KEEPALIVE_TIMEOUT_MS", 75_000, 1_000, 3_600_000),
     // A vanished client's Sync stream or WebSocket is closed after one to two of these.
     pingIntervalMs: integer("FACE_PING_INTERVAL_MS", 60_000, 0, 3_600_000),
-    // About 19 messages of the largest size at once (38 photos of 10 MB in base64), more than the
-    // image work admission lets in (FACE_MAX_IN_FLIGHT + FACE_MAX_QUEUED); at least one message.
-    maxReceivingBytes: integer("FACE_MAX_RECEIVING_BYTES", Math.max(512 * MIB, maxMessageBytes), maxMessageBytes, 1024 * 1024 * MIB),
+    maxReceivingBytes,
+    maxReceivingBytesPerClient: integer("FACE_MAX_RECEIVING_BYTES_PER_CLIENT", Math.max(maxMessageBytes, Math.ceil(maxReceivingBytes * 0.75)), maxMessageBytes, 1024 * 1024 * MIB),
   };
 
   for (const key of config.apiKeys) {

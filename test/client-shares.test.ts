@@ -1,6 +1,7 @@
 /**
  * One client may hold only its share of the requests open at once (FACE_MAX_OPEN_REQUESTS_PER_CLIENT,
- * three quarters of FACE_MAX_OPEN_REQUESTS unless set), and one address its share of the connections
+ * three quarters of FACE_MAX_OPEN_REQUESTS unless set), of the bytes of messages being received
+ * (FACE_MAX_RECEIVING_BYTES_PER_CLIENT, likewise), and one address its share of the connections
  * (FACE_MAX_CONNECTIONS_PER_ADDRESS, three quarters of the server's). A Sync stream or WebSocket
  * stays open for as long as its client answers pings, and so does an idle HTTP/2 connection: before
  * the shares, one client's idle streams or connections (a camera gateway leaking them, or someone
@@ -220,5 +221,49 @@ describe("one address's connections leave room for the others", () => {
     const seventh = connectFrom(server.url, "127.0.0.4", sessions);
     assert.equal(await new Promise((resolve) => seventh.once("remoteSettings", () => resolve("served")).once("close", () => resolve("closed"))), "closed");
     assert.equal((await emptyRecognize(connectFrom(server.url, "127.0.0.5", sessions))).status, INVALID_ARGUMENT);
+  });
+});
+
+describe("one client's messages being received leave room for the others'", () => {
+  let server: TestServer;
+  const sessions: http2.ClientHttp2Session[] = [];
+  before(async () => {
+    // Messages of up to 2.9 MB (images of 1 MiB, in base64, twice); 8 MiB being received at once, 6 MiB of them from one client.
+    server = await startTestServer({ FACE_MAX_IMAGE_BYTES: String(2 ** 20), FACE_MAX_RECEIVING_BYTES: String(8 * 2 ** 20), HOST: "::" });
+  });
+  after(async () => {
+    for (const session of sessions) session.destroy();
+    await server.close();
+  });
+  const receiving = async () => (await processMetrics().receivingBytes.get()).values[0]?.value ?? 0;
+
+  /** A Recognize whose message announces `length` bytes and sends `sent` of them: its status, or "no answer" within 3 s. */
+  function partialRecognize(session: http2.ClientHttp2Session, length: number, sent: number): { stream: http2.ClientHttp2Stream; status: Promise<number | "no answer"> } {
+    const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" });
+    stream.on("error", () => {});
+    stream.resume();
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(length, 1);
+    stream.write(Buffer.concat([prefix, Buffer.alloc(sent)]));
+    if (sent === length) stream.end();
+    const status = new Promise<number | "no answer">((resolve) => {
+      const settle = (h: http2.IncomingHttpHeaders) => h["grpc-status"] !== undefined && resolve(Number(h["grpc-status"]));
+      stream.on("response", settle).on("trailers", settle).once("close", () => resolve("no answer"));
+      setTimeout(() => resolve("no answer"), 3_000);
+    });
+    return { stream, status };
+  }
+
+  it("refuses a client's message past its share with ResourceExhausted, and takes another client's", async () => {
+    const holder = connectFrom(server.url, "127.0.0.2", sessions);
+    const held = Array.from({ length: 3 }, () => partialRecognize(holder, 2_500_000, 2_000_000));
+    try {
+      await until(async () => (await receiving()) >= 6_000_000, "6 MB being received from one client");
+      assert.equal(await partialRecognize(holder, 1_000_000, 1_000_000).status, RESOURCE_EXHAUSTED);
+      assert.equal(await partialRecognize(connectFrom(server.url, "::1", sessions), 1_500_000, 1_500_000).status, INVALID_ARGUMENT, "another client's message is read (and found not to be a Recognize)");
+    } finally {
+      for (const { stream } of held) stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    await until(async () => (await receiving()) === 0, "nothing being received");
   });
 });

@@ -15,8 +15,11 @@ import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
 
 const MIB = 1024 * 1024;
-/** The budget under test, and images of at most 1 MiB (so the budget may be this small). */
-const ENV = { FACE_MAX_RECEIVING_BYTES: String(4 * MIB), FACE_MAX_IMAGE_BYTES: String(MIB) };
+/**
+ * The budget under test, all of it for one client (its share is test/client-shares.test.ts's), and
+ * images of at most 1 MiB (so the budget may be this small).
+ */
+const ENV = { FACE_MAX_RECEIVING_BYTES: String(4 * MIB), FACE_MAX_RECEIVING_BYTES_PER_CLIENT: String(4 * MIB), FACE_MAX_IMAGE_BYTES: String(MIB) };
 /** What one upload sends: four of them fit in the budget, a fifth passes it. */
 const PART = 900 * 1024;
 
@@ -254,7 +257,7 @@ describe("counting a body as it is read", () => {
         chunks.push(body.subarray(at, at + size));
         at += size;
       }
-      const share = createReceiveBudget(1 << 30).open(new EventEmitter());
+      const share = createReceiveBudget(1 << 30, 1 << 30).open(new EventEmitter(), "ip:127.0.0.1");
       let read = 0;
       for await (const chunk of countedChunks((async function* () { yield* chunks; })(), share, true)) {
         read += chunk.length;
@@ -267,7 +270,7 @@ describe("counting a body as it is read", () => {
 
   it("a chunk that is a slice of a larger buffer comes out in memory of its own", async () => {
     const buffer = Buffer.alloc(64 * 1024);
-    const share = createReceiveBudget(1 << 30).open(new EventEmitter());
+    const share = createReceiveBudget(1 << 30, 1 << 30).open(new EventEmitter(), "ip:127.0.0.1");
     for await (const chunk of countedChunks((async function* () { yield buffer.subarray(100, 16_484); yield buffer; })(), share, false)) {
       assert.equal(chunk.buffer.byteLength, chunk.byteLength);
     }

@@ -1,3 +1,4 @@
+import type { FastifyRequest } from "fastify";
 import ipaddr from "ipaddr.js";
 
 /**
@@ -17,4 +18,12 @@ export function rateLimitClient(address: string): string {
 /** A client of `rateLimitClient` or an API key's (access.ts) as logs and refusals name it: its address, never its key. */
 export function clientName(client: string): string {
   return client.startsWith("ip:") ? `address ${client.slice(3)}` : "its API key";
+}
+
+/**
+ * Whose request this is, for the shares one client may hold (open requests, bytes being received):
+ * its API key, or its address without keys, as the rate limit counts it (access.ts).
+ */
+export function clientOf(request: FastifyRequest): string {
+  return request.rateLimitClient ?? rateLimitClient(request.ip);
 }

@@ -10,6 +10,7 @@ import { binaryRequestOf, GRPC_WEB_TEXT, textResponseOf } from "./grpc-web-text.
 import { capLongDeadline } from "./long-deadlines.js";
 import { reclassifyParseError } from "./parse-error-code.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
+import { clientOf } from "./client-address.js";
 
 export interface ConnectPluginOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
@@ -58,7 +59,7 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
         const text = GRPC_WEB_TEXT.test(contentType);
         const body =
           request.body === undefined
-            ? countedChunks(request.raw.iterator({ destroyOnReturn: false }), options.receiveBudget.open(reply.raw), !text && ENVELOPED.test(contentType))
+            ? countedChunks(request.raw.iterator({ destroyOnReturn: false }), options.receiveBudget.open(reply.raw, clientOf(request)), !text && ENVELOPED.test(contentType))
             : universal.body;
         const binary = text ? await binaryRequestOf({ ...universal, body }, options.readMaxBytes ?? Infinity) : { ...universal, body };
         const response = await handler(binary);

@@ -1,4 +1,7 @@
-/** How many of something (open requests, connections) each key holds; keys holding none are forgotten. */
+/**
+ * How much of something (open requests, connections, bytes being received) each key holds; keys
+ * holding none are forgotten.
+ */
 export class CountsByKey {
   private readonly counts = new Map<string, number>();
 
@@ -6,16 +9,21 @@ export class CountsByKey {
     return this.counts.get(key) ?? 0;
   }
 
+  /** Adds `amount` (negative: gives back) to what `key` holds. */
+  add(key: string, amount: number): void {
+    const now = this.of(key) + amount;
+    if (now === 0) this.counts.delete(key);
+    else this.counts.set(key, now);
+  }
+
   /** Counts one more for `key`; the returned function gives it back (once, however often called). */
   take(key: string): () => void {
-    this.counts.set(key, this.of(key) + 1);
+    this.add(key, 1);
     let given = false;
     return () => {
       if (given) return;
       given = true;
-      const left = this.of(key) - 1;
-      if (left === 0) this.counts.delete(key);
-      else this.counts.set(key, left);
+      this.add(key, -1);
     };
   }
 }

@@ -2,7 +2,7 @@ import { Code } from "@connectrpc/connect";
 import type { FastifyInstance } from "fastify";
 import { processMetrics } from "../metrics.js";
 import { deny, isOpenRequest } from "./access.js";
-import { clientName, rateLimitClient } from "./client-address.js";
+import { clientName, clientOf } from "./client-address.js";
 import { CountsByKey } from "./counts-by-key.js";
 import { retryLater } from "./errors.js";
 import { throttledWarning } from "./throttled-warning.js";
@@ -46,7 +46,7 @@ export function registerOpenRequestLimit(app: FastifyInstance, limits: OpenReque
     if (open >= maxOpen) {
       return deny(request, reply, retryLater(`the server has ${maxOpen} open requests, its limit; retry shortly`, Code.Unavailable));
     }
-    const client = request.rateLimitClient ?? rateLimitClient(request.ip);
+    const client = clientOf(request);
     if (openByClient.of(client) >= maxOpenPerClient) {
       warnShareHeld(client);
       return deny(request, reply, retryLater(`this client (${clientName(client)}) has ${maxOpenPerClient} open requests, its share of the server's (FACE_MAX_OPEN_REQUESTS_PER_CLIENT); retry once some end`, Code.ResourceExhausted));

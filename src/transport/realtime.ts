@@ -9,6 +9,7 @@ import { frameErrorOf, httpError } from "./errors.js";
 import { keepWebSocketAlive } from "./keepalive.js";
 import type { ReceiveBudget } from "./receive-budget.js";
 import { forwardedHeaders, sendError } from "./rest.js";
+import { clientOf } from "./client-address.js";
 
 /** Frames received and not yet answered before the server stops reading the socket (TCP back-pressure). */
 const MAX_UNANSWERED_FRAMES = 4;
@@ -100,7 +101,7 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
     // The socket's bytes count against the receive budget from their arrival until their frame is
     // answered. Counted before ws reads them, so each message's bytes (with its framing, and at most
     // the start of the next message sharing its last chunk) are known when it arrives.
-    const share = receiveBudget.open(socket);
+    const share = receiveBudget.open(socket, clientOf(request));
     let arriving = 0;
     /** Bytes of each message not yet answered, in order. */
     const heldBytes: number[] = [];

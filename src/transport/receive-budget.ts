@@ -1,6 +1,8 @@
 import type { EventEmitter } from "node:events";
 import { Code } from "@connectrpc/connect";
 import { processMetrics } from "../metrics.js";
+import { clientName } from "./client-address.js";
+import { CountsByKey } from "./counts-by-key.js";
 import { retryLater } from "./errors.js";
 
 /**
@@ -11,13 +13,18 @@ import { retryLater } from "./errors.js";
  * budget fails with Unavailable and `retry-after` (HTTP 503), and its bytes are given back; the
  * messages already arriving go on. Bytes are given back as each message is whole (then admission
  * bounds the work on it) or its request ends.
+ *
+ * One client (client-address.ts, clientOf) may hold `maxBytesPerClient` of it; its message whose next
+ * bytes would pass that fails with ResourceExhausted and `retry-after` (HTTP 429), and the other
+ * clients' messages go on: one client sending large messages slowly on many streams took the whole
+ * budget, and everyone else's messages were refused (test/client-shares.test.ts).
  */
 export interface ReceiveBudget {
   /**
-   * One request's (or WebSocket's) share, given back in full when `lifetime` emits 'close'; bytes
-   * read after that are not counted (the request is over: nothing holds them).
+   * One request's (or WebSocket's) share, of `client`'s, given back in full when `lifetime` emits
+   * 'close'; bytes read after that are not counted (the request is over: nothing holds them).
    */
-  open(lifetime: EventEmitter): ReceivingShare;
+  open(lifetime: EventEmitter, client: string): ReceivingShare;
 }
 
 export interface ReceivingShare {
@@ -29,27 +36,34 @@ export interface ReceivingShare {
   readonly held: number;
 }
 
-export function createReceiveBudget(maxBytes: number): ReceiveBudget {
+export function createReceiveBudget(maxBytes: number, maxBytesPerClient: number): ReceiveBudget {
   let held = 0;
+  const heldByClient = new CountsByKey();
   const gauge = processMetrics().receivingBytes;
+  const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
   return {
-    open(lifetime) {
+    open(lifetime, client) {
       let mine = 0;
       let ended = false;
       const share: ReceivingShare = {
         take(bytes) {
           if (ended) return;
           if (held + bytes > maxBytes) {
-            throw retryLater(`the server is receiving ${Math.round(held / 2 ** 20)} MiB of requests, its limit of ${Math.round(maxBytes / 2 ** 20)} MiB; retry shortly`, Code.Unavailable);
+            throw retryLater(`the server is receiving ${mib(held)} MiB of requests, its limit of ${mib(maxBytes)} MiB; retry shortly`, Code.Unavailable);
+          }
+          if (heldByClient.of(client) + bytes > maxBytesPerClient) {
+            throw retryLater(`this client (${clientName(client)}) is sending ${mib(heldByClient.of(client))} MiB of requests, its share of ${mib(maxBytesPerClient)} MiB (FACE_MAX_RECEIVING_BYTES_PER_CLIENT); retry once some have arrived`, Code.ResourceExhausted);
           }
           held += bytes;
           mine += bytes;
+          heldByClient.add(client, bytes);
           gauge.inc(bytes);
         },
         give(bytes = mine) {
           const given = Math.min(bytes, mine);
           held -= given;
           mine -= given;
+          heldByClient.add(client, -given);
           gauge.dec(given);
         },
         get held() {

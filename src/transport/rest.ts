@@ -12,6 +12,7 @@ import { httpError, isFastifyError, restAnswerOf, toConnectError } from "./error
 import { fieldNamed } from "./rest-fields.js";
 import { requestMessage, type RestRequestShape } from "./rest-request.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
+import { clientOf } from "./client-address.js";
 
 /** One REST route read from a google.api.http annotation. */
 export interface RestBinding extends RestRequestShape {
@@ -107,7 +108,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
           throw httpError(415, Code.InvalidArgument, `content-encoding ${coding} is not supported on REST routes; send the body uncompressed (gRPC and Connect take gzip)`);
         }
         if (request.isMultipart()) return payload;
-        const counted = Readable.from(countedChunks(payload, options.receiveBudget.open(reply.raw), false), { objectMode: false });
+        const counted = Readable.from(countedChunks(payload, options.receiveBudget.open(reply.raw, clientOf(request)), false), { objectMode: false });
         // fastify stops listening to a body over its size limit: an error after that must not go unheard.
         return counted.on("error", () => {});
       },
@@ -115,7 +116,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
         const input = binding.method.input;
         let message: ReflectMessage;
         try {
-          message = await requestMessage(binding, input, request, () => options.receiveBudget.open(reply.raw));
+          message = await requestMessage(binding, input, request, () => options.receiveBudget.open(reply.raw, clientOf(request)));
         } catch (e) {
           const error = isFastifyError(e) ? fastifyErrorToConnect(e, limits) : toConnectError(e);
           // The RPC interceptor logs the faults of a call; one in reading the request happens before it.
