@@ -220,11 +220,13 @@ if (process.env.BENCH_DATABASE_URL) {
 
 // --- search at scale, the service's query with the configured ef_search
 // Latency and the target's recall from typical second photos; recall of hard ones beside it.
-const search: { label: string; p50: number; recall: number; hardRecall: number; target?: number }[] = [];
+const search: { label: string; p50: number; recall: number; hardRecall: number; target?: { ms: number; recall: number } }[] = [];
 for (const { target, sizes, maintenanceWorkMem } of searchTargets()) {
   for (const size of sizes) {
     const rows = await gallerySearch(target, size, maintenanceWorkMem, [config.hnswEfSearch]);
-    const limit = target.kind === "pglite" && size === 100_000 ? 10 : target.kind === "postgres" && size === 1_000_000 ? 5 : undefined;
+    // The speed issue's targets: a million faces on a server within 5 ms at recall@1 0.95 (an earlier
+    // one: 100k faces on PGlite within 10 ms at 0.99).
+    const limit = target.kind === "pglite" && size === 100_000 ? { ms: 10, recall: 0.99 } : target.kind === "postgres" && size === 1_000_000 ? { ms: 5, recall: 0.95 } : undefined;
     // Rows come in pairs, typical then hard probes: the index, then (a PGlite gallery the service holds) memory.
     for (let i = 0; i < rows.length; i += 2) {
       const [typical, hard] = [rows[i], rows[i + 1]];
@@ -263,8 +265,8 @@ const rows: Record<string, string>[] = [
     ours: s.p50.toFixed(2),
     "face-api": "",
     "x faster": "",
-    target: s.target === undefined ? "" : `<= ${s.target}, recall >= 0.99`,
-    met: s.target === undefined ? "" : verdict(s.p50 <= s.target && s.recall >= 0.99),
+    target: s.target === undefined ? "" : `<= ${s.target.ms}, recall >= ${s.target.recall}`,
+    met: s.target === undefined ? "" : verdict(s.p50 <= s.target.ms && s.recall >= s.target.recall),
   })),
   { measure: "Peak RSS MiB, 10k users", ours: smallRss.toFixed(0), "face-api": "", "x faster": "", target: "", met: "" },
   { measure: "Peak RSS MiB, 100k users", ours: largeRss.toFixed(0), "face-api": "", "x faster": "", target: "<= 1536", met: verdict(largeRss <= 1536) },
