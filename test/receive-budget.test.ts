@@ -4,8 +4,11 @@ import { EventEmitter } from "node:events";
 import { request as httpRequest } from "node:http";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { create, toBinary } from "@bufbuild/protobuf";
 import WebSocket from "ws";
+import { RecognizeRequestSchema } from "../gen/face/v1/face_pb.js";
 import { processMetrics } from "../src/metrics.js";
 import { countedChunks, createReceiveBudget } from "../src/transport/receive-budget.js";
 import { face } from "./support/testdata.js";
@@ -34,12 +37,9 @@ type Uploader = (server: TestServer, complete: boolean) => Upload;
 
 const receivingBytes = async () => (await processMetrics().receivingBytes.get()).values[0]?.value ?? 0;
 
-/** A gRPC Recognize call, on a connection of its own, whose message is PART bytes (all of them, or all but the last KiB held back). */
-function grpcUpload(server: TestServer, complete: boolean): Upload {
-  const session = http2.connect(server.url).on("error", () => {});
-  const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" });
-  stream.on("error", () => {});
-  const answer = new Promise<string>((resolve) => {
+/** "<grpc-status> <retry-after>" of a gRPC call's answer, or "closed". */
+function grpcAnswer(stream: http2.ClientHttp2Stream): Promise<string> {
+  return new Promise<string>((resolve) => {
     let retryAfter: unknown;
     stream.on("response", (headers) => {
       retryAfter = headers["retry-after"];
@@ -48,6 +48,14 @@ function grpcUpload(server: TestServer, complete: boolean): Upload {
     stream.on("trailers", (trailers) => resolve(`${trailers["grpc-status"]} ${trailers["retry-after"] ?? retryAfter}`));
     stream.on("close", () => resolve("closed"));
   });
+}
+
+/** A gRPC Recognize call, on a connection of its own, whose message is PART bytes (all of them, or all but the last KiB held back). */
+function grpcUpload(server: TestServer, complete: boolean): Upload {
+  const session = http2.connect(server.url).on("error", () => {});
+  const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" });
+  stream.on("error", () => {});
+  const answer = grpcAnswer(stream);
   stream.resume();
   const prefix = Buffer.alloc(5);
   prefix.writeUInt32BE(complete ? PART : PART + 1024, 1);
@@ -207,6 +215,61 @@ describe("the bytes of messages being received are bounded across requests", () 
   });
 });
 
+/** Compressed messages that are small on the wire and PART bytes once decompressed. */
+const COMPRESSED_CALLS: { name: string; call: (server: TestServer) => Promise<string>; refused: string; read: string }[] = [
+  { name: "gRPC, gzip", call: (server) => compressedGrpcCall(server, "gzip", gzipSync), refused: "14 1", read: "3 undefined" },
+  { name: "gRPC, brotli", call: (server) => compressedGrpcCall(server, "br", brotliCompressSync), refused: "14 1", read: "3 undefined" },
+  { name: "Connect JSON, gzip", call: compressedConnectCall, refused: "503 1", read: "400 undefined" },
+];
+
+/** A gRPC Recognize call whose message, an image of PART - 5 zero bytes, is sent compressed with `encoding`. */
+function compressedGrpcCall(server: TestServer, encoding: string, compress: (bytes: Uint8Array) => Buffer): Promise<string> {
+  const message = compress(toBinary(RecognizeRequestSchema, create(RecognizeRequestSchema, { image: new Uint8Array(PART - 5) })));
+  const session = http2.connect(server.url).on("error", () => {});
+  const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", "grpc-encoding": encoding, te: "trailers" });
+  stream.on("error", () => {});
+  const answer = grpcAnswer(stream);
+  stream.resume();
+  const prefix = Buffer.alloc(5);
+  prefix[0] = 1; // compressed
+  prefix.writeUInt32BE(message.length, 1);
+  stream.end(Buffer.concat([prefix, message]));
+  return answer.finally(() => session.close());
+}
+
+/** A Connect JSON Recognize call of PART bytes, its body sent gzip-compressed. */
+async function compressedConnectCall(server: TestServer): Promise<string> {
+  const response = await fetch(`${server.url}/face.v1.FaceService/Recognize`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "content-encoding": "gzip" },
+    body: gzipSync(`{"image":"${"A".repeat(PART - 12)}"}`),
+  });
+  await response.arrayBuffer();
+  return `${response.status} ${response.headers.get("retry-after") ?? undefined}`;
+}
+
+describe("a compressed message counts in the receive budget as its decompressed bytes", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer(ENV);
+  });
+  after(() => server.close());
+
+  for (const { name, call, refused, read } of COMPRESSED_CALLS) {
+    it(`${name}: refused with a retry delay when its decompressed bytes would pass the budget; read when they fit`, async () => {
+      const held = await holdUploads(server, grpcUpload, () => {});
+      try {
+        assert.equal(await call(server), refused);
+      } finally {
+        for (const h of held) h.close();
+      }
+      await until(async () => (await receivingBytes()) === 0, "the held bytes given back");
+      assert.equal(await call(server), read);
+      assert.equal(await receivingBytes(), 0);
+    });
+  }
+});
+
 /** Four uploads of PART bytes, held open once the server has counted them; `onAnswer` if one is answered. */
 async function holdUploads(server: TestServer, upload: Uploader, onAnswer: () => void): Promise<Upload[]> {
   const held: Upload[] = [];
@@ -235,6 +298,16 @@ describeUnless(pythonGrpcSkip, "the receive budget to a client we did not write 
     const held = await holdUploads(server, grpcUpload, () => {});
     try {
       const seen = await runPythonClient<Record<string, unknown>>(stubs, server.url.replace("http://", ""), "over_budget", [String(PART)]);
+      assert.deepEqual(seen, { register: "UNAVAILABLE", retry_after: "1", list_users: [] });
+    } finally {
+      for (const h of held) h.close();
+    }
+  });
+
+  it("refuses a gzip-compressed Register whose decompressed bytes would pass the budget the same way", async () => {
+    const held = await holdUploads(server, grpcUpload, () => {});
+    try {
+      const seen = await runPythonClient<Record<string, unknown>>(stubs, server.url.replace("http://", ""), "over_budget", [String(PART), "gzip"]);
       assert.deepEqual(seen, { register: "UNAVAILABLE", retry_after: "1", list_users: [] });
     } finally {
       for (const h of held) h.close();

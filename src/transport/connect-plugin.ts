@@ -4,13 +4,14 @@ import * as protoConnect from "@connectrpc/connect/protocol-connect";
 import * as protoGrpc from "@connectrpc/connect/protocol-grpc";
 import * as protoGrpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { binaryRequestOf, GRPC_WEB_TEXT, textResponseOf } from "./grpc-web-text.js";
 import { capLongDeadline } from "./long-deadlines.js";
 import { reclassifyParseError } from "./parse-error-code.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
 import { clientOf } from "./client-address.js";
+import { countedCompressions, countingDecompressed } from "./counted-decompression.js";
 
 export interface ConnectPluginOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
@@ -38,7 +39,7 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
     setTimeout(() => shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable)), options.shutdownTimeoutMs).unref();
     done();
   });
-  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options, shutdownSignal: shutdown.signal });
+  const router = createConnectRouter({ acceptCompression: countedCompressions, ...options, shutdownSignal: shutdown.signal });
   options.routes(router);
   // Connect reads request bodies itself; fastify must not parse them (scoped to this plugin).
   app.addContentTypeParser(
@@ -50,27 +51,31 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
   }
   for (const handler of router.handlers) {
     app.all(handler.requestPath, async (request, reply) => {
-      try {
-        const universal = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as never, options.contextValues(request, reply));
-        capLongDeadline(universal.header);
-        // connect-es stops reading a message over the limit by ending its iterator, which destroys
-        // the request by default: reading it this way keeps it, so the rest can be drained below.
-        const contentType = String(request.headers["content-type"] ?? "");
-        const text = GRPC_WEB_TEXT.test(contentType);
-        const body =
-          request.body === undefined
-            ? countedChunks(request.raw.iterator({ destroyOnReturn: false }), options.receiveBudget.open(reply.raw, clientOf(request)), !text && ENVELOPED.test(contentType))
-            : universal.body;
-        const binary = text ? await binaryRequestOf({ ...universal, body }, options.readMaxBytes ?? Infinity) : { ...universal, body };
-        const response = await handler(binary);
-        // fastify keeps its headers (x-request-id, CORS) until reply.send, which is not used here.
-        for (const [key, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(key, value);
-        const corrected = await reclassifyParseError(response);
-        const answer = text ? textResponseOf(corrected) : corrected;
-        await universalResponseToNodeResponse(handler.method.methodKind === "unary" ? afterRequestRead(answer, request.raw) : answer, reply.raw);
-      } catch (e) {
-        if (ConnectError.from(e).code !== Code.Aborted) request.log.error({ err: e, rpc: handler.method.name }, "rpc transport failed");
-      }
+      const client = clientOf(request);
+      // Until the answer is sent: a stream's messages are decompressed as its answer is written.
+      await countingDecompressed(options.receiveBudget.open(reply.raw, client), async () => {
+        try {
+          const universal = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as never, options.contextValues(request, reply));
+          capLongDeadline(universal.header);
+          // connect-es stops reading a message over the limit by ending its iterator, which destroys
+          // the request by default: reading it this way keeps it, so the rest can be drained below.
+          const contentType = String(request.headers["content-type"] ?? "");
+          const text = GRPC_WEB_TEXT.test(contentType);
+          const body =
+            request.body === undefined
+              ? countedChunks(request.raw.iterator({ destroyOnReturn: false }), options.receiveBudget.open(reply.raw, client), !text && ENVELOPED.test(contentType))
+              : universal.body;
+          const binary = text ? await binaryRequestOf({ ...universal, body }, options.readMaxBytes ?? Infinity) : { ...universal, body };
+          const response = await handler(binary);
+          // fastify keeps its headers (x-request-id, CORS) until reply.send, which is not used here.
+          for (const [key, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(key, value);
+          const corrected = await reclassifyParseError(response);
+          const answer = text ? textResponseOf(corrected) : corrected;
+          await universalResponseToNodeResponse(handler.method.methodKind === "unary" ? afterRequestRead(answer, request.raw) : answer, reply.raw);
+        } catch (e) {
+          if (ConnectError.from(e).code !== Code.Aborted) request.log.error({ err: e, rpc: handler.method.name }, "rpc transport failed");
+        }
+      });
     });
   }
 }

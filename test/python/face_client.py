@@ -100,11 +100,13 @@ def open_during_shutdown(stub, photo_path, ready_path):
     return seen
 
 
-def over_budget(stub, size):
-    """A Register of SIZE bytes while the server's receive budget is full, then a small call on the same channel."""
+def over_budget(stub, size, compression="none"):
+    """A Register of SIZE bytes (sent gzip-compressed with COMPRESSION gzip) while the server's receive
+    budget is full, then a small call on the same channel."""
     seen = {}
+    sent_as = grpc.Compression.Gzip if compression == "gzip" else grpc.Compression.NoCompression
     try:
-        stub.Register(face_pb2.RegisterRequest(identifier="large", image=bytes(int(size))), timeout=60)
+        stub.Register(face_pb2.RegisterRequest(identifier="large", image=bytes(int(size))), timeout=60, compression=sent_as)
         seen["register"] = "OK"
     except grpc.RpcError as e:
         seen["register"] = e.code().name
