@@ -55,6 +55,7 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
       // Until the answer is sent: a stream's messages are decompressed as its answer is written.
       await countingDecompressed(options.receiveBudget.open(reply.raw, client), async () => {
         try {
+          keepAuthorityParsable(request.raw.headers);
           const universal = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as never, options.contextValues(request, reply));
           capLongDeadline(universal.header);
           // connect-es stops reading a message over the limit by ending its iterator, which destroys
@@ -77,6 +78,22 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
         }
       });
     });
+  }
+}
+
+/** What stands in for a request's authority that is not a host: the service never reads it. */
+const PLACEHOLDER_AUTHORITY = "authority.invalid";
+
+/**
+ * connect-es builds each request's URL from its authority (`:authority`, or `Host`), which the
+ * service never reads. One that does not parse failed the call with an empty 200 answer and an
+ * error in the log: Node's own HTTP/2 client (connect-es's, for one) sends an IPv6 literal without
+ * its brackets (`::1:8080`), so no Node client could call the service at an IPv6 address.
+ */
+function keepAuthorityParsable(headers: Record<string, string | string[] | undefined>): void {
+  for (const name of [":authority", "host"]) {
+    const authority = headers[name];
+    if (typeof authority === "string" && !URL.canParse(`http://${authority}`)) headers[name] = PLACEHOLDER_AUTHORITY;
   }
 }
 

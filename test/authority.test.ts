@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
+import http2 from "node:http2";
+import { after, before, describe, it } from "node:test";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { FaceService } from "../gen/face/v1/face_pb.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+/** The service's URL at the IPv6 loopback address (it listens on both families). */
+const ipv6Url = (server: TestServer) => server.url.replace("127.0.0.1", "[::1]");
+
+describe("a request whose authority is no host is served (the service never reads it)", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ HOST: "::" });
+  });
+  after(() => server.close());
+
+  // Node's HTTP/2 client sends an IPv6 literal without its brackets (`::1:PORT`) as the authority.
+  it("connect-es's gRPC and Connect clients at an IPv6 address", async () => {
+    for (const transport of [createGrpcTransport({ baseUrl: ipv6Url(server) }), createConnectTransport({ baseUrl: ipv6Url(server), httpVersion: "2" })]) {
+      const answer = await createClient(FaceService, transport).listUsers({});
+      assert.deepEqual(answer.identifiers, []);
+    }
+  });
+
+  for (const authority of ["::1:8080", "a:b:c", "[::1]:8080", "example.com:70000"]) {
+    it(`gRPC with :authority ${authority}`, async () => {
+      const session = http2.connect(server.url);
+      try {
+        const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/ListUsers", ":authority": authority, "content-type": "application/grpc", te: "trailers" });
+        const seen = await new Promise<{ contentType: unknown; status: unknown }>((resolve, reject) => {
+          let contentType: unknown;
+          stream.on("response", (headers) => (contentType = headers["content-type"]));
+          stream.on("trailers", (trailers) => resolve({ contentType, status: trailers["grpc-status"] }));
+          stream.on("close", () => resolve({ contentType, status: undefined }));
+          stream.on("error", reject);
+          stream.resume();
+          stream.end(Buffer.alloc(5));
+        });
+        assert.deepEqual(seen, { contentType: "application/grpc+proto", status: "0" });
+      } finally {
+        session.close();
+      }
+    });
+  }
+
+  it("Connect JSON over HTTP/1.1 with a Host that is no host", async () => {
+    const response = await new Promise<{ status: number | undefined; body: string }>((resolve, reject) => {
+      const call = httpRequest(`${server.url}/face.v1.FaceService/ListUsers`, { method: "POST", headers: { host: "::1:8080", "content-type": "application/json" } }, async (answer) => {
+        let body = "";
+        for await (const chunk of answer) body += chunk;
+        resolve({ status: answer.statusCode, body });
+      });
+      call.on("error", reject);
+      call.end("{}");
+    });
+    assert.deepEqual(response, { status: 200, body: "{}" });
+  });
+});
