@@ -37,9 +37,12 @@ type Uploader = (server: TestServer, complete: boolean) => Upload;
 
 const receivingBytes = async () => (await processMetrics().receivingBytes.get()).values[0]?.value ?? 0;
 
-/** "<grpc-status> <retry-after>" of a gRPC call's answer, or "closed". */
-function grpcAnswer(stream: http2.ClientHttp2Stream): Promise<string> {
-  return new Promise<string>((resolve) => {
+/** A gRPC Recognize call on a connection of its own (`headers` added to the call's), and its answer: "<grpc-status> <retry-after>", or "closed". */
+function grpcRecognize(server: TestServer, headers: http2.OutgoingHttpHeaders = {}): { session: http2.ClientHttp2Session; stream: http2.ClientHttp2Stream; answer: Promise<string> } {
+  const session = http2.connect(server.url).on("error", () => {});
+  const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers", ...headers });
+  stream.on("error", () => {});
+  const answer = new Promise<string>((resolve) => {
     let retryAfter: unknown;
     stream.on("response", (headers) => {
       retryAfter = headers["retry-after"];
@@ -48,18 +51,22 @@ function grpcAnswer(stream: http2.ClientHttp2Stream): Promise<string> {
     stream.on("trailers", (trailers) => resolve(`${trailers["grpc-status"]} ${trailers["retry-after"] ?? retryAfter}`));
     stream.on("close", () => resolve("closed"));
   });
+  stream.resume();
+  return { session, stream, answer };
+}
+
+/** The 5-byte prefix of a gRPC message of `length` bytes, compressed or not. */
+function envelopePrefix(length: number, compressed = false): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix[0] = compressed ? 1 : 0;
+  prefix.writeUInt32BE(length, 1);
+  return prefix;
 }
 
 /** A gRPC Recognize call, on a connection of its own, whose message is PART bytes (all of them, or all but the last KiB held back). */
 function grpcUpload(server: TestServer, complete: boolean): Upload {
-  const session = http2.connect(server.url).on("error", () => {});
-  const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" });
-  stream.on("error", () => {});
-  const answer = grpcAnswer(stream);
-  stream.resume();
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(complete ? PART : PART + 1024, 1);
-  stream.write(prefix);
+  const { session, stream, answer } = grpcRecognize(server);
+  stream.write(envelopePrefix(complete ? PART : PART + 1024));
   stream.write(Buffer.alloc(PART, 0x41));
   if (complete) {
     stream.end();
@@ -224,16 +231,13 @@ const COMPRESSED_CALLS: { name: string; call: (server: TestServer) => Promise<st
 
 /** A gRPC Recognize call whose message, an image of PART - 5 zero bytes, is sent compressed with `encoding`. */
 function compressedGrpcCall(server: TestServer, encoding: string, compress: (bytes: Uint8Array) => Buffer): Promise<string> {
-  const message = compress(toBinary(RecognizeRequestSchema, create(RecognizeRequestSchema, { image: new Uint8Array(PART - 5) })));
-  const session = http2.connect(server.url).on("error", () => {});
-  const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", "grpc-encoding": encoding, te: "trailers" });
-  stream.on("error", () => {});
-  const answer = grpcAnswer(stream);
-  stream.resume();
-  const prefix = Buffer.alloc(5);
-  prefix[0] = 1; // compressed
-  prefix.writeUInt32BE(message.length, 1);
-  stream.end(Buffer.concat([prefix, message]));
+  return grpcCompressedMessage(server, encoding, compress(toBinary(RecognizeRequestSchema, create(RecognizeRequestSchema, { image: new Uint8Array(PART - 5) }))));
+}
+
+/** A gRPC Recognize call whose one message is `compressed`, flagged as compressed with `encoding`. */
+function grpcCompressedMessage(server: TestServer, encoding: string, compressed: Uint8Array): Promise<string> {
+  const { session, stream, answer } = grpcRecognize(server, { "grpc-encoding": encoding });
+  stream.end(Buffer.concat([envelopePrefix(compressed.length, true), compressed]));
   return answer.finally(() => session.close());
 }
 
@@ -268,6 +272,12 @@ describe("a compressed message counts in the receive budget as its decompressed 
       assert.equal(await receivingBytes(), 0);
     });
   }
+
+  it("a message over the size limit once decompressed gets ResourceExhausted; bytes that are not gzip, InvalidArgument", async () => {
+    assert.equal(await grpcCompressedMessage(server, "gzip", gzipSync(Buffer.alloc(4 * MIB))), "8 undefined");
+    assert.equal(await grpcCompressedMessage(server, "gzip", Buffer.from("not gzip at all")), "3 undefined");
+    assert.equal(await receivingBytes(), 0);
+  });
 });
 
 /** Four uploads of PART bytes, held open once the server has counted them; `onAnswer` if one is answered. */
