@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import sys
+import time
 
 import grpc
 
@@ -172,6 +173,23 @@ def rate_limited(stub, count):
     return codes
 
 
+def recognize_for(stub, photo_path, seconds):
+    """Recognize PHOTO one call after another on one channel for SECONDS: how many were answered,
+    the codes of those that were not, and the answered ones' median and slowest time in ms."""
+    photo = open(photo_path, "rb").read()
+    times, failed = [], []
+    end = time.monotonic() + float(seconds)
+    while time.monotonic() < end:
+        began = time.monotonic()
+        try:
+            stub.Recognize(face_pb2.RecognizeRequest(image=photo), timeout=30)
+            times.append((time.monotonic() - began) * 1000)
+        except grpc.RpcError as e:
+            failed.append(refusal(e))
+    times.sort()
+    return {"answered": len(times), "failed": sorted(set(failed)), "p50_ms": times[len(times) // 2] if times else None, "max_ms": times[-1] if times else None}
+
+
 def unknown_method(channel):
     """A method the service does not have, and a call after it on the same channel."""
     nope = channel.unary_unary("/face.v1.FaceService/Nope", request_serializer=lambda m: m, response_deserializer=lambda b: b)
@@ -203,7 +221,7 @@ def export_all(stub, identifier):
     return {"status": "OK", "pages": pages, "image_bytes": sorted(faces), "detections": detections}
 
 
-SCENARIOS = {"oversized": oversized, "session": session, "long_deadlines": long_deadlines, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget, "many_streams": many_streams, "without_key": without_key, "rate_limited": rate_limited}
+SCENARIOS = {"oversized": oversized, "session": session, "long_deadlines": long_deadlines, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget, "many_streams": many_streams, "without_key": without_key, "rate_limited": rate_limited, "recognize_for": recognize_for}
 CHANNEL_SCENARIOS = {"unknown_method": unknown_method}
 # Run on a channel with grpcio's own limits (4 MiB received), as a client written without us would.
 DEFAULT_CHANNEL_SCENARIOS = {"export_all": export_all}

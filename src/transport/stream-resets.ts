@@ -1,0 +1,81 @@
+import http2 from "node:http2";
+import { rateLimitClient } from "./client-address.js";
+import { createTokenBuckets } from "./token-buckets.js";
+
+/**
+ * HTTP/2 "rapid reset" (CVE-2023-44487): a client opens a stream and resets it at once, over and
+ * over. A reset stream no longer counts against the connection's concurrent streams, so nothing
+ * bounds how many the server starts, and each costs it the work of a request (the parsing of its
+ * headers, the routing, the call's setup) though no answer is ever read. One such client on
+ * 127.0.0.1 left another address's Recognize calls 6 answers in 15 s (p50 2.5 s) where they had
+ * 469 (p50 26 ms). nghttp2's own limit (1,000 resets, then 33 a second, per connection) did not
+ * help: the client reconnected and had another thousand.
+ *
+ * So the streams an address's clients reset (closed with an error code) are counted across its
+ * connections (an IPv6 address's /64, as rate limits count): a burst, then a steady rate. A
+ * client cancelling calls (a deadline, a user going away) stays far below; past it, the
+ * connection is closed (GOAWAY ENHANCE_YOUR_CALM) and the address's new connections are closed as
+ * they arrive for a while (COOL_OFF_MS).
+ */
+export const ABANDONED_STREAMS_BURST = 200;
+export const ABANDONED_STREAMS_PER_SECOND = 50;
+
+/**
+ * How long an address that went over has its new connections closed as they arrive: the time its
+ * budget takes to refill by half. Reconnecting costs a client less than the server's stream setup,
+ * so an address let back at once would have had a connection's worth of streams each time.
+ */
+export const COOL_OFF_MS = (ABANDONED_STREAMS_BURST / 2 / ABANDONED_STREAMS_PER_SECOND) * 1000;
+
+/** Addresses cooling off kept before those whose time is over are dropped. */
+const COOLING_BEFORE_SWEEP = 10_000;
+
+/** What the server's 'drop' event carries when it closes a connection for its address's abandoned streams. */
+export interface AbandonedStreamsDrop {
+  readonly remoteAddress?: string;
+  readonly abandonedStreams: true;
+}
+
+export interface AbandonedStreamsLimit {
+  /** Counts `session`'s abandoned streams; calls `closed` when it closes the session for them. */
+  watch(session: http2.ServerHttp2Session, closed: (drop: AbandonedStreamsDrop) => void): void;
+  /** Whether a new connection from `remoteAddress` is to be closed as it arrives (its address went over). */
+  refuses(remoteAddress: string | undefined): boolean;
+}
+
+export function createAbandonedStreamsLimit(): AbandonedStreamsLimit {
+  const budgets = createTokenBuckets(ABANDONED_STREAMS_PER_SECOND, ABANDONED_STREAMS_BURST);
+  const now = () => performance.now();
+  const coolingUntil = new Map<string, number>();
+  return {
+    watch(session, closed) {
+      const remoteAddress = session.socket?.remoteAddress;
+      if (remoteAddress === undefined) return;
+      const address = rateLimitClient(remoteAddress);
+      session.on("stream", (stream: http2.ServerHttp2Stream) => {
+        // Closed with an error code: reset by the client (or by the server's own time limits, which
+        // a client reaches at most once a time limit each). Not only streams reset before their
+        // answer: a flood of them is answered at once (refused, over the client's share of open
+        // requests), and each still cost the server its setup.
+        stream.once("close", () => {
+          if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || session.destroyed || session.closed || budgets.take(address) === 0) return;
+          if (coolingUntil.size >= COOLING_BEFORE_SWEEP) for (const [cooling, until] of coolingUntil) if (until <= now()) coolingUntil.delete(cooling);
+          coolingUntil.set(address, now() + COOL_OFF_MS);
+          // destroy(undefined, code) sends GOAWAY with NO_ERROR whatever the code: goaway() says why.
+          session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+          session.destroy();
+          closed({ remoteAddress, abandonedStreams: true });
+        });
+      });
+    },
+    refuses(remoteAddress) {
+      if (remoteAddress === undefined || coolingUntil.size === 0) return false;
+      const address = rateLimitClient(remoteAddress);
+      const until = coolingUntil.get(address);
+      if (until === undefined) return false;
+      if (until > now()) return true;
+      coolingUntil.delete(address);
+      return false;
+    },
+  };
+}

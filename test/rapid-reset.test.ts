@@ -1,0 +1,164 @@
+/**
+ * HTTP/2 rapid reset (CVE-2023-44487): a client opening streams and resetting them at once, over
+ * and over, reconnecting whenever it is closed. Before the limit on abandoned streams
+ * (src/transport/stream-resets.ts), one such client left another address's Recognize calls a
+ * handful of answers in 15 s, each taking seconds; nghttp2's own limit closed its connections but
+ * it reconnected.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import http2 from "node:http2";
+import { connect as connectTcp } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { RecognizeRequestSchema } from "../gen/face/v1/face_pb.js";
+import { ABANDONED_STREAMS_BURST, COOL_OFF_MS } from "../src/transport/stream-resets.js";
+import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
+import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+import { describeUnless } from "./support/suite.js";
+import { until } from "./support/until.js";
+import { FACES_DIR, singleFace640x480 } from "./support/testdata.js";
+
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
+const RECOGNIZE = { ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" };
+
+/** An HTTP/2 connection to `url` from the local address `from` (any 127.x.y.z is this machine). */
+function connectFrom(url: string, from: string): http2.ClientHttp2Session {
+  const { hostname, port } = new URL(url);
+  const session = http2.connect(url, { createConnection: () => connectTcp({ host: hostname, port: Number(port), localAddress: from }) });
+  session.on("error", () => {});
+  return session;
+}
+
+/** Whether the server accepted the connection (sent its settings) or closed it as it arrived. */
+function accepted(session: http2.ClientHttp2Session): Promise<boolean> {
+  return new Promise((resolve) => {
+    session.once("remoteSettings", () => resolve(true));
+    session.once("close", () => resolve(false));
+  });
+}
+
+/** Opens a Recognize stream carrying `body` (its request not ended) and resets it at once, as a client cancelling does. */
+function openAndReset(session: http2.ClientHttp2Session, body: Uint8Array): void {
+  const stream = session.request(RECOGNIZE, { endStream: false });
+  stream.on("error", () => {});
+  stream.write(body);
+  stream.close(NGHTTP2_CANCEL);
+}
+
+/** A gRPC message frame holding `message`. */
+function grpcFrame(message: Uint8Array): Buffer {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
+/** A call on `session` that is answered: an empty Recognize, which the service refuses (InvalidArgument). */
+function answeredCall(session: http2.ClientHttp2Session): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(RECOGNIZE);
+    stream.on("error", reject);
+    const settle = (headers: http2.IncomingHttpHeaders) => headers["grpc-status"] !== undefined && resolve(String(headers["grpc-status"]));
+    stream.on("response", settle).on("trailers", settle);
+    stream.resume();
+    stream.end(grpcFrame(new Uint8Array()));
+  });
+}
+
+/** A client on `from` opening Recognize streams and resetting each, 50 an event-loop turn, reconnecting when closed. */
+function startRapidReset(url: string, from: string, body: Uint8Array) {
+  let stopped = false;
+  const seen = { streams: 0, connections: 0, calmedDown: 0, refused: 0 };
+  const attack = (async () => {
+    while (!stopped) {
+      const session = connectFrom(url, from);
+      seen.connections++;
+      session.on("goaway", (code) => code === NGHTTP2_ENHANCE_YOUR_CALM && seen.calmedDown++);
+      if (!(await accepted(session))) seen.refused++;
+      while (!stopped && !session.closed && !session.destroyed) {
+        for (let i = 0; i < 50 && !session.closed && !session.destroyed; i++) {
+          openAndReset(session, body);
+          seen.streams++;
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      session.destroy();
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await attack;
+      return seen;
+    },
+  };
+}
+
+describeUnless(pythonGrpcSkip, "a client resetting every stream it opens (HTTP/2 rapid reset), beside a client we did not write (Python grpcio)", () => {
+  let service: ServiceProcess;
+  let stubs: string;
+  before(async () => {
+    [service, stubs] = await Promise.all([startServiceProcess({ FACE_DATA_DIR: mkdtempSync(join(tmpdir(), "face-rapid-reset-")), LOG_LEVEL: "warn" }), generatePythonStubs()]);
+  });
+  after(() => service?.stop());
+
+  it("leaves another address's calls answered: its connections are closed (ENHANCE_YOUR_CALM) and refused for a while", async (t) => {
+    const photo = `${FACES_DIR}/face_recognition/obama.jpg`;
+    const attack = startRapidReset(service.url, "127.0.0.2", grpcFrame(toBinary(RecognizeRequestSchema, create(RecognizeRequestSchema, { image: await singleFace640x480() }))));
+    const served = await runPythonClient<{ answered: number; failed: string[]; p50_ms: number; max_ms: number }>(stubs, new URL(service.url).host, "recognize_for", [photo, "8"]).catch(async (error: unknown) => {
+      await attack.stop();
+      throw error;
+    });
+    const attacked = await attack.stop();
+    t.diagnostic(`other client ${JSON.stringify(served)}; attacker ${JSON.stringify(attacked)}`);
+    // Unattacked, this client is answered 30-60 times a second here; attacked before the limit, 6
+    // to 8 times in 15 s (p50 2.5 s).
+    assert.deepEqual(served.failed, [], "no call of the other client failed");
+    assert.ok(served.answered >= 24, `the other client was answered ${served.answered} times in 8 s (p50 ${served.p50_ms} ms, slowest ${served.max_ms} ms); attacker: ${JSON.stringify(attacked)}`);
+    assert.ok(attacked.calmedDown >= 1, `the attacker's connections were closed with ENHANCE_YOUR_CALM: ${JSON.stringify(attacked)}`);
+    assert.ok(attacked.refused >= 1, `its new connections were closed as they arrived: ${JSON.stringify(attacked)}`);
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    assert.ok(Number(/^face_connections_dropped_total (\d+)/m.exec(metrics)?.[1]) >= attacked.calmedDown, "counted in face_connections_dropped_total");
+  });
+});
+
+describe("a client cancelling calls", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server?.close());
+
+  it("keeps its connection within the budget of abandoned streams, and past it is closed and cooled off", async () => {
+    const session = connectFrom(server.url, "127.0.0.3");
+    assert.ok(await accepted(session));
+    let goaway: number | undefined;
+    session.on("goaway", (code) => (goaway = code));
+    const withinBudget = ABANDONED_STREAMS_BURST * 0.75;
+    for (let i = 0; i < withinBudget; i++) openAndReset(session, new Uint8Array(5));
+    assert.equal(await answeredCall(session), "3", `after ${withinBudget} cancelled calls, a call on the same connection is answered`);
+    assert.equal(goaway, undefined);
+
+    // A turn at a time: the client sends at most the server's concurrent streams at once.
+    let reset = withinBudget;
+    while (!session.closed && !session.destroyed && reset < ABANDONED_STREAMS_BURST * 5) {
+      for (let i = 0; i < 50; i++, reset++) openAndReset(session, new Uint8Array(5));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await until(() => session.destroyed, `the connection is closed once past the budget (${reset} streams reset)`, 5_000);
+    assert.equal(goaway, NGHTTP2_ENHANCE_YOUR_CALM, `past the budget (${reset} streams reset) the connection is closed with ENHANCE_YOUR_CALM`);
+
+    assert.equal(await accepted(connectFrom(server.url, "127.0.0.3")), false, "a new connection from the address is closed as it arrives");
+    const elsewhere = connectFrom(server.url, "127.0.0.4");
+    assert.equal(await answeredCall(elsewhere), "3", "another address is served");
+    elsewhere.close();
+    await new Promise((resolve) => setTimeout(resolve, COOL_OFF_MS + 500));
+    const later = connectFrom(server.url, "127.0.0.3");
+    assert.equal(await answeredCall(later), "3", "once cooled off, the address is served again");
+    later.close();
+  });
+});
