@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import http2 from "node:http2";
+import { connect as connectTcp } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -57,5 +58,16 @@ describe("a request whose authority is no host is served (the service never read
       call.end("{}");
     });
     assert.deepEqual(response, { status: 200, body: "{}" });
+  });
+
+  // HTTP/1.0 has no Host header (HAProxy's `option httpchk` sends such requests by default).
+  it("Connect JSON over HTTP/1.0 without a Host", async () => {
+    const { hostname, port } = new URL(server.url);
+    const socket = connectTcp({ host: hostname, port: Number(port) });
+    socket.end("POST /face.v1.FaceService/ListUsers HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
+    let answer = "";
+    for await (const chunk of socket) answer += chunk;
+    assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.equal(answer.slice(answer.indexOf("\r\n\r\n") + 4), "{}");
   });
 });

@@ -88,13 +88,16 @@ const PLACEHOLDER_AUTHORITY = "authority.invalid";
  * connect-es builds each request's URL from its authority (`:authority`, or `Host`), which the
  * service never reads. One that does not parse failed the call with an empty 200 answer and an
  * error in the log: Node's own HTTP/2 client (connect-es's, for one) sends an IPv6 literal without
- * its brackets (`::1:8080`), so no Node client could call the service at an IPv6 address.
+ * its brackets (`::1:8080`), so no Node client could call the service at an IPv6 address. One
+ * without any authority failed the same way.
  */
 function keepAuthorityParsable(headers: Record<string, string | string[] | undefined>): void {
   for (const name of [":authority", "host"]) {
     const authority = headers[name];
     if (typeof authority === "string" && !URL.canParse(`http://${authority}`)) headers[name] = PLACEHOLDER_AUTHORITY;
   }
+  // HTTP/1.0 has no Host (HAProxy's health checks send none), and an HTTP/2 request may have neither.
+  if (headers[":authority"] === undefined && headers.host === undefined) headers.host = PLACEHOLDER_AUTHORITY;
 }
 
 /**
