@@ -22,7 +22,7 @@ import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
 import { FACES_DIR, singleFace640x480 } from "./support/testdata.js";
 
-const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = http2.constants;
 const RECOGNIZE = { ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" };
 
 /** An HTTP/2 connection to `url` from the local address `from` (any 127.x.y.z is this machine). */
@@ -41,12 +41,12 @@ function accepted(session: http2.ClientHttp2Session): Promise<boolean> {
   });
 }
 
-/** Opens a Recognize stream carrying `body` (its request not ended) and resets it at once, as a client cancelling does. */
-function openAndReset(session: http2.ClientHttp2Session, body: Uint8Array): void {
+/** Opens a Recognize stream carrying `body` (its request not ended) and resets it at once with `code`, as a client cancelling does. */
+function openAndReset(session: http2.ClientHttp2Session, body: Uint8Array, code = NGHTTP2_CANCEL): void {
   const stream = session.request(RECOGNIZE, { endStream: false });
   stream.on("error", () => {});
   stream.write(body);
-  stream.close(NGHTTP2_CANCEL);
+  stream.close(code);
 }
 
 /** A gRPC message frame holding `message`. */
@@ -133,32 +133,44 @@ describe("a client cancelling calls", () => {
   });
   after(() => server?.close());
 
-  it("keeps its connection within the budget of abandoned streams, and past it is closed and cooled off", async () => {
-    const session = connectFrom(server.url, "127.0.0.3");
-    assert.ok(await accepted(session));
-    let goaway: number | undefined;
-    session.on("goaway", (code) => (goaway = code));
-    const withinBudget = ABANDONED_STREAMS_BURST * 0.75;
-    for (let i = 0; i < withinBudget; i++) openAndReset(session, new Uint8Array(5));
-    assert.equal(await answeredCall(session), "3", `after ${withinBudget} cancelled calls, a call on the same connection is answered`);
-    assert.equal(goaway, undefined);
-
-    // A turn at a time: the client sends at most the server's concurrent streams at once.
-    let reset = withinBudget;
-    while (!session.closed && !session.destroyed && reset < ABANDONED_STREAMS_BURST * 5) {
-      for (let i = 0; i < 50; i++, reset++) openAndReset(session, new Uint8Array(5));
-      await new Promise((resolve) => setImmediate(resolve));
+  it("counts no call that ends as calls do: twice the budget's calls on one connection are answered", async () => {
+    const session = connectFrom(server.url, "127.0.0.6");
+    for (let i = 0; i < ABANDONED_STREAMS_BURST * 2; i += 50) {
+      assert.deepEqual(new Set(await Promise.all(Array.from({ length: 50 }, () => answeredCall(session)))), new Set(["3"]));
     }
-    await until(() => session.destroyed, `the connection is closed once past the budget (${reset} streams reset)`, 5_000);
-    assert.equal(goaway, NGHTTP2_ENHANCE_YOUR_CALM, `past the budget (${reset} streams reset) the connection is closed with ENHANCE_YOUR_CALM`);
-
-    assert.equal(await accepted(connectFrom(server.url, "127.0.0.3")), false, "a new connection from the address is closed as it arrives");
-    const elsewhere = connectFrom(server.url, "127.0.0.4");
-    assert.equal(await answeredCall(elsewhere), "3", "another address is served");
-    elsewhere.close();
-    await new Promise((resolve) => setTimeout(resolve, COOL_OFF_MS + 500));
-    const later = connectFrom(server.url, "127.0.0.3");
-    assert.equal(await answeredCall(later), "3", "once cooled off, the address is served again");
-    later.close();
+    assert.ok(!session.destroyed);
+    session.close();
   });
+
+  // A reset's code is the client's to choose: NO_ERROR, before the answer, is a reset all the same.
+  for (const [code, address] of [[NGHTTP2_CANCEL, "127.0.0.3"], [NGHTTP2_NO_ERROR, "127.0.0.5"]] as const) {
+    it(`keeps its connection within the budget of abandoned streams, and past it is closed and cooled off (resets with code ${code})`, async () => {
+      const session = connectFrom(server.url, address);
+      assert.ok(await accepted(session));
+      let goaway: number | undefined;
+      session.on("goaway", (sent) => (goaway = sent));
+      const withinBudget = ABANDONED_STREAMS_BURST * 0.75;
+      for (let i = 0; i < withinBudget; i++) openAndReset(session, new Uint8Array(5), code);
+      assert.equal(await answeredCall(session), "3", `after ${withinBudget} cancelled calls, a call on the same connection is answered`);
+      assert.equal(goaway, undefined);
+
+      // A turn at a time: the client sends at most the server's concurrent streams at once.
+      let reset = withinBudget;
+      while (!session.closed && !session.destroyed && reset < ABANDONED_STREAMS_BURST * 5) {
+        for (let i = 0; i < 50; i++, reset++) openAndReset(session, new Uint8Array(5), code);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await until(() => session.destroyed, `the connection is closed once past the budget (${reset} streams reset)`, 5_000);
+      assert.equal(goaway, NGHTTP2_ENHANCE_YOUR_CALM, `past the budget (${reset} streams reset) the connection is closed with ENHANCE_YOUR_CALM`);
+
+      assert.equal(await accepted(connectFrom(server.url, address)), false, "a new connection from the address is closed as it arrives");
+      const elsewhere = connectFrom(server.url, "127.0.0.4");
+      assert.equal(await answeredCall(elsewhere), "3", "another address is served");
+      elsewhere.close();
+      await new Promise((resolve) => setTimeout(resolve, COOL_OFF_MS + 500));
+      const later = connectFrom(server.url, address);
+      assert.equal(await answeredCall(later), "3", "once cooled off, the address is served again");
+      later.close();
+    });
+  }
 });

@@ -11,11 +11,11 @@ import { createTokenBuckets } from "./token-buckets.js";
  * 469 (p50 26 ms). nghttp2's own limit (1,000 resets, then 33 a second, per connection) did not
  * help: the client reconnected and had another thousand.
  *
- * So the streams an address's clients reset (closed with an error code) are counted across its
- * connections (an IPv6 address's /64, as rate limits count): a burst, then a steady rate. A
- * client cancelling calls (a deadline, a user going away) stays far below; past it, the
- * connection is closed (GOAWAY ENHANCE_YOUR_CALM) and the address's new connections are closed as
- * they arrive for a while (COOL_OFF_MS).
+ * So the streams an address's clients reset are counted across its connections (an IPv6
+ * address's /64, as rate limits count): a burst, then a steady rate. A client cancelling calls (a
+ * deadline, a user going away) stays far below; past it, the connection is closed (GOAWAY
+ * ENHANCE_YOUR_CALM) and the address's new connections are closed as they arrive for a while
+ * (COOL_OFF_MS).
  */
 export const ABANDONED_STREAMS_BURST = 200;
 export const ABANDONED_STREAMS_PER_SECOND = 50;
@@ -53,12 +53,14 @@ export function createAbandonedStreamsLimit(): AbandonedStreamsLimit {
       if (remoteAddress === undefined) return;
       const address = rateLimitClient(remoteAddress);
       session.on("stream", (stream: http2.ServerHttp2Stream) => {
-        // Closed with an error code: reset by the client (or by the server's own time limits, which
-        // a client reaches at most once a time limit each). Not only streams reset before their
-        // answer: a flood of them is answered at once (refused, over the client's share of open
-        // requests), and each still cost the server its setup.
+        // Reset: closed with an error code (by the client, or by the server's own time limits, which
+        // a client reaches at most once a time limit each), or before the answer ended, whatever
+        // the code (a client may reset with NO_ERROR). Not only those reset before their answer: a
+        // flood of them is answered at once (refused, over the client's share of open requests),
+        // and each still cost the server its setup.
         stream.once("close", () => {
-          if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || session.destroyed || session.closed || budgets.take(address) === 0) return;
+          const reset = stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR || stream.aborted;
+          if (!reset || session.destroyed || session.closed || budgets.take(address) === 0) return;
           if (coolingUntil.size >= COOLING_BEFORE_SWEEP) for (const [cooling, until] of coolingUntil) if (until <= now()) coolingUntil.delete(cooling);
           coolingUntil.set(address, now() + COOL_OFF_MS);
           // destroy(undefined, code) sends GOAWAY with NO_ERROR whatever the code: goaway() says why.
