@@ -14,6 +14,7 @@ import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { processMetrics } from "../src/metrics.js";
 import { haproxyAloneMissing, startHAProxy, type HAProxy } from "./support/haproxy.js";
+import { connectFrom } from "./support/raw-http2.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
@@ -24,12 +25,9 @@ const UNAVAILABLE = 14;
 
 const openRequests = async () => (await processMetrics().openRequests.get()).values[0]?.value ?? 0;
 
-/** An HTTP/2 connection to `url` from the local address `from` (127.x.y.z and ::1 are this machine's). */
-function connectFrom(url: string, from: string, sessions: http2.ClientHttp2Session[]): http2.ClientHttp2Session {
-  const { hostname, port } = new URL(url);
-  const host = from.includes(":") ? "::1" : hostname;
-  const session = http2.connect(url, { createConnection: () => connectTcp({ host, port: Number(port), localAddress: from }) });
-  session.on("error", () => {});
+/** An HTTP/2 connection to `url` from the local address `from`, kept in `sessions` to be closed after the test. */
+function connectKept(url: string, from: string, sessions: http2.ClientHttp2Session[]): http2.ClientHttp2Session {
+  const session = connectFrom(url, from);
   sessions.push(session);
   return session;
 }
@@ -68,7 +66,7 @@ describe("one client's open requests leave room for the others", () => {
     for (const session of sessions) session.destroy();
     await server.close();
   });
-  const from = (address: string) => connectFrom(server.url, address, sessions);
+  const from = (address: string) => connectKept(server.url, address, sessions);
 
   it("refuses a client's requests beyond its share with ResourceExhausted, and lets other addresses of both families in", async () => {
     const holder = from("127.0.0.2");
@@ -134,7 +132,7 @@ describe("with API keys, a client is its key", () => {
   });
 
   it("gives two keys from one address a share each, and names neither key in the refusal", async () => {
-    const session = connectFrom(server.url, "127.0.0.1", sessions);
+    const session = connectKept(server.url, "127.0.0.1", sessions);
     const [a, b] = keys.map((key) => ({ "x-api-key": key }));
     const held = Array.from({ length: 3 }, () => idleSync(session, a));
     await until(async () => (await openRequests()) === 3, "three streams open");
@@ -162,11 +160,11 @@ describeUnless(haproxyAloneMissing(), "clients behind HAProxy (deploy/haproxy.cf
   });
 
   it("refuses the client that holds its share, not the others behind the same proxy", async () => {
-    const holder = connectFrom(proxy.url, "127.0.0.6", sessions);
+    const holder = connectKept(proxy.url, "127.0.0.6", sessions);
     const held = Array.from({ length: 3 }, () => idleSync(holder));
     await until(async () => (await openRequests()) === 3, "three streams open");
     assert.equal((await emptyRecognize(holder)).status, RESOURCE_EXHAUSTED);
-    assert.equal((await emptyRecognize(connectFrom(proxy.url, "127.0.0.7", sessions))).status, INVALID_ARGUMENT);
+    assert.equal((await emptyRecognize(connectKept(proxy.url, "127.0.0.7", sessions))).status, INVALID_ARGUMENT);
     for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
     await until(async () => (await openRequests()) === 0, "none open");
   });
@@ -206,21 +204,21 @@ describe("one address's connections leave room for the others", () => {
     const closedOfFlood = await silentConnections("127.0.0.2", 8);
     await until(() => closedOfFlood() === 2, "two of the flood's connections closed");
     assert.equal(await dropped(), before + 2, "counted in face_connections_dropped_total");
-    assert.equal((await emptyRecognize(connectFrom(server.url, "127.0.0.3", sessions))).status, INVALID_ARGUMENT, "another IPv4 address is served");
-    assert.equal((await emptyRecognize(connectFrom(server.url, "::1", sessions))).status, INVALID_ARGUMENT, "an IPv6 address is served");
+    assert.equal((await emptyRecognize(connectKept(server.url, "127.0.0.3", sessions))).status, INVALID_ARGUMENT, "another IPv4 address is served");
+    assert.equal((await emptyRecognize(connectKept(server.url, "::1", sessions))).status, INVALID_ARGUMENT, "an IPv6 address is served");
     for (const socket of sockets.splice(0)) socket.destroy();
     await until(async () => (await connectionsOpen()) === 2, "the flood's connections closed on the server's side");
-    assert.equal((await emptyRecognize(connectFrom(server.url, "127.0.0.2", sessions))).status, INVALID_ARGUMENT, "the address is served again once its connections closed");
+    assert.equal((await emptyRecognize(connectKept(server.url, "127.0.0.2", sessions))).status, INVALID_ARGUMENT, "the address is served again once its connections closed");
   });
 
   it("counts idle HTTP/2 connections, which answer pings and stay, in the share", async () => {
     for (const session of sessions.splice(0)) session.destroy();
     await until(async () => (await connectionsOpen()) === 0, "the last test's connections closed");
-    const idle = Array.from({ length: 6 }, () => connectFrom(server.url, "127.0.0.4", sessions));
+    const idle = Array.from({ length: 6 }, () => connectKept(server.url, "127.0.0.4", sessions));
     await Promise.all(idle.map((session) => new Promise((resolve) => session.once("remoteSettings", resolve))));
-    const seventh = connectFrom(server.url, "127.0.0.4", sessions);
+    const seventh = connectKept(server.url, "127.0.0.4", sessions);
     assert.equal(await new Promise((resolve) => seventh.once("remoteSettings", () => resolve("served")).once("close", () => resolve("closed"))), "closed");
-    assert.equal((await emptyRecognize(connectFrom(server.url, "127.0.0.5", sessions))).status, INVALID_ARGUMENT);
+    assert.equal((await emptyRecognize(connectKept(server.url, "127.0.0.5", sessions))).status, INVALID_ARGUMENT);
   });
 });
 
@@ -255,12 +253,12 @@ describe("one client's messages being received leave room for the others'", () =
   }
 
   it("refuses a client's message past its share with ResourceExhausted, and takes another client's", async () => {
-    const holder = connectFrom(server.url, "127.0.0.2", sessions);
+    const holder = connectKept(server.url, "127.0.0.2", sessions);
     const held = Array.from({ length: 3 }, () => partialRecognize(holder, 2_500_000, 2_000_000));
     try {
       await until(async () => (await receiving()) >= 6_000_000, "6 MB being received from one client");
       assert.equal(await partialRecognize(holder, 1_000_000, 1_000_000).status, RESOURCE_EXHAUSTED);
-      assert.equal(await partialRecognize(connectFrom(server.url, "::1", sessions), 1_500_000, 1_500_000).status, INVALID_ARGUMENT, "another client's message is read (and found not to be a Recognize)");
+      assert.equal(await partialRecognize(connectKept(server.url, "::1", sessions), 1_500_000, 1_500_000).status, INVALID_ARGUMENT, "another client's message is read (and found not to be a Recognize)");
     } finally {
       for (const { stream } of held) stream.close(http2.constants.NGHTTP2_CANCEL);
     }

@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import http2 from "node:http2";
-import { connect as connectTcp } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -16,6 +15,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { RecognizeRequestSchema } from "../gen/face/v1/face_pb.js";
 import { ABANDONED_STREAMS_BURST, COOL_OFF_MS } from "../src/transport/stream-resets.js";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
+import { connectFrom, grpcEnvelope } from "./support/raw-http2.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
@@ -24,14 +24,6 @@ import { FACES_DIR, singleFace640x480 } from "./support/testdata.js";
 
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = http2.constants;
 const RECOGNIZE = { ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" };
-
-/** An HTTP/2 connection to `url` from the local address `from` (any 127.x.y.z is this machine). */
-function connectFrom(url: string, from: string): http2.ClientHttp2Session {
-  const { hostname, port } = new URL(url);
-  const session = http2.connect(url, { createConnection: () => connectTcp({ host: hostname, port: Number(port), localAddress: from }) });
-  session.on("error", () => {});
-  return session;
-}
 
 /** Whether the server accepted the connection (sent its settings) or closed it as it arrived. */
 function accepted(session: http2.ClientHttp2Session): Promise<boolean> {
@@ -49,14 +41,6 @@ function openAndReset(session: http2.ClientHttp2Session, body: Uint8Array, code 
   stream.close(code);
 }
 
-/** A gRPC message frame holding `message`. */
-function grpcFrame(message: Uint8Array): Buffer {
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  return frame;
-}
-
 /** A call on `session` that is answered: an empty Recognize, which the service refuses (InvalidArgument). */
 function answeredCall(session: http2.ClientHttp2Session): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -65,7 +49,7 @@ function answeredCall(session: http2.ClientHttp2Session): Promise<string> {
     const settle = (headers: http2.IncomingHttpHeaders) => headers["grpc-status"] !== undefined && resolve(String(headers["grpc-status"]));
     stream.on("response", settle).on("trailers", settle);
     stream.resume();
-    stream.end(grpcFrame(new Uint8Array()));
+    stream.end(grpcEnvelope(new Uint8Array()));
   });
 }
 
@@ -108,7 +92,7 @@ describeUnless(pythonGrpcSkip, "a client resetting every stream it opens (HTTP/2
 
   it("leaves another address's calls answered: its connections are closed (ENHANCE_YOUR_CALM) and refused for a while", async (t) => {
     const photo = `${FACES_DIR}/face_recognition/obama.jpg`;
-    const attack = startRapidReset(service.url, "127.0.0.2", grpcFrame(toBinary(RecognizeRequestSchema, create(RecognizeRequestSchema, { image: await singleFace640x480() }))));
+    const attack = startRapidReset(service.url, "127.0.0.2", grpcEnvelope(toBinary(RecognizeRequestSchema, create(RecognizeRequestSchema, { image: await singleFace640x480() }))));
     const served = await runPythonClient<{ answered: number; failed: string[]; p50_ms: number; max_ms: number }>(stubs, new URL(service.url).host, "recognize_for", [photo, "8"]).catch(async (error: unknown) => {
       await attack.stop();
       throw error;

@@ -13,6 +13,7 @@ import { processMetrics } from "../src/metrics.js";
 import { countedChunks, createReceiveBudget } from "../src/transport/receive-budget.js";
 import { face } from "./support/testdata.js";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
+import { envelopePrefix } from "./support/raw-http2.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
@@ -53,14 +54,6 @@ function grpcRecognize(server: TestServer, headers: http2.OutgoingHttpHeaders = 
   });
   stream.resume();
   return { session, stream, answer };
-}
-
-/** The 5-byte prefix of a gRPC message of `length` bytes, compressed or not. */
-function envelopePrefix(length: number, compressed = false): Buffer {
-  const prefix = Buffer.alloc(5);
-  prefix[0] = compressed ? 1 : 0;
-  prefix.writeUInt32BE(length, 1);
-  return prefix;
 }
 
 /** A gRPC Recognize call, on a connection of its own, whose message is PART bytes (all of them, or all but the last KiB held back). */

@@ -9,22 +9,15 @@ import { spawn } from "node:child_process";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
-import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { GetUserFaceRequestSchema } from "../gen/face/v1/face_pb.js";
 import { processMetrics } from "../src/metrics.js";
+import { grpcEnvelope } from "./support/raw-http2.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { face } from "./support/testdata.js";
 import { until } from "./support/until.js";
 
 const openRequests = async () => (await processMetrics().openRequests.get()).values[0]?.value ?? 0;
-
-/** A gRPC message with its 5-byte prefix. */
-function grpcMessage<D extends DescMessage>(schema: D, init: MessageInitShape<D>): Buffer {
-  const bytes = toBinary(schema, create(schema, init));
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(bytes.length, 1);
-  return Buffer.concat([prefix, bytes]);
-}
 
 describe("a client that does not take its answer", () => {
   let server: TestServer;
@@ -42,7 +35,7 @@ describe("a client that does not take its answer", () => {
   function getUserFace(session: http2.ClientHttp2Session, read: (stream: http2.ClientHttp2Stream) => void): { stream: http2.ClientHttp2Stream; received: () => number } {
     const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/GetUserFace", "content-type": "application/grpc", te: "trailers" });
     stream.on("error", () => {});
-    stream.end(grpcMessage(GetUserFaceRequestSchema, { identifier: "large-photo" }));
+    stream.end(grpcEnvelope(toBinary(GetUserFaceRequestSchema, create(GetUserFaceRequestSchema, { identifier: "large-photo" }))));
     let received = 0;
     stream.on("data", (chunk: Buffer) => (received += chunk.length));
     read(stream);
