@@ -22,7 +22,7 @@ export interface Metrics {
   readonly detectionLogUnwritten: Counter<"outcome">;
   /** Requests open (calls, streams, WebSockets), against FACE_MAX_OPEN_REQUESTS. */
   readonly openRequests: Gauge;
-  /** Connections closed as they arrived (the server had its limit open, their address its share) or for their address's abandoned streams. */
+  /** Connections closed as they arrived (the server had its limit open, their address its share) or for their address's reset streams. */
   readonly connectionsDropped: Counter;
   /** Bytes of request messages being received, held against FACE_MAX_RECEIVING_BYTES. */
   readonly receivingBytes: Gauge;
@@ -48,7 +48,7 @@ export function processMetrics(): Metrics {
     webhookDeliveries: new Counter({ name: "face_webhook_deliveries_total", help: "Webhook posts by outcome (delivered, failed, gave_up)", labelNames: ["outcome"], registers: [registry] }),
     detectionLogUnwritten: new Counter({ name: "face_detection_log_unwritten_total", help: "Detection log entries a write failed for: kept (tried again) or dropped (refused by the database)", labelNames: ["outcome"], registers: [registry] }),
     openRequests: new Gauge({ name: "face_open_requests", help: "Requests open: calls, streams and WebSockets (limit: FACE_MAX_OPEN_REQUESTS)", registers: [registry] }),
-    connectionsDropped: new Counter({ name: "face_connections_dropped_total", help: "Connections closed as they arrived (the server had its limit open, FACE_MAX_CONNECTIONS, or their address its share, FACE_MAX_CONNECTIONS_PER_ADDRESS) or for their address's clients resetting too many HTTP/2 streams before their answers", registers: [registry] }),
+    connectionsDropped: new Counter({ name: "face_connections_dropped_total", help: "Connections closed as they arrived (the server had its limit open, FACE_MAX_CONNECTIONS, or their address its share, FACE_MAX_CONNECTIONS_PER_ADDRESS) or for their address's clients resetting too many HTTP/2 streams", registers: [registry] }),
     receivingBytes: new Gauge({ name: "face_receiving_bytes", help: "Bytes of request messages being received (limit: FACE_MAX_RECEIVING_BYTES)", registers: [registry] }),
   };
   return metrics;

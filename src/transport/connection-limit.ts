@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { processMetrics } from "../metrics.js";
 import { rateLimitClient } from "./client-address.js";
 import { CountsByKey } from "./counts-by-key.js";
-import type { AbandonedStreamsDrop } from "./stream-resets.js";
+import type { ResetStreamsDrop } from "./stream-resets.js";
 import { throttledWarning } from "./throttled-warning.js";
 
 /** A flood of refused connections is logged at most this often (with how many since the last line). */
@@ -53,7 +53,7 @@ export function createAddressShare(perAddress: number): (socket: Socket) => bool
 /**
  * Counts the connections `server` closes as they arrive, for being over its limit (Node's 'drop'
  * event, otherwise silent) or over their address's share (an AddressShareDrop), and those it closes
- * for their address's abandoned streams (an AbandonedStreamsDrop), in
+ * for their address's reset streams (a ResetStreamsDrop), in
  * `face_connections_dropped_total`, and logs them: the first at once, then at most once a minute
  * with the number since the last line.
  */
@@ -64,13 +64,13 @@ export function reportDroppedConnections(server: Server, log: FastifyBaseLogger)
   const overShare = throttledWarning(DROP_LOG_INTERVAL_MS, (dropped: number, address?: string) =>
     log.warn({ dropped, address }, "connections closed as they arrived: their address holds its share of the server's connections (FACE_MAX_CONNECTIONS_PER_ADDRESS)"),
   );
-  const overAbandonedStreams = throttledWarning(DROP_LOG_INTERVAL_MS, (dropped: number, address?: string) =>
+  const overResetStreams = throttledWarning(DROP_LOG_INTERVAL_MS, (dropped: number, address?: string) =>
     log.warn({ dropped, address }, "connections closed: their address's clients reset too many HTTP/2 streams (rapid reset); its new connections are refused for a few seconds"),
   );
-  server.on("drop", (data?: Partial<AddressShareDrop & AbandonedStreamsDrop>) => {
+  server.on("drop", (data?: Partial<AddressShareDrop & ResetStreamsDrop>) => {
     processMetrics().connectionsDropped.inc();
     if (data?.overAddressShare) overShare(data.remoteAddress);
-    else if (data?.abandonedStreams) overAbandonedStreams(data.remoteAddress);
+    else if (data?.resetStreams) overResetStreams(data.remoteAddress);
     else overLimit();
   });
 }

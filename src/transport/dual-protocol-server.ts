@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import type { Socket } from "node:net";
 import { createAddressShare, type AddressShareDrop } from "./connection-limit.js";
 import { keepHttp2SessionAlive } from "./keepalive.js";
-import { createAbandonedStreamsLimit, type AbandonedStreamsDrop } from "./stream-resets.js";
+import { createResetStreamsLimit, type ResetStreamsDrop } from "./stream-resets.js";
 import { endIfAnswerNotTaken, endIfSlow } from "./time-limits.js";
 
 type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -113,10 +113,10 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
     handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
   });
   const sessions = new Set<http2.ServerHttp2Session>();
-  const abandonedStreams = createAbandonedStreamsLimit();
+  const resetStreams = createResetStreamsLimit();
   h2.on("session", (session) => {
     sessions.add(session);
-    abandonedStreams.watch(session, (drop) => h1.emit("drop", drop));
+    resetStreams.watch(session, (drop) => h1.emit("drop", drop));
     session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW_BYTES);
     keepHttp2SessionAlive(session, limit.pingIntervalMs);
     session.once("close", () => sessions.delete(session));
@@ -129,9 +129,9 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
   h1.removeAllListeners("connection");
   const takeAddressPlace = createAddressShare(limit.maxConnectionsPerAddress);
   h1.on("connection", (socket: Socket) => {
-    if (abandonedStreams.refuses(socket.remoteAddress)) {
+    if (resetStreams.refuses(socket.remoteAddress)) {
       socket.destroy();
-      h1.emit("drop", { remoteAddress: socket.remoteAddress, abandonedStreams: true } satisfies AbandonedStreamsDrop);
+      h1.emit("drop", { remoteAddress: socket.remoteAddress, resetStreams: true } satisfies ResetStreamsDrop);
       return;
     }
     if (!takeAddressPlace(socket)) {

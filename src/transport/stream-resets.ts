@@ -17,34 +17,34 @@ import { createTokenBuckets } from "./token-buckets.js";
  * ENHANCE_YOUR_CALM) and the address's new connections are closed as they arrive for a while
  * (COOL_OFF_MS).
  */
-export const ABANDONED_STREAMS_BURST = 200;
-export const ABANDONED_STREAMS_PER_SECOND = 50;
+export const RESET_STREAMS_BURST = 200;
+export const RESET_STREAMS_PER_SECOND = 50;
 
 /**
  * How long an address that went over has its new connections closed as they arrive: the time its
  * budget takes to refill by half. Reconnecting costs a client less than the server's stream setup,
  * so an address let back at once would have had a connection's worth of streams each time.
  */
-export const COOL_OFF_MS = (ABANDONED_STREAMS_BURST / 2 / ABANDONED_STREAMS_PER_SECOND) * 1000;
+export const COOL_OFF_MS = (RESET_STREAMS_BURST / 2 / RESET_STREAMS_PER_SECOND) * 1000;
 
 /** Addresses cooling off kept before those whose time is over are dropped. */
 const COOLING_BEFORE_SWEEP = 10_000;
 
-/** What the server's 'drop' event carries when it closes a connection for its address's abandoned streams. */
-export interface AbandonedStreamsDrop {
+/** What the server's 'drop' event carries when it closes a connection for its address's reset streams. */
+export interface ResetStreamsDrop {
   readonly remoteAddress?: string;
-  readonly abandonedStreams: true;
+  readonly resetStreams: true;
 }
 
-export interface AbandonedStreamsLimit {
-  /** Counts `session`'s abandoned streams; calls `closed` when it closes the session for them. */
-  watch(session: http2.ServerHttp2Session, closed: (drop: AbandonedStreamsDrop) => void): void;
+export interface ResetStreamsLimit {
+  /** Counts `session`'s reset streams; calls `closed` when it closes the session for them. */
+  watch(session: http2.ServerHttp2Session, closed: (drop: ResetStreamsDrop) => void): void;
   /** Whether a new connection from `remoteAddress` is to be closed as it arrives (its address went over). */
   refuses(remoteAddress: string | undefined): boolean;
 }
 
-export function createAbandonedStreamsLimit(): AbandonedStreamsLimit {
-  const budgets = createTokenBuckets(ABANDONED_STREAMS_PER_SECOND, ABANDONED_STREAMS_BURST);
+export function createResetStreamsLimit(): ResetStreamsLimit {
+  const budgets = createTokenBuckets(RESET_STREAMS_PER_SECOND, RESET_STREAMS_BURST);
   const now = () => performance.now();
   const coolingUntil = new Map<string, number>();
   return {
@@ -66,7 +66,7 @@ export function createAbandonedStreamsLimit(): AbandonedStreamsLimit {
           // destroy(undefined, code) sends GOAWAY with NO_ERROR whatever the code: goaway() says why.
           session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
           session.destroy();
-          closed({ remoteAddress, abandonedStreams: true });
+          closed({ remoteAddress, resetStreams: true });
         });
       });
     },

@@ -16,7 +16,8 @@ export function grpcEnvelope(message: Uint8Array): Buffer {
 
 /**
  * An HTTP/2 connection to `url` from the local address `from` (any 127.x.y.z, or ::1, is this
- * machine), so that the service sees another client address; its errors are the test's to check.
+ * machine), so that the service sees another client address. Its errors are ignored: tests look
+ * at what it was sent (settings, GOAWAY, answers) and whether it closed.
  */
 export function connectFrom(url: string, from: string): http2.ClientHttp2Session {
   const { hostname, port } = new URL(url);
