@@ -35,6 +35,7 @@ import { registerOpenRequestLimit } from "./transport/open-requests.js";
 import { answerClientError, answerRouterError, MAX_PATH_PARAMETER_LENGTH } from "./transport/router-errors.js";
 import { connectionLimit, connectionsPerAddress, reportDroppedConnections } from "./transport/connection-limit.js";
 import { createReceiveBudget } from "./transport/receive-budget.js";
+import { trustedProxyMatcher } from "./transport/client-address.js";
 
 export interface AppDeps {
   config: Config;
@@ -82,6 +83,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         pingIntervalMs: config.pingIntervalMs,
         maxOpenRequests: config.maxOpenRequests,
         maxConnectionsPerAddress: connectionsPerAddress(config.maxConnectionsPerAddress, maxConnections),
+        isTrustedProxy: trustedProxyMatcher(config.trustedProxies),
       }),
     loggerInstance: deps.logger ?? (createLogger(config.logLevel) as FastifyBaseLogger),
     bodyLimit: config.maxMessageBytes,

@@ -157,3 +157,40 @@ describe("a client cancelling calls", () => {
     });
   }
 });
+
+/**
+ * A proxy the service trusts (FACE_TRUSTED_PROXIES; deploy/haproxy.cfg speaks HTTP/2 to the
+ * instances) passes on each of its clients' cancellations as a reset on its own few connections:
+ * counted as one client, a busy proxy's cancellations closed its connection, every call on it
+ * failing, and refused its new ones. HAProxy meets rapid reset at its own front.
+ */
+describe("a trusted proxy passing on its clients' cancellations", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ FACE_TRUSTED_PROXIES: "127.0.0.7" });
+  });
+  after(() => server?.close());
+
+  /** Resets streams on `session` a turn at a time until it closes or three budgets have been reset; how many. */
+  async function resetUntilClosed(session: http2.ClientHttp2Session): Promise<number> {
+    let reset = 0;
+    while (!session.closed && !session.destroyed && reset < RESET_STREAMS_BURST * 3) {
+      for (let i = 0; i < 50; i++, reset++) openAndReset(session, new Uint8Array(5));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return reset;
+  }
+
+  it("keeps its connection however many streams it resets; another address is still limited", async () => {
+    const proxy = connectFrom(server.url, "127.0.0.7");
+    await resetUntilClosed(proxy);
+    assert.equal(await answeredCall(proxy), "3", "the proxy's connection still answers");
+    assert.ok(!proxy.destroyed);
+    proxy.close();
+
+    const direct = connectFrom(server.url, "127.0.0.8");
+    const reset = await resetUntilClosed(direct);
+    await until(() => direct.destroyed, `a client not trusted is closed past the budget (${reset} streams reset)`, 5_000);
+  });
+});
+

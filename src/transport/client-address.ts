@@ -1,3 +1,4 @@
+import { compile } from "@fastify/proxy-addr";
 import type { FastifyRequest } from "fastify";
 import ipaddr from "ipaddr.js";
 
@@ -26,4 +27,11 @@ export function clientName(client: string): string {
  */
 export function clientOf(request: FastifyRequest): string {
   return request.rateLimitClient ?? rateLimitClient(request.ip);
+}
+
+/** Whether a peer's address is one of `trustedProxies` (FACE_TRUSTED_PROXIES), read as fastify's trustProxy reads them. */
+export function trustedProxyMatcher(trustedProxies: readonly string[]): (address: string) => boolean {
+  if (trustedProxies.length === 0) return () => false;
+  const trusted = compile([...trustedProxies]);
+  return (address) => trusted(address, 0);
 }

@@ -49,6 +49,8 @@ export interface ConnectionLimits {
   readonly maxOpenRequests: number;
   /** Connections one address may hold (connection-limit.ts); beyond, they are closed as they arrive. */
   readonly maxConnectionsPerAddress: number;
+  /** Whether a peer is a proxy the service trusts (FACE_TRUSTED_PROXIES), whose resets stream-resets.ts does not count. */
+  readonly isTrustedProxy: (address: string) => boolean;
 }
 
 /**
@@ -113,7 +115,7 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
     handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
   });
   const sessions = new Set<http2.ServerHttp2Session>();
-  const resetStreams = createResetStreamsLimit();
+  const resetStreams = createResetStreamsLimit(limit.isTrustedProxy);
   h2.on("session", (session) => {
     sessions.add(session);
     resetStreams.watch(session, (drop) => h1.emit("drop", drop));

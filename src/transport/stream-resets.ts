@@ -16,6 +16,10 @@ import { createTokenBuckets } from "./token-buckets.js";
  * deadline, a user going away) stays far below; past it, the connection is closed (GOAWAY
  * ENHANCE_YOUR_CALM) and the address's new connections are closed as they arrive for a while
  * (COOL_OFF_MS).
+ *
+ * A trusted proxy (FACE_TRUSTED_PROXIES) is not counted: it passes on each of its many clients'
+ * cancellations as a reset on its own few connections (deploy/haproxy.cfg speaks HTTP/2 to the
+ * instances), and closing them failed every call on them. HAProxy meets rapid reset at its front.
  */
 export const RESET_STREAMS_BURST = 200;
 export const RESET_STREAMS_PER_SECOND = 50;
@@ -43,14 +47,14 @@ export interface ResetStreamsLimit {
   refuses(remoteAddress: string | undefined): boolean;
 }
 
-export function createResetStreamsLimit(): ResetStreamsLimit {
+export function createResetStreamsLimit(isTrustedProxy: (address: string) => boolean): ResetStreamsLimit {
   const budgets = createTokenBuckets(RESET_STREAMS_PER_SECOND, RESET_STREAMS_BURST);
   const now = () => performance.now();
   const coolingUntil = new Map<string, number>();
   return {
     watch(session, closed) {
       const remoteAddress = session.socket?.remoteAddress;
-      if (remoteAddress === undefined) return;
+      if (remoteAddress === undefined || isTrustedProxy(remoteAddress)) return;
       const address = rateLimitClient(remoteAddress);
       session.on("stream", (stream: http2.ServerHttp2Stream) => {
         // Reset: closed with an error code (by the client, or by the server's own time limits, which
