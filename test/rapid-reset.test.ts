@@ -40,6 +40,19 @@ function openAndReset(session: http2.ClientHttp2Session, body: Uint8Array, code 
   stream.close(code);
 }
 
+/**
+ * Resets streams on `session` with `code` until it is closed or three budgets' worth have been
+ * reset; how many. A turn at a time: a client sends at most the server's concurrent streams at once.
+ */
+async function resetUntilClosed(session: http2.ClientHttp2Session, code = NGHTTP2_CANCEL): Promise<number> {
+  let reset = 0;
+  while (!session.closed && !session.destroyed && reset < RESET_STREAMS_BURST * 3) {
+    for (let i = 0; i < 50; i++, reset++) openAndReset(session, new Uint8Array(5), code);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return reset;
+}
+
 /** A call on `session` that is answered: an empty Recognize, which the service refuses (InvalidArgument). */
 function answeredCall(session: http2.ClientHttp2Session): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -137,12 +150,7 @@ describe("a client cancelling calls", () => {
       assert.equal(await answeredCall(session), "3", `after ${withinBudget} cancelled calls, a call on the same connection is answered`);
       assert.equal(goaway, undefined);
 
-      // A turn at a time: the client sends at most the server's concurrent streams at once.
-      let reset = withinBudget;
-      while (!session.closed && !session.destroyed && reset < RESET_STREAMS_BURST * 5) {
-        for (let i = 0; i < 50; i++, reset++) openAndReset(session, new Uint8Array(5), code);
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      const reset = withinBudget + (await resetUntilClosed(session, code));
       await until(() => session.destroyed, `the connection is closed once past the budget (${reset} streams reset)`, 5_000);
       assert.equal(goaway, NGHTTP2_ENHANCE_YOUR_CALM, `past the budget (${reset} streams reset) the connection is closed with ENHANCE_YOUR_CALM`);
 
@@ -170,16 +178,6 @@ describe("a trusted proxy passing on its clients' cancellations", () => {
     server = await startTestServer({ FACE_TRUSTED_PROXIES: "127.0.0.7" });
   });
   after(() => server?.close());
-
-  /** Resets streams on `session` a turn at a time until it closes or three budgets have been reset; how many. */
-  async function resetUntilClosed(session: http2.ClientHttp2Session): Promise<number> {
-    let reset = 0;
-    while (!session.closed && !session.destroyed && reset < RESET_STREAMS_BURST * 3) {
-      for (let i = 0; i < 50; i++, reset++) openAndReset(session, new Uint8Array(5));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    return reset;
-  }
 
   it("keeps its connection however many streams it resets; another address is still limited", async () => {
     const proxy = connectFrom(server.url, "127.0.0.7");
