@@ -64,7 +64,8 @@ describe("a request whose authority is no host is served (the service never read
   it("Connect JSON over HTTP/1.0 without a Host", async () => {
     const { hostname, port } = new URL(server.url);
     const socket = connectTcp({ host: hostname, port: Number(port) });
-    socket.end("POST /face.v1.FaceService/ListUsers HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
+    // Written, not ended: Node's HTTP server drops a request whose client half-closes before the answer.
+    socket.write("POST /face.v1.FaceService/ListUsers HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
     let answer = "";
     for await (const chunk of socket) answer += chunk;
     assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
