@@ -2,21 +2,18 @@ import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import http2 from "node:http2";
 import { connect as connectTcp } from "node:net";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { useTestServer, type TestServer } from "./support/server.js";
 
 /** The service's URL at the IPv6 loopback address (it listens on both families). */
 const ipv6Url = (server: TestServer) => server.url.replace("127.0.0.1", "[::1]");
 
 describe("a request whose authority is no host is served (the service never reads it)", () => {
   let server: TestServer;
-  before(async () => {
-    server = await startTestServer({ HOST: "::" });
-  });
-  after(() => server.close());
+  useTestServer((started) => void (server = started), { HOST: "::" });
 
   // Node's HTTP/2 client sends an IPv6 literal without its brackets (`::1:PORT`) as the authority.
   it("connect-es's gRPC and Connect clients at an IPv6 address", async () => {

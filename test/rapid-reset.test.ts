@@ -16,7 +16,7 @@ import { COOL_OFF_MS, RESET_STREAMS_BURST } from "../src/transport/stream-resets
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
 import { connectFrom, grpcEnvelope } from "./support/raw-http2.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { useTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
 import { FACES_DIR, singleFace640x480 } from "./support/testdata.js";
@@ -124,10 +124,7 @@ describeUnless(pythonGrpcSkip, "a client resetting every stream it opens (HTTP/2
 
 describe("a client cancelling calls", () => {
   let server: TestServer;
-  before(async () => {
-    server = await startTestServer();
-  });
-  after(() => server?.close());
+  useTestServer((started) => void (server = started));
 
   it("counts no call that ends as calls do: twice the budget's calls on one connection are answered", async () => {
     const session = connectFrom(server.url, "127.0.0.6");
@@ -174,10 +171,7 @@ describe("a client cancelling calls", () => {
  */
 describe("a trusted proxy passing on its clients' cancellations", () => {
   let server: TestServer;
-  before(async () => {
-    server = await startTestServer({ FACE_TRUSTED_PROXIES: "127.0.0.7" });
-  });
-  after(() => server?.close());
+  useTestServer((started) => void (server = started), { FACE_TRUSTED_PROXIES: "127.0.0.7" });
 
   it("keeps its connection however many streams it resets; another address is still limited", async () => {
     const proxy = connectFrom(server.url, "127.0.0.7");

@@ -131,14 +131,13 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
   h1.removeAllListeners("connection");
   const takeAddressPlace = createAddressShare(limit.maxConnectionsPerAddress);
   h1.on("connection", (socket: Socket) => {
-    if (resetStreams.refuses(socket.remoteAddress)) {
+    // Why the connection is closed as it arrives, if it is (reportDroppedConnections reads it).
+    const refusal: Omit<ResetStreamsDrop, "remoteAddress"> | Omit<AddressShareDrop, "remoteAddress"> | undefined = resetStreams.refuses(socket.remoteAddress)
+      ? { resetStreams: true }
+      : takeAddressPlace(socket) ? undefined : { overAddressShare: true };
+    if (refusal !== undefined) {
       socket.destroy();
-      h1.emit("drop", { remoteAddress: socket.remoteAddress, resetStreams: true } satisfies ResetStreamsDrop);
-      return;
-    }
-    if (!takeAddressPlace(socket)) {
-      socket.destroy();
-      h1.emit("drop", { remoteAddress: socket.remoteAddress, overAddressShare: true } satisfies AddressShareDrop);
+      h1.emit("drop", { remoteAddress: socket.remoteAddress, ...refusal });
       return;
     }
     undecided.add(socket);
