@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { processMetrics } from "../src/metrics.js";
 import { haproxyAloneMissing, startHAProxy, type HAProxy } from "./support/haproxy.js";
-import { connectFrom } from "./support/raw-http2.js";
+import { connectFrom, emptyRecognize } from "./support/raw-http2.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
@@ -38,21 +38,6 @@ function idleSync(session: http2.ClientHttp2Session, headers: http2.OutgoingHttp
   stream.on("error", () => {});
   stream.resume();
   return stream;
-}
-
-/** A Recognize with an empty message: its grpc-status (InvalidArgument once let in) and retry-after. */
-function emptyRecognize(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders = {}): Promise<{ status: number; retryAfter?: string; message: string }> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers", ...headers });
-    const settle = (h: http2.IncomingHttpHeaders) => {
-      if (h["grpc-status"] === undefined) return;
-      resolve({ status: Number(h["grpc-status"]), retryAfter: h["retry-after"] as string | undefined, message: decodeURIComponent(String(h["grpc-message"] ?? "")) });
-    };
-    stream.on("response", settle).on("trailers", settle).on("error", reject);
-    stream.once("close", () => reject(new Error(`the stream closed without a status (${stream.rstCode})`)));
-    stream.resume();
-    stream.end(Buffer.alloc(5));
-  });
 }
 
 describe("one client's open requests leave room for the others", () => {

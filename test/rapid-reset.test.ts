@@ -14,7 +14,8 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { RecognizeRequestSchema } from "../gen/face/v1/face_pb.js";
 import { COOL_OFF_MS, RESET_STREAMS_BURST } from "../src/transport/stream-resets.js";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
-import { connectFrom, grpcEnvelope } from "./support/raw-http2.js";
+import { accepted, connectFrom, emptyRecognize, grpcEnvelope } from "./support/raw-http2.js";
+import { openAndReset, resetUntilClosed, startRapidReset } from "./support/rapid-reset.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { useTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
@@ -22,77 +23,7 @@ import { until } from "./support/until.js";
 import { FACES_DIR, singleFace640x480 } from "./support/testdata.js";
 
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = http2.constants;
-const RECOGNIZE = { ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" };
-
-/** Whether the server accepted the connection (sent its settings) or closed it as it arrived. */
-function accepted(session: http2.ClientHttp2Session): Promise<boolean> {
-  return new Promise((resolve) => {
-    session.once("remoteSettings", () => resolve(true));
-    session.once("close", () => resolve(false));
-  });
-}
-
-/** Opens a Recognize stream carrying `body` (its request not ended) and resets it at once with `code`, as a client cancelling does. */
-function openAndReset(session: http2.ClientHttp2Session, body: Uint8Array, code = NGHTTP2_CANCEL): void {
-  const stream = session.request(RECOGNIZE, { endStream: false });
-  stream.on("error", () => {});
-  stream.write(body);
-  stream.close(code);
-}
-
-/**
- * Resets streams on `session` with `code` until it is closed or three budgets' worth have been
- * reset; how many. A turn at a time: a client sends at most the server's concurrent streams at once.
- */
-async function resetUntilClosed(session: http2.ClientHttp2Session, code = NGHTTP2_CANCEL): Promise<number> {
-  let reset = 0;
-  while (!session.closed && !session.destroyed && reset < RESET_STREAMS_BURST * 3) {
-    for (let i = 0; i < 50; i++, reset++) openAndReset(session, new Uint8Array(5), code);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  return reset;
-}
-
-/** A call on `session` that is answered: an empty Recognize, which the service refuses (InvalidArgument). */
-function answeredCall(session: http2.ClientHttp2Session): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request(RECOGNIZE);
-    stream.on("error", reject);
-    const settle = (headers: http2.IncomingHttpHeaders) => headers["grpc-status"] !== undefined && resolve(String(headers["grpc-status"]));
-    stream.on("response", settle).on("trailers", settle);
-    stream.resume();
-    stream.end(grpcEnvelope(new Uint8Array()));
-  });
-}
-
-/** A client on `from` opening Recognize streams and resetting each, 50 an event-loop turn, reconnecting when closed. */
-function startRapidReset(url: string, from: string, body: Uint8Array) {
-  let stopped = false;
-  const seen = { streams: 0, connections: 0, calmedDown: 0, refused: 0 };
-  const attack = (async () => {
-    while (!stopped) {
-      const session = connectFrom(url, from);
-      seen.connections++;
-      session.on("goaway", (code) => code === NGHTTP2_ENHANCE_YOUR_CALM && seen.calmedDown++);
-      if (!(await accepted(session))) seen.refused++;
-      while (!stopped && !session.closed && !session.destroyed) {
-        for (let i = 0; i < 50 && !session.closed && !session.destroyed; i++) {
-          openAndReset(session, body);
-          seen.streams++;
-        }
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      session.destroy();
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      await attack;
-      return seen;
-    },
-  };
-}
+const INVALID_ARGUMENT = 3;
 
 describeUnless(pythonGrpcSkip, "a client resetting every stream it opens (HTTP/2 rapid reset), beside a client we did not write (Python grpcio)", () => {
   let service: ServiceProcess;
@@ -129,7 +60,7 @@ describe("a client cancelling calls", () => {
   it("counts no call that ends as calls do: twice the budget's calls on one connection are answered", async () => {
     const session = connectFrom(server.url, "127.0.0.6");
     for (let i = 0; i < RESET_STREAMS_BURST * 2; i += 50) {
-      assert.deepEqual(new Set(await Promise.all(Array.from({ length: 50 }, () => answeredCall(session)))), new Set(["3"]));
+      assert.deepEqual(new Set(await Promise.all(Array.from({ length: 50 }, async () => (await emptyRecognize(session)).status))), new Set([INVALID_ARGUMENT]));
     }
     assert.ok(!session.destroyed);
     session.close();
@@ -144,20 +75,20 @@ describe("a client cancelling calls", () => {
       session.on("goaway", (sent) => (goaway = sent));
       const withinBudget = RESET_STREAMS_BURST * 0.75;
       for (let i = 0; i < withinBudget; i++) openAndReset(session, new Uint8Array(5), code);
-      assert.equal(await answeredCall(session), "3", `after ${withinBudget} cancelled calls, a call on the same connection is answered`);
+      assert.equal((await emptyRecognize(session)).status, INVALID_ARGUMENT, `after ${withinBudget} cancelled calls, a call on the same connection is answered`);
       assert.equal(goaway, undefined);
 
-      const reset = withinBudget + (await resetUntilClosed(session, code));
+      const reset = withinBudget + (await resetUntilClosed(session, RESET_STREAMS_BURST * 3, code));
       await until(() => session.destroyed, `the connection is closed once past the budget (${reset} streams reset)`, 5_000);
       assert.equal(goaway, NGHTTP2_ENHANCE_YOUR_CALM, `past the budget (${reset} streams reset) the connection is closed with ENHANCE_YOUR_CALM`);
 
       assert.equal(await accepted(connectFrom(server.url, address)), false, "a new connection from the address is closed as it arrives");
       const elsewhere = connectFrom(server.url, "127.0.0.4");
-      assert.equal(await answeredCall(elsewhere), "3", "another address is served");
+      assert.equal((await emptyRecognize(elsewhere)).status, INVALID_ARGUMENT, "another address is served");
       elsewhere.close();
       await new Promise((resolve) => setTimeout(resolve, COOL_OFF_MS + 500));
       const later = connectFrom(server.url, address);
-      assert.equal(await answeredCall(later), "3", "once cooled off, the address is served again");
+      assert.equal((await emptyRecognize(later)).status, INVALID_ARGUMENT, "once cooled off, the address is served again");
       later.close();
     });
   }
@@ -175,13 +106,13 @@ describe("a trusted proxy passing on its clients' cancellations", () => {
 
   it("keeps its connection however many streams it resets; another address is still limited", async () => {
     const proxy = connectFrom(server.url, "127.0.0.7");
-    await resetUntilClosed(proxy);
-    assert.equal(await answeredCall(proxy), "3", "the proxy's connection still answers");
+    await resetUntilClosed(proxy, RESET_STREAMS_BURST * 3);
+    assert.equal((await emptyRecognize(proxy)).status, INVALID_ARGUMENT, "the proxy's connection still answers");
     assert.ok(!proxy.destroyed);
     proxy.close();
 
     const direct = connectFrom(server.url, "127.0.0.8");
-    const reset = await resetUntilClosed(direct);
+    const reset = await resetUntilClosed(direct, RESET_STREAMS_BURST * 3);
     await until(() => direct.destroyed, `a client not trusted is closed past the budget (${reset} streams reset)`, 5_000);
   });
 });
