@@ -98,7 +98,7 @@ describe("a client cancelling calls", () => {
  * A proxy the service trusts (FACE_TRUSTED_PROXIES; deploy/haproxy.cfg speaks HTTP/2 to the
  * instances) passes on each of its clients' cancellations as a reset on its own few connections:
  * counted as one client, a busy proxy's cancellations closed its connection, every call on it
- * failing, and refused its new ones. HAProxy meets rapid reset at its own front.
+ * failing, and refused its new ones.
  */
 describe("a trusted proxy passing on its clients' cancellations", () => {
   let server: TestServer;

@@ -19,7 +19,8 @@ import { createTokenBuckets } from "./token-buckets.js";
  *
  * A trusted proxy (FACE_TRUSTED_PROXIES) is not counted: it passes on each of its many clients'
  * cancellations as a reset on its own few connections (deploy/haproxy.cfg speaks HTTP/2 to the
- * instances), and closing them failed every call on them. HAProxy meets rapid reset at its front.
+ * instances), and closing them failed every call on them. A rapid-reset client behind it is the
+ * proxy's to stop (HAProxy 2.6 does not: README).
  */
 export const RESET_STREAMS_BURST = 200;
 export const RESET_STREAMS_PER_SECOND = 50;
@@ -56,6 +57,7 @@ export function createResetStreamsLimit(isTrustedProxy: (address: string) => boo
       const remoteAddress = session.socket?.remoteAddress;
       if (remoteAddress === undefined || isTrustedProxy(remoteAddress)) return;
       const address = rateLimitClient(remoteAddress);
+      let closing = false;
       session.on("stream", (stream: http2.ServerHttp2Stream) => {
         // Reset: closed with an error code (by the client, or by the server's own time limits, which
         // a client reaches at most once a time limit each), or before the answer ended, whatever
@@ -64,13 +66,21 @@ export function createResetStreamsLimit(isTrustedProxy: (address: string) => boo
         // and each still cost the server its setup.
         stream.once("close", () => {
           const reset = stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR || stream.aborted;
-          if (!reset || session.destroyed || session.closed || budgets.take(address) === 0) return;
+          if (!reset || closing || session.destroyed || session.closed || budgets.take(address) === 0) return;
+          closing = true;
           if (coolingUntil.size >= COOLING_BEFORE_SWEEP) for (const [cooling, until] of coolingUntil) if (until <= now()) coolingUntil.delete(cooling);
           coolingUntil.set(address, now() + COOL_OFF_MS);
-          // destroy(undefined, code) sends GOAWAY with NO_ERROR whatever the code: goaway() says why.
-          session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-          session.destroy();
-          closed({ remoteAddress, resetStreams: true });
+          // Not from inside this 'close' event: destroying the session there, on HAProxy's
+          // connection (requests arriving among other streams' resets), left Node's HTTP/2 code
+          // writing RST_STREAM frames into an ever larger buffer, the process answering nothing
+          // again (test/rapid-reset-haproxy.test.ts). From the next turn of the event loop it does not.
+          setImmediate(() => {
+            if (session.destroyed) return;
+            // destroy(undefined, code) sends GOAWAY with NO_ERROR whatever the code: goaway() says why.
+            session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+            session.destroy();
+            closed({ remoteAddress, resetStreams: true });
+          });
         });
       });
     },

@@ -12,7 +12,7 @@ export interface ServiceProcess {
   peakRssMiB(): number;
   /** CPU seconds the process has used so far (user + system, every thread); Linux only. */
   cpuSeconds(): number;
-  /** Stops it as an orchestrator does (SIGTERM) and waits until it has exited. */
+  /** Stops it as an orchestrator does (SIGTERM, then SIGKILL after 30 s) and waits until it has exited. */
   stop(): Promise<void>;
 }
 
@@ -73,7 +73,10 @@ export async function startServiceProcess(
     },
     async stop() {
       child.kill("SIGTERM");
+      // A process that does not exit within a while (hung: the defect a test found) is killed.
+      const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
       await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once("exit", r)));
+      clearTimeout(killer);
     },
     cpuSeconds() {
       // Fields after the command name (which may hold spaces) in /proc/<pid>/stat: utime is the 14th, stime the 15th.
