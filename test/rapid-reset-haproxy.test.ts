@@ -14,6 +14,7 @@ import { connectFrom, emptyRecognize } from "./support/raw-http2.js";
 import { startRapidReset } from "./support/rapid-reset.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { describeUnless } from "./support/suite.js";
+import { within } from "./support/until.js";
 
 const INVALID_ARGUMENT = 3;
 
@@ -21,11 +22,6 @@ const INVALID_ARGUMENT = 3;
 async function connectionsDropped(service: ServiceProcess): Promise<number> {
   const metrics = await (await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
   return Number(/^face_connections_dropped_total (\d+)/m.exec(metrics)?.[1]);
-}
-
-/** `call`, or a rejection after `ms`. */
-function within<T>(ms: number, what: string, call: Promise<T>): Promise<T> {
-  return Promise.race([call, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms).unref())]);
 }
 
 describeUnless(haproxyAloneMissing(), "a client resetting streams through HAProxy (deploy/haproxy.cfg), which the service does not trust", () => {

@@ -10,17 +10,12 @@ import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/
 import { describeUnless } from "./support/suite.js";
 import { faceClient, startTestServer } from "./support/server.js";
 import { requestQueue } from "./support/request-queue.js";
+import { within } from "./support/until.js";
 
 /** FACE_SHUTDOWN_TIMEOUT_MS of these servers: how long a closing server lets open streams go on. */
 const GRACE_MS = 300;
 /** Far longer than the grace: a stream still open by then was never ended. */
 const NEVER_MS = 10_000;
-
-function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
-}
 
 describe("a camera stream left open while the server shuts down", () => {
   const image = face("face_recognition/obama.jpg");

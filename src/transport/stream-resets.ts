@@ -6,10 +6,10 @@ import { createTokenBuckets } from "./token-buckets.js";
  * HTTP/2 "rapid reset" (CVE-2023-44487): a client opens a stream and resets it at once, over and
  * over. A reset stream no longer counts against the connection's concurrent streams, so nothing
  * bounds how many the server starts, and each costs it the work of a request (the parsing of its
- * headers, the routing, the call's setup) though no answer is ever read. One such client on
- * 127.0.0.1 left another address's Recognize calls 6 answers in 15 s (p50 2.5 s) where they had
- * 469 (p50 26 ms). nghttp2's own limit (1,000 resets, then 33 a second, per connection) did not
- * help: the client reconnected and had another thousand.
+ * headers, the routing, the call's setup) though no answer is ever read. One such client left
+ * Debian's grpcio client on another address 2 Recognize answers in 8 s, where it has 30-60 a
+ * second (test/rapid-reset.test.ts). nghttp2's own limit (1,000 resets, then 33 a second, per
+ * connection) did not help: the client reconnected and had another thousand.
  *
  * So the streams an address's clients reset are counted across its connections (an IPv6
  * address's /64, as rate limits count): a burst, then a steady rate. A client cancelling calls (a
