@@ -3,12 +3,19 @@
  * (AWS ALB and nginx's upstream keepalive: 60 s). Node closes them after 5 s by default, and a proxy
  * reusing a connection just as the service closes it answers its client 502. fastify's own default
  * (72 s) does not apply: the service makes its own server (transport/dual-protocol-server.ts).
+ * Idle HTTP/2 connections (no stream open) are closed after the same time; before, they stayed for
+ * as long as their clients answered pings.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { connect as connectTcp, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startTestServer, type TestServer } from "./support/server.js";
+import http2 from "node:http2";
+import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
+import { accepted, connectFrom, emptyRecognize } from "./support/raw-http2.js";
+import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { describeUnless } from "./support/suite.js";
+import { within } from "./support/until.js";
 import { face } from "./support/testdata.js";
 
 /** A raw HTTP/1.1 connection to `url`, with what it has received so far and whether it closed. */
@@ -85,5 +92,65 @@ describe("HTTP/1.1 keep-alive", () => {
       await sleep(2_500);
       assert.equal(connection.closed(), true, "the idle connection was kept");
     });
+  });
+});
+
+describe("idle HTTP/2 connections, with FACE_KEEPALIVE_TIMEOUT_MS", () => {
+  const IDLE_MS = 1000;
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ FACE_KEEPALIVE_TIMEOUT_MS: String(IDLE_MS) });
+  });
+  after(() => server.close());
+
+  /** Resolves with the GOAWAY's code once `session` is closed. */
+  const goneAway = (session: http2.ClientHttp2Session) =>
+    new Promise<number | undefined>((resolve) => {
+      let code: number | undefined;
+      session.on("goaway", (sent) => (code = sent));
+      session.once("close", () => resolve(code));
+    });
+
+  it("closes a connection with no stream open for longer (GOAWAY NO_ERROR), whether or not it made a call", async () => {
+    const silent = connectFrom(server.url, "127.0.0.2");
+    const used = connectFrom(server.url, "127.0.0.2");
+    assert.ok(await accepted(silent));
+    assert.equal((await emptyRecognize(used)).status, 3);
+    const began = Date.now();
+    assert.deepEqual(await within(IDLE_MS * 3, "the idle connections' close", Promise.all([goneAway(silent), goneAway(used)])), [http2.constants.NGHTTP2_NO_ERROR, http2.constants.NGHTTP2_NO_ERROR]);
+    assert.ok(Date.now() - began >= IDLE_MS * 0.9, "not before the idle time");
+  });
+
+  it("keeps a connection whose Sync stream stays open, however quiet, and closes it once the stream ends", async () => {
+    const session = connectFrom(server.url, "127.0.0.3");
+    const closed = goneAway(session);
+    const sync = session.request({ ":method": "POST", ":path": "/face.v1.FaceService/Sync", "content-type": "application/grpc", te: "trailers" }, { endStream: false });
+    sync.on("error", () => {});
+    sync.resume();
+    await sleep(IDLE_MS * 2.5);
+    assert.equal(session.closed || session.destroyed, false, "a connection with a stream open was closed");
+    sync.close(http2.constants.NGHTTP2_CANCEL);
+    assert.equal(await within(IDLE_MS * 3, "the connection's close once idle", closed), http2.constants.NGHTTP2_NO_ERROR);
+  });
+
+  it("answers every call of a connect-es client whose calls are apart by longer than the idle time", async () => {
+    const client = faceClient(server);
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) await sleep(IDLE_MS * 1.6);
+      assert.deepEqual((await client.listUsers({})).identifiers, []);
+    }
+  });
+});
+
+describeUnless(pythonGrpcSkip, "idle HTTP/2 connections closed, to a client we did not write (Python grpcio)", () => {
+  let server: TestServer;
+  let stubs: string;
+  before(async () => {
+    [server, stubs] = await Promise.all([startTestServer({ FACE_KEEPALIVE_TIMEOUT_MS: "1000" }), generatePythonStubs()]);
+  });
+  after(() => server?.close());
+
+  it("answers every call of a channel whose calls are apart by longer than the idle time", async () => {
+    assert.deepEqual(await runPythonClient<string[]>(stubs, new URL(server.url).host, "calls_apart", ["3", "1.6"]), ["OK", "OK", "OK"]);
   });
 });

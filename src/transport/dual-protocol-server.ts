@@ -2,6 +2,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { Socket } from "node:net";
 import { createAddressShare, type AddressShareDrop } from "./connection-limit.js";
+import { closeHttp2SessionWhenIdle } from "./http2-idle.js";
 import { keepHttp2SessionAlive } from "./keepalive.js";
 import { createResetStreamsLimit, type ResetStreamsDrop } from "./stream-resets.js";
 import { endIfAnswerNotTaken, endIfSlow } from "./time-limits.js";
@@ -37,7 +38,7 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 export interface ConnectionLimits {
   /** How long a request may take to arrive whole (headers and body). */
   readonly requestTimeoutMs: number;
-  /** How long an idle HTTP/1.1 connection waits for its next request before it is closed. */
+  /** How long an idle connection (HTTP/1.1, or HTTP/2 with no stream open) waits for its next request before it is closed. */
   readonly keepAliveTimeoutMs: number;
   /** Whether the RPC at `path` takes a stream of messages, which goes on as long as its client sends. */
   readonly streamsRequests: (path: string) => boolean;
@@ -121,6 +122,7 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
     resetStreams.watch(session, (drop) => h1.emit("drop", drop));
     session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW_BYTES);
     keepHttp2SessionAlive(session, limit.pingIntervalMs);
+    closeHttp2SessionWhenIdle(session, limit.keepAliveTimeoutMs);
     session.once("close", () => sessions.delete(session));
   });
 

@@ -190,6 +190,20 @@ def recognize_for(stub, photo_path, seconds):
     return {"answered": len(times), "failed": sorted(set(failed)), "p50_ms": times[len(times) // 2] if times else None, "max_ms": times[-1] if times else None}
 
 
+def calls_apart(stub, count, pause_seconds):
+    """COUNT calls on one channel, PAUSE_SECONDS apart: each one's code."""
+    codes = []
+    for i in range(int(count)):
+        if i:
+            time.sleep(float(pause_seconds))
+        try:
+            stub.ListUsers(face_pb2.ListUsersRequest(), timeout=10)
+            codes.append("OK")
+        except grpc.RpcError as e:
+            codes.append(e.code().name)
+    return codes
+
+
 def unknown_method(channel):
     """A method the service does not have, and a call after it on the same channel."""
     nope = channel.unary_unary("/face.v1.FaceService/Nope", request_serializer=lambda m: m, response_deserializer=lambda b: b)
@@ -221,7 +235,7 @@ def export_all(stub, identifier):
     return {"status": "OK", "pages": pages, "image_bytes": sorted(faces), "detections": detections}
 
 
-SCENARIOS = {"oversized": oversized, "session": session, "long_deadlines": long_deadlines, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget, "many_streams": many_streams, "without_key": without_key, "rate_limited": rate_limited, "recognize_for": recognize_for}
+SCENARIOS = {"oversized": oversized, "session": session, "long_deadlines": long_deadlines, "open_during_shutdown": open_during_shutdown, "over_budget": over_budget, "many_streams": many_streams, "without_key": without_key, "rate_limited": rate_limited, "recognize_for": recognize_for, "calls_apart": calls_apart}
 CHANNEL_SCENARIOS = {"unknown_method": unknown_method}
 # Run on a channel with grpcio's own limits (4 MiB received), as a client written without us would.
 DEFAULT_CHANNEL_SCENARIOS = {"export_all": export_all}
