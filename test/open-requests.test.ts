@@ -11,7 +11,9 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import WebSocket from "ws";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { maxStreamsPerConnection } from "../src/transport/dual-protocol-server.js";
+import { processMetrics } from "../src/metrics.js";
 import { face } from "./support/testdata.js";
+import { resetInOnePacket } from "./support/raw-http2.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { until } from "./support/until.js";
@@ -152,6 +154,25 @@ describe("requests open at once are bounded", () => {
     await until(async () => (await outcome()) === Code.Unavailable, "calls refused", 10_000);
     for (const socket of sockets) socket.close();
     await until(async () => (await outcome()) === Code.InvalidArgument, "calls let in again", 10_000);
+  });
+});
+
+describe("streams reset in the packet that opened them", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ FACE_MAX_OPEN_REQUESTS: "64", FACE_MAX_OPEN_REQUESTS_PER_CLIENT: "64" });
+  });
+  after(() => server.close());
+  const openRequests = async () => (await processMetrics().openRequests.get()).values[0]?.value ?? 0;
+
+  it("leave no open request behind, and other clients' calls are taken", async () => {
+    // Before, each such stream was closed before the request's hooks listened for its close, and
+    // held its place for good: these 100 filled the server's 64, and it refused every later call.
+    const socket = await resetInOnePacket(server.url, "127.0.0.8", 100);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(await faceClient(server).recognize({ image: new Uint8Array() }).then(() => "answered", codeOf), Code.InvalidArgument);
+    assert.equal(await openRequests(), 0);
+    socket.destroy();
   });
 });
 

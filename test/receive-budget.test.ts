@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
-import { EventEmitter } from "node:events";
+import { PassThrough } from "node:stream";
 import { request as httpRequest } from "node:http";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
@@ -333,7 +333,7 @@ describe("counting a body as it is read", () => {
         chunks.push(body.subarray(at, at + size));
         at += size;
       }
-      const share = createReceiveBudget(1 << 30, 1 << 30).open(new EventEmitter(), "ip:127.0.0.1");
+      const share = createReceiveBudget(1 << 30, 1 << 30).open(new PassThrough(), "ip:127.0.0.1");
       let read = 0;
       for await (const chunk of countedChunks((async function* () { yield* chunks; })(), share, true)) {
         read += chunk.length;
@@ -346,7 +346,7 @@ describe("counting a body as it is read", () => {
 
   it("a chunk that is a slice of a larger buffer comes out in memory of its own", async () => {
     const buffer = Buffer.alloc(64 * 1024);
-    const share = createReceiveBudget(1 << 30, 1 << 30).open(new EventEmitter(), "ip:127.0.0.1");
+    const share = createReceiveBudget(1 << 30, 1 << 30).open(new PassThrough(), "ip:127.0.0.1");
     for await (const chunk of countedChunks((async function* () { yield buffer.subarray(100, 16_484); yield buffer; })(), share, false)) {
       assert.equal(chunk.buffer.byteLength, chunk.byteLength);
     }

@@ -1,6 +1,7 @@
 import { constants, type ServerHttp2Stream } from "node:http2";
 import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { whenClosed } from "./when-closed.js";
 
 /** The request id of the HTTP request carrying an RPC (the same value as the x-request-id header). */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
@@ -32,20 +33,14 @@ export function callContextValues(request: FastifyRequest, reply: FastifyReply):
   const gone = new AbortController();
   const stream = (request.raw as unknown as { stream?: ServerHttp2Stream }).stream;
   const closed = new Promise<void>((resolve) => {
-    if (stream !== undefined) {
-      // A client's reset arrives as "aborted" while the answer is still being written; one that
-      // half-closed first (as Node's client does) shows only in the reset code at close.
-      stream.once("aborted", () => gone.abort());
-      stream.once("close", () => {
-        if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) gone.abort();
-        resolve();
-      });
-    } else {
-      reply.raw.once("close", () => {
-        if (!reply.raw.writableFinished) gone.abort();
-        resolve();
-      });
-    }
+    // A client's reset arrives as "aborted" while the answer is still being written; one that
+    // half-closed first (as Node's client does) shows only in the reset code at close.
+    stream?.once("aborted", () => gone.abort());
+    whenClosed(reply.raw, () => {
+      const reset = stream === undefined ? !reply.raw.writableFinished : stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR;
+      if (reset) gone.abort();
+      resolve();
+    });
   });
   return createContextValues().set(requestIdKey, String(request.id)).set(clientSideKey, { gone: gone.signal, closed });
 }

@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import type { FastifyInstance } from "fastify";
 import { processMetrics } from "../metrics.js";
+import { whenClosed } from "./when-closed.js";
 import { deny, isOpenRequest } from "./access.js";
 import { clientName, clientOf } from "./client-address.js";
 import { CountsByKey } from "./counts-by-key.js";
@@ -56,7 +57,7 @@ export function registerOpenRequestLimit(app: FastifyInstance, limits: OpenReque
     gauge.inc();
     // A WebSocket lives as long as its connection; any other request until its answer ends or breaks.
     const lifetime = request.headers.upgrade === undefined ? reply.raw : request.raw.socket;
-    lifetime.once("close", () => {
+    whenClosed(lifetime, () => {
       open -= 1;
       release();
       gauge.dec();

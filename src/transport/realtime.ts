@@ -101,7 +101,7 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
     // The socket's bytes count against the receive budget from their arrival until their frame is
     // answered. Counted before ws reads them, so each message's bytes (with its framing, and at most
     // the start of the next message sharing its last chunk) are known when it arrives.
-    const share = receiveBudget.open(socket, clientOf(request));
+    const share = receiveBudget.open(upgrade.raw.socket, clientOf(request));
     let arriving = 0;
     /** Bytes of each message not yet answered, in order. */
     const heldBytes: number[] = [];

@@ -1,4 +1,4 @@
-import type { EventEmitter } from "node:events";
+import { whenClosed, type RequestLifetime } from "./when-closed.js";
 import { Code } from "@connectrpc/connect";
 import { processMetrics } from "../metrics.js";
 import { clientName } from "./client-address.js";
@@ -21,10 +21,10 @@ import { retryLater } from "./errors.js";
  */
 export interface ReceiveBudget {
   /**
-   * One request's (or WebSocket's) share, of `client`'s, given back in full when `lifetime` emits
-   * 'close'; bytes read after that are not counted (the request is over: nothing holds them).
+   * One request's (or WebSocket's) share, of `client`'s, given back in full when `lifetime` closes
+   * (when-closed.ts); bytes read after that are not counted (the request is over: nothing holds them).
    */
-  open(lifetime: EventEmitter, client: string): ReceivingShare;
+  open(lifetime: RequestLifetime, client: string): ReceivingShare;
 }
 
 export interface ReceivingShare {
@@ -70,7 +70,7 @@ export function createReceiveBudget(maxBytes: number, maxBytesPerClient: number)
           return mine;
         },
       };
-      lifetime.once("close", () => {
+      whenClosed(lifetime, () => {
         share.give();
         ended = true;
       });

@@ -8,6 +8,7 @@ import { FaceService } from "../../gen/face/v1/face_pb.js";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
+import { whenClosed } from "./when-closed.js";
 import { httpError, isFastifyError, restAnswerOf, toConnectError } from "./errors.js";
 import { fieldNamed } from "./rest-fields.js";
 import { requestMessage, type RestRequestShape } from "./rest-request.js";
@@ -124,7 +125,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
           return sendError(reply, request, error);
         }
         const controller = new AbortController();
-        request.raw.once("close", () => {
+        whenClosed(reply.raw, () => {
           if (!reply.sent) controller.abort();
         });
         try {

@@ -1,5 +1,5 @@
 import http2 from "node:http2";
-import { connect as connectTcp } from "node:net";
+import { connect as connectTcp, type Socket } from "node:net";
 
 /** The headers of a gRPC Recognize call. */
 export const RECOGNIZE = { ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" };
@@ -53,4 +53,56 @@ export function emptyRecognize(session: http2.ClientHttp2Session, headers: http2
     stream.resume();
     stream.end(grpcEnvelope(new Uint8Array()));
   });
+}
+
+const PING = 6;
+const ACK = 0x1;
+
+/** An HTTP/2 frame: its 9-byte header and `payload`. */
+function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(streamId, 5);
+  return Buffer.concat([header, payload]);
+}
+
+/** A header as HPACK writes it without indexing or Huffman coding (names and values under 128 bytes). */
+function literalHeader(name: string, value: string): Buffer {
+  return Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+}
+
+/**
+ * Writes, in one packet on a new connection from `from`, the connection preface and `count`
+ * Recognize calls each reset (CANCEL) right after its headers and its message's first bytes (the
+ * server reads each stream's reset in the same read as its headers), then a PING. Resolves with
+ * the socket once the PING is answered: the server has read every frame before it.
+ */
+export async function resetInOnePacket(url: string, from: string, count: number): Promise<Socket> {
+  const socket = connectTcp({ host: new URL(url).hostname, port: Number(new URL(url).port), localAddress: from });
+  socket.on("error", () => {});
+  let received = Buffer.alloc(0);
+  const pingAnswered = new Promise<void>((resolve, reject) => {
+    socket.on("data", (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      for (let at = 0; at + 9 <= received.length; at += 9 + received.readUIntBE(at, 3)) {
+        if (received[at + 3] === PING && (received[at + 4] & ACK) !== 0) resolve();
+      }
+    });
+    socket.once("close", () => reject(new Error("the connection closed before the PING was answered")));
+  });
+  await new Promise((resolve) => socket.once("connect", resolve));
+  // :method POST and :scheme http are entries 3 and 6 of HPACK's static table.
+  const headers = Buffer.concat([Buffer.from([0x80 | 3, 0x80 | 6]), ...Object.entries({ ":path": RECOGNIZE[":path"], ":authority": "localhost", "content-type": "application/grpc", te: "trailers" }).map(([n, v]) => literalHeader(n, v))]);
+  const END_HEADERS = 0x4;
+  const [DATA, HEADERS, RST_STREAM, SETTINGS] = [0, 1, 3, 4];
+  const frames = [Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(SETTINGS, 0, 0, Buffer.alloc(0))];
+  const cancel = Buffer.alloc(4);
+  cancel.writeUInt32BE(http2.constants.NGHTTP2_CANCEL);
+  for (let i = 0, id = 1; i < count; i++, id += 2) frames.push(frame(HEADERS, END_HEADERS, id, headers), frame(DATA, 0, id, envelopePrefix(100)), frame(RST_STREAM, 0, id, cancel));
+  frames.push(frame(PING, 0, 0, Buffer.alloc(8)));
+  socket.write(Buffer.concat(frames));
+  await pingAnswered;
+  return socket;
 }
