@@ -18,12 +18,12 @@ import { connectFrom, emptyRecognize } from "./support/raw-http2.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
+import { openRequests } from "./support/gauges.js";
 
 const RESOURCE_EXHAUSTED = 8;
 const INVALID_ARGUMENT = 3;
 const UNAVAILABLE = 14;
 
-const openRequests = async () => (await processMetrics().openRequests.get()).values[0]?.value ?? 0;
 
 /** An HTTP/2 connection to `url` from the local address `from`, kept in `sessions` to be closed after the test. */
 function connectKept(url: string, from: string, sessions: http2.ClientHttp2Session[]): http2.ClientHttp2Session {

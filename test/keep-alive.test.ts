@@ -95,6 +95,8 @@ describe("HTTP/1.1 keep-alive", () => {
   });
 });
 
+const INVALID_ARGUMENT = 3;
+
 describe("idle HTTP/2 connections, with FACE_KEEPALIVE_TIMEOUT_MS", () => {
   const IDLE_MS = 1000;
   let server: TestServer;
@@ -115,7 +117,7 @@ describe("idle HTTP/2 connections, with FACE_KEEPALIVE_TIMEOUT_MS", () => {
     const silent = connectFrom(server.url, "127.0.0.2");
     const used = connectFrom(server.url, "127.0.0.2");
     assert.ok(await accepted(silent));
-    assert.equal((await emptyRecognize(used)).status, 3);
+    assert.equal((await emptyRecognize(used)).status, INVALID_ARGUMENT);
     const began = Date.now();
     assert.deepEqual(await within(IDLE_MS * 3, "the idle connections' close", Promise.all([goneAway(silent), goneAway(used)])), [http2.constants.NGHTTP2_NO_ERROR, http2.constants.NGHTTP2_NO_ERROR]);
     assert.ok(Date.now() - began >= IDLE_MS * 0.9, "not before the idle time");

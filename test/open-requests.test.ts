@@ -11,12 +11,12 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import WebSocket from "ws";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { maxStreamsPerConnection } from "../src/transport/dual-protocol-server.js";
-import { processMetrics } from "../src/metrics.js";
 import { face } from "./support/testdata.js";
 import { resetInOnePacket } from "./support/raw-http2.js";
-import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, useTestServer, type TestServer } from "./support/server.js";
 import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { until } from "./support/until.js";
+import { openRequests } from "./support/gauges.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
 
@@ -159,11 +159,7 @@ describe("requests open at once are bounded", () => {
 
 describe("streams reset in the packet that opened them", () => {
   let server: TestServer;
-  before(async () => {
-    server = await startTestServer({ FACE_MAX_OPEN_REQUESTS: "64", FACE_MAX_OPEN_REQUESTS_PER_CLIENT: "64" });
-  });
-  after(() => server.close());
-  const openRequests = async () => (await processMetrics().openRequests.get()).values[0]?.value ?? 0;
+  useTestServer((started) => void (server = started), { FACE_MAX_OPEN_REQUESTS: "64", FACE_MAX_OPEN_REQUESTS_PER_CLIENT: "64" });
 
   it("leave no open request behind, and other clients' calls are taken", async () => {
     // Before, each such stream was closed before the request's hooks listened for its close, and

@@ -11,13 +11,11 @@ import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetUserFaceRequestSchema } from "../gen/face/v1/face_pb.js";
-import { processMetrics } from "../src/metrics.js";
 import { grpcEnvelope } from "./support/raw-http2.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { face } from "./support/testdata.js";
 import { until } from "./support/until.js";
-
-const openRequests = async () => (await processMetrics().openRequests.get()).values[0]?.value ?? 0;
+import { openRequests } from "./support/gauges.js";
 
 describe("a client that does not take its answer", () => {
   let server: TestServer;

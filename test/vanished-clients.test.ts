@@ -7,12 +7,12 @@ import { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import WebSocket from "ws";
-import { processMetrics } from "../src/metrics.js";
 import { keepHttp2SessionAlive } from "../src/transport/keepalive.js";
 import { face } from "./support/testdata.js";
 import { frameByFrame } from "./support/request-queue.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { until } from "./support/until.js";
+import { openRequests } from "./support/gauges.js";
 
 /**
  * A TCP proxy whose connections can be frozen: from then on nothing passes either way and nothing is
@@ -50,7 +50,6 @@ function idleSync(session: http2.ClientHttp2Session): http2.ClientHttp2Stream {
   return stream;
 }
 
-const openRequests = async () => (await processMetrics().openRequests.get()).values[0]?.value ?? 0;
 
 describe("a client that vanishes without closing its connection", () => {
   let server: TestServer;

@@ -9,8 +9,9 @@ import type { ServerHttp2Session, ServerHttp2Stream } from "node:http2";
  * stream, however quiet) is not idle. A client's next call opens a new connection. One sent in the
  * instant the GOAWAY goes out is refused unprocessed (REFUSED_STREAM), which HTTP/2 lets a client
  * retry. With a 1 s idle time, Debian's grpcio had 75 of 75 calls made 0.990-1.003 s apart answered;
- * connect-es reported 3 of 80 made 0.95-1.05 s apart as Internal. A GOAWAY refusing nothing sent first did not help: Node's client answers any GOAWAY
- * with its own, and Node's server closes on that at once.
+ * connect-es reported 3 of 80 made 0.95-1.05 s apart as Internal. A GOAWAY refusing nothing sent
+ * first did not help: Node's client answers any GOAWAY with its own, and Node's server closes on
+ * that at once.
  */
 export function closeHttp2SessionWhenIdle(session: ServerHttp2Session, idleMs: number): void {
   let open = 0;
