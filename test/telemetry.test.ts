@@ -118,3 +118,21 @@ describe("flame graphs", () => {
     }
   });
 });
+
+describe("stage metrics", () => {
+  it("do not time a stage a cancelled call never ran", async () => {
+    const { startTelemetry } = await import("../src/telemetry.js");
+    const { runInCall } = await import("../src/call-signal.js");
+    const { stageRuns } = await import("./support/stage-runs.js");
+    const { stage } = startTelemetry();
+    const cancelled = new AbortController();
+    cancelled.abort();
+    const runsBefore = await stageRuns("decode");
+    let ran = false;
+    await assert.rejects(runInCall(cancelled.signal, () => stage("decode", async () => void (ran = true))), { kind: "canceled" });
+    assert.equal(ran, false);
+    // Before, the stage's span was opened first and closed on the refusal: face_stage_duration_seconds
+    // counted a run of about 0 ms for every stage a cancelled call skipped.
+    assert.equal(await stageRuns("decode"), runsBefore);
+  });
+});
