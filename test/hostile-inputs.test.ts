@@ -11,6 +11,7 @@ import { FaceError } from "../src/errors.js";
 import { crowdPhoto } from "./support/photos.js";
 import { writtenDetections } from "./support/detections.js";
 import { face } from "./support/testdata.js";
+import { manyScansJpeg } from "./support/many-scans-jpeg.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 type RegisterInit = MessageInitShape<typeof RegisterRequestSchema>;
@@ -45,6 +46,7 @@ async function hostileRegisters(maxBytes: number): Promise<[string, RegisterInit
     ["not an image", { identifier: "x", image: new TextEncoder().encode("<?php system($_GET['c']); ?>") }, Code.InvalidArgument],
     ["SVG", { identifier: "x", image: new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><image href="file:///etc/passwd"/></svg>') }, Code.InvalidArgument],
     ["decompression bomb", { identifier: "x", image: new Uint8Array(bomb) }, Code.ResourceExhausted],
+    ["JPEG of 694 scans", { identifier: "x", image: manyScansJpeg(2000) }, Code.InvalidArgument],
     ["over the byte limit", { identifier: "x", image: new Uint8Array(maxBytes + 1) }, Code.ResourceExhausted],
     ["missing identifier", { image: OBAMA }, Code.InvalidArgument],
     ["over-long identifier", { identifier: "a".repeat(500), image: OBAMA }, Code.InvalidArgument],

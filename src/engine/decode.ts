@@ -1,6 +1,7 @@
 import sharp from "sharp";
 import { FaceError } from "../errors.js";
 import type { RgbImage } from "./image.js";
+import { countJpegScans, MAX_JPEG_SCANS } from "./jpeg-scans.js";
 
 /**
  * A decoded image, EXIF orientation applied, alpha flattened onto white, always 3-channel sRGB. Its
@@ -54,6 +55,9 @@ export async function probeImage(bytes: Uint8Array, limits: DecodeLimits): Promi
   const format = meta.format ?? "unknown";
   if (!ACCEPTED_FORMATS.has(format)) {
     throw new FaceError("invalid_argument", `image format ${format} is not accepted; send JPEG, PNG or WebP`);
+  }
+  if (format === "jpeg" && countJpegScans(bytes) > MAX_JPEG_SCANS) {
+    throw new FaceError("invalid_argument", `image is a JPEG of more than ${MAX_JPEG_SCANS} scans (encoders write 1 to about 10); save it again as an ordinary JPEG`);
   }
   const width = meta.width ?? 0;
   const height = meta.height ?? 0;
