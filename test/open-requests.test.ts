@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
+import { getEventListeners } from "node:events";
 import { request as httpRequest } from "node:http";
 import http2 from "node:http2";
 import { connect as connectTcp, type Socket } from "node:net";
@@ -10,6 +11,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import WebSocket from "ws";
 import { FaceService } from "../gen/face/v1/face_pb.js";
+import { clientSideKey } from "../src/transport/call-context.js";
 import { maxStreamsPerConnection } from "../src/transport/dual-protocol-server.js";
 import { face } from "./support/testdata.js";
 import { resetInOnePacket } from "./support/raw-http2.js";
@@ -192,6 +194,28 @@ describe("many calls at once", () => {
       process.off("warning", onWarning);
     }
     assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
+  });
+
+  it("keep no listener per open WebSocket on a signal that outlives them", async () => {
+    // Each open WebSocket's Sync stream listened on one signal shared by every call that has no
+    // HTTP exchange of its own, which never fires: the eleventh logged MaxListenersExceededWarning
+    // ("Possible EventTarget memory leak detected").
+    const shared = clientSideKey.defaultValue.gone;
+    const url = `${server.url.replace("http", "ws")}/ws/realtime`;
+    const sockets = await Promise.all(Array.from({ length: 16 }, () => new Promise<WebSocket>((resolve, reject) => {
+      const socket = new WebSocket(url);
+      socket.once("open", () => resolve(socket)).once("error", reject);
+    })));
+    try {
+      // Every stream answers a frame: each is open on the server.
+      await Promise.all(sockets.map((socket) => new Promise((resolve) => {
+        socket.once("message", resolve);
+        socket.send(JSON.stringify({ type: "frame", image: "" }));
+      })));
+      assert.equal(shared === undefined ? 0 : getEventListeners(shared, "abort").length, 0);
+    } finally {
+      for (const socket of sockets) socket.close();
+    }
   });
 });
 

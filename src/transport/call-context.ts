@@ -8,8 +8,13 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 
 /** What the transport knows about the client's side of one call. */
 export interface ClientSide {
-  /** Fires when the client cancels or goes away before its answer was sent. */
-  gone: AbortSignal;
+  /**
+   * Fires when the client cancels or goes away before its answer was sent. Calls with no HTTP
+   * exchange of their own (REST, WebSocket frames, through the in-process router) have none: one
+   * signal shared by them all, which never fired, took a listener from every such call while it was
+   * open (sixteen WebSockets, sixteen listeners, and MaxListenersExceededWarning from the eleventh).
+   */
+  gone?: AbortSignal;
   /** Settles when the call's HTTP exchange is over (answered, reset or disconnected). */
   closed: Promise<void>;
 }
@@ -19,7 +24,7 @@ export interface ClientSide {
  * request messages, and the handler's own signal fires only once the handler is done. The HTTP
  * layer knows (an HTTP/2 reset code, an HTTP/1.1 connection closed before the answer).
  */
-export const clientSideKey = createContextKey<ClientSide>({ gone: new AbortController().signal, closed: Promise.resolve() }, { description: "client side" });
+export const clientSideKey = createContextKey<ClientSide>({ closed: Promise.resolve() }, { description: "client side" });
 
 /**
  * Takes a token for one more unit of a call's work (a frame of a Sync stream) from its client's rate

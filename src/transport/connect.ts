@@ -83,13 +83,13 @@ function workSignalOf(signal: AbortSignal, contextValues: ContextValues): { sign
   const canceled = () => controller.abort(callEndOf(new ConnectError("client gone", Code.Canceled)));
   if (signal.aborted) end();
   else signal.addEventListener("abort", end, { once: true });
-  if (gone.aborted) canceled();
-  else gone.addEventListener("abort", canceled, { once: true });
+  if (gone?.aborted) canceled();
+  else gone?.addEventListener("abort", canceled, { once: true });
   return {
     signal: controller.signal,
     release() {
       signal.removeEventListener("abort", end);
-      gone.removeEventListener("abort", canceled);
+      gone?.removeEventListener("abort", canceled);
     },
   };
 }

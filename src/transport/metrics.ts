@@ -17,7 +17,7 @@ export function createMetricsInterceptor(): Interceptor {
   const metrics = processMetrics();
   const record = (rpc: string, start: number, error: unknown, req: { signal: AbortSignal; contextValues: ContextValues }) => {
     const ended = req.signal.aborted ? callEndOf(req.signal.reason) : undefined;
-    const gone = req.contextValues.get(clientSideKey).gone.aborted;
+    const gone = req.contextValues.get(clientSideKey).gone?.aborted === true;
     const code = error !== undefined ? ConnectError.from(error).code : ended !== undefined ? toConnectError(ended).code : gone ? Code.Canceled : undefined;
     metrics.requests.inc({ rpc, code: code === undefined ? "ok" : codeName(code) });
     metrics.requestSeconds.observe({ rpc }, (performance.now() - start) / 1000);
