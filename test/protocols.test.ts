@@ -175,6 +175,29 @@ describe("one value on every transport", () => {
     assert.equal(second.headers.get("link"), null, "no next page after the last");
   });
 
+  it("answers a REST body it cannot read over HTTP/2 without a connection header", async () => {
+    // fastify asks to close the connection after a body it could not read. HTTP/2 has no such
+    // header (RFC 9113 8.2.2): Node dropped it with an UnsupportedWarning in the service's log.
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on("warning", onWarning);
+    const session = http2.connect(server.url);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ":method": "POST", ":path": "/api/v1/recognize", "content-type": "application/json" });
+        stream.on("response", (headers) => resolve(Number(headers[":status"]))).on("error", reject);
+        stream.resume();
+        stream.end("{not json");
+      });
+      assert.equal(status, 400);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("warning", onWarning);
+      session.close();
+    }
+    assert.deepEqual(warnings.filter((w) => /connection header/.test(w)), []);
+  });
+
   it("answers 405 with Allow for a wrong method on a known route, 415 for a body it cannot read", async () => {
     const put = await fetch(`${server.url}/api/v1/users`, { method: "PUT" });
     assert.equal(put.status, 405);

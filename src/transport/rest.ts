@@ -70,10 +70,13 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
   const limits = { ...MULTIPART_LIMITS, fileSize: options.maxImageBytes };
   await app.register(multipart, { limits });
 
-  app.setErrorHandler((error, request, reply) =>
+  app.setErrorHandler((error, request, reply) => {
+    // fastify asks to close the connection after a body it could not read; HTTP/2 has no such
+    // header (RFC 9113 8.2.2; Node dropped it with an UnsupportedWarning), and only the stream ends.
+    if (request.raw.httpVersionMajor >= 2) reply.removeHeader("connection");
     // A ConnectError here is the receive budget's, raised while fastify read a JSON body.
-    sendError(reply, request, error instanceof ConnectError ? error : fastifyErrorToConnect(error as Error & { code?: string; statusCode?: number }, limits)),
-  );
+    return sendError(reply, request, error instanceof ConnectError ? error : fastifyErrorToConnect(error as Error & { code?: string; statusCode?: number }, limits));
+  });
   const bindings = restBindings();
   const routePatterns = bindings.map((b) => ({ verb: b.verb, pattern: pathPattern(b.path) }));
   app.setNotFoundHandler((request, reply) => {
