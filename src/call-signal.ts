@@ -5,25 +5,32 @@ import { FaceError } from "./errors.js";
  * The signal of the call being served (its client's deadline or cancellation), carried through
  * every await of that call's work without being passed by hand: the stage timer, the inference
  * runtime, the admission queue and outbound requests look it up and stop work nobody waits for.
+ * With it, who the call is from, for the admission's per-client share.
  */
-const current = new AsyncLocalStorage<AbortSignal>();
+const current = new AsyncLocalStorage<{ signal: AbortSignal; client?: string }>();
 
 /**
  * Runs `work` as part of a call that ends when `signal` aborts. The signal's reason should be the
- * FaceError to answer with ("deadline_exceeded" or "canceled").
+ * FaceError to answer with ("deadline_exceeded" or "canceled"). `client` names who the call is from
+ * (an address or an API key; client-address.ts), when the transport knows.
  */
-export function runInCall<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
-  return current.run(signal, work);
+export function runInCall<T>(signal: AbortSignal, work: () => Promise<T>, client?: string): Promise<T> {
+  return current.run({ signal, client }, work);
 }
 
 /** The signal of the current call; undefined outside one (start-up, background jobs). */
 export function callSignal(): AbortSignal | undefined {
-  return current.getStore();
+  return current.getStore()?.signal;
+}
+
+/** Who the current call is from; undefined outside one, or when its transport does not say. */
+export function callClient(): string | undefined {
+  return current.getStore()?.client;
 }
 
 /** Throws the call's end (a FaceError) when its client is no longer waiting for it. */
 export function throwIfCallEnded(): void {
-  const signal = current.getStore();
+  const signal = callSignal();
   if (signal?.aborted) throw callEndedError(signal);
 }
 

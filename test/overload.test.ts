@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
+import { connect as connectTcp } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import sharp from "sharp";
 import WebSocket from "ws";
+import { runInCall } from "../src/call-signal.js";
+import { createAdmission } from "../src/service/admission.js";
 import { stageRuns } from "./support/stage-runs.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
@@ -143,4 +147,87 @@ describe("frames of a Sync stream draw from the rate limit, whatever its protoco
       }
     });
   }
+});
+
+describe("one client's share of the admission", () => {
+  let server: TestServer;
+  let slow: Uint8Array;
+  before(async () => {
+    server = await startTestServer({ FACE_MAX_IN_FLIGHT: "4", FACE_MAX_QUEUED: "8" });
+    // A flat AVIF of 9 megapixels is a kilobyte and takes a second or more to decode (libvips cannot
+    // shrink AVIF while decoding it).
+    slow = new Uint8Array(await sharp({ create: { width: 3000, height: 3000, channels: 3, background: "#808080" } }).avif({ effort: 0 }).toBuffer());
+  });
+  after(() => server.close());
+
+  /** At least four calls of the slow photo at once from 127.0.0.2 over `protocol`: one promise for each answer. */
+  const slowCalls: Record<string, () => Promise<unknown>[]> = {
+    gRPC: () => {
+      const port = Number(new URL(server.url).port);
+      const fromAnotherAddress = () => connectTcp({ host: "127.0.0.1", port, localAddress: "127.0.0.2" });
+      const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url, nodeOptions: { createConnection: fromAnotherAddress } }));
+      return Array.from({ length: 4 }, () => client.detect({ image: slow }));
+    },
+    REST: () => Array.from({ length: 4 }, () => new Promise((resolve, reject) => {
+      const body = JSON.stringify({ image: Buffer.from(slow).toString("base64") });
+      const req = httpRequest(`${server.url}/api/v1/detect`, { method: "POST", localAddress: "127.0.0.2", headers: { "content-type": "application/json" } }, (res) => res.resume().on("end", resolve));
+      req.on("error", reject).end(body);
+    })),
+    // A Sync stream has at most three frames in work at once: two of them.
+    WebSocket: () => [0, 1].flatMap(() => {
+      const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`, { localAddress: "127.0.0.2" });
+      const resolvers: (() => void)[] = [];
+      const answered = Array.from({ length: 3 }, () => new Promise<void>((resolve, reject) => {
+        resolvers.push(resolve);
+        socket.once("error", reject);
+      }));
+      socket.on("message", () => {
+        resolvers.shift()?.();
+        if (resolvers.length === 0) socket.close();
+      });
+      socket.once("open", () => answered.forEach(() => socket.send(slow)));
+      return answered;
+    }),
+  };
+
+  for (const [protocol, sendSlowCalls] of Object.entries(slowCalls)) {
+    it(`leaves the other clients slots while one client's slow photos run (${protocol})`, async () => {
+      // Before, four of them from one address held all four slots, and another client's call waited
+      // for one of them to finish (over REST and WebSocket, whose calls went unnamed, even after).
+      let slowAnswered = 0;
+      const slowOnes = sendSlowCalls().map((answered) => answered.finally(() => slowAnswered++));
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const answer = await faceClient(server).detect({ image: face("face_recognition/obama.jpg") });
+      assert.equal(answer.faces.length, 1);
+      assert.equal(slowAnswered, 0, "the other client's call was answered while the slow photos still ran");
+      await Promise.all(slowOnes);
+    });
+  }
+});
+
+describe("admission", () => {
+  it("runs at most half its slots for one client, first come first served among the others", async () => {
+    const admission = createAdmission({ maxInFlight: 4, maxQueued: 8 });
+    const started: string[] = [];
+    const finish = new Map<string, () => void>();
+    const call = (client: string, name: string) =>
+      runInCall(new AbortController().signal, () => admission.run(() => new Promise<void>((resolve) => {
+        started.push(name);
+        finish.set(name, resolve);
+      })), client);
+    const calls = [call("a", "a1"), call("a", "a2"), call("a", "a3"), call("b", "b1"), call("a", "a4"), call("c", "c1")];
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(started, ["a1", "a2", "b1", "c1"], "a's third call waits though slots were free");
+    finish.get("b1")!();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(started.slice(4), [], "b's slot is not a's: a holds its share");
+    finish.get("a1")!();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(started.slice(4), ["a3"]);
+    for (const name of ["a2", "c1", "a3"]) finish.get(name)!();
+    await new Promise((resolve) => setImmediate(resolve));
+    finish.get("a4")!();
+    await Promise.all(calls);
+    assert.deepEqual(started, ["a1", "a2", "b1", "c1", "a3", "a4"]);
+  });
 });

@@ -1,5 +1,6 @@
-import { callEndedError, callSignal } from "../call-signal.js";
+import { callClient, callEndedError, callSignal } from "../call-signal.js";
 import { FaceError } from "../errors.js";
+import { CountsByKey } from "../counts-by-key.js";
 
 export interface AdmissionOptions {
   /** Calls doing image work at once; more wait in the queue. */
@@ -12,34 +13,58 @@ export interface AdmissionOptions {
 const RETRY_AFTER_MS = 1_000;
 
 /**
+ * The slots one client (an address or an API key) may hold: half, so the others always have the
+ * rest. A photo's decoding holds one of libuv's four threads until it is done, and some photos
+ * cost seconds (a 36-megapixel AVIF of 1 KB took 5 s): one client sending four of them at once
+ * held every thread, and another client's Recognize waited 10 s for its decode.
+ */
+export function slotsPerClient(maxInFlight: number): number {
+  return Math.ceil(maxInFlight / 2);
+}
+
+/**
  * The server-wide bound on image work (decode, detection, inference, search): at most `maxInFlight`
- * calls run, at most `maxQueued` wait, first come first served, and any call beyond that is refused
- * at once with Unavailable and a retry delay, instead of queueing without end while every answer
- * gets slower and memory grows. A waiting call whose client gives up leaves the queue.
+ * calls run, of them at most `slotsPerClient` from one client, at most `maxQueued` wait, first come
+ * first served among those whose client may take a slot, and any call beyond that is refused at
+ * once with Unavailable and a retry delay, instead of queueing without end while every answer gets
+ * slower and memory grows. A waiting call whose client gives up leaves the queue.
  */
 export interface Admission {
   run<T>(work: () => Promise<T>): Promise<T>;
 }
 
-export function createAdmission(options: AdmissionOptions): Admission {
-  let inFlight = 0;
-  /** Calls waiting, first come first served; a call whose client gives up removes itself. */
-  const waiting: (() => void)[] = [];
+interface Waiting {
+  client: string | undefined;
+  admit(): void;
+}
 
-  function release(): void {
+export function createAdmission(options: AdmissionOptions): Admission {
+  const perClient = slotsPerClient(options.maxInFlight);
+  let inFlight = 0;
+  const inFlightByClient = new CountsByKey();
+  /** Calls waiting, first come first served; a call whose client gives up removes itself. */
+  const waiting: Waiting[] = [];
+  const mayTake = (client: string | undefined) => inFlight < options.maxInFlight && (client === undefined || inFlightByClient.of(client) < perClient);
+  const take = (client: string | undefined) => {
+    inFlight++;
+    if (client !== undefined) inFlightByClient.add(client, 1);
+  };
+
+  function release(client: string | undefined): void {
     inFlight--;
-    const next = waiting.shift();
-    if (next !== undefined) {
-      inFlight++;
-      next();
-    }
+    if (client !== undefined) inFlightByClient.add(client, -1);
+    const next = waiting.findIndex((w) => mayTake(w.client));
+    if (next === -1) return;
+    const [chosen] = waiting.splice(next, 1);
+    take(chosen.client);
+    chosen.admit();
   }
 
-  async function waitForSlot(): Promise<void> {
+  async function waitForSlot(client: string | undefined): Promise<void> {
     const signal = callSignal();
     if (signal?.aborted) throw callEndedError(signal);
-    if (inFlight < options.maxInFlight) {
-      inFlight++;
+    if (mayTake(client)) {
+      take(client);
       return;
     }
     if (waiting.length >= options.maxQueued) {
@@ -50,26 +75,30 @@ export function createAdmission(options: AdmissionOptions): Admission {
       );
     }
     await new Promise<void>((resolve, reject) => {
+      const entry: Waiting = {
+        client,
+        admit: () => {
+          signal?.removeEventListener("abort", leave);
+          resolve();
+        },
+      };
       const leave = () => {
-        waiting.splice(waiting.indexOf(admit), 1);
+        waiting.splice(waiting.indexOf(entry), 1);
         reject(callEndedError(signal!));
       };
-      const admit = () => {
-        signal?.removeEventListener("abort", leave);
-        resolve();
-      };
-      waiting.push(admit);
+      waiting.push(entry);
       signal?.addEventListener("abort", leave, { once: true });
     });
   }
 
   return {
     async run(work) {
-      await waitForSlot();
+      const client = callClient();
+      await waitForSlot(client);
       try {
         return await work();
       } finally {
-        release();
+        release(client);
       }
     },
   };

@@ -1,6 +1,8 @@
 import { constants, type ServerHttp2Stream } from "node:http2";
 import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { callClient } from "../call-signal.js";
+import { clientOf } from "./client-address.js";
 import { whenClosed } from "./when-closed.js";
 
 /** The request id of the HTTP request carrying an RPC (the same value as the x-request-id header). */
@@ -26,6 +28,18 @@ export interface ClientSide {
  */
 export const clientSideKey = createContextKey<ClientSide>({ closed: Promise.resolve() }, { description: "client side" });
 
+/** Who a call is from (client-address.ts, clientOf): the admission's per-client share counts by it. */
+export const callClientKey = createContextKey<string | undefined>(undefined, { description: "call's client" });
+
+/**
+ * Who the call with `values` is from. A call over HTTP carries it in its context values; one through
+ * the in-process router (REST, a WebSocket's frames) runs inside its caller's runInCall, which names
+ * the client, because the router transport passes no context values on to the handler.
+ */
+export function clientOfCall(values: ContextValues): string | undefined {
+  return values.get(callClientKey) ?? callClient();
+}
+
 /**
  * Takes a token for one more unit of a call's work (a frame of a Sync stream) from its client's rate
  * limit: 0, or the whole seconds until there is one. Calls through the in-process router take none
@@ -47,5 +61,5 @@ export function callContextValues(request: FastifyRequest, reply: FastifyReply):
       resolve();
     });
   });
-  return createContextValues().set(requestIdKey, String(request.id)).set(clientSideKey, { gone: gone.signal, closed });
+  return createContextValues().set(callClientKey, clientOf(request)).set(requestIdKey, String(request.id)).set(clientSideKey, { gone: gone.signal, closed });
 }

@@ -16,7 +16,7 @@ import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { runInCall } from "../call-signal.js";
 import { callEndOf, frameErrorOf, isServerFault, toConnectError } from "./errors.js";
-import { clientSideKey, moreWorkKey, requestIdKey } from "./call-context.js";
+import { clientOfCall, clientSideKey, moreWorkKey, requestIdKey } from "./call-context.js";
 import { rateLimitExceeded } from "./access.js";
 import { createMetricsInterceptor } from "./metrics.js";
 import { createFloat32Interceptor } from "./float32.js";
@@ -100,7 +100,7 @@ export function createCallSignalInterceptor(): Interceptor {
     if (req.stream) return next(req);
     const work = workSignalOf(req.signal, req.contextValues);
     try {
-      return await runInCall(work.signal, () => next(req));
+      return await runInCall(work.signal, () => next(req), clientOfCall(req.contextValues));
     } finally {
       work.release();
     }
@@ -117,13 +117,13 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
     return { ...result, flameGraph: flameGraphField(flameGraph), serverProcessTimeMs: totalMs };
   }
 
-  async function syncOne(request: SyncRequest, session: ReturnType<FaceUseCases["openSyncSession"]>, signal: AbortSignal, moreWork: () => number): Promise<SyncResponse> {
+  async function syncOne(request: SyncRequest, session: ReturnType<FaceUseCases["openSyncSession"]>, signal: AbortSignal, context: HandlerContext): Promise<SyncResponse> {
     try {
       // Each frame is a call's worth of work: it draws from the client's rate limit like a call
       // (the stream itself took one token when it opened).
-      const wait = moreWork();
+      const wait = context.values.get(moreWorkKey)();
       if (wait > 0) throw rateLimitExceeded(wait);
-      const response = await runInCall(signal, () => timed("Sync", () => session.frame(request)));
+      const response = await runInCall(signal, () => timed("Sync", () => session.frame(request)), clientOfCall(context.values));
       return create(SyncResponseSchema, { ...response, frameId: request.frameId });
     } catch (e) {
       // A bad frame is answered with its error; the stream goes on.
@@ -158,8 +158,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
           try {
             // The call's signal also fires when the server shuts down: a camera keeping its stream open
             // (and sending nothing) is then told UNAVAILABLE instead of holding the shutdown forever.
-            const moreWork = context.values.get(moreWorkKey);
-            for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request) => syncOne(request, session, work.signal, moreWork), context.signal)) {
+            for await (const response of pipelineInOrder(requests, FRAMES_IN_FLIGHT, (request) => syncOne(request, session, work.signal, context), context.signal)) {
               if (context.signal.aborted) throw context.signal.reason;
               yield response;
             }

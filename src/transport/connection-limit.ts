@@ -3,7 +3,7 @@ import type { Server, Socket } from "node:net";
 import type { FastifyBaseLogger } from "fastify";
 import { processMetrics } from "../metrics.js";
 import { rateLimitClient } from "./client-address.js";
-import { CountsByKey } from "./counts-by-key.js";
+import { CountsByKey } from "../counts-by-key.js";
 import type { ResetStreamsDrop } from "./stream-resets.js";
 import { throttledWarning } from "./throttled-warning.js";
 

@@ -4,7 +4,7 @@ import { processMetrics } from "../metrics.js";
 import { whenClosed } from "./when-closed.js";
 import { deny, isOpenRequest } from "./access.js";
 import { clientName, clientOf } from "./client-address.js";
-import { CountsByKey } from "./counts-by-key.js";
+import { CountsByKey } from "../counts-by-key.js";
 import { retryLater } from "./errors.js";
 import { throttledWarning } from "./throttled-warning.js";
 

@@ -9,6 +9,7 @@ import { frameErrorOf, httpError } from "./errors.js";
 import { keepWebSocketAlive } from "./keepalive.js";
 import type { ReceiveBudget } from "./receive-budget.js";
 import { forwardedHeaders, sendError } from "./rest.js";
+import { runInCall } from "../call-signal.js";
 import { clientOf } from "./client-address.js";
 
 /** Frames received and not yet answered before the server stops reading the socket (TCP back-pressure). */
@@ -155,8 +156,9 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
       if (++unanswered >= MAX_UNANSWERED_FRAMES) socket.pause();
     }
 
-    // The stream: responses come in frame order and resolve the waiting answers in that order.
-    void (async () => {
+    // The stream: responses come in frame order and resolve the waiting answers in that order. It
+    // runs as the socket's client's call (call-context.ts, clientOfCall).
+    void runInCall(controller.signal, async () => {
       try {
         for await (const response of client.sync(frames, { headers, signal: controller.signal })) awaitingStream.shift()?.resolve(resultMessage(response));
       } catch (e) {
@@ -167,7 +169,7 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
         for (const { frameId, resolve } of awaitingStream.splice(0)) resolve(errorMessage(frameId, frameErrorOf(streamFailure)));
         answers.end();
       }
-    })();
+    }, clientOf(request));
 
     // The writer: one answer at a time, in order; a client that does not read holds back the
     // writer (send's callback waits for the socket), then the reader (pause), then TCP.

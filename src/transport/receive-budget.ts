@@ -2,7 +2,7 @@ import { whenClosed, type RequestLifetime } from "./when-closed.js";
 import { Code } from "@connectrpc/connect";
 import { processMetrics } from "../metrics.js";
 import { clientName } from "./client-address.js";
-import { CountsByKey } from "./counts-by-key.js";
+import { CountsByKey } from "../counts-by-key.js";
 import { retryLater } from "./errors.js";
 
 /**

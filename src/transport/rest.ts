@@ -13,6 +13,7 @@ import { httpError, isFastifyError, restAnswerOf, toConnectError } from "./error
 import { fieldNamed } from "./rest-fields.js";
 import { requestMessage, type RestRequestShape } from "./rest-request.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
+import { runInCall } from "../call-signal.js";
 import { clientOf } from "./client-address.js";
 
 /** One REST route read from a google.api.http annotation. */
@@ -132,10 +133,8 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
           if (!reply.sent) controller.abort();
         });
         try {
-          const response = await client[binding.method.localName](message.message, {
-            headers: forwardedHeaders(request),
-            signal: controller.signal,
-          });
+          const call = () => client[binding.method.localName](message.message, { headers: forwardedHeaders(request), signal: controller.signal });
+          const response = await runInCall(controller.signal, call, clientOf(request));
           return sendResponse(reply, request, binding, response);
         } catch (e) {
           return sendError(reply, request, ConnectError.from(e));
