@@ -13,10 +13,10 @@ export interface AdmissionOptions {
 const RETRY_AFTER_MS = 1_000;
 
 /**
- * The slots one client (an address or an API key) may hold: half, so the others always have the
- * rest. A photo's decoding holds one of libuv's four threads until it is done, and some photos
- * cost seconds (a 36-megapixel AVIF of 1 KB took 5 s): one client sending four of them at once
- * held every thread, and another client's Recognize waited 10 s for its decode.
+ * The slots one client (an address, an IPv6 /64 or an API key) may hold: half, so the others always
+ * have the rest. A photo's decoding holds one of libuv's four threads until it is done, and some
+ * photos cost seconds (a 36-megapixel AVIF of 1 KB took 5 s): one address sending four of them at
+ * once held every slot and thread, and another client's calls waited up to 7.7 s.
  */
 export function slotsPerClient(maxInFlight: number): number {
   return Math.ceil(maxInFlight / 2);
