@@ -9,6 +9,7 @@ import sharp from "sharp";
 import WebSocket from "ws";
 import { runInCall } from "../src/call-signal.js";
 import { createAdmission } from "../src/service/admission.js";
+import { FaceError } from "../src/errors.js";
 import { stageRuns } from "./support/stage-runs.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
@@ -229,5 +230,26 @@ describe("admission", () => {
     finish.get("a4")!();
     await Promise.all(calls);
     assert.deepEqual(started, ["a1", "a2", "b1", "c1", "a3", "a4"]);
+  });
+
+  it("keeps at most half its queue for one client, and refuses its calls past that with a retry delay", async () => {
+    const admission = createAdmission({ maxInFlight: 2, maxQueued: 4 });
+    const finish: (() => void)[] = [];
+    const call = (client: string) => runInCall(new AbortController().signal, () => admission.run(() => new Promise<void>((resolve) => finish.push(resolve))), client);
+    const running = [call("a"), call("b")];
+    const waitingOfA = [call("a"), call("a")];
+    // Before, a's third waiting call was queued too, and a fourth filled the queue: b's next call was refused.
+    let refusal: unknown = "queued";
+    call("a").catch((e: unknown) => (refusal = e));
+    const waitingOfB = [call("b"), call("b")];
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(refusal instanceof FaceError, String(refusal));
+    assert.deepEqual([refusal.kind, refusal.retryAfterMs], ["resource_exhausted", 1_000]);
+    assert.match(refusal.message, /share of the queue/);
+    while (finish.length > 0) {
+      finish.shift()!();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all([...running, ...waitingOfA, ...waitingOfB]);
   });
 });

@@ -24,10 +24,12 @@ export function slotsPerClient(maxInFlight: number): number {
 
 /**
  * The server-wide bound on image work (decode, detection, inference, search): at most `maxInFlight`
- * calls run, of them at most `slotsPerClient` from one client, at most `maxQueued` wait, first come
- * first served among those whose client may take a slot, and any call beyond that is refused at
- * once with Unavailable and a retry delay, instead of queueing without end while every answer gets
- * slower and memory grows. A waiting call whose client gives up leaves the queue.
+ * calls run, of them at most `slotsPerClient` from one client, at most `maxQueued` wait (of them at
+ * most `slotsPerClient(maxQueued)` from one client), first come first served among those whose
+ * client may take a slot, and any call beyond that is refused at once with a retry delay
+ * (Unavailable; ResourceExhausted past the client's share of the queue), instead of queueing
+ * without end while every answer gets slower and memory grows. A waiting call whose client gives up
+ * leaves the queue.
  */
 export interface Admission {
   run<T>(work: () => Promise<T>): Promise<T>;
@@ -40,8 +42,10 @@ interface Waiting {
 
 export function createAdmission(options: AdmissionOptions): Admission {
   const perClient = slotsPerClient(options.maxInFlight);
+  const waitingPerClient = slotsPerClient(options.maxQueued);
   let inFlight = 0;
   const inFlightByClient = new CountsByKey();
+  const waitingByClient = new CountsByKey();
   /** Calls waiting, first come first served; a call whose client gives up removes itself. */
   const waiting: Waiting[] = [];
   const mayTake = (client: string | undefined) => inFlight < options.maxInFlight && (client === undefined || inFlightByClient.of(client) < perClient);
@@ -55,9 +59,16 @@ export function createAdmission(options: AdmissionOptions): Admission {
     if (client !== undefined) inFlightByClient.add(client, -1);
     const next = waiting.findIndex((w) => mayTake(w.client));
     if (next === -1) return;
-    const [chosen] = waiting.splice(next, 1);
+    const chosen = waiting[next];
+    leaveQueue(chosen);
     take(chosen.client);
     chosen.admit();
+  }
+
+  /** Takes `entry` out of the queue: admitted, or its client gave up. */
+  function leaveQueue(entry: Waiting): void {
+    waiting.splice(waiting.indexOf(entry), 1);
+    if (entry.client !== undefined) waitingByClient.add(entry.client, -1);
   }
 
   async function waitForSlot(client: string | undefined): Promise<void> {
@@ -74,6 +85,14 @@ export function createAdmission(options: AdmissionOptions): Admission {
         { retryAfterMs: RETRY_AFTER_MS },
       );
     }
+    if (client !== undefined && waitingByClient.of(client) >= waitingPerClient) {
+      // One client filling the queue left every other client's call that found the places taken refused.
+      throw new FaceError(
+        "resource_exhausted",
+        `this client has ${waitingByClient.of(client)} calls waiting for the server, its share of the queue; retry in ${RETRY_AFTER_MS / 1000} s`,
+        { retryAfterMs: RETRY_AFTER_MS },
+      );
+    }
     await new Promise<void>((resolve, reject) => {
       const entry: Waiting = {
         client,
@@ -83,10 +102,11 @@ export function createAdmission(options: AdmissionOptions): Admission {
         },
       };
       const leave = () => {
-        waiting.splice(waiting.indexOf(entry), 1);
+        leaveQueue(entry);
         reject(callEndedError(signal!));
       };
       waiting.push(entry);
+      if (client !== undefined) waitingByClient.add(client, 1);
       signal?.addEventListener("abort", leave, { once: true });
     });
   }
