@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
-import { getEventListeners } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import WebSocket from "ws";
 import { FaceService } from "../gen/face/v1/face_pb.js";
-import { clientSideKey } from "../src/transport/call-context.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { until } from "./support/until.js";
+import { sharedClientSideListeners } from "./support/gauges.js";
 
 /** More calls than an EventTarget takes listeners before Node warns of a leak (10). */
 const CALLS = 30;
@@ -43,12 +42,8 @@ describe("a call leaves nothing behind on what outlives it", () => {
       await answer;
     }
     socket.close();
-    // Calls that come without a client side of their own (REST, WebSocket) share the key's default,
-    // which has no signal now; one it had kept each call's listener until the call's end.
-    const shared = clientSideKey.defaultValue.gone;
-    const sharedListeners = () => (shared === undefined ? 0 : getEventListeners(shared, "abort").length);
-    await until(() => sharedListeners() === 0, "no listener left on the shared default signal", 5_000).catch(() => {});
-    assert.equal(sharedListeners(), 0, "listeners left on the shared default signal");
+    await until(() => sharedClientSideListeners() === 0, "no listener left on the shared default signal", 5_000).catch(() => {});
+    assert.equal(sharedClientSideListeners(), 0, "listeners left on the shared default signal");
     assert.deepEqual(leakWarnings(), []);
   });
 });

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
-import { getEventListeners } from "node:events";
 import { request as httpRequest } from "node:http";
 import http2 from "node:http2";
 import { connect as connectTcp, type Socket } from "node:net";
@@ -11,14 +10,13 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import WebSocket from "ws";
 import { FaceService } from "../gen/face/v1/face_pb.js";
-import { clientSideKey } from "../src/transport/call-context.js";
 import { maxStreamsPerConnection } from "../src/transport/dual-protocol-server.js";
 import { face } from "./support/testdata.js";
 import { resetInOnePacket } from "./support/raw-http2.js";
 import { faceClient, startTestServer, useTestServer, type TestServer } from "./support/server.js";
 import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { until } from "./support/until.js";
-import { openRequests } from "./support/gauges.js";
+import { openRequests, sharedClientSideListeners } from "./support/gauges.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
 
@@ -200,7 +198,6 @@ describe("many calls at once", () => {
     // Each open WebSocket's Sync stream listened on one signal shared by every call that has no
     // HTTP exchange of its own, which never fires: the eleventh logged MaxListenersExceededWarning
     // ("Possible EventTarget memory leak detected").
-    const shared = clientSideKey.defaultValue.gone;
     const url = `${server.url.replace("http", "ws")}/ws/realtime`;
     const sockets = await Promise.all(Array.from({ length: 16 }, () => new Promise<WebSocket>((resolve, reject) => {
       const socket = new WebSocket(url);
@@ -212,7 +209,7 @@ describe("many calls at once", () => {
         socket.once("message", resolve);
         socket.send(JSON.stringify({ type: "frame", image: "" }));
       })));
-      assert.equal(shared === undefined ? 0 : getEventListeners(shared, "abort").length, 0);
+      assert.equal(sharedClientSideListeners(), 0);
     } finally {
       for (const socket of sockets) socket.close();
     }
