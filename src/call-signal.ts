@@ -12,9 +12,11 @@ const current = new AsyncLocalStorage<{ signal: AbortSignal; client?: string }>(
 /**
  * Runs `work` as part of a call that ends when `signal` aborts. The signal's reason should be the
  * FaceError to answer with ("deadline_exceeded" or "canceled"). `client` names who the call is from
- * (an address or an API key; client-address.ts), when the transport knows.
+ * (an address or an API key; client-address.ts); without it, the call is its enclosing call's
+ * client's: REST and WebSocket frames reach their handler through the in-process router, which
+ * carries no context values, inside the runInCall that names their client.
  */
-export function runInCall<T>(signal: AbortSignal, work: () => Promise<T>, client?: string): Promise<T> {
+export function runInCall<T>(signal: AbortSignal, work: () => Promise<T>, client = callClient()): Promise<T> {
   return current.run({ signal, client }, work);
 }
 

@@ -13,23 +13,22 @@ export interface AdmissionOptions {
 const RETRY_AFTER_MS = 1_000;
 
 /**
- * The slots one client (an address, an IPv6 /64 or an API key) may hold: half, so the others always
- * have the rest. A photo's decoding holds one of libuv's four threads until it is done, and some
+ * How many of `places` (slots, or places in the queue) one client (an address, an IPv6 /64 or an
+ * API key) may hold: half, so the others always have the rest. A photo's decoding holds one of libuv's four threads until it is done, and some
  * photos cost seconds (a 36-megapixel AVIF of 1 KB took 5 s): one address sending four of them at
  * once held every slot and thread, and another client's calls waited up to 7.7 s.
  */
-export function slotsPerClient(maxInFlight: number): number {
-  return Math.ceil(maxInFlight / 2);
+function oneClientsShare(places: number): number {
+  return Math.ceil(places / 2);
 }
 
 /**
  * The server-wide bound on image work (decode, detection, inference, search): at most `maxInFlight`
- * calls run, of them at most `slotsPerClient` from one client, at most `maxQueued` wait (of them at
- * most `slotsPerClient(maxQueued)` from one client), first come first served among those whose
- * client may take a slot, and any call beyond that is refused at once with a retry delay
- * (Unavailable; ResourceExhausted past the client's share of the queue), instead of queueing
- * without end while every answer gets slower and memory grows. A waiting call whose client gives up
- * leaves the queue.
+ * calls run and at most `maxQueued` wait, of each at most half from one client (oneClientsShare),
+ * first come first served among those whose client may take a slot, and any call beyond that is
+ * refused at once with a retry delay (Unavailable; ResourceExhausted past the client's share of the
+ * queue), instead of queueing without end while every answer gets slower and memory grows. A
+ * waiting call whose client gives up leaves the queue.
  */
 export interface Admission {
   run<T>(work: () => Promise<T>): Promise<T>;
@@ -41,8 +40,8 @@ interface Waiting {
 }
 
 export function createAdmission(options: AdmissionOptions): Admission {
-  const perClient = slotsPerClient(options.maxInFlight);
-  const waitingPerClient = slotsPerClient(options.maxQueued);
+  const perClient = oneClientsShare(options.maxInFlight);
+  const waitingPerClient = oneClientsShare(options.maxQueued);
   let inFlight = 0;
   const inFlightByClient = new CountsByKey();
   const waitingByClient = new CountsByKey();

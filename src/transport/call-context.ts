@@ -1,7 +1,6 @@
 import { constants, type ServerHttp2Stream } from "node:http2";
 import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { callClient } from "../call-signal.js";
 import { clientOf } from "./client-address.js";
 import { whenClosed } from "./when-closed.js";
 
@@ -28,17 +27,11 @@ export interface ClientSide {
  */
 export const clientSideKey = createContextKey<ClientSide>({ closed: Promise.resolve() }, { description: "client side" });
 
-/** Who a call is from (client-address.ts, clientOf): the admission's per-client share counts by it. */
-export const callClientKey = createContextKey<string | undefined>(undefined, { description: "call's client" });
-
 /**
- * Who the call with `values` is from. A call over HTTP carries it in its context values; one through
- * the in-process router (REST, a WebSocket's frames) runs inside its caller's runInCall, which names
- * the client, because the router transport passes no context values on to the handler.
+ * Who a call over HTTP is from (client-address.ts, clientOf): the admission's per-client share counts
+ * by it. Calls through the in-process router have none; runInCall names their client instead.
  */
-export function clientOfCall(values: ContextValues): string | undefined {
-  return values.get(callClientKey) ?? callClient();
-}
+export const callClientKey = createContextKey<string | undefined>(undefined, { description: "call's client" });
 
 /**
  * Takes a token for one more unit of a call's work (a frame of a Sync stream) from its client's rate

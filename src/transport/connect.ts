@@ -16,7 +16,7 @@ import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { runInCall } from "../call-signal.js";
 import { callEndOf, frameErrorOf, isServerFault, toConnectError } from "./errors.js";
-import { clientOfCall, clientSideKey, moreWorkKey, requestIdKey } from "./call-context.js";
+import { callClientKey, clientSideKey, moreWorkKey, requestIdKey } from "./call-context.js";
 import { rateLimitExceeded } from "./access.js";
 import { createMetricsInterceptor } from "./metrics.js";
 import { createFloat32Interceptor } from "./float32.js";
@@ -100,7 +100,7 @@ export function createCallSignalInterceptor(): Interceptor {
     if (req.stream) return next(req);
     const work = workSignalOf(req.signal, req.contextValues);
     try {
-      return await runInCall(work.signal, () => next(req), clientOfCall(req.contextValues));
+      return await runInCall(work.signal, () => next(req), req.contextValues.get(callClientKey));
     } finally {
       work.release();
     }
@@ -123,7 +123,7 @@ export function createFaceRoutes(deps: FaceRoutesDeps): (router: ConnectRouter) 
       // (the stream itself took one token when it opened).
       const wait = context.values.get(moreWorkKey)();
       if (wait > 0) throw rateLimitExceeded(wait);
-      const response = await runInCall(signal, () => timed("Sync", () => session.frame(request)), clientOfCall(context.values));
+      const response = await runInCall(signal, () => timed("Sync", () => session.frame(request)), context.values.get(callClientKey));
       return create(SyncResponseSchema, { ...response, frameId: request.frameId });
     } catch (e) {
       // A bad frame is answered with its error; the stream goes on.

@@ -102,7 +102,8 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
     // The socket's bytes count against the receive budget from their arrival until their frame is
     // answered. Counted before ws reads them, so each message's bytes (with its framing, and at most
     // the start of the next message sharing its last chunk) are known when it arrives.
-    const share = receiveBudget.open(upgrade.raw.socket, clientOf(request));
+    const caller = clientOf(request);
+    const share = receiveBudget.open(upgrade.raw.socket, caller);
     let arriving = 0;
     /** Bytes of each message not yet answered, in order. */
     const heldBytes: number[] = [];
@@ -157,7 +158,7 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
     }
 
     // The stream: responses come in frame order and resolve the waiting answers in that order. It
-    // runs as the socket's client's call (call-context.ts, clientOfCall).
+    // runs as a call of the socket's client, whose frames' calls are then its (call-signal.ts).
     void runInCall(controller.signal, async () => {
       try {
         for await (const response of client.sync(frames, { headers, signal: controller.signal })) awaitingStream.shift()?.resolve(resultMessage(response));
@@ -169,7 +170,7 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
         for (const { frameId, resolve } of awaitingStream.splice(0)) resolve(errorMessage(frameId, frameErrorOf(streamFailure)));
         answers.end();
       }
-    }, clientOf(request));
+    }, caller);
 
     // The writer: one answer at a time, in order; a client that does not read holds back the
     // writer (send's callback waits for the socket), then the reader (pause), then TCP.
