@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import ort from "onnxruntime-node";
 import sharp from "sharp";
@@ -19,7 +20,7 @@ import { tiles } from "../src/engine/tiles.js";
 import { cosineDistance } from "../src/engine/embed.js";
 import { loadModelBytes } from "../src/runtime/models.js";
 import { toPlanarTensor } from "../src/engine/image.js";
-import { cameraFrame, covered, face, largestDifference, manifest, rgbFrame640x480, singleFace640x480 } from "./support/testdata.js";
+import { cameraFrame, covered, face, FACES_DIR, largestDifference, manifest, rgbFrame640x480, singleFace640x480 } from "./support/testdata.js";
 import { testEngine } from "./support/server.js";
 import { stageRuns } from "./support/stage-runs.js";
 import { manyScansJpeg } from "./support/many-scans-jpeg.js";
@@ -74,6 +75,14 @@ describe("decode", () => {
     assert.ok(withThumbnail.subarray(0, 60_000).toString("binary").split("\xff\xda").length - 1 >= 2, "the thumbnail has scans of its own");
     assert.equal(countJpegScans(withThumbnail), 1);
     assert.equal(countJpegScans(manyScansJpeg(64), MAX_JPEG_SCANS), MAX_JPEG_SCANS + 1, "the count stops past the limit");
+  });
+
+  it("refuses none of the JPEGs of the labelled photos for their scans", async () => {
+    const jpegs = (await readdir(FACES_DIR, { recursive: true })).filter((name) => /\.jpe?g$/i.test(name));
+    assert.ok(jpegs.length > 100, `${jpegs.length} JPEGs`);
+    const scans = await Promise.all(jpegs.map(async (name) => countJpegScans(await readFile(join(FACES_DIR, name)), 1000)));
+    assert.ok(Math.max(...scans) <= MAX_JPEG_SCANS, `the most scans: ${Math.max(...scans)}`);
+    assert.ok(scans.some((count) => count > 1), "some are progressive");
   });
 
   it("applies EXIF orientation and flattens alpha and grey to RGB", async () => {
