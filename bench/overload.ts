@@ -5,8 +5,9 @@
  *
  *   npm run bench:overload          (BENCH_CLIENTS=32 BENCH_SECONDS=15 by default)
  *
- * Each client sends Recognize of a 640x480 single-face JPEG back to back; a shed call waits its
- * retry-after (1 s) before the next, as a well-behaved client does.
+ * Each client (its own connection and loopback address) sends Recognize of a 640x480 single-face
+ * JPEG back to back; a shed call waits its retry-after (1 s) before the next, as a well-behaved
+ * client does.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,6 +17,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face, singleFace640x480 } from "../test/support/testdata.js";
 import { startServiceProcess } from "../test/support/service-process.js";
+import { separateClients } from "./support/clients.js";
 import { percentile, printTable } from "./table.js";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
@@ -33,9 +35,7 @@ async function run(label: string, env: Record<string, string>) {
     let failed = 0;
     const end = Date.now() + SECONDS * 1000;
     await Promise.all(
-      Array.from({ length: CLIENTS }, async () => {
-        // One connection per client, as separate callers would have.
-        const client = createClient(FaceService, createGrpcTransport({ baseUrl: service.url }));
+      separateClients(service.url, CLIENTS).map(async (client) => {
         while (Date.now() < end) {
           const start = performance.now();
           try {

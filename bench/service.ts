@@ -11,7 +11,7 @@
 import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { loadConfig } from "../src/config.js";
@@ -20,6 +20,7 @@ import { createFaceEngine } from "../src/engine/pipeline.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
 import { face, FACES_DIR, singleFace640x480 } from "../test/support/testdata.js";
 import { startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
+import { separateClients, throughput, type FaceClient } from "./support/clients.js";
 import { loadFaceApi } from "./support/face-api.js";
 import { timedInto, timeRuns } from "./support/timing.js";
 import { openGallery, pgliteGalleryDir, place, type GalleryTarget } from "./support/galleries.js";
@@ -34,13 +35,11 @@ const config = loadConfig();
 const photo = await singleFace640x480();
 const clip = (await readdir(join(FACES_DIR, "video/frames30"))).sort().map((f) => face(`video/frames30/${f}`));
 
-type Client_ = Client<typeof FaceService>;
-
 /**
  * A server process on a seeded gallery: a private copy of a PGlite one (runs never change it), or
  * the PostgreSQL one of `serverUrl` (runs add a few users to it).
  */
-async function serverOnGallery(size: number, serverUrl?: string): Promise<{ service: ServiceProcess; client: Client_; stop(): Promise<void> }> {
+async function serverOnGallery(size: number, serverUrl?: string): Promise<{ service: ServiceProcess; client: FaceClient; stop(): Promise<void> }> {
   const target: GalleryTarget = serverUrl === undefined ? { kind: "pglite" } : { kind: "postgres", serverUrl };
   const gallery = await openGallery(target, `gallery-${size}`, size, ["default"], "1GB");
   await gallery.close();
@@ -67,7 +66,7 @@ async function serverOnGallery(size: number, serverUrl?: string): Promise<{ serv
  * and how many calls found the person in the photo. (In the 100k gallery they may not: the real
  * person is an outlier among random synthetic faces, which an HNSW graph barely links to; see README.)
  */
-async function recognizeLatencies(client: Client_): Promise<{ ms: number[]; stages: Map<string, number[]>; found: number }> {
+async function recognizeLatencies(client: FaceClient): Promise<{ ms: number[]; stages: Map<string, number[]>; found: number }> {
   // At least 3 s of warm-up: a service just started reads its small collections into memory in the
   // background (about a second for 10k faces), and the table measures it after that.
   const warmUntil = performance.now() + 3_000;
@@ -99,18 +98,7 @@ async function coresBusy<T>(service: ServiceProcess, work: () => Promise<T>): Pr
   return { result, cores: (service.cpuSeconds() - cpu) / ((performance.now() - start) / 1000) };
 }
 
-/** Calls per second with `clients` concurrent callers, each calling again as soon as answered. */
-async function throughput(clients: number, call: (client: number, i: number) => Promise<unknown>): Promise<number> {
-  const end = performance.now() + SECONDS * 1000;
-  let done = 0;
-  const start = performance.now();
-  await Promise.all(Array.from({ length: clients }, async (_, c) => {
-    for (let i = 0; performance.now() < end; i++, done++) await call(c, i);
-  }));
-  return done / ((performance.now() - start) / 1000);
-}
-
-async function syncFramesPerSecond(client: Client_, streams: number): Promise<number> {
+async function syncFramesPerSecond(client: FaceClient, streams: number): Promise<number> {
   const start = performance.now();
   let frames = 0;
   await Promise.all(Array.from({ length: streams }, async () => {
@@ -182,12 +170,13 @@ const { ms: latency, stages, found } = await recognizeLatencies(small.client);
 const recognizeRate = new Map<number, number>();
 const recognizeCores = new Map<number, number>();
 for (const clients of [1, 4, 16]) {
-  const { result, cores } = await coresBusy(small.service, () => throughput(clients, () => small.client.recognize({ image: photo })));
+  const callers = separateClients(small.service.url, clients);
+  const { result, cores } = await coresBusy(small.service, () => throughput(callers, SECONDS, (client) => client.recognize({ image: photo })));
   recognizeRate.set(clients, result);
   recognizeCores.set(clients, cores);
 }
 await faceApiPhotos(15);
-const registerRate = await throughput(4, (c, i) => small.client.register({ identifier: `bench-${c}-${i}`, image: photo }));
+const registerRate = await throughput(separateClients(small.service.url, 4), SECONDS, (client, c, i) => client.register({ identifier: `bench-${c}-${i}`, image: photo }));
 const halfOfFaceApiFrames = Math.floor(FACE_API_FRAMES / 2);
 await faceApiFrames(clip.slice(0, halfOfFaceApiFrames));
 await syncFramesPerSecond(small.client, 1); // warm-up
@@ -202,7 +191,7 @@ await small.stop();
 // --- the service, 100k users: the same load, for latency and memory at that size
 const large = await serverOnGallery(100_000);
 const { ms: largeLatency, found: largeFound } = await recognizeLatencies(large.client);
-await throughput(4, () => large.client.recognize({ image: photo }));
+await throughput(separateClients(large.service.url, 4), SECONDS, (client) => client.recognize({ image: photo }));
 await syncFramesPerSecond(large.client, 2);
 const largeRss = large.service.peakRssMiB();
 await large.stop();
@@ -213,7 +202,7 @@ let onServer: { p50: number; rate: number; cores: number } | undefined;
 if (process.env.BENCH_DATABASE_URL) {
   const pg = await serverOnGallery(10_000, process.env.BENCH_DATABASE_URL);
   const { ms } = await recognizeLatencies(pg.client);
-  const { result, cores } = await coresBusy(pg.service, () => throughput(4, () => pg.client.recognize({ image: photo })));
+  const { result, cores } = await coresBusy(pg.service, () => throughput(separateClients(pg.service.url, 4), SECONDS, (client) => client.recognize({ image: photo })));
   onServer = { p50: percentile(ms, 50), rate: result, cores };
   await pg.stop();
 }

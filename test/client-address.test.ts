@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
-import { connect as connectTcp } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { rateLimitClient } from "../src/transport/client-address.js";
 import { haproxyAloneMissing, startHAProxy, type HAProxy } from "./support/haproxy.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
+import { grpcTransportFrom } from "./support/from-address.js";
 
 /** A bucket of three requests, refilled so slowly that a test never sees it refill. */
 const RATE_LIMIT = { FACE_RATE_LIMIT_PER_SECOND: "0.01", FACE_RATE_LIMIT_BURST: "3" };
@@ -35,12 +34,7 @@ async function fourFrom(url: string, from: string, headers: (i: number) => Recor
 
 /** The same over gRPC (HTTP/2), from `from`: "ok" or the error's code. */
 async function grpcListUsersFrom(url: string, from: string): Promise<string | Code> {
-  const { hostname, port } = new URL(url);
-  const transport = createGrpcTransport({
-    baseUrl: url,
-    nodeOptions: { createConnection: () => connectTcp({ host: hostname, port: Number(port), localAddress: from }) },
-  });
-  return createClient(FaceService, transport).listUsers({}).then(() => "ok", (e) => ConnectError.from(e).code);
+  return createClient(FaceService, grpcTransportFrom(url, from)).listUsers({}).then(() => "ok", (e) => ConnectError.from(e).code);
 }
 
 describeUnless(haproxyAloneMissing(), "clients behind HAProxy (deploy/haproxy.cfg) are told apart by their own addresses", () => {

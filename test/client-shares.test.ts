@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import http2 from "node:http2";
-import { connect as connectTcp, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { processMetrics } from "../src/metrics.js";
@@ -19,6 +19,7 @@ import { startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
 import { openRequests } from "./support/gauges.js";
+import { tcpFrom } from "./support/from-address.js";
 
 const RESOURCE_EXHAUSTED = 8;
 const INVALID_ARGUMENT = 3;
@@ -173,10 +174,9 @@ describe("one address's connections leave room for the others", () => {
 
   /** Connections from `from` that send nothing, and how many of them the service has closed. */
   async function silentConnections(from: string, count: number): Promise<() => number> {
-    const { port } = new URL(server.url);
     let closed = 0;
     for (let i = 0; i < count; i++) {
-      const socket = connectTcp({ host: "127.0.0.1", port: Number(port), localAddress: from });
+      const socket = tcpFrom(server.url, from);
       socket.on("error", () => {}).once("close", () => (closed += 1));
       sockets.push(socket);
       await new Promise((resolve) => socket.once("connect", resolve).once("close", resolve));

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
-import { connect as connectTcp } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -13,6 +12,7 @@ import { FaceError } from "../src/errors.js";
 import { stageRuns } from "./support/stage-runs.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { grpcTransportFrom } from "./support/from-address.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
 
@@ -164,9 +164,7 @@ describe("one client's share of the admission", () => {
   /** At least four calls of the slow photo at once from 127.0.0.2 over `protocol`: one promise for each answer. */
   const slowCalls: Record<string, () => Promise<unknown>[]> = {
     gRPC: () => {
-      const port = Number(new URL(server.url).port);
-      const fromAnotherAddress = () => connectTcp({ host: "127.0.0.1", port, localAddress: "127.0.0.2" });
-      const client = createClient(FaceService, createGrpcTransport({ baseUrl: server.url, nodeOptions: { createConnection: fromAnotherAddress } }));
+      const client = createClient(FaceService, grpcTransportFrom(server.url, "127.0.0.2"));
       return Array.from({ length: 4 }, () => client.detect({ image: slow }));
     },
     REST: () => Array.from({ length: 4 }, () => new Promise((resolve, reject) => {

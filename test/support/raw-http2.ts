@@ -1,5 +1,6 @@
 import http2 from "node:http2";
-import { connect as connectTcp, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import { tcpFrom } from "./from-address.js";
 
 /** The headers of a gRPC Recognize call. */
 export const RECOGNIZE = { ":method": "POST", ":path": "/face.v1.FaceService/Recognize", "content-type": "application/grpc", te: "trailers" };
@@ -23,9 +24,7 @@ export function grpcEnvelope(message: Uint8Array): Buffer {
  * at what it was sent (settings, GOAWAY, answers) and whether it closed.
  */
 export function connectFrom(url: string, from: string): http2.ClientHttp2Session {
-  const { hostname, port } = new URL(url);
-  const host = from.includes(":") ? "::1" : hostname;
-  const session = http2.connect(url, { createConnection: () => connectTcp({ host, port: Number(port), localAddress: from }) });
+  const session = http2.connect(url, { createConnection: () => tcpFrom(url, from) });
   session.on("error", () => {});
   return session;
 }
@@ -80,7 +79,7 @@ function literalHeader(name: string, value: string): Buffer {
  * the socket once the PING is answered: the server has read every frame before it.
  */
 export async function resetInOnePacket(url: string, from: string, count: number): Promise<Socket> {
-  const socket = connectTcp({ host: new URL(url).hostname, port: Number(new URL(url).port), localAddress: from });
+  const socket = tcpFrom(url, from);
   socket.on("error", () => {});
   let received = Buffer.alloc(0);
   const pingAnswered = new Promise<void>((resolve, reject) => {
