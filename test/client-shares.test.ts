@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import type { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { Code } from "@connectrpc/connect";
 import WebSocket from "ws";
 import { processMetrics } from "../src/metrics.js";
 import { haproxyAloneMissing, startHAProxy, type HAProxy } from "./support/haproxy.js";
@@ -20,11 +21,6 @@ import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
 import { openRequests } from "./support/gauges.js";
 import { tcpFrom } from "./support/from-address.js";
-
-const RESOURCE_EXHAUSTED = 8;
-const INVALID_ARGUMENT = 3;
-const UNAVAILABLE = 14;
-
 
 /** An HTTP/2 connection to `url` from the local address `from`, kept in `sessions` to be closed after the test. */
 function connectKept(url: string, from: string, sessions: http2.ClientHttp2Session[]): http2.ClientHttp2Session {
@@ -60,10 +56,10 @@ describe("one client's open requests leave room for the others", () => {
     try {
       await until(async () => (await openRequests()) === 6, "six streams open");
       const refused = await emptyRecognize(holder);
-      assert.equal(refused.status, RESOURCE_EXHAUSTED);
+      assert.equal(refused.status, Code.ResourceExhausted);
       assert.equal(refused.retryAfter, "1");
       assert.match(refused.message, /address 127\.0\.0\.2.*FACE_MAX_OPEN_REQUESTS_PER_CLIENT/);
-      assert.equal((await emptyRecognize(from("127.0.0.2"))).status, RESOURCE_EXHAUSTED, "a new connection from the same address is the same client");
+      assert.equal((await emptyRecognize(from("127.0.0.2"))).status, Code.ResourceExhausted, "a new connection from the same address is the same client");
       const rest = await new Promise<number>((resolve) => {
         const stream = holder.request({ ":method": "POST", ":path": "/api/v1/recognize", "content-type": "application/json" });
         stream.on("response", (h) => resolve(Number(h[":status"]))).on("error", () => resolve(0));
@@ -71,10 +67,10 @@ describe("one client's open requests leave room for the others", () => {
         stream.end("{}");
       });
       assert.equal(rest, 429);
-      assert.equal((await emptyRecognize(from("127.0.0.3"))).status, INVALID_ARGUMENT, "another IPv4 client is let in");
-      assert.equal((await emptyRecognize(from("::1"))).status, INVALID_ARGUMENT, "an IPv6 client is let in");
+      assert.equal((await emptyRecognize(from("127.0.0.3"))).status, Code.InvalidArgument, "another IPv4 client is let in");
+      assert.equal((await emptyRecognize(from("::1"))).status, Code.InvalidArgument, "an IPv6 client is let in");
       held[0].close(http2.constants.NGHTTP2_CANCEL);
-      await until(async () => (await emptyRecognize(holder)).status === INVALID_ARGUMENT, "the client let in again once one of its streams ended", 5_000);
+      await until(async () => (await emptyRecognize(holder)).status === Code.InvalidArgument, "the client let in again once one of its streams ended", 5_000);
     } finally {
       for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
     }
@@ -84,7 +80,7 @@ describe("one client's open requests leave room for the others", () => {
   it("still refuses everyone with Unavailable once several clients hold every place", async () => {
     const held = [...Array.from({ length: 6 }, () => idleSync(from("127.0.0.2"))), ...Array.from({ length: 2 }, () => idleSync(from("::1")))];
     await until(async () => (await openRequests()) === 8, "eight streams open");
-    assert.equal((await emptyRecognize(from("127.0.0.3"))).status, UNAVAILABLE);
+    assert.equal((await emptyRecognize(from("127.0.0.3"))).status, Code.Unavailable);
     for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
     await until(async () => (await openRequests()) === 0, "none open");
   });
@@ -123,9 +119,9 @@ describe("with API keys, a client is its key", () => {
     const held = Array.from({ length: 3 }, () => idleSync(session, a));
     await until(async () => (await openRequests()) === 3, "three streams open");
     const refused = await emptyRecognize(session, a);
-    assert.equal(refused.status, RESOURCE_EXHAUSTED);
+    assert.equal(refused.status, Code.ResourceExhausted);
     assert.doesNotMatch(refused.message, /per-client-key/);
-    assert.equal((await emptyRecognize(session, b)).status, INVALID_ARGUMENT);
+    assert.equal((await emptyRecognize(session, b)).status, Code.InvalidArgument);
     for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
     await until(async () => (await openRequests()) === 0, "none open");
   });
@@ -149,8 +145,8 @@ describeUnless(haproxyAloneMissing(), "clients behind HAProxy (deploy/haproxy.cf
     const holder = connectKept(proxy.url, "127.0.0.6", sessions);
     const held = Array.from({ length: 3 }, () => idleSync(holder));
     await until(async () => (await openRequests()) === 3, "three streams open");
-    assert.equal((await emptyRecognize(holder)).status, RESOURCE_EXHAUSTED);
-    assert.equal((await emptyRecognize(connectKept(proxy.url, "127.0.0.7", sessions))).status, INVALID_ARGUMENT);
+    assert.equal((await emptyRecognize(holder)).status, Code.ResourceExhausted);
+    assert.equal((await emptyRecognize(connectKept(proxy.url, "127.0.0.7", sessions))).status, Code.InvalidArgument);
     for (const stream of held) stream.close(http2.constants.NGHTTP2_CANCEL);
     await until(async () => (await openRequests()) === 0, "none open");
   });
@@ -189,11 +185,11 @@ describe("one address's connections leave room for the others", () => {
     const closedOfFlood = await silentConnections("127.0.0.2", 8);
     await until(() => closedOfFlood() === 2, "two of the flood's connections closed");
     assert.equal(await dropped(), before + 2, "counted in face_connections_dropped_total");
-    assert.equal((await emptyRecognize(connectKept(server.url, "127.0.0.3", sessions))).status, INVALID_ARGUMENT, "another IPv4 address is served");
-    assert.equal((await emptyRecognize(connectKept(server.url, "::1", sessions))).status, INVALID_ARGUMENT, "an IPv6 address is served");
+    assert.equal((await emptyRecognize(connectKept(server.url, "127.0.0.3", sessions))).status, Code.InvalidArgument, "another IPv4 address is served");
+    assert.equal((await emptyRecognize(connectKept(server.url, "::1", sessions))).status, Code.InvalidArgument, "an IPv6 address is served");
     for (const socket of sockets.splice(0)) socket.destroy();
     await until(async () => (await connectionsOpen()) === 2, "the flood's connections closed on the server's side");
-    assert.equal((await emptyRecognize(connectKept(server.url, "127.0.0.2", sessions))).status, INVALID_ARGUMENT, "the address is served again once its connections closed");
+    assert.equal((await emptyRecognize(connectKept(server.url, "127.0.0.2", sessions))).status, Code.InvalidArgument, "the address is served again once its connections closed");
   });
 
   it("counts idle HTTP/2 connections, which answer pings and stay, in the share", async () => {
@@ -203,7 +199,7 @@ describe("one address's connections leave room for the others", () => {
     await Promise.all(idle.map((session) => new Promise((resolve) => session.once("remoteSettings", resolve))));
     const seventh = connectKept(server.url, "127.0.0.4", sessions);
     assert.equal(await new Promise((resolve) => seventh.once("remoteSettings", () => resolve("served")).once("close", () => resolve("closed"))), "closed");
-    assert.equal((await emptyRecognize(connectKept(server.url, "127.0.0.5", sessions))).status, INVALID_ARGUMENT);
+    assert.equal((await emptyRecognize(connectKept(server.url, "127.0.0.5", sessions))).status, Code.InvalidArgument);
   });
 });
 
@@ -242,8 +238,8 @@ describe("one client's messages being received leave room for the others'", () =
     const held = Array.from({ length: 3 }, () => partialRecognize(holder, 2_500_000, 2_000_000));
     try {
       await until(async () => (await receiving()) >= 6_000_000, "6 MB being received from one client");
-      assert.equal(await partialRecognize(holder, 1_000_000, 1_000_000).status, RESOURCE_EXHAUSTED);
-      assert.equal(await partialRecognize(connectKept(server.url, "::1", sessions), 1_500_000, 1_500_000).status, INVALID_ARGUMENT, "another client's message is read (and found not to be a Recognize)");
+      assert.equal(await partialRecognize(holder, 1_000_000, 1_000_000).status, Code.ResourceExhausted);
+      assert.equal(await partialRecognize(connectKept(server.url, "::1", sessions), 1_500_000, 1_500_000).status, Code.InvalidArgument, "another client's message is read (and found not to be a Recognize)");
     } finally {
       for (const { stream } of held) stream.close(http2.constants.NGHTTP2_CANCEL);
     }

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import type http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
+import { Code } from "@connectrpc/connect";
 import { RESET_STREAMS_BURST } from "../src/transport/stream-resets.js";
 import { ANOTHER_64, ONE_64, addLoopbackIpv6, loopbackIpv6Missing } from "./support/loopback-ipv6.js";
 import { accepted, connectFrom, emptyRecognize } from "./support/raw-http2.js";
@@ -16,8 +17,6 @@ import { useTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
 
-const INVALID_ARGUMENT = 3;
-const RESOURCE_EXHAUSTED = 8;
 const [first, second] = ONE_64;
 
 describeUnless(loopbackIpv6Missing(), "an IPv6 client's addresses in one /64 count as one client", () => {
@@ -44,7 +43,7 @@ describeUnless(loopbackIpv6Missing(), "an IPv6 client's addresses in one /64 cou
       const held = [...Array.from({ length: 3 }, () => connect(server.url, first)), ...Array.from({ length: 3 }, () => connect(server.url, second))];
       assert.deepEqual(await Promise.all(held.map(accepted)), Array(6).fill(true));
       assert.equal(await accepted(connect(server.url, second)), false, `a seventh from ${second}, in the same /64 as ${first}, is closed`);
-      assert.equal((await emptyRecognize(connect(server.url, ANOTHER_64))).status, INVALID_ARGUMENT, `${ANOTHER_64}, in another /64, is served`);
+      assert.equal((await emptyRecognize(connect(server.url, ANOTHER_64))).status, Code.InvalidArgument, `${ANOTHER_64}, in another /64, is served`);
     });
   });
 
@@ -57,7 +56,7 @@ describeUnless(loopbackIpv6Missing(), "an IPv6 client's addresses in one /64 cou
       const reset = await resetUntilClosed(attacker, RESET_STREAMS_BURST * 3);
       await until(() => attacker.destroyed, `the connection from ${first} is closed past the budget (${reset} streams reset)`, 5_000);
       assert.equal(await accepted(connect(server.url, second)), false, `a connection from ${second}, in the same /64, is closed as it arrives`);
-      assert.equal((await emptyRecognize(connect(server.url, ANOTHER_64))).status, INVALID_ARGUMENT, `${ANOTHER_64}, in another /64, is served`);
+      assert.equal((await emptyRecognize(connect(server.url, ANOTHER_64))).status, Code.InvalidArgument, `${ANOTHER_64}, in another /64, is served`);
     });
   });
 
@@ -69,8 +68,8 @@ describeUnless(loopbackIpv6Missing(), "an IPv6 client's addresses in one /64 cou
     it("draws the requests of both addresses from one bucket, and another /64's from its own", async () => {
       const statuses = [];
       for (const from of [first, second, first, second]) statuses.push((await emptyRecognize(connect(server.url, from))).status);
-      assert.deepEqual(statuses, [INVALID_ARGUMENT, INVALID_ARGUMENT, INVALID_ARGUMENT, RESOURCE_EXHAUSTED]);
-      assert.equal((await emptyRecognize(connect(server.url, ANOTHER_64))).status, INVALID_ARGUMENT);
+      assert.deepEqual(statuses, [Code.InvalidArgument, Code.InvalidArgument, Code.InvalidArgument, Code.ResourceExhausted]);
+      assert.equal((await emptyRecognize(connect(server.url, ANOTHER_64))).status, Code.InvalidArgument);
     });
   });
 });

@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { connect as connectTcp, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import http2 from "node:http2";
+import { Code } from "@connectrpc/connect";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
 import { accepted, connectFrom, emptyRecognize } from "./support/raw-http2.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
@@ -95,8 +96,6 @@ describe("HTTP/1.1 keep-alive", () => {
   });
 });
 
-const INVALID_ARGUMENT = 3;
-
 describe("idle HTTP/2 connections, with FACE_KEEPALIVE_TIMEOUT_MS", () => {
   const IDLE_MS = 1000;
   let server: TestServer;
@@ -117,7 +116,7 @@ describe("idle HTTP/2 connections, with FACE_KEEPALIVE_TIMEOUT_MS", () => {
     const silent = connectFrom(server.url, "127.0.0.2");
     const used = connectFrom(server.url, "127.0.0.2");
     assert.ok(await accepted(silent));
-    assert.equal((await emptyRecognize(used)).status, INVALID_ARGUMENT);
+    assert.equal((await emptyRecognize(used)).status, Code.InvalidArgument);
     const began = Date.now();
     assert.deepEqual(await within(IDLE_MS * 3, "the idle connections' close", Promise.all([goneAway(silent), goneAway(used)])), [http2.constants.NGHTTP2_NO_ERROR, http2.constants.NGHTTP2_NO_ERROR]);
     assert.ok(Date.now() - began >= IDLE_MS * 0.9, "not before the idle time");

@@ -9,14 +9,13 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
+import { Code } from "@connectrpc/connect";
 import { haproxyAloneMissing, startHAProxy, type HAProxy } from "./support/haproxy.js";
 import { connectFrom, emptyRecognize } from "./support/raw-http2.js";
 import { startRapidReset } from "./support/rapid-reset.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { describeUnless } from "./support/suite.js";
 import { within } from "./support/until.js";
-
-const INVALID_ARGUMENT = 3;
 
 /** face_connections_dropped_total, read within 10 s (a service that does not answer fails the test). */
 async function connectionsDropped(service: ServiceProcess): Promise<number> {
@@ -45,7 +44,7 @@ describeUnless(haproxyAloneMissing(), "a client resetting streams through HAProx
     // it closed HAProxy's connection, and answered nothing again.
     assert.ok((await connectionsDropped(service)) >= 1, `HAProxy's connection was closed past the budget (attacker: ${JSON.stringify(attacked)})`);
     const elsewhere = connectFrom(service.url, "127.0.0.4");
-    assert.equal((await within(10_000, "a direct call", emptyRecognize(elsewhere))).status, INVALID_ARGUMENT);
+    assert.equal((await within(10_000, "a direct call", emptyRecognize(elsewhere))).status, Code.InvalidArgument);
     elsewhere.close();
   });
 });

@@ -10,6 +10,7 @@ import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Code } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { RecognizeRequestSchema } from "../gen/face/v1/face_pb.js";
 import { COOL_OFF_MS, RESET_STREAMS_BURST } from "../src/transport/stream-resets.js";
@@ -23,7 +24,6 @@ import { until } from "./support/until.js";
 import { FACES_DIR, singleFace640x480 } from "./support/testdata.js";
 
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = http2.constants;
-const INVALID_ARGUMENT = 3;
 
 describeUnless(pythonGrpcSkip, "a client resetting every stream it opens (HTTP/2 rapid reset), beside a client we did not write (Python grpcio)", () => {
   let service: ServiceProcess;
@@ -60,7 +60,7 @@ describe("a client cancelling calls", () => {
   it("counts no call that ends as calls do: twice the budget's calls on one connection are answered", async () => {
     const session = connectFrom(server.url, "127.0.0.6");
     for (let i = 0; i < RESET_STREAMS_BURST * 2; i += 50) {
-      assert.deepEqual(new Set(await Promise.all(Array.from({ length: 50 }, async () => (await emptyRecognize(session)).status))), new Set([INVALID_ARGUMENT]));
+      assert.deepEqual(new Set(await Promise.all(Array.from({ length: 50 }, async () => (await emptyRecognize(session)).status))), new Set([Code.InvalidArgument]));
     }
     assert.ok(!session.destroyed);
     session.close();
@@ -75,7 +75,7 @@ describe("a client cancelling calls", () => {
       session.on("goaway", (sent) => (goaway = sent));
       const withinBudget = RESET_STREAMS_BURST * 0.75;
       for (let i = 0; i < withinBudget; i++) openAndReset(session, new Uint8Array(5), code);
-      assert.equal((await emptyRecognize(session)).status, INVALID_ARGUMENT, `after ${withinBudget} cancelled calls, a call on the same connection is answered`);
+      assert.equal((await emptyRecognize(session)).status, Code.InvalidArgument, `after ${withinBudget} cancelled calls, a call on the same connection is answered`);
       assert.equal(goaway, undefined);
 
       const reset = withinBudget + (await resetUntilClosed(session, RESET_STREAMS_BURST * 3, code));
@@ -84,11 +84,11 @@ describe("a client cancelling calls", () => {
 
       assert.equal(await accepted(connectFrom(server.url, address)), false, "a new connection from the address is closed as it arrives");
       const elsewhere = connectFrom(server.url, "127.0.0.4");
-      assert.equal((await emptyRecognize(elsewhere)).status, INVALID_ARGUMENT, "another address is served");
+      assert.equal((await emptyRecognize(elsewhere)).status, Code.InvalidArgument, "another address is served");
       elsewhere.close();
       await new Promise((resolve) => setTimeout(resolve, COOL_OFF_MS + 500));
       const later = connectFrom(server.url, address);
-      assert.equal((await emptyRecognize(later)).status, INVALID_ARGUMENT, "once cooled off, the address is served again");
+      assert.equal((await emptyRecognize(later)).status, Code.InvalidArgument, "once cooled off, the address is served again");
       later.close();
     });
   }
@@ -107,7 +107,7 @@ describe("a trusted proxy passing on its clients' cancellations", () => {
   it("keeps its connection however many streams it resets; another address is still limited", async () => {
     const proxy = connectFrom(server.url, "127.0.0.7");
     await resetUntilClosed(proxy, RESET_STREAMS_BURST * 3);
-    assert.equal((await emptyRecognize(proxy)).status, INVALID_ARGUMENT, "the proxy's connection still answers");
+    assert.equal((await emptyRecognize(proxy)).status, Code.InvalidArgument, "the proxy's connection still answers");
     assert.ok(!proxy.destroyed);
     proxy.close();
 
