@@ -26,6 +26,8 @@ export interface Metrics {
   readonly connectionsDropped: Counter;
   /** Bytes of request messages being received, held against FACE_MAX_RECEIVING_BYTES. */
   readonly receivingBytes: Gauge;
+  /** Calls in admission: running image work (FACE_MAX_IN_FLIGHT) or waiting for it (FACE_MAX_QUEUED). */
+  readonly admissionCalls: Gauge<"state">;
 }
 
 /** Stage durations run from a fraction of a millisecond (landmarks) to a second (huge images). */
@@ -50,6 +52,7 @@ export function processMetrics(): Metrics {
     openRequests: new Gauge({ name: "face_open_requests", help: "Requests open: calls, streams and WebSockets (limit: FACE_MAX_OPEN_REQUESTS)", registers: [registry] }),
     connectionsDropped: new Counter({ name: "face_connections_dropped_total", help: "Connections closed as they arrived (the server had its limit open, FACE_MAX_CONNECTIONS, or their address its share, FACE_MAX_CONNECTIONS_PER_ADDRESS) or for their address's clients resetting too many HTTP/2 streams", registers: [registry] }),
     receivingBytes: new Gauge({ name: "face_receiving_bytes", help: "Bytes of request messages being received (limit: FACE_MAX_RECEIVING_BYTES)", registers: [registry] }),
+    admissionCalls: new Gauge({ name: "face_admission_calls", help: "Calls running image work (state=running, limit: FACE_MAX_IN_FLIGHT) or waiting for it (state=waiting, limit: FACE_MAX_QUEUED)", labelNames: ["state"], registers: [registry] }),
   };
   return metrics;
 }

@@ -9,7 +9,9 @@ import WebSocket from "ws";
 import { runInCall } from "../src/call-signal.js";
 import { createAdmission } from "../src/service/admission.js";
 import { FaceError } from "../src/errors.js";
+import { admissionCalls } from "./support/gauges.js";
 import { stageRuns } from "./support/stage-runs.js";
+import { until } from "./support/until.js";
 import { face } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { grpcTransportFrom } from "./support/from-address.js";
@@ -195,7 +197,8 @@ describe("one client's share of the admission", () => {
       // for one of them to finish (over REST and WebSocket, whose calls went unnamed, even after).
       let slowAnswered = 0;
       const slowOnes = sendSlowCalls().map((answered) => answered.finally(() => slowAnswered++));
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      // The client's share (two of the four slots) runs, the rest of its calls wait.
+      await until(async () => JSON.stringify(await admissionCalls()) === JSON.stringify({ running: 2, waiting: slowOnes.length - 2 }), "the slow photos admitted");
       const answer = await faceClient(server).detect({ image: face("face_recognition/obama.jpg") });
       assert.equal(answer.faces.length, 1);
       assert.equal(slowAnswered, 0, "the other client's call was answered while the slow photos still ran");
@@ -228,6 +231,28 @@ describe("admission", () => {
     finish.get("a4")!();
     await Promise.all(calls);
     assert.deepEqual(started, ["a1", "a2", "b1", "c1", "a3", "a4"]);
+  });
+
+  it("counts its running and waiting calls in face_admission_calls, a call that gives up leaving the count", async () => {
+    const before = await admissionCalls();
+    const admission = createAdmission({ maxInFlight: 1, maxQueued: 2 });
+    const finish: (() => void)[] = [];
+    const givingUp = new AbortController();
+    const call = (signal = new AbortController().signal) => runInCall(signal, () => admission.run(() => new Promise<void>((resolve) => finish.push(resolve))), undefined);
+    const calls = [call(), call(), call(givingUp.signal).catch(() => "gave up")];
+    const counted = async () => {
+      const now = await admissionCalls();
+      return { running: now.running - before.running, waiting: now.waiting - before.waiting };
+    };
+    assert.deepEqual(await counted(), { running: 1, waiting: 2 });
+    givingUp.abort();
+    assert.deepEqual(await counted(), { running: 1, waiting: 1 });
+    finish.shift()!();
+    await until(async () => finish.length === 1, "the waiting call started");
+    assert.deepEqual(await counted(), { running: 1, waiting: 0 });
+    finish.shift()!();
+    assert.deepEqual(await Promise.all(calls), [undefined, undefined, "gave up"]);
+    assert.deepEqual(await counted(), { running: 0, waiting: 0 });
   });
 
   it("keeps at most half its queue for one client, and refuses its calls past that with a retry delay", async () => {

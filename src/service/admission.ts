@@ -1,6 +1,7 @@
 import { callClient, callEndedError, callSignal } from "../call-signal.js";
 import { FaceError } from "../errors.js";
 import { CountsByKey } from "../counts-by-key.js";
+import { processMetrics } from "../metrics.js";
 
 export interface AdmissionOptions {
   /** Calls doing image work at once; more wait in the queue. */
@@ -48,13 +49,16 @@ export function createAdmission(options: AdmissionOptions): Admission {
   /** Calls waiting, first come first served; a call whose client gives up removes itself. */
   const waiting: Waiting[] = [];
   const mayTake = (client: string | undefined) => inFlight < options.maxInFlight && (client === undefined || inFlightByClient.of(client) < perClient);
+  const counted = processMetrics().admissionCalls;
   const take = (client: string | undefined) => {
     inFlight++;
+    counted.inc({ state: "running" });
     if (client !== undefined) inFlightByClient.add(client, 1);
   };
 
   function release(client: string | undefined): void {
     inFlight--;
+    counted.dec({ state: "running" });
     if (client !== undefined) inFlightByClient.add(client, -1);
     const next = waiting.findIndex((w) => mayTake(w.client));
     if (next === -1) return;
@@ -67,6 +71,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
   /** Takes `entry` out of the queue: admitted, or its client gave up. */
   function leaveQueue(entry: Waiting): void {
     waiting.splice(waiting.indexOf(entry), 1);
+    counted.dec({ state: "waiting" });
     if (entry.client !== undefined) waitingByClient.add(entry.client, -1);
   }
 
@@ -105,6 +110,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
         reject(callEndedError(signal!));
       };
       waiting.push(entry);
+      counted.inc({ state: "waiting" });
       if (client !== undefined) waitingByClient.add(client, 1);
       signal?.addEventListener("abort", leave, { once: true });
     });
