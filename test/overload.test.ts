@@ -255,24 +255,41 @@ describe("admission", () => {
     assert.deepEqual(await counted(), { running: 0, waiting: 0 });
   });
 
-  it("keeps at most half its queue for one client, and refuses its calls past that with a retry delay", async () => {
+  it("lets one client fill its queue while there is room, and gives another client's call the newest place of a client holding over half", async () => {
     const admission = createAdmission({ maxInFlight: 2, maxQueued: 4 });
     const finish: (() => void)[] = [];
-    const call = (client: string) => runInCall(new AbortController().signal, () => admission.run(() => new Promise<void>((resolve) => finish.push(resolve))), client);
-    const running = [call("a"), call("b")];
-    const waitingOfA = [call("a"), call("a")];
-    // Before, a's third waiting call was queued too, and a fourth filled the queue: b's next call was refused.
-    let refusal: unknown = "queued";
-    call("a").catch((e: unknown) => (refusal = e));
-    const waitingOfB = [call("b"), call("b")];
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.ok(refusal instanceof FaceError, String(refusal));
-    assert.deepEqual([refusal.kind, refusal.retryAfterMs], ["resource_exhausted", 1_000]);
-    assert.match(refusal.message, /share of the queue/);
+    const outcomes = new Map<string, string>();
+    const refusals = new Map<string, FaceError>();
+    const call = (client: string, name: string) =>
+      runInCall(new AbortController().signal, () => admission.run(() => new Promise<void>((resolve) => finish.push(resolve))), client).then(
+        () => void outcomes.set(name, "served"),
+        (e: FaceError) => {
+          outcomes.set(name, e.kind);
+          refusals.set(name, e);
+        },
+      );
+    const settled = () => new Promise((resolve) => setImmediate(resolve));
+    const calls = [call("a", "a1"), call("b", "b1")];
+    // Alone in the queue, a may fill it: before, its third and fourth waiting calls were refused at once.
+    calls.push(call("a", "a2"), call("a", "a3"), call("a", "a4"), call("a", "a5"));
+    await settled();
+    assert.deepEqual([...outcomes], []);
+    calls.push(call("a", "a6"));
+    await settled();
+    assert.deepEqual([...outcomes], [["a6", "unavailable"]], "past a full queue that no other client waits in, a's call is refused");
+    // b's calls take the newest places of a, who holds over half of the queue, until each holds half.
+    calls.push(call("b", "b2"), call("b", "b3"), call("c", "c1"));
+    await settled();
+    assert.deepEqual(Object.fromEntries(outcomes), { a6: "unavailable", a5: "resource_exhausted", a4: "resource_exhausted", c1: "unavailable" });
+    for (const name of ["a5", "a4"]) {
+      assert.equal(refusals.get(name)!.retryAfterMs, 1_000);
+      assert.match(refusals.get(name)!.message, /over its share of the full queue/);
+    }
     while (finish.length > 0) {
       finish.shift()!();
-      await new Promise((resolve) => setImmediate(resolve));
+      await settled();
     }
-    await Promise.all([...running, ...waitingOfA, ...waitingOfB]);
+    await Promise.all(calls);
+    assert.deepEqual(["a1", "b1", "a2", "a3", "b2", "b3"].map((name) => outcomes.get(name)), Array(6).fill("served"));
   });
 });

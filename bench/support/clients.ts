@@ -1,8 +1,8 @@
 /**
  * Separate callers for the benchmarks' "N clients" rows. The service shares its admission places
  * among client addresses (README, admission), so N callers on one connection are one client to it:
- * half the places, and past its share of the queue its calls are refused (16 of them stopped
- * `npm run bench` with ResourceExhausted after the share came, 2026-12-04).
+ * half the places for image work, and 16 of them had calls refused, which stopped `npm run bench`
+ * (2026-12-04).
  */
 import { createClient, type Client } from "@connectrpc/connect";
 import { FaceService } from "../../gen/face/v1/face_pb.js";

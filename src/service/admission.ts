@@ -15,9 +15,10 @@ const RETRY_AFTER_MS = 1_000;
 
 /**
  * How many of `places` (slots, or places in the queue) one client (an address, an IPv6 /64 or an
- * API key) may hold: half, so the others always have the rest. A photo's decoding holds one of libuv's four threads until it is done, and some
- * photos cost seconds (a 36-megapixel AVIF of 1 KB took 5 s): one address sending four of them at
- * once held every slot and thread, and another client's calls waited up to 7.7 s.
+ * API key) is sure of: half, so the others always have the rest. A photo's decoding holds one of
+ * libuv's four threads until it is done, and some photos cost seconds (a 36-megapixel AVIF of 1 KB
+ * took 5 s): one address sending four of them at once held every slot and thread, and another
+ * client's calls waited up to 7.7 s.
  */
 function oneClientsShare(places: number): number {
   return Math.ceil(places / 2);
@@ -25,11 +26,13 @@ function oneClientsShare(places: number): number {
 
 /**
  * The server-wide bound on image work (decode, detection, inference, search): at most `maxInFlight`
- * calls run and at most `maxQueued` wait, of each at most half from one client (oneClientsShare),
- * first come first served among those whose client may take a slot, and any call beyond that is
- * refused at once with a retry delay (Unavailable; ResourceExhausted past the client's share of the
- * queue), instead of queueing without end while every answer gets slower and memory grows. A
- * waiting call whose client gives up leaves the queue.
+ * calls run, at most half of them from one client (oneClientsShare), first come first served among
+ * those whose client may take a slot, and at most `maxQueued` wait. One client may fill the queue
+ * while there is room; once it is full, another client's call takes the place of the newest call of
+ * a client waiting with more than half of it (that call is refused: ResourceExhausted). Any other
+ * call beyond the queue is refused at once (Unavailable); both with a retry delay, instead of
+ * queueing without end while every answer gets slower and memory grows. A waiting call whose
+ * client gives up leaves the queue.
  */
 export interface Admission {
   run<T>(work: () => Promise<T>): Promise<T>;
@@ -38,6 +41,8 @@ export interface Admission {
 interface Waiting {
   client: string | undefined;
   admit(): void;
+  /** Refuses the call after all (out of the queue already): its place went to another client's. */
+  refuse(error: FaceError): void;
 }
 
 export function createAdmission(options: AdmissionOptions): Admission {
@@ -68,11 +73,28 @@ export function createAdmission(options: AdmissionOptions): Admission {
     chosen.admit();
   }
 
-  /** Takes `entry` out of the queue: admitted, or its client gave up. */
+  /** Takes `entry` out of the queue: admitted, its client gave up, or its place went to another client. */
   function leaveQueue(entry: Waiting): void {
     waiting.splice(waiting.indexOf(entry), 1);
     counted.dec({ state: "waiting" });
     if (entry.client !== undefined) waitingByClient.add(entry.client, -1);
+  }
+
+  /** The newest waiting call of a client that holds more than its share of the queue. */
+  function newestOverQueueShare(): Waiting | undefined {
+    for (let i = waiting.length - 1; i >= 0; i--) {
+      const { client } = waiting[i];
+      if (client !== undefined && waitingByClient.of(client) > waitingPerClient) return waiting[i];
+    }
+    return undefined;
+  }
+
+  function overQueueShare(client: string): FaceError {
+    return new FaceError(
+      "resource_exhausted",
+      `this client had ${waitingByClient.of(client)} calls waiting for the server, over its share of the full queue; retry in ${RETRY_AFTER_MS / 1000} s`,
+      { retryAfterMs: RETRY_AFTER_MS },
+    );
   }
 
   async function waitForSlot(client: string | undefined): Promise<void> {
@@ -83,19 +105,20 @@ export function createAdmission(options: AdmissionOptions): Admission {
       return;
     }
     if (waiting.length >= options.maxQueued) {
-      throw new FaceError(
-        "unavailable",
-        `the server is at capacity (${inFlight} calls running, ${waiting.length} waiting); retry in ${RETRY_AFTER_MS / 1000} s`,
-        { retryAfterMs: RETRY_AFTER_MS },
-      );
-    }
-    if (client !== undefined && waitingByClient.of(client) >= waitingPerClient) {
-      // One client filling the queue left every other client's call that found the places taken refused.
-      throw new FaceError(
-        "resource_exhausted",
-        `this client has ${waitingByClient.of(client)} calls waiting for the server, its share of the queue; retry in ${RETRY_AFTER_MS / 1000} s`,
-        { retryAfterMs: RETRY_AFTER_MS },
-      );
+      // One client filling the queue while it was alone must not leave the next client's calls
+      // refused: the newest waiting call of a client holding over half gives its place up.
+      const underShare = client === undefined || waitingByClient.of(client) < waitingPerClient;
+      const pushedOut = underShare ? newestOverQueueShare() : undefined;
+      if (pushedOut === undefined) {
+        throw new FaceError(
+          "unavailable",
+          `the server is at capacity (${inFlight} calls running, ${waiting.length} waiting); retry in ${RETRY_AFTER_MS / 1000} s`,
+          { retryAfterMs: RETRY_AFTER_MS },
+        );
+      }
+      const error = overQueueShare(pushedOut.client!);
+      leaveQueue(pushedOut);
+      pushedOut.refuse(error);
     }
     await new Promise<void>((resolve, reject) => {
       const entry: Waiting = {
@@ -103,6 +126,10 @@ export function createAdmission(options: AdmissionOptions): Admission {
         admit: () => {
           signal?.removeEventListener("abort", leave);
           resolve();
+        },
+        refuse: (error) => {
+          signal?.removeEventListener("abort", leave);
+          reject(error);
         },
       };
       const leave = () => {
