@@ -19,9 +19,8 @@ export function grpcEnvelope(message: Uint8Array): Buffer {
 }
 
 /**
- * An HTTP/2 connection to `url` from the local address `from` (any 127.x.y.z, or ::1, is this
- * machine), so that the service sees another client address. Its errors are ignored: tests look
- * at what it was sent (settings, GOAWAY, answers) and whether it closed.
+ * An HTTP/2 connection to `url` from the local address `from` (tcpFrom). Its errors are ignored:
+ * tests look at what it was sent (settings, GOAWAY, answers) and whether it closed.
  */
 export function connectFrom(url: string, from: string): http2.ClientHttp2Session {
   const session = http2.connect(url, { createConnection: () => tcpFrom(url, from) });
