@@ -3,7 +3,7 @@ import { request as httpRequest } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { FaceService } from "../gen/face/v1/face_pb.js";
-import { rateLimitClient } from "../src/transport/client-address.js";
+import { clientName, rateLimitClient } from "../src/transport/client-address.js";
 import { haproxyAloneMissing, startHAProxy, type HAProxy } from "./support/haproxy.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
@@ -112,5 +112,11 @@ describe("client addresses of every family", () => {
     assert.equal(rateLimitClient("fe80::1%eth0"), rateLimitClient("fe80::2"));
     assert.notEqual(rateLimitClient("198.51.100.1"), rateLimitClient("198.51.100.2"));
     assert.equal(rateLimitClient("::1"), rateLimitClient("::2"), "the loopback's /64 too");
+  });
+
+  it("names a peer whose connection closed before its request was counted (no address left) for what it is", () => {
+    // Node gives a destroyed socket no remote address; refusals and logs read "address undefined".
+    assert.equal(clientName(rateLimitClient(undefined)), "a client whose connection had closed");
+    assert.equal(clientName(rateLimitClient("198.51.100.1")), "address 198.51.100.1");
   });
 });

@@ -3,12 +3,19 @@ import type { FastifyRequest } from "fastify";
 import ipaddr from "ipaddr.js";
 
 /**
+ * The client of a peer whose socket closed before its request was counted: Node leaves a destroyed
+ * socket no remote address. Such requests have no one to answer; they share this one name.
+ */
+const ADDRESS_GONE = "gone:";
+
+/**
  * Whose rate-limit bucket a client address draws from. An IPv4-mapped IPv6 address
  * (::ffff:198.51.100.1, how a dual-stack socket shows an IPv4 peer) is that IPv4 address. An IPv6
  * client is counted by its /64: that is the block one subscriber or host is given, and it can take
  * any of its 2^64 addresses, so counting single addresses would limit nobody.
  */
-export function rateLimitClient(address: string): string {
+export function rateLimitClient(address: string | undefined): string {
+  if (address === undefined) return ADDRESS_GONE;
   if (!ipaddr.isValid(address)) return `ip:${address}`;
   const parsed = ipaddr.process(address);
   if (parsed.kind() === "ipv4") return `ip:${parsed.toString()}`;
@@ -18,6 +25,7 @@ export function rateLimitClient(address: string): string {
 
 /** A client of `rateLimitClient` or an API key's (access.ts) as logs and refusals name it: its address, never its key. */
 export function clientName(client: string): string {
+  if (client === ADDRESS_GONE) return "a client whose connection had closed";
   return client.startsWith("ip:") ? `address ${client.slice(3)}` : "its API key";
 }
 
