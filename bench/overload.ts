@@ -12,9 +12,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConnectError, createClient } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
+import { retryAfterSeconds } from "../src/cli/retry-after.js";
 import { face, singleFace640x480 } from "../test/support/testdata.js";
 import { startServiceProcess } from "../test/support/service-process.js";
 import { separateClients } from "./support/clients.js";
@@ -43,8 +44,8 @@ async function run(label: string, env: Record<string, string>) {
             served.push(performance.now() - start);
           } catch (e) {
             // Shed: told to come back (Unavailable, or ResourceExhausted past its client's share), with when.
-            const retryAfter = Number(ConnectError.from(e).metadata.get("retry-after") ?? NaN);
-            if (Number.isFinite(retryAfter)) {
+            const retryAfter = retryAfterSeconds(e);
+            if (retryAfter !== undefined) {
               shed++;
               await new Promise((r) => setTimeout(r, retryAfter * 1000));
             } else failed++;

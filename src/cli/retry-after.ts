@@ -14,9 +14,15 @@ export const retryWhenTold: Interceptor = (next) => async (req) => {
     try {
       return await next(req);
     } catch (e) {
-      const seconds = Number(ConnectError.from(e).metadata.get("retry-after") ?? 0);
-      if (req.stream || !(seconds > 0) || tries >= MAX_TRIES) throw e;
+      const seconds = retryAfterSeconds(e);
+      if (req.stream || seconds === undefined || tries >= MAX_TRIES) throw e;
       await setTimeout(seconds * 1000, undefined, { signal: req.signal });
     }
   }
 };
+
+/** The wait in seconds a refusal names in `retry-after`, if it names one. */
+export function retryAfterSeconds(error: unknown): number | undefined {
+  const seconds = Number(ConnectError.from(error).metadata.get("retry-after") ?? 0);
+  return seconds > 0 ? seconds : undefined;
+}

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { ServerHttp2Stream } from "node:http2";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Code } from "@connectrpc/connect";
-import { rateLimitClient } from "./client-address.js";
+import { clientOf, rateLimitClient } from "./client-address.js";
 import { refusalOf, retryLater } from "./errors.js";
 import { createTokenBuckets } from "./token-buckets.js";
 import type { ApiKey } from "../api-keys.js";
@@ -81,7 +81,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
 
   return {
     waitBeforeMore(request) {
-      return buckets.take(request.rateLimitClient ?? rateLimitClient(request.ip));
+      return buckets.take(clientOf(request));
     },
   };
 }
