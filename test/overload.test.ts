@@ -13,7 +13,7 @@ import { admissionCalls } from "./support/gauges.js";
 import { stageRuns } from "./support/stage-runs.js";
 import { until } from "./support/until.js";
 import { face } from "./support/testdata.js";
-import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { faceClient, startTestServer, useTestServer, type TestServer } from "./support/server.js";
 import { grpcTransportFrom } from "./support/from-address.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
@@ -152,25 +152,24 @@ describe("frames of a Sync stream draw from the rate limit, whatever its protoco
   }
 });
 
+/**
+ * A flat AVIF of 9 megapixels: a kilobyte that takes a second or more to decode (libvips cannot
+ * shrink AVIF while decoding it), so the calls sending it hold their admission places meanwhile.
+ */
+const slowAvif = new Uint8Array(await sharp({ create: { width: 3000, height: 3000, channels: 3, background: "#808080" } }).avif({ effort: 0 }).toBuffer());
+
 describe("one client's share of the admission", () => {
   let server: TestServer;
-  let slow: Uint8Array;
-  before(async () => {
-    server = await startTestServer({ FACE_MAX_IN_FLIGHT: "4", FACE_MAX_QUEUED: "8" });
-    // A flat AVIF of 9 megapixels is a kilobyte and takes a second or more to decode (libvips cannot
-    // shrink AVIF while decoding it).
-    slow = new Uint8Array(await sharp({ create: { width: 3000, height: 3000, channels: 3, background: "#808080" } }).avif({ effort: 0 }).toBuffer());
-  });
-  after(() => server.close());
+  useTestServer((s) => void (server = s), { FACE_MAX_IN_FLIGHT: "4", FACE_MAX_QUEUED: "8" });
 
   /** At least four calls of the slow photo at once from 127.0.0.2 over `protocol`: one promise for each answer. */
   const slowCalls: Record<string, () => Promise<unknown>[]> = {
     gRPC: () => {
       const client = createClient(FaceService, grpcTransportFrom(server.url, "127.0.0.2"));
-      return Array.from({ length: 4 }, () => client.detect({ image: slow }));
+      return Array.from({ length: 4 }, () => client.detect({ image: slowAvif }));
     },
     REST: () => Array.from({ length: 4 }, () => new Promise((resolve, reject) => {
-      const body = JSON.stringify({ image: Buffer.from(slow).toString("base64") });
+      const body = JSON.stringify({ image: Buffer.from(slowAvif).toString("base64") });
       const req = httpRequest(`${server.url}/api/v1/detect`, { method: "POST", localAddress: "127.0.0.2", headers: { "content-type": "application/json" } }, (res) => res.resume().on("end", resolve));
       req.on("error", reject).end(body);
     })),
@@ -186,7 +185,7 @@ describe("one client's share of the admission", () => {
         resolvers.shift()?.();
         if (resolvers.length === 0) socket.close();
       });
-      socket.once("open", () => answered.forEach(() => socket.send(slow)));
+      socket.once("open", () => answered.forEach(() => socket.send(slowAvif)));
       return answered;
     }),
   };
@@ -205,6 +204,37 @@ describe("one client's share of the admission", () => {
       await Promise.all(slowOnes);
     });
   }
+});
+
+describe("a full admission queue, over gRPC from two addresses", () => {
+  let server: TestServer;
+  useTestServer((s) => void (server = s), { FACE_MAX_IN_FLIGHT: "2", FACE_MAX_QUEUED: "4" });
+
+  it("is filled by a client alone, and gives another client's call the newest place of the one holding over half", async () => {
+    const stop = new AbortController();
+    const codes: (Code | "served")[] = [];
+    const send = (from: string) =>
+      createClient(FaceService, grpcTransportFrom(server.url, from)).detect({ image: slowAvif }, { signal: stop.signal }).then(() => "served" as const, codeOf).then((code) => void codes.push(code));
+    try {
+      // One running (its share of two), four waiting: the whole queue; before 2026-12-05 two of the
+      // four were refused though nobody else waited.
+      const alone = Array.from({ length: 6 }, () => send("127.0.0.2"));
+      await until(async () => JSON.stringify(await admissionCalls()) === JSON.stringify({ running: 1, waiting: 4 }), "one running, four waiting");
+      await until(() => codes.length === 1, "the sixth call refused");
+      assert.deepEqual(codes, [Code.Unavailable]);
+      const other = [send("127.0.0.3")];
+      await until(async () => (await admissionCalls()).running === 2, "the other client's call running");
+      other.push(send("127.0.0.3"));
+      await until(() => codes.length === 2, "a place of the first client given to the other's call");
+      assert.deepEqual(codes, [Code.Unavailable, Code.ResourceExhausted]);
+      assert.deepEqual(await admissionCalls(), { running: 2, waiting: 4 });
+      stop.abort();
+      await Promise.all([...alone, ...other]);
+    } finally {
+      stop.abort();
+    }
+    await until(async () => JSON.stringify(await admissionCalls()) === JSON.stringify({ running: 0, waiting: 0 }), "every call over");
+  });
 });
 
 describe("admission", () => {
