@@ -42,7 +42,7 @@ export type Row = Record<string, string | number>;
 export const EXACT_IN_MEMORY = "exact, in memory";
 
 /** The user of the exact nearest face: a sequential (or bitmap) scan, no approximate index. */
-async function exactTop1(knex: Knex, table: string, collection: string, probe: Float32Array): Promise<string> {
+export async function exactTop1(knex: Knex, table: string, collection: string, probe: Float32Array): Promise<string> {
   return knex.transaction(async (trx) => {
     await trx.raw("SET LOCAL enable_indexscan = off");
     const result = await trx.raw(
@@ -66,7 +66,7 @@ async function userIds(knex: Knex, collection: string): Promise<Map<string, stri
  * Times `search` on every probe (after ten warm-up calls) and compares its top-1 user id with the
  * exact one: p50, p95 and recall@1 columns.
  */
-async function measure<P>(probes: P[], exact: string[], search: (probe: P, timed: boolean) => Promise<string | undefined>): Promise<Row> {
+export async function measure<P>(probes: P[], exact: string[], search: (probe: P, timed: boolean) => Promise<string | undefined>): Promise<Row> {
   for (const p of probes.slice(0, 10)) await search(p, false);
   const ms: number[] = [];
   let agree = 0;
