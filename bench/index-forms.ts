@@ -11,14 +11,13 @@
  *
  * PostgreSQL only: the question is the million-face search, and a PGlite gallery sizes its buffer
  * cache to its files, which a copy would change for the other benchmarks. The galleries are
- * bench:search's; each gets a copy of its faces (`index_forms`, made once) holding both indexes, so
+ * bench:search's; each gets a copy of its synthetic faces (`index_forms`, made once) holding both indexes, so
  * the service's own table keeps its one index. The query is the bare top-4 search of one collection
  * (the service's adds its users and negative examples around it alike for both forms).
  */
 import type { Knex } from "knex";
 import { openGallery, type GalleryTarget } from "./support/galleries.js";
-import { probeNear, sampleUsers } from "./support/gallery.js";
-import { exactTop1, measure, PROBE_DISTANCES, PROBES, searchTargets, type Row } from "./support/search-runs.js";
+import { measure, PROBES, probeKinds, searchTargets, type Row } from "./support/search-runs.js";
 import { vectorParam } from "../src/store/vector-param.js";
 import { printTable } from "./table.js";
 
@@ -41,15 +40,15 @@ type Form = keyof typeof FORMS;
 async function prepareCopy(knex: Knex, maintenanceWorkMem: string): Promise<Record<Form, string>> {
   const synthetic = "WHERE model = 'synthetic'";
   const summary = async (table: string) => JSON.stringify((await knex.raw(`SELECT count(*)::int AS n, max(id)::text AS top FROM ${table}`)).rows[0]);
-  const exists = (await knex.raw("SELECT to_regclass(?) AS t", [TABLE])).rows[0].t !== null;
-  if (!exists || (await summary(TABLE)) !== (await summary(`faces ${synthetic}`))) {
+  const exists = async (name: string) => (await knex.raw("SELECT to_regclass(?) AS t", [name])).rows[0].t !== null;
+  if (!(await exists(TABLE)) || (await summary(TABLE)) !== (await summary(`faces ${synthetic}`))) {
     await knex.raw(`DROP TABLE IF EXISTS ${TABLE}`);
     await knex.raw(`CREATE TABLE ${TABLE} AS SELECT id, user_id, collection, embedding FROM faces ${synthetic}`);
   }
   await knex.raw(`SET maintenance_work_mem = '${maintenanceWorkMem}'`);
   const built: Record<Form, string> = { vector: "before this run", halfvec: "before this run" };
   for (const form of Object.keys(FORMS) as Form[]) {
-    if ((await knex.raw("SELECT to_regclass(?) AS t", [`index_forms_${form}`])).rows[0].t !== null) continue;
+    if (await exists(`index_forms_${form}`)) continue;
     const start = performance.now();
     await knex.raw(FORMS[form].index);
     built[form] = `${((performance.now() - start) / 1000).toFixed(0)} s`;
@@ -64,15 +63,9 @@ async function compare(target: GalleryTarget, size: number, maintenanceWorkMem: 
   const knex = database.knex;
   try {
     const built = await prepareCopy(knex, maintenanceWorkMem);
-    const samples = await sampleUsers(knex, COLLECTION, PROBES);
-    const kinds = [];
-    for (const [kind, distance] of Object.entries(PROBE_DISTANCES)) {
-      const probes = samples.map((s) => probeNear(s.embedding, distance));
-      const exact: string[] = [];
-      for (const probe of probes) exact.push(await exactTop1(knex, TABLE, COLLECTION, probe));
-      kinds.push({ kind: `${kind} (${distance})`, probes, exact });
-    }
-    const megabytes = async (form: Form) => ((await knex.raw("SELECT pg_relation_size(?) AS b", [`index_forms_${form}`])).rows[0].b / 2 ** 20).toFixed(0);
+    const kinds = await probeKinds(knex, TABLE, COLLECTION);
+    const megabytes: Record<Form, string> = { vector: "", halfvec: "" };
+    for (const form of Object.keys(FORMS) as Form[]) megabytes[form] = ((await knex.raw("SELECT pg_relation_size(?) AS b", [`index_forms_${form}`])).rows[0].b / 2 ** 20).toFixed(0);
     // Measured warm, as a serving database is (the exact scans above pushed the indexes out).
     await knex.raw("CREATE EXTENSION IF NOT EXISTS pg_prewarm");
     await knex.raw("SELECT pg_prewarm('index_forms_vector'), pg_prewarm('index_forms_halfvec')");
@@ -80,13 +73,13 @@ async function compare(target: GalleryTarget, size: number, maintenanceWorkMem: 
     for (let pass = 1; pass <= PASSES; pass++) {
       for (const efSearch of EF_SEARCH_VALUES) {
         for (const form of Object.keys(FORMS) as Form[]) {
-          const search = (probe: Float32Array) => knex.transaction(async (trx) => {
+          const search = ({ probe }: { probe: Float32Array }) => knex.transaction(async (trx) => {
             await trx.raw(`SET LOCAL hnsw.ef_search = ${efSearch}`);
             const result = await trx.raw(`SELECT user_id FROM ${TABLE} WHERE collection = ? ORDER BY ${FORMS[form].orderBy} LIMIT 4`, [COLLECTION, vectorParam(probe)]);
             return result.rows.length > 0 ? String(result.rows[0].user_id) : undefined;
           });
           for (const { kind, probes, exact } of kinds) {
-            rows.push({ faces: size, index: form, "index MB": await megabytes(form), built: built[form], pass, ef_search: efSearch, probes: kind, ...(await measure(probes, exact, search)) });
+            rows.push({ faces: size, index: form, "index MB": megabytes[form], built: built[form], pass, ef_search: efSearch, probes: kind, ...(await measure(probes, exact, search)) });
           }
         }
       }

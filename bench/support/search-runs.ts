@@ -42,7 +42,7 @@ export type Row = Record<string, string | number>;
 export const EXACT_IN_MEMORY = "exact, in memory";
 
 /** The user of the exact nearest face: a sequential (or bitmap) scan, no approximate index. */
-export async function exactTop1(knex: Knex, table: string, collection: string, probe: Float32Array): Promise<string> {
+async function exactTop1(knex: Knex, table: string, collection: string, probe: Float32Array): Promise<string> {
   return knex.transaction(async (trx) => {
     await trx.raw("SET LOCAL enable_indexscan = off");
     const result = await trx.raw(
@@ -79,6 +79,29 @@ export async function measure<P>(probes: P[], exact: string[], search: (probe: P
   return { "p50 ms": percentile(ms, 50).toFixed(2), "p95 ms": percentile(ms, 95).toFixed(2), "recall@1": (agree / probes.length).toFixed(3) };
 }
 
+/** Probes of one kind (PROBE_DISTANCES) with the exact top-1 user of each. */
+export interface ProbeKind {
+  kind: string;
+  probes: { identifier: string; probe: Float32Array }[];
+  exact: string[];
+}
+
+/**
+ * PROBES enrolled users of `collection`, each moved to every distance of PROBE_DISTANCES, with the
+ * exact answer for each probe from a scan of `table`.
+ */
+export async function probeKinds(knex: Knex, table: string, collection: string): Promise<ProbeKind[]> {
+  const samples = await sampleUsers(knex, collection, PROBES);
+  const kinds: ProbeKind[] = [];
+  for (const [kind, distance] of Object.entries(PROBE_DISTANCES)) {
+    const probes = samples.map((s) => ({ ...s, probe: probeNear(s.embedding, distance) }));
+    const exact: string[] = [];
+    for (const p of probes) exact.push(await exactTop1(knex, table, collection, p.probe));
+    kinds.push({ kind: `${kind} (${distance})`, probes, exact });
+  }
+  return kinds;
+}
+
 /**
  * The service's search query on one gallery, for several ef_search values: one row per value and
  * probe kind (typical and hard second photos, see PROBE_DISTANCES).
@@ -87,17 +110,11 @@ export async function gallerySearch(target: GalleryTarget, size: number, mainten
   const collection = "default";
   const name = `gallery-${size}`;
   const database = await openGallery(target, name, size, [collection], maintenanceWorkMem);
-  const kinds: { kind: string; probes: { identifier: string; probe: Float32Array }[]; exact: string[] }[] = [];
+  let kinds: ProbeKind[];
   let ids: Map<string, string>;
   try {
-    const samples = await sampleUsers(database.knex, collection, PROBES);
+    kinds = await probeKinds(database.knex, "faces", collection);
     ids = await userIds(database.knex, collection);
-    for (const [kind, distance] of Object.entries(PROBE_DISTANCES)) {
-      const probes = samples.map((s) => ({ ...s, probe: probeNear(s.embedding, distance) }));
-      const exact: string[] = [];
-      for (const p of probes) exact.push(await exactTop1(database.knex, "faces", collection, p.probe));
-      kinds.push({ kind: `${kind} (${distance})`, probes, exact });
-    }
     // Measured warm, as a serving database is: its index pages in memory (the exact scans above
     // pushed them out).
     if (target.kind === "postgres") {
