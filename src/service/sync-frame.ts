@@ -49,7 +49,11 @@ interface StreamMemory {
   rejectedSpots?: RejectedSpots;
   /** Frames of the stream begun so far: which ones are read whole (WHOLE_FRAME_EVERY). */
   framesBegun?: number;
+  /** The collection and identifier of each face the stream registered (`registrationKey`). */
+  registered?: Set<string>;
 }
+
+const registrationKey = (collection: string, identifier: string) => JSON.stringify([collection, identifier]);
 
 /** Where a frame's faces were found: the next frame of the same collection and max_faces looks near them. */
 interface FacesSeen {
@@ -81,7 +85,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
 
   /**
    * Identifies every face of one frame; registers the largest unknown face when `identifier` is
-   * given. With a stream's memory, faces identified in the previous frame keep their identity
+   * given and names no one in view (nor anyone the stream registered before). With a stream's memory, faces identified in the previous frame keep their identity
    * without a new embedding and search, and spots rejected as no face in recent frames get no new
    * closer look; `order` orders the tracking of frames processed concurrently.
    */
@@ -137,7 +141,12 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       return { ...track, identifier: known ? best.identifier : "", distance: best?.distance ?? 2, framesSinceSearch: 0 };
     });
     const registered = new Set<number>();
-    if (registerAs !== undefined) {
+    // An identifier names one person. While a face of the frame is that person, any unknown face is
+    // someone else; and once a stream has registered them, its later frames sent with the same
+    // identifier show whoever comes into view after them. Either way a stranger would be registered
+    // under their name and then recognized as them.
+    const key = registerAs === undefined ? "" : registrationKey(collection, registerAs);
+    if (registerAs !== undefined && !tracks.some((t) => t.identifier === registerAs) && !memory.registered?.has(key)) {
       const unknown = tracks.findIndex((t) => t.identifier === "");
       // A face searched in this frame is prepared and embedded already; a tracked one is not.
       const searched = unknown < 0 ? -1 : toSearch.indexOf(faces[unknown]);
@@ -147,6 +156,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
         await addRegisteredFace(collection, registerAs, candidate, embedding, bytes, image);
         tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
         registered.add(unknown);
+        memory.registered?.add(key);
       }
     }
     // A stream reports a face when its track starts and when its identity changes, not every frame.
@@ -178,7 +188,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
    * frame's work (the server's admission limit).
    */
   function openSyncSession(run: <T>(work: () => Promise<T>) => Promise<T>) {
-    const memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck(), rejectedSpots: createRejectedSpots(), framesBegun: 0 };
+    const memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck(), rejectedSpots: createRejectedSpots(), framesBegun: 0, registered: new Set() };
     let { previousFaces, previousDone } = FIRST_FRAME;
     return {
       frame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {
