@@ -123,9 +123,12 @@ describe("npm start", () => {
     const dataDir = await mkdtemp(join(tmpdir(), "face-npm-start-"));
     try {
       const first = await npmStart(dataDir);
-      for (const step of ["database opened and migrated", "models loaded", "routes built", "listening"]) {
-        assert.match(first.output(), new RegExp(`"step":"${step}","ms":\\d+`), step);
-      }
+      // pino writes to stdout asynchronously (sonic-boom through libuv's thread pool), so a step's
+      // line can reach the pipe after the first /health answer: once in CI the "listening" line
+      // was not there yet when /health answered.
+      const steps = ["database opened and migrated", "models loaded", "routes built", "listening"].map((step) => new RegExp(`"step":"${step}","ms":\\d+`));
+      await until(() => steps.every((step) => step.test(first.output())), "every start-up step logged", 10_000).catch(() => {});
+      for (const step of steps) assert.match(first.output(), step);
       first.child.kill("SIGTERM"); // npm's process, not the service's
       assert.equal(await stopped(first.url), true, "the service stopped with npm");
 
