@@ -10,7 +10,9 @@ import { frameByFrame } from "./support/request-queue.js";
  * A frame's `identifier` asks to register the person it names, not whoever else is unknown in the
  * view: a stranger registered under someone's name is then recognized as them. Until 2026-12-05 a
  * frame registered its largest unknown face even with that person already in view, and every frame
- * of a stream sent with the identifier registered a newcomer once the person was known.
+ * of a stream sent with the identifier registered a newcomer once the person was known; and a
+ * frame registered the larger of two unknown faces of about the same size, where Register refuses
+ * the same photo as ambiguous.
  */
 describe("a Sync frame's identifier registers only the person it names", () => {
   let client: Client<typeof FaceService>;
@@ -34,6 +36,20 @@ describe("a Sync frame's identifier registers only the person it names", () => {
     assert.deepEqual(answer.faces.map((f) => f.identifier).sort(), ["", "", "obama"]);
     assert.equal(await recognizedAs(biden, collection), "");
     assert.equal(await recognizedAs(obama, collection), "obama");
+  });
+
+  it("registers no one when two unknown faces of similar size could be the person, as Register refuses such a photo", async () => {
+    const collection = "frame-ambiguous";
+    // Obama's and Biden's faces differ in area by under 1 %: "the largest" is a coin toss.
+    await assert.rejects(client.register({ identifier: "someone", image: both, collection }), /several faces of similar size/);
+    const answer = await client.syncFrame({ image: both, identifier: "someone", collection });
+    assert.equal(answer.faces.length, 3);
+    assert.deepEqual(answer.faces.map((f) => [f.identifier, f.registered]), [["", false], ["", false], ["", false]]);
+    // With one of them known, the other is no longer ambiguous.
+    await client.register({ identifier: "obama", image: obama, collection });
+    const named = await client.syncFrame({ image: both, identifier: "biden", collection });
+    assert.deepEqual(named.faces.filter((f) => f.registered).map((f) => f.identifier), ["biden"]);
+    assert.equal(await recognizedAs(biden, collection), "biden");
   });
 
   it("registers one face under an identifier per stream, not each newcomer after it (Sync)", async () => {

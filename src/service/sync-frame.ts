@@ -85,7 +85,8 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
 
   /**
    * Identifies every face of one frame; registers the largest unknown face when `identifier` is
-   * given and names no one in view (nor anyone the stream registered before). With a stream's memory, faces identified in the previous frame keep their identity
+   * given and names no one in view (nor anyone the stream registered before), and no other unknown
+   * face is about as large. With a stream's memory, faces identified in the previous frame keep their identity
    * without a new embedding and search, and spots rejected as no face in recent frames get no new
    * closer look; `order` orders the tracking of frames processed concurrently.
    */
@@ -151,7 +152,9 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       // A face searched in this frame is prepared and embedded already; a tracked one is not.
       const searched = unknown < 0 ? -1 : toSearch.indexOf(faces[unknown]);
       const candidate = unknown < 0 ? undefined : (prepared[searched] ?? (await engine.prepare(image, [faces[unknown]]))[0]);
-      if (candidate !== undefined && qualityProblem(candidate, [], config) === undefined) {
+      // Another unknown face of about its size could as well be the person: Register refuses such a photo.
+      const otherUnknown = faces.filter((_, i) => i !== unknown && tracks[i].identifier === "");
+      if (candidate !== undefined && qualityProblem(candidate, otherUnknown, config) === undefined) {
         const embedding = embeddings[searched] ?? (await engine.embed([candidate]))[0];
         await addRegisteredFace(collection, registerAs, candidate, embedding, bytes, image);
         tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
