@@ -45,6 +45,9 @@ describe("a Sync frame's identifier registers only the person it names", () => {
     const answer = await client.syncFrame({ image: both, identifier: "someone", collection });
     assert.equal(answer.faces.length, 3);
     assert.deepEqual(answer.faces.map((f) => [f.identifier, f.registered]), [["", false], ["", false], ["", false]]);
+    // Nor when the frame asks for its largest face only: the other is still there.
+    const largest = await client.syncFrame({ image: both, identifier: "someone", collection, maxFaces: 1 });
+    assert.deepEqual(largest.faces.map((f) => [f.identifier, f.registered]), [["", false]]);
     // With one of them known, the other is no longer ambiguous.
     await client.register({ identifier: "obama", image: obama, collection });
     const named = await client.syncFrame({ image: both, identifier: "biden", collection });

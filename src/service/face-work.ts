@@ -74,14 +74,16 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
 
   /**
    * Decodes and finds faces, largest first, at most a request's `maxFaces` (maxFacesOf), not yet
-   * aligned (engine.prepare does that for those a caller embeds).
+   * aligned (engine.prepare does that for those a caller embeds); `beyond` holds up to `lookPast`
+   * more, the next largest, found but left out of the answer.
    */
-  async function foundFacesOf(bytes: Uint8Array, maxFaces: number, options?: DetectOptions | (() => Promise<DetectOptions>)): Promise<{ image: DecodedImage; faces: FoundFace[] }> {
+  async function foundFacesOf(bytes: Uint8Array, maxFaces: number, options?: DetectOptions | (() => Promise<DetectOptions>), lookPast = 0): Promise<{ image: DecodedImage; faces: FoundFace[]; beyond: FoundFace[] }> {
     const limit = maxFacesOf(maxFaces);
     const image = await engine.decode(bytes);
-    const faces = await engine.find(image, limit, typeof options === "function" ? await options() : options);
+    const found = await engine.find(image, limit + lookPast, typeof options === "function" ? await options() : options);
+    const faces = found.slice(0, limit);
     metrics.facesDetected.inc(faces.length);
-    return { image, faces };
+    return { image, faces, beyond: found.slice(limit) };
   }
 
   /** Decodes, finds, aligns and measures faces, largest first. */

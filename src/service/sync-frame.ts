@@ -112,7 +112,9 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     // must not name someone deleted (DeleteUser, DeleteCollection, on any instance) before the frame arrived.
     const present = previousDone.then(() => stillUsers(collection, tracker.names(collection)));
     present.catch(() => {}); // awaited below; a failed detection must not leave it unhandled
-    const { image, faces } = await foundFacesOf(bytes, input.maxFaces, detectOptions);
+    // A frame registering someone looks one face past max_faces: a second face about as large as the
+    // largest makes "the" face ambiguous even when the answer leaves it out.
+    const { image, faces, beyond } = await foundFacesOf(bytes, input.maxFaces, detectOptions, registerAs === undefined ? 0 : 1);
     order.seen({ collection, maxFaces: input.maxFaces, boxes: faces.map((f) => f.box) });
     await previousDone;
     const assigned = tracker.assign(collection, faces.map((f) => f.box));
@@ -153,7 +155,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
       const searched = unknown < 0 ? -1 : toSearch.indexOf(faces[unknown]);
       const candidate = unknown < 0 ? undefined : (prepared[searched] ?? (await engine.prepare(image, [faces[unknown]]))[0]);
       // Another unknown face of about its size could as well be the person: Register refuses such a photo.
-      const otherUnknown = faces.filter((_, i) => i !== unknown && tracks[i].identifier === "");
+      const otherUnknown = faces.filter((_, i) => i !== unknown && tracks[i].identifier === "").concat(beyond);
       if (candidate !== undefined && qualityProblem(candidate, otherUnknown, config) === undefined) {
         const embedding = embeddings[searched] ?? (await engine.embed([candidate]))[0];
         await addRegisteredFace(collection, registerAs, candidate, embedding, bytes, image);
