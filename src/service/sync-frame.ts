@@ -50,7 +50,7 @@ interface StreamMemory {
   /** Frames of the stream begun so far: which ones are read whole (WHOLE_FRAME_EVERY). */
   framesBegun?: number;
   /** The collection and identifier of each face the stream registered (`registrationKey`). */
-  registered?: Set<string>;
+  identifiersRegistered?: Set<string>;
 }
 
 const registrationKey = (collection: string, identifier: string) => JSON.stringify([collection, identifier]);
@@ -86,9 +86,9 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
   /**
    * Identifies every face of one frame; registers the largest unknown face when `identifier` is
    * given and names no one in view (nor anyone the stream registered before), and no other unknown
-   * face is about as large. With a stream's memory, faces identified in the previous frame keep their identity
-   * without a new embedding and search, and spots rejected as no face in recent frames get no new
-   * closer look; `order` orders the tracking of frames processed concurrently.
+   * face is about as large. With a stream's memory, faces identified in the previous frame keep
+   * their identity without a new embedding and search, and spots rejected as no face in recent
+   * frames get no new closer look; `order` orders the tracking of frames processed concurrently.
    */
   async function syncFrame(input: SyncInput, memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck() }, order: FrameOrder = FIRST_FRAME): Promise<{ faces: SyncFaceView[] }> {
     const { tracker, rejectedSpots, stillUsers } = memory;
@@ -149,7 +149,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     // identifier show whoever comes into view after them. Either way a stranger would be registered
     // under their name and then recognized as them.
     const key = registerAs === undefined ? "" : registrationKey(collection, registerAs);
-    if (registerAs !== undefined && !tracks.some((t) => t.identifier === registerAs) && !memory.registered?.has(key)) {
+    if (registerAs !== undefined && !tracks.some((t) => t.identifier === registerAs) && !memory.identifiersRegistered?.has(key)) {
       const unknown = tracks.findIndex((t) => t.identifier === "");
       // A face searched in this frame is prepared and embedded already; a tracked one is not.
       const searched = unknown < 0 ? -1 : toSearch.indexOf(faces[unknown]);
@@ -161,7 +161,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
         await addRegisteredFace(collection, registerAs, candidate, embedding, bytes, image);
         tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
         registered.add(unknown);
-        memory.registered?.add(key);
+        memory.identifiersRegistered?.add(key);
       }
     }
     // A stream reports a face when its track starts and when its identity changes, not every frame.
@@ -193,7 +193,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
    * frame's work (the server's admission limit).
    */
   function openSyncSession(run: <T>(work: () => Promise<T>) => Promise<T>) {
-    const memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck(), rejectedSpots: createRejectedSpots(), framesBegun: 0, registered: new Set() };
+    const memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck(), rejectedSpots: createRejectedSpots(), framesBegun: 0, identifiersRegistered: new Set() };
     let { previousFaces, previousDone } = FIRST_FRAME;
     return {
       frame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {
