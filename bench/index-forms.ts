@@ -17,7 +17,7 @@
  */
 import type { Knex } from "knex";
 import { openGallery, type GalleryTarget } from "./support/galleries.js";
-import { measure, PROBES, probeKinds, searchTargets, type Row } from "./support/search-runs.js";
+import { measure, prewarm, PROBES, probeKinds, relationExists, searchTargets, type Row } from "./support/search-runs.js";
 import { vectorParam } from "../src/store/vector-param.js";
 import { printTable } from "./table.js";
 
@@ -40,7 +40,7 @@ type Form = keyof typeof FORMS;
 async function prepareCopy(knex: Knex, maintenanceWorkMem: string): Promise<Record<Form, string>> {
   const synthetic = "WHERE model = 'synthetic'";
   const summary = async (table: string) => JSON.stringify((await knex.raw(`SELECT count(*)::int AS n, max(id)::text AS top FROM ${table}`)).rows[0]);
-  const exists = async (name: string) => (await knex.raw("SELECT to_regclass(?) AS t", [name])).rows[0].t !== null;
+  const exists = (name: string) => relationExists(knex, name);
   if (!(await exists(TABLE)) || (await summary(TABLE)) !== (await summary(`faces ${synthetic}`))) {
     await knex.raw(`DROP TABLE IF EXISTS ${TABLE}`);
     await knex.raw(`CREATE TABLE ${TABLE} AS SELECT id, user_id, collection, embedding FROM faces ${synthetic}`);
@@ -66,9 +66,7 @@ async function compare(target: GalleryTarget, size: number, maintenanceWorkMem: 
     const kinds = await probeKinds(knex, TABLE, COLLECTION);
     const megabytes: Record<Form, string> = { vector: "", halfvec: "" };
     for (const form of Object.keys(FORMS) as Form[]) megabytes[form] = ((await knex.raw("SELECT pg_relation_size(?) AS b", [`index_forms_${form}`])).rows[0].b / 2 ** 20).toFixed(0);
-    // Measured warm, as a serving database is (the exact scans above pushed the indexes out).
-    await knex.raw("CREATE EXTENSION IF NOT EXISTS pg_prewarm");
-    await knex.raw("SELECT pg_prewarm('index_forms_vector'), pg_prewarm('index_forms_halfvec')");
+    await prewarm(knex, "index_forms_vector", "index_forms_halfvec");
     const rows: Row[] = [];
     for (let pass = 1; pass <= PASSES; pass++) {
       for (const efSearch of EF_SEARCH_VALUES) {

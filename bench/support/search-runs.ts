@@ -41,6 +41,20 @@ export type Row = Record<string, string | number>;
 /** The ef_search column of a search measured in the memory gallery, which has none. */
 export const EXACT_IN_MEMORY = "exact, in memory";
 
+/** Whether a table or index of that name exists. */
+export async function relationExists(knex: Knex, name: string): Promise<boolean> {
+  return (await knex.raw("SELECT to_regclass(?) AS t", [name])).rows[0].t !== null;
+}
+
+/**
+ * Reads `relations` into PostgreSQL's buffer cache: searches are measured warm, as a serving
+ * database is (the exact scans that find each probe's answer push the indexes out).
+ */
+export async function prewarm(knex: Knex, ...relations: string[]): Promise<void> {
+  await knex.raw("CREATE EXTENSION IF NOT EXISTS pg_prewarm");
+  for (const relation of relations) await knex.raw("SELECT pg_prewarm(?)", [relation]);
+}
+
 /** The user of the exact nearest face: a sequential (or bitmap) scan, no approximate index. */
 async function exactTop1(knex: Knex, table: string, collection: string, probe: Float32Array): Promise<string> {
   return knex.transaction(async (trx) => {
@@ -115,12 +129,7 @@ export async function gallerySearch(target: GalleryTarget, size: number, mainten
   try {
     kinds = await probeKinds(database.knex, "faces", collection);
     ids = await userIds(database.knex, collection);
-    // Measured warm, as a serving database is: its index pages in memory (the exact scans above
-    // pushed them out).
-    if (target.kind === "postgres") {
-      await database.knex.raw("CREATE EXTENSION IF NOT EXISTS pg_prewarm");
-      await database.knex.raw("SELECT pg_prewarm('faces_embedding_hnsw'), pg_prewarm('faces')");
-    }
+    if (target.kind === "postgres") await prewarm(database.knex, "faces_embedding_hnsw", "faces");
   } finally {
     await database.close();
   }
@@ -217,7 +226,7 @@ async function planOf(knex: Knex, settings: string[], sql: string, probe: { coll
 
 /** Copies of the faces table laid out the two alternative ways, made once per gallery. */
 async function preparePartitionsAndPartialIndexes(knex: Knex, collections: string[], maintenanceWorkMem: string): Promise<void> {
-  const exists = async (table: string) => (await knex.raw("SELECT to_regclass(?) AS t", [table])).rows[0].t !== null;
+  const exists = (table: string) => relationExists(knex, table);
   await knex.raw(`SET maintenance_work_mem = '${maintenanceWorkMem}'`);
   if (!(await exists("faces_by_partial_index"))) {
     await knex.raw("CREATE TABLE faces_by_partial_index AS SELECT id, user_id, collection, embedding FROM faces");
