@@ -40,15 +40,14 @@ type Form = keyof typeof FORMS;
 async function prepareCopy(knex: Knex, maintenanceWorkMem: string): Promise<Record<Form, string>> {
   const synthetic = "WHERE model = 'synthetic'";
   const summary = async (table: string) => JSON.stringify((await knex.raw(`SELECT count(*)::int AS n, max(id)::text AS top FROM ${table}`)).rows[0]);
-  const exists = (name: string) => relationExists(knex, name);
-  if (!(await exists(TABLE)) || (await summary(TABLE)) !== (await summary(`faces ${synthetic}`))) {
+  if (!(await relationExists(knex, TABLE)) || (await summary(TABLE)) !== (await summary(`faces ${synthetic}`))) {
     await knex.raw(`DROP TABLE IF EXISTS ${TABLE}`);
     await knex.raw(`CREATE TABLE ${TABLE} AS SELECT id, user_id, collection, embedding FROM faces ${synthetic}`);
   }
   await knex.raw(`SET maintenance_work_mem = '${maintenanceWorkMem}'`);
   const built: Record<Form, string> = { vector: "before this run", halfvec: "before this run" };
   for (const form of Object.keys(FORMS) as Form[]) {
-    if (await exists(`index_forms_${form}`)) continue;
+    if (await relationExists(knex, `index_forms_${form}`)) continue;
     const start = performance.now();
     await knex.raw(FORMS[form].index);
     built[form] = `${((performance.now() - start) / 1000).toFixed(0)} s`;

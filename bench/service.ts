@@ -102,7 +102,9 @@ async function bareRoundTrips(): Promise<number[]> {
   const port = await freePort();
   const child = spawn(process.execPath, ["--import", "tsx", "bench/support/bare-server.ts"], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "pipe", "inherit"] });
   try {
-    await once(child.stdout!, "data");
+    // Its first line says it listens; a server that cannot start (the port taken) exits instead,
+    // which must stop the table rather than leave it waiting.
+    await Promise.race([once(child.stdout!, "data"), once(child, "exit").then(([code]) => Promise.reject(new Error(`bare server exited (${code}) before listening`)))]);
     return (await recognizeLatencies(createClient(FaceService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` })))).ms;
   } finally {
     child.kill();

@@ -226,9 +226,8 @@ async function planOf(knex: Knex, settings: string[], sql: string, probe: { coll
 
 /** Copies of the faces table laid out the two alternative ways, made once per gallery. */
 async function preparePartitionsAndPartialIndexes(knex: Knex, collections: string[], maintenanceWorkMem: string): Promise<void> {
-  const exists = (table: string) => relationExists(knex, table);
   await knex.raw(`SET maintenance_work_mem = '${maintenanceWorkMem}'`);
-  if (!(await exists("faces_by_partial_index"))) {
+  if (!(await relationExists(knex, "faces_by_partial_index"))) {
     await knex.raw("CREATE TABLE faces_by_partial_index AS SELECT id, user_id, collection, embedding FROM faces");
     await knex.raw("CREATE INDEX ON faces_by_partial_index (collection)");
     for (const [i, collection] of collections.entries()) {
@@ -236,7 +235,7 @@ async function preparePartitionsAndPartialIndexes(knex: Knex, collections: strin
     }
     await knex.raw("ANALYZE faces_by_partial_index");
   }
-  if (!(await exists("faces_partitioned"))) {
+  if (!(await relationExists(knex, "faces_partitioned"))) {
     await knex.raw("CREATE TABLE faces_partitioned (id bigint, user_id bigint, collection text NOT NULL, embedding vector(512)) PARTITION BY LIST (collection)");
     for (const [i, collection] of collections.entries()) {
       await knex.raw(`CREATE TABLE faces_partition_${i} PARTITION OF faces_partitioned FOR VALUES IN ('${collection}')`);
