@@ -2,7 +2,8 @@
  * HTTP/2 rapid reset (CVE-2023-44487): a client opening streams and resetting them at once, over
  * and over, reconnecting whenever it is closed. Before the limit on reset streams
  * (src/transport/stream-resets.ts), one such client left another address's Recognize calls 2
- * answers in 8 s, each taking seconds; nghttp2's own limit closed its connections but it reconnected.
+ * answers in 8 s, each taking seconds, where it had 240-480 unattacked (53 on 2026-12-05, a slow
+ * day); nghttp2's own limit closed its connections but it reconnected.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
@@ -15,7 +16,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { RecognizeRequestSchema } from "../gen/face/v1/face_pb.js";
 import { COOL_OFF_MS, RESET_STREAMS_BURST } from "../src/transport/stream-resets.js";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
-import { accepted, connectFrom, emptyRecognize, grpcEnvelope } from "./support/raw-http2.js";
+import { accepted, connectFrom, emptyRecognize, FRAME, grpcEnvelope, writeInOnePacket } from "./support/raw-http2.js";
 import { openAndReset, resetUntilClosed, startRapidReset } from "./support/rapid-reset.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { useTestServer, type TestServer } from "./support/server.js";
@@ -23,7 +24,18 @@ import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
 import { FACES_DIR, singleFace640x480 } from "./support/testdata.js";
 
-const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+/** How long the other client calls Recognize, unattacked and then attacked. */
+const SECONDS = 8;
+
+/** What test/python/face_client.py's recognize_for prints. */
+interface RecognizeRun {
+  answered: number;
+  failed: string[];
+  p50_ms: number;
+  max_ms: number;
+}
 
 describeUnless(pythonGrpcSkip, "a client resetting every stream it opens (HTTP/2 rapid reset), beside a client we did not write (Python grpcio)", () => {
   let service: ServiceProcess;
@@ -35,19 +47,27 @@ describeUnless(pythonGrpcSkip, "a client resetting every stream it opens (HTTP/2
 
   it("leaves another address's calls answered: its connections are closed (ENHANCE_YOUR_CALM) and refused for a while", async (t) => {
     const photo = `${FACES_DIR}/face_recognition/obama.jpg`;
+    const target = new URL(service.url).host;
+    // This machine's speed moves from day to day (30-60 answers a second one day, 5 another, when
+    // this test failed with 23 answers attacked): the same client is measured unattacked first,
+    // and its attacked answers are judged against that.
+    const unattacked = await runPythonClient<RecognizeRun>(stubs, target, "recognize_for", [photo, String(SECONDS)]);
     const attack = startRapidReset(service.url, "127.0.0.2", grpcEnvelope(toBinary(RecognizeRequestSchema, create(RecognizeRequestSchema, { image: await singleFace640x480() }))));
-    const served = await runPythonClient<{ answered: number; failed: string[]; p50_ms: number; max_ms: number }>(stubs, new URL(service.url).host, "recognize_for", [photo, "8"]).catch(async (error: unknown) => {
+    const served = await runPythonClient<RecognizeRun>(stubs, target, "recognize_for", [photo, String(SECONDS)]).catch(async (error: unknown) => {
       await attack.stop();
       throw error;
     });
     const attacked = await attack.stop();
-    t.diagnostic(`other client ${JSON.stringify(served)}; attacker ${JSON.stringify(attacked)}`);
-    // Unattacked, this client is answered 30-60 times a second here; attacked before the limit, 2
-    // times in 8 s (p50 6.3 s); after, 43-74 times, the attacker's process sharing the 2 cores.
-    assert.deepEqual(served.failed, [], "no call of the other client failed");
-    assert.ok(served.answered >= 24, `the other client was answered ${served.answered} times in 8 s (p50 ${served.p50_ms} ms, slowest ${served.max_ms} ms); attacker: ${JSON.stringify(attacked)}`);
-    assert.ok(attacked.calmedDown >= 1, `the attacker's connections were closed with ENHANCE_YOUR_CALM: ${JSON.stringify(attacked)}`);
-    assert.ok(attacked.refused >= 1, `its new connections were closed as they arrived: ${JSON.stringify(attacked)}`);
+    const seen = `unattacked ${JSON.stringify(unattacked)}; attacked ${JSON.stringify(served)}; attacker ${JSON.stringify(attacked)}`;
+    t.diagnostic(seen);
+    // Attacked before the limit, the client had 2 answers in 8 s where it had 53 unattacked (4%).
+    // With it, 38-75% of its unattacked answers (each time the attacker is let back, its resets
+    // up to the budget are set up as calls). A quarter leaves room for that, not for the attack.
+    assert.deepEqual(unattacked.failed, [], `no call failed unattacked: ${seen}`);
+    assert.deepEqual(served.failed, [], `no call of the other client failed: ${seen}`);
+    assert.ok(served.answered >= unattacked.answered / 4, `attacked, the other client had under a quarter of its unattacked answers: ${seen}`);
+    assert.ok(attacked.calmedDown >= 1, `the attacker's connections were closed with ENHANCE_YOUR_CALM: ${seen}`);
+    assert.ok(attacked.refused >= 1, `its new connections were closed as they arrived: ${seen}`);
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     assert.ok(Number(/^face_connections_dropped_total (\d+)/m.exec(metrics)?.[1]) >= attacked.calmedDown, "counted in face_connections_dropped_total");
   });
@@ -92,6 +112,27 @@ describe("a client cancelling calls", () => {
       later.close();
     });
   }
+});
+
+/**
+ * The server learns of a stream once the bytes read with its headers are handled: a 64 KB read of
+ * a rapid-reset client holds hundreds of streams, reset by then. The connection that went over its
+ * budget among them was closed only after all of them, each set up as a call (2-6 ms on a slow day).
+ */
+describe("streams reset in the read that opened them", () => {
+  let server: TestServer;
+  useTestServer((started) => void (server = started));
+
+  it("close their connection as soon as they pass the budget: the calls behind them are refused unprocessed (REFUSED_STREAM)", async () => {
+    const [reset, whole] = [RESET_STREAMS_BURST + 50, 20];
+    const sent = writeInOnePacket(server.url, "127.0.0.12", reset, whole);
+    await sent.closed;
+    const wholeIds = Array.from({ length: whole }, (_, i) => 2 * (reset + i) + 1);
+    const refused = sent.frames.filter((f) => f.type === FRAME.RST_STREAM && f.payload.readUInt32BE(0) === NGHTTP2_REFUSED_STREAM).map((f) => f.streamId);
+    const answered = sent.frames.filter((f) => f.type === FRAME.HEADERS).map((f) => f.streamId);
+    assert.deepEqual({ refused, answered }, { refused: wholeIds, answered: [] });
+    assert.ok(sent.frames.some((f) => f.type === FRAME.GOAWAY && f.payload.readUInt32BE(4) === NGHTTP2_ENHANCE_YOUR_CALM), "closed with ENHANCE_YOUR_CALM");
+  });
 });
 
 /**

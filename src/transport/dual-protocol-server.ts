@@ -97,7 +97,13 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
     res.once("close", () => answering.delete(res));
     handler(req, res);
   });
+  const resetStreams = createResetStreamsLimit(limit.isTrustedProxy);
   const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxConcurrentStreams: maxStreamsPerConnection(limit.maxOpenRequests) } }, (req, res) => {
+    // A stream reset in the read that opened it is over when its turn comes: no session, no one to
+    // answer. On a connection closing for its resets, a stream is refused unprocessed, as RFC 9113
+    // 8.7 lets a server say, instead of set up as a call (stream-resets.ts).
+    if (req.stream.destroyed) return;
+    if (resetStreams.closes(req.stream.session!)) return req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     if (!limit.streamsRequests(pathOf(req.url))) endIfSlow(req, requestTimeoutMs);
     if (!limit.streamsAnswers(pathOf(req.url))) endIfAnswerNotTaken(res, requestTimeoutMs, () => req.stream.destroyed || req.stream.close(http2.constants.NGHTTP2_CANCEL));
     // A response sent before the request was fully read (e.g. "message too large") leaves some
@@ -116,7 +122,6 @@ export function createDualProtocolServer(handler: RequestHandler, limit: Connect
     handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
   });
   const sessions = new Set<http2.ServerHttp2Session>();
-  const resetStreams = createResetStreamsLimit(limit.isTrustedProxy);
   h2.on("session", (session) => {
     sessions.add(session);
     resetStreams.watch(session, (drop) => h1.emit("drop", drop));

@@ -53,7 +53,8 @@ export function emptyRecognize(session: http2.ClientHttp2Session, headers: http2
   });
 }
 
-const PING = 6;
+/** HTTP/2 frame types (RFC 9113 6), and the flag a PING's answer carries. */
+export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7 } as const;
 const ACK = 0x1;
 
 /** An HTTP/2 frame: its 9-byte header and `payload`. */
@@ -71,36 +72,61 @@ function literalHeader(name: string, value: string): Buffer {
   return Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
 }
 
+/** An HTTP/2 frame as the server sent it. */
+export interface ReceivedFrame {
+  readonly type: number;
+  readonly flags: number;
+  readonly streamId: number;
+  readonly payload: Buffer;
+}
+
 /**
- * Writes, in one packet on a new connection from `from`, the connection preface and `count`
+ * Writes, in one packet on a new connection from `from`, the connection preface, `reset`
  * Recognize calls each reset (CANCEL) right after its headers and its message's first bytes (the
- * server reads each stream's reset in the same read as its headers), then a PING. Resolves with
- * the socket once the PING is answered: the server has read every frame before it.
+ * server reads each stream's reset in the same read as its headers), then `whole` Recognize calls
+ * with an empty message, then a PING. `frames` fills with what the server sends; `pingAnswered`
+ * resolves once the PING is answered (the server has read every frame before it) and rejects if
+ * the connection closes first; `closed` resolves when it closes.
  */
-export async function resetInOnePacket(url: string, from: string, count: number): Promise<Socket> {
+export function writeInOnePacket(url: string, from: string, reset: number, whole = 0) {
   const socket = tcpFrom(url, from);
   socket.on("error", () => {});
+  const frames: ReceivedFrame[] = [];
   let received = Buffer.alloc(0);
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   const pingAnswered = new Promise<void>((resolve, reject) => {
     socket.on("data", (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
-      for (let at = 0; at + 9 <= received.length; at += 9 + received.readUIntBE(at, 3)) {
-        if (received[at + 3] === PING && (received[at + 4] & ACK) !== 0) resolve();
+      while (received.length >= 9 && received.length >= 9 + received.readUIntBE(0, 3)) {
+        const length = received.readUIntBE(0, 3);
+        const frame = { type: received[3], flags: received[4], streamId: received.readUInt32BE(5) & 0x7fffffff, payload: received.subarray(9, 9 + length) };
+        frames.push(frame);
+        received = received.subarray(9 + length);
+        if (frame.type === FRAME.PING && (frame.flags & ACK) !== 0) resolve();
       }
     });
-    socket.once("close", () => reject(new Error("the connection closed before the PING was answered")));
+    void closed.then(() => reject(new Error("the connection closed before the PING was answered")));
   });
-  await new Promise((resolve) => socket.once("connect", resolve));
-  // :method POST and :scheme http are entries 3 and 6 of HPACK's static table.
-  const headers = Buffer.concat([Buffer.from([0x80 | 3, 0x80 | 6]), ...Object.entries({ ":path": RECOGNIZE[":path"], ":authority": "localhost", "content-type": "application/grpc", te: "trailers" }).map(([n, v]) => literalHeader(n, v))]);
-  const END_HEADERS = 0x4;
-  const [DATA, HEADERS, RST_STREAM, SETTINGS] = [0, 1, 3, 4];
-  const frames = [Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(SETTINGS, 0, 0, Buffer.alloc(0))];
-  const cancel = Buffer.alloc(4);
-  cancel.writeUInt32BE(http2.constants.NGHTTP2_CANCEL);
-  for (let i = 0, id = 1; i < count; i++, id += 2) frames.push(frame(HEADERS, END_HEADERS, id, headers), frame(DATA, 0, id, envelopePrefix(100)), frame(RST_STREAM, 0, id, cancel));
-  frames.push(frame(PING, 0, 0, Buffer.alloc(8)));
-  socket.write(Buffer.concat(frames));
-  await pingAnswered;
-  return socket;
+  pingAnswered.catch(() => {});
+  socket.once("connect", () => {
+    // :method POST and :scheme http are entries 3 and 6 of HPACK's static table.
+    const headers = Buffer.concat([Buffer.from([0x80 | 3, 0x80 | 6]), ...Object.entries({ ":path": RECOGNIZE[":path"], ":authority": "localhost", "content-type": "application/grpc", te: "trailers" }).map(([n, v]) => literalHeader(n, v))]);
+    const [END_STREAM, END_HEADERS] = [0x1, 0x4];
+    const written = [Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0))];
+    const cancel = Buffer.alloc(4);
+    cancel.writeUInt32BE(http2.constants.NGHTTP2_CANCEL);
+    let id = 1;
+    for (let i = 0; i < reset; i++, id += 2) written.push(frame(FRAME.HEADERS, END_HEADERS, id, headers), frame(FRAME.DATA, 0, id, envelopePrefix(100)), frame(FRAME.RST_STREAM, 0, id, cancel));
+    for (let i = 0; i < whole; i++, id += 2) written.push(frame(FRAME.HEADERS, END_HEADERS, id, headers), frame(FRAME.DATA, END_STREAM, id, envelopePrefix(0)));
+    written.push(frame(FRAME.PING, 0, 0, Buffer.alloc(8)));
+    socket.write(Buffer.concat(written));
+  });
+  return { socket, frames, pingAnswered, closed };
+}
+
+/** `count` calls reset in one packet (writeInOnePacket); resolves with the socket once the server has read them. */
+export async function resetInOnePacket(url: string, from: string, count: number): Promise<Socket> {
+  const sent = writeInOnePacket(url, from, count);
+  await sent.pingAnswered;
+  return sent.socket;
 }
