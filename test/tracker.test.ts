@@ -49,6 +49,20 @@ describe("face tracker", () => {
     }
   });
 
+  it("counts the recheck time from the search's answer, not from the frame's arrival: slow searches do not make every frame due", () => {
+    // A loaded server: the frame that searched the face took 400 ms, more than an unknown face's
+    // third of a second, and the next frame is tracked 10 ms after its answer.
+    let now = 0;
+    const tracker = createFaceTracker(() => now);
+    const [first] = tracker.assign("c", [box(0)]);
+    now = 400;
+    tracker.commit("c", [{ ...first.track, framesSinceSearch: 0 }]);
+    now = 410;
+    assert.equal(tracker.assign("c", [box(0)])[0].needsSearch, false, "searched 10 ms ago");
+    now = 400 + 333;
+    assert.equal(tracker.assign("c", [box(0)])[0].needsSearch, true, "searched a third of a second ago");
+  });
+
   it("searches a face again when its box jumped, though it overlaps enough to keep the track", () => {
     // A cut to someone else standing where the known face was, or an unknown face turning to the
     // camera: the track goes on (IoU 0.5), its identity is checked now, not frames later.

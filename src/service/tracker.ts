@@ -55,17 +55,21 @@ export interface FaceTracker {
   names(collection: string): string[];
 }
 
-/** `clock`: milliseconds, the time of each frame as it is tracked. */
+/** `clock`: milliseconds, read as each frame is assigned and committed. */
 export function createFaceTracker(clock: () => number = () => performance.now()): FaceTracker {
   let previous: Track[] = [];
   let previousCollection = "";
   let nextId = 1;
-  /** When each track's face was last searched (by track id), and the time of the frame being tracked. */
+  /**
+   * When each track's face was last searched (by track id): when the frame that searched it was
+   * committed, its answer known. Counted from when that frame was assigned, a search slower than the
+   * recheck time (a loaded server: 400 ms a frame) made every unknown face of every next frame due
+   * again, the load adding searches.
+   */
   let searchedAt = new Map<number, number>();
-  let frameTime = 0;
   return {
     assign(collection, boxes) {
-      frameTime = clock();
+      const frameTime = clock();
       const candidates = collection === previousCollection ? previous : [];
       const taken = new Set<number>();
       return boxes.map((box) => {
@@ -90,7 +94,8 @@ export function createFaceTracker(clock: () => number = () => performance.now())
       });
     },
     commit(collection, tracks) {
-      searchedAt = new Map(tracks.map((t) => [t.id, t.framesSinceSearch === 0 ? frameTime : (searchedAt.get(t.id) ?? frameTime)]));
+      const committedAt = clock();
+      searchedAt = new Map(tracks.map((t) => [t.id, t.framesSinceSearch === 0 ? committedAt : (searchedAt.get(t.id) ?? committedAt)]));
       previous = [...tracks];
       previousCollection = collection;
     },
