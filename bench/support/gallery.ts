@@ -61,11 +61,15 @@ export async function withIndexRebuiltAfter(knex: Knex, maintenanceWorkMem: stri
   await knex.raw("RESET maintenance_work_mem");
 }
 
-/** `count` embeddings of random users of `collection`, with their identifiers. */
+/**
+ * `count` embeddings of random synthetic users of `collection`, with their identifiers: only they
+ * lie in the subspace probeNear moves a face within (a real face registered there would be probed
+ * at the wrong distance).
+ */
 export async function sampleUsers(knex: Knex, collection: string, count: number): Promise<{ identifier: string; embedding: Float32Array }[]> {
   const rows = (await knex.raw(
     `SELECT u.identifier, f.embedding::text AS embedding FROM faces f JOIN users u ON u.id = f.user_id
-      WHERE f.collection = ? ORDER BY random() LIMIT ?`,
+      WHERE f.collection = ? AND f.model = 'synthetic' ORDER BY random() LIMIT ?`,
     [collection, count],
   )).rows as { identifier: string; embedding: string }[];
   return rows.map((r) => ({ identifier: r.identifier, embedding: Float32Array.from(pgvector.fromSql(r.embedding) as number[]) }));
