@@ -130,6 +130,16 @@ describe("corrections", () => {
     assert.equal((await client.recognize({ image: face("face_recognition/obama3.jpg") })).identifier, "obama");
   });
 
+  it("refuses 'not them' for a photo of two faces of similar size, and stores nothing: it could be said of the user's own face", async () => {
+    // Obama and Biden, faces differing in area by under 1 %: "the" face is a coin toss.
+    const both = face("multi/obama_and_biden.jpg");
+    const stored = async () => (await server.database.knex("negative_examples")).length;
+    const before = await stored();
+    await assert.rejects(client.correctMatch({ image: both, identifier: "obama", isMatch: false }), (e) => reasonOf(e) === "MULTIPLE_FACES");
+    assert.equal(await stored(), before);
+    assert.equal((await client.recognize({ image: OBAMA_2 })).identifier, "obama");
+  });
+
   it("adds a quality-checked reference photo when CorrectMatch says it is them", async () => {
     await client.correctMatch({ image: OBAMA_2, identifier: "obama", isMatch: true });
     assert.equal((await server.database.knex("faces")).length, 2);

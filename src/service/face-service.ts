@@ -8,7 +8,7 @@ import type { SearchHit } from "../store/identities.js";
 import { createFaceWork, sha256Of, type FaceServiceDeps } from "./face-work.js";
 import { upgradeEvents } from "./identity-events.js";
 import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
-import { qualityProblem, requireQuality } from "./reference-quality.js";
+import { qualityProblem, requireOneSubject, requireQuality } from "./reference-quality.js";
 import { createSyncFrame, type SyncInput } from "./sync-frame.js";
 import { createUserService, noSuchUser } from "./users.js";
 export type { FaceServiceDeps, FaceView } from "./face-work.js";
@@ -165,7 +165,11 @@ export function createFaceService(deps: FaceServiceDeps) {
       const collection = collectionOf(input.collection);
       const bytes = input.image;
       const { image, face, others } = await primaryFaceOf(bytes);
+      // "Not them" is said of faces a camera caught, blurred or turned as they may be: no quality
+      // gate, but it must be clear which face is meant. Stored against the wrong one of two (the
+      // user's own face beside a stranger's), it kept the user from being recognized at all.
       if (input.isMatch) requireQuality(face, others, config);
+      else requireOneSubject(face, others);
       const [embedding] = await engine.embed([face]);
       // Both write to an existing user only, checked inside the write (NotFound otherwise): a check
       // before it could pass just before a DeleteUser, and the write bring the user back.

@@ -22,10 +22,8 @@ const FRONTAL_NOSE_BAND = [0.15, 0.85] as const;
 /** Why a face is not good enough to be a reference photo, or undefined when it is. */
 export function qualityProblem(face: LocatedFace, others: readonly FoundFace[], gates: QualityGates): { reason: QualityReason; message: string } | undefined {
   const q = face.quality;
-  const area = face.box.width * face.box.height;
-  if (others.some((o) => o.box.width * o.box.height >= area * AMBIGUOUS_SECOND_FACE)) {
-    return { reason: "MULTIPLE_FACES", message: "several faces of similar size: send a photo of one person" };
-  }
+  const ambiguous = ambiguityProblem(face, others);
+  if (ambiguous) return ambiguous;
   if (face.score < gates.minDetectionScore) {
     return { reason: "LOW_CONFIDENCE", message: `face detection confidence ${face.score.toFixed(2)} is below ${gates.minDetectionScore}` };
   }
@@ -46,8 +44,26 @@ export function qualityProblem(face: LocatedFace, others: readonly FoundFace[], 
   return undefined;
 }
 
+/** Why `face`, the photo's largest, may not be the one the caller means: another about as large. */
+function ambiguityProblem(face: LocatedFace, others: readonly FoundFace[]): { reason: QualityReason; message: string } | undefined {
+  const area = face.box.width * face.box.height;
+  if (!others.some((o) => o.box.width * o.box.height >= area * AMBIGUOUS_SECOND_FACE)) return undefined;
+  return { reason: "MULTIPLE_FACES", message: "several faces of similar size: send a photo of one person" };
+}
+
+function requireNoProblem(problem: { reason: QualityReason; message: string } | undefined): void {
+  if (problem) throw new FaceError("failed_precondition", problem.message, { reason: problem.reason });
+}
+
 /** Throws FailedPrecondition with the reason when the face is not fit to be a reference. */
 export function requireQuality(face: LocatedFace, others: readonly FoundFace[], gates: QualityGates): void {
-  const problem = qualityProblem(face, others, gates);
-  if (problem) throw new FaceError("failed_precondition", problem.message, { reason: problem.reason });
+  requireNoProblem(qualityProblem(face, others, gates));
+}
+
+/**
+ * Throws FailedPrecondition (MULTIPLE_FACES) when another face of the photo is about as large as
+ * `face`: what is said of "the" face (CorrectMatch's "not them") could be said of the wrong one.
+ */
+export function requireOneSubject(face: LocatedFace, others: readonly FoundFace[]): void {
+  requireNoProblem(ambiguityProblem(face, others));
 }

@@ -1895,7 +1895,8 @@ export const FaceService: GenService<{
    * CorrectMatch tells the service whether a recognized face is `identifier`. "Not them" stores the
    * face as a negative example: a later face close to it is not matched to that identifier while it is
    * among the user's newest 100 negative examples. "It is them" stores the face as an extra reference
-   * photo (quality-gated).
+   * photo (quality-gated). Both take the photo's largest face, and refuse (FailedPrecondition,
+   * MULTIPLE_FACES) a photo where another face is about as large.
    *
    * @generated from rpc face.v1.FaceService.CorrectMatch
    */
