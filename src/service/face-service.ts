@@ -167,7 +167,8 @@ export function createFaceService(deps: FaceServiceDeps) {
       const { image, face, others } = await primaryFaceOf(bytes);
       // "Not them" is said of faces a camera caught, blurred or turned as they may be: no quality
       // gate, but it must be clear which face is meant. Stored against the wrong one of two (the
-      // user's own face beside a stranger's), it kept the user from being recognized at all.
+      // user's own face beside a stranger's), it would keep the user's later photos within
+      // FACE_NEGATIVE_MAX_DISTANCE of it from naming them.
       if (input.isMatch) requireQuality(face, others, config);
       else requireOneSubject(face, others);
       const [embedding] = await engine.embed([face]);

@@ -19,8 +19,11 @@ const MAX_BRIGHTNESS = 235;
  */
 const FRONTAL_NOSE_BAND = [0.15, 0.85] as const;
 
+/** Why a face may not be used as asked: a reason code and a message for the caller. */
+type QualityProblem = { reason: QualityReason; message: string };
+
 /** Why a face is not good enough to be a reference photo, or undefined when it is. */
-export function qualityProblem(face: LocatedFace, others: readonly FoundFace[], gates: QualityGates): { reason: QualityReason; message: string } | undefined {
+export function qualityProblem(face: LocatedFace, others: readonly FoundFace[], gates: QualityGates): QualityProblem | undefined {
   const q = face.quality;
   const ambiguous = ambiguityProblem(face, others);
   if (ambiguous) return ambiguous;
@@ -45,13 +48,13 @@ export function qualityProblem(face: LocatedFace, others: readonly FoundFace[], 
 }
 
 /** Why `face`, the photo's largest, may not be the one the caller means: another about as large. */
-function ambiguityProblem(face: LocatedFace, others: readonly FoundFace[]): { reason: QualityReason; message: string } | undefined {
+function ambiguityProblem(face: LocatedFace, others: readonly FoundFace[]): QualityProblem | undefined {
   const area = face.box.width * face.box.height;
   if (!others.some((o) => o.box.width * o.box.height >= area * AMBIGUOUS_SECOND_FACE)) return undefined;
   return { reason: "MULTIPLE_FACES", message: "several faces of similar size: send a photo of one person" };
 }
 
-function requireNoProblem(problem: { reason: QualityReason; message: string } | undefined): void {
+function requireNoProblem(problem: QualityProblem | undefined): void {
   if (problem) throw new FaceError("failed_precondition", problem.message, { reason: problem.reason });
 }
 

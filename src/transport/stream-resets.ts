@@ -8,8 +8,8 @@ import { createTokenBuckets } from "./token-buckets.js";
  * bounds how many the server starts, and each costs it the work of a request (the parsing of its
  * headers, the routing, the call's setup) though no answer is ever read. One such client left
  * Debian's grpcio client on another address 2 Recognize answers in 8 s, where it had 240-480
- * unattacked (53 on a slow day: test/rapid-reset.test.ts). nghttp2's own limit (1,000 resets, then 33 a second, per
- * connection) did not help: the client reconnected and had another thousand.
+ * unattacked (53 on a slow day: test/rapid-reset.test.ts). nghttp2's own limit (1,000 resets, then
+ * 33 a second, per connection) did not help: the client reconnected and had another thousand.
  *
  * So the streams an address's clients reset are counted across its connections (an IPv6
  * address's /64, as rate limits count): a burst, then a steady rate. A client cancelling calls (a
@@ -55,46 +55,38 @@ export function createResetStreamsLimit(isTrustedProxy: (address: string) => boo
   const now = () => performance.now();
   const coolingUntil = new Map<string, number>();
   const closing = new WeakSet<http2.Http2Session>();
-
-  /** Takes a reset stream of `session` from `address`'s budget; past it, closes the session and calls `closed`. */
-  function countReset(session: http2.ServerHttp2Session, address: string, closed: () => void): void {
-    if (closing.has(session) || session.destroyed || session.closed || budgets.take(address) === 0) return;
-    closing.add(session);
-    if (coolingUntil.size >= COOLING_BEFORE_SWEEP) for (const [cooling, until] of coolingUntil) if (until <= now()) coolingUntil.delete(cooling);
-    coolingUntil.set(address, now() + COOL_OFF_MS);
-    // Not at once: destroying the session from inside a stream's event, on HAProxy's connection
-    // (requests arriving among other streams' resets), left Node's HTTP/2 code writing RST_STREAM
-    // frames into an ever larger buffer, the process answering nothing again
-    // (test/rapid-reset-haproxy.test.ts). From the next turn of the event loop it does not. That
-    // turn comes once the bytes already read are handled, hundreds of streams later in a 64 KB
-    // read: they are refused unprocessed meanwhile (closes()). Set up as calls, they took the
-    // service 1.5-2.5 s on a slow day, another client's calls waiting.
-    setImmediate(() => {
-      if (session.destroyed) return;
-      // destroy(undefined, code) sends GOAWAY with NO_ERROR whatever the code: goaway() says why.
-      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      session.destroy();
-      closed();
-    });
-  }
-
   return {
     watch(session, closed) {
       const remoteAddress = session.socket?.remoteAddress;
       if (remoteAddress === undefined || isTrustedProxy(remoteAddress)) return;
       const address = rateLimitClient(remoteAddress);
-      const count = () => countReset(session, address, () => closed({ remoteAddress, resetStreams: true }));
       session.on("stream", (stream: http2.ServerHttp2Stream) => {
-        // Reset: before its answer ended, whatever the code (a client may reset with NO_ERROR), or
-        // with an error code after (by the client, or by the server's own time limits, which a
-        // client reaches at most once a time limit each). Not only those reset before their answer: a
+        // Reset: closed with an error code (by the client, or by the server's own time limits, which
+        // a client reaches at most once a time limit each), or before the answer ended, whatever
+        // the code (a client may reset with NO_ERROR). Not only those reset before their answer: a
         // flood of them is answered at once (refused, over the client's share of open requests),
-        // and each still cost the server its setup. Counted as soon as it is known: the session
-        // tells of a stream once the bytes already read are handled, and a stream reset in them is
-        // aborted by then; 'close' comes later still (hundreds of streams later, in a 64 KB read).
-        if (stream.aborted) return count();
-        stream.once("aborted", count);
-        stream.once("close", () => stream.aborted || stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || count());
+        // and each still cost the server its setup.
+        stream.once("close", () => {
+          const reset = stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR || stream.aborted;
+          if (!reset || closing.has(session) || session.destroyed || session.closed || budgets.take(address) === 0) return;
+          closing.add(session);
+          if (coolingUntil.size >= COOLING_BEFORE_SWEEP) for (const [cooling, until] of coolingUntil) if (until <= now()) coolingUntil.delete(cooling);
+          coolingUntil.set(address, now() + COOL_OFF_MS);
+          // Not from inside this 'close' event: destroying the session there, on HAProxy's
+          // connection (requests arriving among other streams' resets), left Node's HTTP/2 code
+          // writing RST_STREAM frames into an ever larger buffer, the process answering nothing
+          // again (test/rapid-reset-haproxy.test.ts). From the next turn of the event loop it does not.
+          // That turn comes once the bytes already read are handled, hundreds of streams later in a
+          // 64 KB read: they are refused unprocessed meanwhile (closes()). Set up as calls, they took
+          // the service 1.5-2.5 s on a slow day, another client's calls waiting.
+          setImmediate(() => {
+            if (session.destroyed) return;
+            // destroy(undefined, code) sends GOAWAY with NO_ERROR whatever the code: goaway() says why.
+            session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+            session.destroy();
+            closed({ remoteAddress, resetStreams: true });
+          });
+        });
       });
     },
     closes(session) {
