@@ -137,6 +137,10 @@ describe("corrections", () => {
     const before = await stored();
     await assert.rejects(client.correctMatch({ image: both, identifier: "obama", isMatch: false }), (e) => reasonOf(e) === "MULTIPLE_FACES");
     assert.equal(await stored(), before);
+    // "It is them" refuses it too (its quality gate; the README says both do).
+    const faces = (await server.database.knex("faces")).length;
+    await assert.rejects(client.correctMatch({ image: both, identifier: "obama", isMatch: true }), (e) => reasonOf(e) === "MULTIPLE_FACES");
+    assert.equal((await server.database.knex("faces")).length, faces);
     assert.equal((await client.recognize({ image: OBAMA_2 })).identifier, "obama");
   });
 
