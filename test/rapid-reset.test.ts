@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { RecognizeRequestSchema } from "../gen/face/v1/face_pb.js";
-import { COOL_OFF_MS, RESET_STREAMS_BURST } from "../src/transport/stream-resets.js";
+import { COOL_OFF_MS, MAX_COOL_OFF_MS, nextCoolOff, RESET_STREAMS_BURST } from "../src/transport/stream-resets.js";
 import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
 import { accepted, connectFrom, emptyRecognize, FRAME, grpcEnvelope, writeInOnePacket } from "./support/raw-http2.js";
 import { openAndReset, resetUntilClosed, startRapidReset } from "./support/rapid-reset.js";
@@ -113,6 +113,62 @@ describe("a client cancelling calls", () => {
       later.close();
     });
   }
+});
+
+/**
+ * Let back after each 2 s cool-off, a rapid-reset client went over its budget again at once, and
+ * each time the streams up to the budget were set up as calls (~0.5 s of the main thread on a slow
+ * day, by hand): a sustained attack cost the service a quarter of its main thread.
+ */
+describe("an address going over its budget again right after its cool-off", () => {
+  let server: TestServer;
+  useTestServer((started) => void (server = started));
+
+  /** Resets streams from `address` until its connection is closed for them. */
+  async function goOver(address: string): Promise<void> {
+    const session = connectFrom(server.url, address);
+    assert.ok(await accepted(session), `a connection from ${address} is taken`);
+    const reset = await resetUntilClosed(session, RESET_STREAMS_BURST * 3);
+    await until(() => session.destroyed, `closed past the budget (${reset} streams reset)`, 5_000);
+  }
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const served = async (address: string) => {
+    const session = connectFrom(server.url, address);
+    const answered = (await accepted(session)) && (await emptyRecognize(session)).status === Code.InvalidArgument;
+    session.close();
+    return answered;
+  };
+
+  it("is kept out twice as long; one that stays within its budget for as long as it was kept out starts again at the first cool-off", async () => {
+    const address = "127.0.0.14";
+    await goOver(address);
+    await pause(COOL_OFF_MS + 300);
+    assert.ok(await served(address), "let back after the first cool-off");
+    await goOver(address);
+    await pause(COOL_OFF_MS + 300);
+    assert.equal(await accepted(connectFrom(server.url, address)), false, "gone over again at once: still kept out after the first cool-off's time");
+    await pause(COOL_OFF_MS);
+    assert.ok(await served(address), "let back after twice the first cool-off");
+
+    // Within its budget for as long as it was last kept out: the next cool-off is the first's again.
+    await pause(2 * COOL_OFF_MS + 300);
+    await goOver(address);
+    await pause(COOL_OFF_MS + 300);
+    assert.ok(await served(address), "after a quiet spell, gone over again: kept out for the first cool-off only");
+  });
+
+  it("doubles up to a limit, and is not lengthened by another of the address's connections going over meanwhile", () => {
+    let coolOff = nextCoolOff(undefined, 0);
+    assert.deepEqual(coolOff, { until: COOL_OFF_MS, lengthMs: COOL_OFF_MS });
+    assert.equal(nextCoolOff(coolOff, COOL_OFF_MS / 2), coolOff, "going over while kept out");
+    const lengths = [];
+    for (let i = 0; i < 8; i++) {
+      coolOff = nextCoolOff(coolOff, coolOff.until + 100);
+      lengths.push(coolOff.lengthMs / COOL_OFF_MS);
+    }
+    assert.deepEqual(lengths, [2, 4, 8, 16, 32, 32, 32, 32].map((n) => Math.min(n, MAX_COOL_OFF_MS / COOL_OFF_MS)));
+    assert.deepEqual(nextCoolOff(coolOff, coolOff.until + coolOff.lengthMs), { until: coolOff.until + coolOff.lengthMs + COOL_OFF_MS, lengthMs: COOL_OFF_MS });
+  });
 });
 
 /**

@@ -15,7 +15,7 @@ import { createTokenBuckets } from "./token-buckets.js";
  * address's /64, as rate limits count): a burst, then a steady rate. A client cancelling calls (a
  * deadline, a user going away) stays far below; past it, the connection is closed (GOAWAY
  * ENHANCE_YOUR_CALM) and the address's new connections are closed as they arrive for a while
- * (COOL_OFF_MS).
+ * (COOL_OFF_MS; longer for an address that keeps going over: nextCoolOff).
  *
  * A trusted proxy (FACE_TRUSTED_PROXIES) is not counted: it passes on each of its many clients'
  * cancellations as a reset on its own few connections (deploy/haproxy.cfg speaks HTTP/2 to the
@@ -32,8 +32,35 @@ export const RESET_STREAMS_PER_SECOND = 50;
  */
 export const COOL_OFF_MS = (RESET_STREAMS_BURST / 2 / RESET_STREAMS_PER_SECOND) * 1000;
 
-/** Addresses cooling off kept before those whose time is over are dropped. */
+/** The longest an address is kept out: what a cool-off doubling each time it goes over again reaches. */
+export const MAX_COOL_OFF_MS = 64_000;
+
+/** Addresses cooling off (or remembered as having cooled off lately) kept before the forgotten are dropped. */
 const COOLING_BEFORE_SWEEP = 10_000;
+
+/** An address that went over its budget: kept out until `until`, for `lengthMs`. */
+export interface CoolOff {
+  until: number;
+  lengthMs: number;
+}
+
+/** Whether an address's cool-off is over and long enough ago that going over again would start afresh. */
+const forgotten = (coolOff: CoolOff, now: number) => now - coolOff.until >= coolOff.lengthMs;
+
+/**
+ * The cool-off of an address going over its budget now. One that goes over again within as long as
+ * it was last kept out is an attack outlasting its cool-offs: let back every 2 s, it had each time
+ * the streams up to its budget set up as calls (~0.5 s of the main thread on a slow day, another
+ * client's calls waiting), so each time it is kept out twice as long, up to MAX_COOL_OFF_MS. An
+ * address sharing a NAT with the attacker loses little more by it: let back only for the moment
+ * before the attacker went over again, it was kept out most of the time already. Another of its
+ * connections going over while it is kept out (opened before) changes nothing.
+ */
+export function nextCoolOff(previous: CoolOff | undefined, now: number): CoolOff {
+  if (previous !== undefined && now < previous.until) return previous;
+  const lengthMs = previous === undefined || forgotten(previous, now) ? COOL_OFF_MS : Math.min(previous.lengthMs * 2, MAX_COOL_OFF_MS);
+  return { until: now + lengthMs, lengthMs };
+}
 
 /** What the server's 'drop' event carries when it closes a connection for its address's reset streams. */
 export interface ResetStreamsDrop {
@@ -53,7 +80,7 @@ export interface ResetStreamsLimit {
 export function createResetStreamsLimit(isTrustedProxy: (address: string) => boolean): ResetStreamsLimit {
   const budgets = createTokenBuckets(RESET_STREAMS_PER_SECOND, RESET_STREAMS_BURST);
   const now = () => performance.now();
-  const coolingUntil = new Map<string, number>();
+  const coolOffs = new Map<string, CoolOff>();
   const closing = new WeakSet<http2.Http2Session>();
   return {
     watch(session, closed) {
@@ -70,8 +97,8 @@ export function createResetStreamsLimit(isTrustedProxy: (address: string) => boo
           const reset = stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR || stream.aborted;
           if (!reset || closing.has(session) || session.destroyed || session.closed || budgets.take(address) === 0) return;
           closing.add(session);
-          if (coolingUntil.size >= COOLING_BEFORE_SWEEP) for (const [cooling, until] of coolingUntil) if (until <= now()) coolingUntil.delete(cooling);
-          coolingUntil.set(address, now() + COOL_OFF_MS);
+          if (coolOffs.size >= COOLING_BEFORE_SWEEP) for (const [cooled, coolOff] of coolOffs) if (forgotten(coolOff, now())) coolOffs.delete(cooled);
+          coolOffs.set(address, nextCoolOff(coolOffs.get(address), now()));
           // Not from inside this 'close' event: destroying the session there, on HAProxy's
           // connection (requests arriving among other streams' resets), left Node's HTTP/2 code
           // writing RST_STREAM frames into an ever larger buffer, the process answering nothing
@@ -93,12 +120,12 @@ export function createResetStreamsLimit(isTrustedProxy: (address: string) => boo
       return closing.has(session);
     },
     refuses(remoteAddress) {
-      if (remoteAddress === undefined || coolingUntil.size === 0) return false;
+      if (remoteAddress === undefined || coolOffs.size === 0) return false;
       const address = rateLimitClient(remoteAddress);
-      const until = coolingUntil.get(address);
-      if (until === undefined) return false;
-      if (until > now()) return true;
-      coolingUntil.delete(address);
+      const coolOff = coolOffs.get(address);
+      if (coolOff === undefined) return false;
+      if (coolOff.until > now()) return true;
+      if (forgotten(coolOff, now())) coolOffs.delete(address);
       return false;
     },
   };
