@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { connect as connectTcp } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import sharp from "sharp";
+import WebSocket from "ws";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { processMetrics } from "../src/metrics.js";
 import { face } from "./support/testdata.js";
@@ -83,6 +85,41 @@ describe("client deadlines and cancellations stop the server's work", () => {
     await assert.rejects(client.recognize({ imageUrl: slowImageUrl }, { headers: { "grpc-timeout": "300m" } }), (e) => codeOf(e) === Code.DeadlineExceeded);
     assert.ok(Date.now() - start < 2_000);
     await until(() => trickler.openMs.length > opened, "the download connection closed", 3_000);
+  });
+
+  // REST reaches the service through the in-process router: until 2026-12-05 its client going away
+  // was passed on as a plain abort, which the call's work does not take for a cancellation (connect-es
+  // aborts a finished call's signal so too), and the call ran to its end for no one, counted ok.
+  for (const [protocol, path] of [["REST", "/api/v1/recognize"], ["Connect over HTTP/1.1", "/face.v1.FaceService/Recognize"]] as const) {
+    it(`stops the work of a call whose client goes away before its answer (${protocol}), and counts it canceled`, async () => {
+      const searchesBefore = await stageRuns("similarity_search");
+      const canceledBefore = await requests("Recognize", "canceled");
+      const okBefore = await requests("Recognize", "ok");
+      const body = JSON.stringify({ image: Buffer.from(large).toString("base64") });
+      const socket = connectTcp(Number(new URL(server.url).port), "127.0.0.1");
+      socket.on("error", () => {});
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      await new Promise((r) => setTimeout(r, 50)); // the large photo's decoding and detection take longer
+      socket.destroy();
+      await until(async () => (await requests("Recognize", "canceled")) === canceledBefore + 1, "the call counted as canceled");
+      await new Promise((r) => setTimeout(r, 300)); // time for work that would have gone on
+      assert.equal(await stageRuns("similarity_search"), searchesBefore, "no search ran for a call whose client went away");
+      assert.equal(await requests("Recognize", "ok"), okBefore);
+    });
+  }
+
+  it("stops the work of a WebSocket frame in flight when its socket closes, and counts the stream canceled", async () => {
+    const searchesBefore = await stageRuns("similarity_search");
+    const canceledBefore = await requests("Sync", "canceled");
+    const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("open", resolve));
+    socket.send(JSON.stringify({ type: "frame", frame_id: "1", image: Buffer.from(large).toString("base64") }));
+    await new Promise((r) => setTimeout(r, 50));
+    socket.terminate();
+    await until(async () => (await requests("Sync", "canceled")) === canceledBefore + 1, "the stream counted as canceled");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await stageRuns("similarity_search"), searchesBefore, "no search ran for the frame of a closed socket");
   });
 
   it("counts a Sync stream the client cancels as canceled, not ok", async () => {

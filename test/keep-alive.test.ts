@@ -16,7 +16,7 @@ import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/
 import { accepted, connectFrom, emptyRecognize } from "./support/raw-http2.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
-import { within } from "./support/until.js";
+import { until, within } from "./support/until.js";
 import { face } from "./support/testdata.js";
 
 /** A raw HTTP/1.1 connection to `url`, with what it has received so far and whether it closed. */
@@ -54,6 +54,20 @@ describe("HTTP/1.1 keep-alive", () => {
       await healthCheck(connection);
       assert.match(connection.received(), /\r\nKeep-Alive: timeout=75\r\n/i);
       connection.socket.destroy();
+    });
+
+    // A client's FIN looks the same whether it only closed its sending side or went away; the
+    // request is taken as abandoned (as nginx takes it, `proxy_ignore_client_abort off`), and its
+    // call cancelled, not run for no one. README: HTTP/1.1 keep-alive.
+    it("takes a client that closes its sending side after its request as gone: its call is cancelled, no answer", async () => {
+      const connection = await rawConnection(server.url);
+      const body = JSON.stringify({ image: Buffer.from(face("face_recognition/obama.jpg")).toString("base64") });
+      connection.socket.end(`POST /api/v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      await until(connection.closed, "the connection closed", 10_000);
+      assert.equal(connection.received(), "");
+      const recognizeCodes = async () => [...(await (await fetch(`${server.url}/metrics`)).text()).matchAll(/^face_requests_total\{rpc="Recognize",code="(\w+)"\} (\d+)/gm)].map((m) => `${m[1]} ${m[2]}`);
+      await until(async () => (await recognizeCodes()).length > 0, "the call counted", 10_000);
+      assert.deepEqual(await recognizeCodes(), ["canceled 1"]);
     });
 
     it("answers on a connection left idle past Node's own 5 s", async () => {

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { FastifyBaseLogger } from "fastify";
 import {
   FaceService,
@@ -15,7 +15,7 @@ import type { createCollectionService } from "../service/collections.js";
 import { pipelineInOrder } from "./ordered-pipeline.js";
 import type { FlameGraphEntry, Telemetry } from "../telemetry.js";
 import { runInCall } from "../call-signal.js";
-import { callEndOf, frameErrorOf, isServerFault, toConnectError } from "./errors.js";
+import { callEndOf, clientGone, frameErrorOf, isServerFault, toConnectError } from "./errors.js";
 import { callClientKey, clientSideKey, moreWorkKey, requestIdKey } from "./call-context.js";
 import { rateLimitExceeded } from "./access.js";
 import { createMetricsInterceptor } from "./metrics.js";
@@ -80,7 +80,7 @@ function workSignalOf(signal: AbortSignal, contextValues: ContextValues): { sign
     if (ended !== undefined) controller.abort(ended);
   };
   const gone = contextValues.get(clientSideKey).gone;
-  const canceled = () => controller.abort(callEndOf(new ConnectError("client gone", Code.Canceled)));
+  const canceled = () => controller.abort(callEndOf(clientGone()));
   if (signal.aborted) end();
   else signal.addEventListener("abort", end, { once: true });
   if (gone?.aborted) canceled();

@@ -110,6 +110,16 @@ function causes(error: unknown): Error[] {
 }
 
 /**
+ * What a call's signal is aborted with when its client went away before its answer. Not a plain
+ * abort: connect-es aborts a finished call's signal too, so the work of a call takes only a
+ * ConnectError for its end (callEndOf). REST calls and WebSocket frames were aborted plainly until
+ * 2026-12-05: a REST call ran on for no one, counted ok, and a frame in flight to its search.
+ */
+export function clientGone(): ConnectError {
+  return new ConnectError("the client went away before its answer", Code.Canceled);
+}
+
+/**
  * Why a call's signal fired, as the FaceError its work stops with: the client's deadline
  * (grpc-timeout, connect-timeout-ms), its cancellation, or the server shutting down. Undefined for
  * the abort connect-es signals once a call has completed (its reason is no ConnectError).

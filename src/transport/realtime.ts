@@ -5,7 +5,7 @@ import type { WebSocket } from "ws";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
 import { presentedKey, rateLimitExceeded, REALTIME_PATH, type RateLimit } from "./access.js";
-import { frameErrorOf, httpError } from "./errors.js";
+import { clientGone, frameErrorOf, httpError } from "./errors.js";
 import { keepWebSocketAlive } from "./keepalive.js";
 import type { ReceiveBudget } from "./receive-budget.js";
 import { forwardedHeaders, sendError } from "./rest.js";
@@ -150,7 +150,7 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
     socket.on("close", () => {
       frames.end();
       answers.end();
-      controller.abort();
+      controller.abort(clientGone());
     });
 
     function countIn(): void {

@@ -9,7 +9,7 @@ import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import { whenClosed } from "./when-closed.js";
-import { httpError, isFastifyError, restAnswerOf, toConnectError } from "./errors.js";
+import { clientGone, httpError, isFastifyError, restAnswerOf, toConnectError } from "./errors.js";
 import { fieldNamed } from "./rest-fields.js";
 import { requestMessage, type RestRequestShape } from "./rest-request.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
@@ -130,7 +130,7 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
         }
         const controller = new AbortController();
         whenClosed(reply.raw, () => {
-          if (!reply.sent) controller.abort();
+          if (!reply.sent) controller.abort(clientGone());
         });
         try {
           const call = () => client[binding.method.localName](message.message, { headers: forwardedHeaders(request), signal: controller.signal });
