@@ -58,7 +58,7 @@ describe("HTTP/1.1 keep-alive", () => {
 
     // A client's FIN looks the same whether it only closed its sending side or went away; the
     // request is taken as abandoned (as nginx takes it, `proxy_ignore_client_abort off`), and its
-    // call cancelled, not run for no one. README: HTTP/1.1 keep-alive.
+    // call cancelled, not run for no one. README: "Deadlines and cancellation".
     it("takes a client that closes its sending side after its request as gone: its call is cancelled, no answer", async () => {
       const connection = await rawConnection(server.url);
       const body = JSON.stringify({ image: Buffer.from(face("face_recognition/obama.jpg")).toString("base64") });
