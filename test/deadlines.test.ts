@@ -87,6 +87,18 @@ describe("client deadlines and cancellations stop the server's work", () => {
     await until(() => trickler.openMs.length > opened, "the download connection closed", 3_000);
   });
 
+  /**
+   * Until a call has decoded its photo since `decoded` decodes: it is under way, its detection,
+   * alignment and embedding still to come (tens of ms for the large photo). Looked at every
+   * millisecond, not until()'s 50.
+   */
+  async function untilDecoded(decoded: number): Promise<void> {
+    for (const deadline = Date.now() + 10_000; (await stageRuns("decode")) === decoded; ) {
+      assert.ok(Date.now() < deadline, "the photo was not decoded within 10 s");
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
   // REST reaches the service through the in-process router: until 2026-12-05 its client going away
   // was passed on as a plain abort, which the call's work does not take for a cancellation (connect-es
   // aborts a finished call's signal so too), and the call ran to its end for no one, counted ok.
@@ -98,8 +110,9 @@ describe("client deadlines and cancellations stop the server's work", () => {
       const body = JSON.stringify({ image: Buffer.from(large).toString("base64") });
       const socket = connectTcp(Number(new URL(server.url).port), "127.0.0.1");
       socket.on("error", () => {});
+      const decoded = await stageRuns("decode");
       socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-      await new Promise((r) => setTimeout(r, 50)); // the large photo's decoding and detection take longer
+      await untilDecoded(decoded);
       socket.destroy();
       await until(async () => (await requests("Recognize", "canceled")) === canceledBefore + 1, "the call counted as canceled");
       await new Promise((r) => setTimeout(r, 300)); // time for work that would have gone on
@@ -114,8 +127,9 @@ describe("client deadlines and cancellations stop the server's work", () => {
     const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
     socket.on("error", () => {});
     await new Promise((resolve) => socket.once("open", resolve));
+    const decoded = await stageRuns("decode");
     socket.send(JSON.stringify({ type: "frame", frame_id: "1", image: Buffer.from(large).toString("base64") }));
-    await new Promise((r) => setTimeout(r, 50));
+    await untilDecoded(decoded);
     socket.terminate();
     await until(async () => (await requests("Sync", "canceled")) === canceledBefore + 1, "the stream counted as canceled");
     await new Promise((r) => setTimeout(r, 300));
