@@ -42,7 +42,9 @@ export function addLoopbackIpv6(addresses: readonly string[]): () => void {
     // nodad: usable at once, without duplicate address detection's wait.
     const result = ip(["-6", "addr", "add", `${address}/128`, "dev", "lo", "nodad"]);
     if (result.status === 0) added.push(address);
-    else if (!/exists/i.test(result.stderr)) {
+    // Already there (a run stopped before its `after` hook left it): used, and left as found.
+    // iproute2 says "File exists" in older versions, "address already assigned" in Debian 13's.
+    else if (!/exists|already assigned/i.test(result.stderr)) {
       remove();
       throw new Error(`could not put ${address} on the loopback interface: ${result.stderr || result.error}`);
     }
