@@ -6,20 +6,14 @@ import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/conn
 import sharp from "sharp";
 import WebSocket from "ws";
 import { FaceService } from "../gen/face/v1/face_pb.js";
-import { processMetrics } from "../src/metrics.js";
 import { face } from "./support/testdata.js";
 import { createTrickler, SLOW_HTTP_ANSWER } from "./support/trickler.js";
 import { until } from "./support/until.js";
 import { stageRuns } from "./support/stage-runs.js";
+import { requestsCounted as requests } from "./support/request-counts.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
-
-/** Calls answered with `code` so far, as face_requests_total counts them. */
-async function requests(rpc: string, code: string): Promise<number> {
-  const { values } = await processMetrics().requests.get();
-  return values.find((v) => v.labels.rpc === rpc && v.labels.code === code)?.value ?? 0;
-}
 
 describe("client deadlines and cancellations stop the server's work", () => {
   const trickler = createTrickler(SLOW_HTTP_ANSWER, 100);
@@ -88,15 +82,21 @@ describe("client deadlines and cancellations stop the server's work", () => {
   });
 
   /**
-   * Until a call has decoded its photo since `decoded` decodes: it is under way, its detection,
-   * alignment and embedding still to come (tens of ms for the large photo). Looked at every
-   * millisecond, not until()'s 50.
+   * Sends a call (`send`) and, once it has decoded its photo, so that it is under way with its
+   * detection, alignment and embedding still to come (tens of ms for the large photo; looked at
+   * every millisecond), has its client leave (`leave`): the call must be counted canceled and reach
+   * no search.
    */
-  async function untilDecoded(decoded: number): Promise<void> {
-    for (const deadline = Date.now() + 10_000; (await stageRuns("decode")) === decoded; ) {
-      assert.ok(Date.now() < deadline, "the photo was not decoded within 10 s");
-      await new Promise((r) => setTimeout(r, 1));
-    }
+  async function leavesMidCall(rpc: string, send: () => void, leave: () => void): Promise<void> {
+    const searchesBefore = await stageRuns("similarity_search");
+    const canceledBefore = await requests(rpc, "canceled");
+    const decoded = await stageRuns("decode");
+    send();
+    await until(async () => (await stageRuns("decode")) > decoded, "the photo decoded", 10_000, 1);
+    leave();
+    await until(async () => (await requests(rpc, "canceled")) === canceledBefore + 1, `the ${rpc} call counted as canceled`);
+    await new Promise((r) => setTimeout(r, 300)); // time for work that would have gone on
+    assert.equal(await stageRuns("similarity_search"), searchesBefore, "no search ran for a call whose client went away");
   }
 
   // REST reaches the service through the in-process router: until 2026-12-05 its client going away
@@ -104,36 +104,22 @@ describe("client deadlines and cancellations stop the server's work", () => {
   // aborts a finished call's signal so too), and the call ran to its end for no one, counted ok.
   for (const [protocol, path] of [["REST", "/api/v1/recognize"], ["Connect over HTTP/1.1", "/face.v1.FaceService/Recognize"]] as const) {
     it(`stops the work of a call whose client goes away before its answer (${protocol}), and counts it canceled`, async () => {
-      const searchesBefore = await stageRuns("similarity_search");
-      const canceledBefore = await requests("Recognize", "canceled");
       const okBefore = await requests("Recognize", "ok");
       const body = JSON.stringify({ image: Buffer.from(large).toString("base64") });
       const socket = connectTcp(Number(new URL(server.url).port), "127.0.0.1");
       socket.on("error", () => {});
-      const decoded = await stageRuns("decode");
-      socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-      await untilDecoded(decoded);
-      socket.destroy();
-      await until(async () => (await requests("Recognize", "canceled")) === canceledBefore + 1, "the call counted as canceled");
-      await new Promise((r) => setTimeout(r, 300)); // time for work that would have gone on
-      assert.equal(await stageRuns("similarity_search"), searchesBefore, "no search ran for a call whose client went away");
+      const send = () => socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      await leavesMidCall("Recognize", send, () => socket.destroy());
       assert.equal(await requests("Recognize", "ok"), okBefore);
     });
   }
 
   it("stops the work of a WebSocket frame in flight when its socket closes, and counts the stream canceled", async () => {
-    const searchesBefore = await stageRuns("similarity_search");
-    const canceledBefore = await requests("Sync", "canceled");
     const socket = new WebSocket(`${server.url.replace("http", "ws")}/ws/realtime`);
     socket.on("error", () => {});
     await new Promise((resolve) => socket.once("open", resolve));
-    const decoded = await stageRuns("decode");
-    socket.send(JSON.stringify({ type: "frame", frame_id: "1", image: Buffer.from(large).toString("base64") }));
-    await untilDecoded(decoded);
-    socket.terminate();
-    await until(async () => (await requests("Sync", "canceled")) === canceledBefore + 1, "the stream counted as canceled");
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(await stageRuns("similarity_search"), searchesBefore, "no search ran for the frame of a closed socket");
+    const send = () => socket.send(JSON.stringify({ type: "frame", frame_id: "1", image: Buffer.from(large).toString("base64") }));
+    await leavesMidCall("Sync", send, () => socket.terminate());
   });
 
   it("counts a Sync stream the client cancels as canceled, not ok", async () => {

@@ -166,7 +166,7 @@ describe("an address going over its budget again right after its cool-off", () =
       coolOff = nextCoolOff(coolOff, coolOff.until + 100);
       lengths.push(coolOff.lengthMs / COOL_OFF_MS);
     }
-    assert.deepEqual(lengths, [2, 4, 8, 16, 32, 32, 32, 32].map((n) => Math.min(n, MAX_COOL_OFF_MS / COOL_OFF_MS)));
+    assert.deepEqual(lengths, [2, 4, 8, 16, 32, 64, 128, 256].map((n) => Math.min(n * COOL_OFF_MS, MAX_COOL_OFF_MS) / COOL_OFF_MS));
     assert.deepEqual(nextCoolOff(coolOff, coolOff.until + coolOff.lengthMs), { until: coolOff.until + coolOff.lengthMs + COOL_OFF_MS, lengthMs: COOL_OFF_MS });
   });
 });
