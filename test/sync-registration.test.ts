@@ -76,4 +76,31 @@ describe("a Sync frame's identifier registers only the person it names", () => {
     assert.ok(await other.done());
     assert.equal(await recognizedAs(biden, "stream-other"), "biden");
   });
+
+  it("registers no newcomer after the stream found the person already registered (Sync)", async () => {
+    const collection = "stream-known";
+    await client.register({ identifier: "obama", image: obama, collection });
+    const stream = frameByFrame(client);
+    const known = await stream.frame({ image: obama, identifier: "obama", collection, frameId: "1" });
+    assert.deepEqual(known.faces.map((f) => [f.identifier, f.registered]), [["obama", false]]);
+    // Obama leaves and Biden comes into view, the client still sending Obama's identifier.
+    const stranger = await stream.frame({ image: biden, identifier: "obama", collection, frameId: "2" });
+    assert.deepEqual(stranger.faces.map((f) => [f.identifier, f.registered]), [["", false]]);
+    stream.end();
+    assert.ok(await stream.done());
+    assert.equal(await recognizedAs(biden, collection), "");
+  });
+
+  it("does not register again a person deleted while the stream follows them (Sync)", async () => {
+    const collection = "stream-deleted";
+    await client.register({ identifier: "obama", image: obama, collection });
+    const stream = frameByFrame(client);
+    assert.equal((await stream.frame({ image: obama, identifier: "obama", collection, frameId: "1" })).faces[0].identifier, "obama");
+    await client.deleteUser({ identifier: "obama", collection });
+    const after = await stream.frame({ image: obama, identifier: "obama", collection, frameId: "2" });
+    assert.deepEqual(after.faces.map((f) => [f.identifier, f.registered]), [["", false]]);
+    stream.end();
+    assert.ok(await stream.done());
+    assert.equal(await recognizedAs(obama, collection), "");
+  });
 });

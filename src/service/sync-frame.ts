@@ -49,8 +49,11 @@ interface StreamMemory {
   rejectedSpots?: RejectedSpots;
   /** Frames of the stream begun so far: which ones are read whole (WHOLE_FRAME_EVERY). */
   framesBegun?: number;
-  /** The collection and identifier of each face the stream registered (`registrationKey`). */
-  identifiersRegistered?: Set<string>;
+  /**
+   * The collection and identifier (`registrationKey`) of each person a frame asking to register them
+   * found registered, by that frame or already: the stream's later frames register no one under it.
+   */
+  identifiersSettled?: Set<string>;
 }
 
 const registrationKey = (collection: string, identifier: string) => JSON.stringify([collection, identifier]);
@@ -145,11 +148,13 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
     });
     const registered = new Set<number>();
     // An identifier names one person. While a face of the frame is that person, any unknown face is
-    // someone else; and once a stream has registered them, its later frames sent with the same
-    // identifier show whoever comes into view after them. Either way a stranger would be registered
-    // under their name and then recognized as them.
+    // someone else; and once a stream has seen them registered (by one of its frames or already),
+    // its later frames sent with the same identifier show whoever comes into view after them, or
+    // them again after a DeleteUser that a registration would undo. Either way a stranger would be
+    // registered under their name and then recognized as them.
     const key = registerAs === undefined ? "" : registrationKey(collection, registerAs);
-    if (registerAs !== undefined && !tracks.some((t) => t.identifier === registerAs) && !memory.identifiersRegistered?.has(key)) {
+    if (registerAs !== undefined && tracks.some((t) => t.identifier === registerAs)) memory.identifiersSettled?.add(key);
+    else if (registerAs !== undefined && !memory.identifiersSettled?.has(key)) {
       const unknown = tracks.findIndex((t) => t.identifier === "");
       // A face searched in this frame is prepared and embedded already; a tracked one is not.
       const searched = unknown < 0 ? -1 : toSearch.indexOf(faces[unknown]);
@@ -161,7 +166,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
         await addRegisteredFace(collection, registerAs, candidate, embedding, bytes, image);
         tracks[unknown] = { ...tracks[unknown], identifier: registerAs, distance: 0, framesSinceSearch: 0 };
         registered.add(unknown);
-        memory.identifiersRegistered?.add(key);
+        memory.identifiersSettled?.add(key);
       }
     }
     // A stream reports a face when its track starts and when its identity changes, not every frame.
@@ -193,7 +198,7 @@ export function createSyncFrame(deps: Pick<FaceServiceDeps, "config" | "engine" 
    * frame's work (the server's admission limit).
    */
   function openSyncSession(run: <T>(work: () => Promise<T>) => Promise<T>) {
-    const memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck(), rejectedSpots: createRejectedSpots(), framesBegun: 0, identifiersRegistered: new Set() };
+    const memory: StreamMemory = { tracker: createFaceTracker(), stillUsers: identities.stillUsersCheck(), rejectedSpots: createRejectedSpots(), framesBegun: 0, identifiersSettled: new Set() };
     let { previousFaces, previousDone } = FIRST_FRAME;
     return {
       frame(input: SyncInput): Promise<{ faces: SyncFaceView[] }> {

@@ -813,9 +813,10 @@ export type SyncRequest = Message<"face.v1.SyncRequest"> & {
    * When set, the frame's largest unknown face is registered under this identifier, unless a face
    * of the frame is already this person (any other unknown face is then someone else), another
    * unknown face is about as large (either could be the person; Register refuses such a photo; one
-   * that max_faces leaves out of the answer counts too), or the stream registered a face under it
-   * in an earlier frame (a stream registers each identifier once; later frames show whoever comes
-   * into view after the person).
+   * that max_faces leaves out of the answer counts too), or an earlier frame of the stream sent with
+   * it registered the person or found them registered (a stream registers each identifier once;
+   * later frames show whoever comes into view after the person, or the person again after a
+   * DeleteUser that registering would undo).
    *
    * @generated from field: string identifier = 2;
    */
