@@ -8,12 +8,11 @@ import { face } from "./support/testdata.js";
 import { useTestServer, type TestServer } from "./support/server.js";
 import { describeUnless } from "./support/suite.js";
 import { until } from "./support/until.js";
+import { statementsWaitingOnLocks } from "./support/lock-waits.js";
 
 const codeOf = (e: unknown) => ConnectError.from(e).code;
 /** Whether a statement of this test's database waits for a lock: the call under test, once it reached the locked table. */
-async function waitingOnALock(knex: Knex): Promise<boolean> {
-  return (await knex.raw("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0].n > 0;
-}
+const waitingOnALock = async (knex: Knex) => (await statementsWaitingOnLocks(knex)) > 0;
 
 const outcome = (settled: PromiseSettledResult<unknown>) => (settled.status === "fulfilled" ? "answered" : `${Code[codeOf(settled.reason)]}: ${ConnectError.from(settled.reason).message}`);
 

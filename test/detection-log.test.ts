@@ -7,6 +7,9 @@ import { createCollectionStore } from "../src/store/collections.js";
 import type { StoredImages } from "../src/store/stored-images.js";
 import { EMBEDDING_SIZE } from "../src/engine/embed.js";
 import { startTestServer, type TestServer } from "./support/server.js";
+import { describeUnless } from "./support/suite.js";
+import { until } from "./support/until.js";
+import { statementsWaitingOnLocks } from "./support/lock-waits.js";
 
 const seen = (identifier: string, frameId: string) => ({ identifier, frameId, trackId: 1, box: { x: 0, y: 0, width: 10, height: 10 }, confidence: 0.9, distance: 0.1 });
 
@@ -106,5 +109,77 @@ describe("detection log written in batches", () => {
     closing.record(collection, [seen("", "after close")]);
     await closing.flush();
     assert.equal((await server.database.knex("detections").where({ collection })).length, 2);
+  });
+});
+
+/**
+ * The log's write meeting a DeleteCollection halfway, made certain with locks a test transaction
+ * holds. PostgreSQL only: PGlite's one connection cannot hold a lock beside another statement.
+ */
+describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL (a PostgreSQL server; .ci/run starts one)", "detection log beside a DeleteCollection", () => {
+  let server: TestServer;
+  let images: StoredImages;
+  const writeErrors: unknown[] = [];
+  let log: DetectionLog;
+  before(async () => {
+    server = await startTestServer();
+    ({ images } = await openStoredImages(server.database, server.dataDir));
+    log = createDetectionLog(server.database.knex, { flushAfterMs: 60_000, onWriteError: (error) => writeErrors.push(error) });
+  });
+  after(async () => {
+    await log.close();
+    await server.close();
+  });
+  const face = { embedding: Float32Array.from({ length: EMBEDDING_SIZE }, (_, i) => (i === 0 ? 1 : 0)), model: "test", box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.99, sharpness: 100, brightness: 120 };
+  const exists = async (collection: string) => (await server.database.knex("collections").where({ name: collection })).length > 0;
+
+  it("does not deadlock with a DeleteCollection that locked the collection first", async () => {
+    const collection = "deleted-while-logging";
+    const knex = server.database.knex;
+    const store = createIdentityStore(knex, images, { negativeMaxDistance: 0.1, runSearch: (work) => server.database.runSearch(work), personalData: [log] });
+    const collections = createCollectionStore(knex, images, [log]);
+    await store.addFace(collection, "seen", face, undefined);
+    writeErrors.length = 0;
+    // The delete holds the collection's row and waits before removing its users (the lock on faces).
+    const paused = await knex.transaction();
+    await paused.raw("LOCK TABLE faces IN ACCESS EXCLUSIVE MODE");
+    const deleting = collections.delete(collection);
+    await until(async () => (await statementsWaitingOnLocks(knex)) === 1, "the delete to wait");
+    // A frame of the collection, answered while the delete runs, logs the person it named.
+    log.record(collection, [seen("seen", "during-delete")]);
+    const writing = log.flush();
+    await until(async () => (await statementsWaitingOnLocks(knex)) === 2, "the log's write to wait for the collection");
+    await paused.commit();
+    assert.ok(await deleting);
+    await writing;
+    assert.deepEqual(writeErrors.map((e) => (e as { code?: string }).code), [], "the write failed (40P01: a deadlock, each waiting for the other's lock)");
+    await log.flush();
+    assert.equal(await exists(collection), false, "the collection is not brought back");
+    assert.deepEqual(await knex("detections").where({ collection }), []);
+  });
+
+  it("does not bring back a collection deleted while its sightings waited for an earlier write", async () => {
+    const collection = "deleted-behind-a-write";
+    const knex = server.database.knex;
+    const collections = createCollectionStore(knex, images, [log]);
+    await collections.create(collection);
+    writeErrors.length = 0;
+    // An earlier batch's write waits for the detections table; the collection's sightings, taken
+    // from the queue, wait behind it while the collection is deleted.
+    const paused = await knex.transaction();
+    await paused.raw("LOCK TABLE detections IN ACCESS EXCLUSIVE MODE");
+    log.record("another-collection", [seen("", "earlier")]);
+    const earlier = log.flush();
+    await until(async () => (await statementsWaitingOnLocks(knex)) === 1, "the earlier write to wait");
+    log.record(collection, [seen("", "before-delete")]);
+    const behind = log.flush();
+    const deleting = collections.delete(collection);
+    await until(async () => (await statementsWaitingOnLocks(knex)) === 2, "the delete to wait");
+    await paused.commit();
+    assert.ok(await deleting);
+    await Promise.all([earlier, behind]);
+    assert.deepEqual(writeErrors, []);
+    assert.equal(await exists(collection), false, "the collection is not brought back");
+    assert.deepEqual(await knex("detections").where({ collection }), []);
   });
 });

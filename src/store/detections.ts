@@ -22,9 +22,9 @@ export interface DetectionLog {
   flush(): Promise<void>;
   /** Deletes entries older than `days` days; returns how many. */
   purgeOlderThan(days: number): Promise<number>;
-  /** Deletes every entry about the person, inside the caller's transaction (DeleteUser), queued ones included. */
+  /** Deletes every entry about the person, inside the caller's transaction (DeleteUser), those not written yet included. */
   erasePerson(collection: string, identifier: string, trx: Knex.Transaction): Promise<void>;
-  /** Forgets the collection's queued entries (DeleteCollection: writing them would create it again). */
+  /** Forgets the collection's entries not written yet (DeleteCollection: writing them would create it again). */
   dropCollection(collection: string): void;
   /**
    * Most recent first (queued entries written first); only those of `identifier` when given, and
@@ -67,47 +67,87 @@ interface QueuedRow {
   distance: number;
 }
 
+/** Entries taken from the queue for one write: a deletion still forgets its own while they wait or are written. */
+interface Batch {
+  rows: QueuedRow[];
+}
+
 export function createDetectionLog(knex: Knex, options: DetectionLogOptions): DetectionLog {
   const { flushAfterMs } = options;
   let queued: QueuedRow[] = [];
+  /** Batches not written yet: waiting for an earlier write, or being written. */
+  const unwritten = new Set<Batch>();
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   // One write at a time, in the order frames were queued.
   let writing: Promise<void> = Promise.resolve();
 
-  async function write(rows: QueuedRow[]): Promise<void> {
-    const collections = [...new Set(rows.map((r) => r.collection))];
-    await knex("collections").insert(collections.map((name) => ({ name }))).onConflict("name").ignore();
+  async function write(batch: Batch): Promise<void> {
+    if (batch.rows.length === 0) return;
+    // A stranger seen in a collection no one registered into yet creates it (a named person has
+    // one); a collection deleted since its frames were seen is not created again: the deletion
+    // forgot its entries in this batch before the statement was sent (`forget`).
+    //
+    // The collections are locked before the people, in the order Register and DeleteCollection
+    // take them: the foreign key's check at the statement's end took the collection last, and
+    // deadlocked with a DeleteCollection holding it and waiting for a person the statement held.
+    // `held` is read by a condition that names no column of `d`, which PostgreSQL evaluates once
+    // before reading any row (a one-time filter). A DeleteCollection of one of the collections
+    // then has committed (its entries are skipped) or waits for this statement and deletes what it
+    // wrote. `d` is read once: parsing the JSON for each use cost more than the lock.
+    //
     // A person deleted while their frame was in flight is not logged after DeleteUser erased
     // their entries: DeleteUser locks the user's row (FOR UPDATE) before erasing, so this
     // statement either waits for it and then finds no user, or holds the row (FOR KEY SHARE)
     // until its entries are written, and DeleteUser erases them after. Strangers are always logged.
+    const rows = JSON.stringify(batch.rows);
     await knex.raw(
-      `INSERT INTO detections (collection, identifier, frame_id, track_id, box_x, box_y, box_width, box_height, confidence, distance)
+      `WITH d AS MATERIALIZED (
+         SELECT * FROM json_to_recordset(:rows::json) AS d(collection text, identifier text, frame_id text, track_id integer, box_x real,
+                                                          box_y real, box_width real, box_height real, confidence real, distance real)
+       ), created AS (
+         INSERT INTO collections (name) SELECT DISTINCT collection FROM d WHERE identifier IS NULL
+         ON CONFLICT (name) DO NOTHING
+         RETURNING name
+       ), held AS MATERIALIZED (
+         SELECT name FROM collections WHERE name IN (SELECT collection FROM d) ORDER BY name FOR KEY SHARE
+       )
+       INSERT INTO detections (collection, identifier, frame_id, track_id, box_x, box_y, box_width, box_height, confidence, distance)
        SELECT d.collection, d.identifier, d.frame_id, d.track_id, d.box_x, d.box_y, d.box_width, d.box_height, d.confidence, d.distance
-         FROM json_to_recordset(?::json) AS d(collection text, identifier text, frame_id text, track_id integer, box_x real, box_y real,
-                                              box_width real, box_height real, confidence real, distance real)
-        WHERE d.identifier IS NULL
-           OR EXISTS (SELECT 1 FROM users u WHERE u.collection = d.collection AND u.identifier = d.identifier FOR KEY SHARE)`,
-      [JSON.stringify(rows)],
+         FROM d
+        WHERE (SELECT count(*) FROM held) >= 0
+          AND (d.collection IN (SELECT name FROM held) OR d.collection IN (SELECT name FROM created))
+          AND (d.identifier IS NULL
+               OR EXISTS (SELECT 1 FROM users u WHERE u.collection = d.collection AND u.identifier = d.identifier FOR KEY SHARE))`,
+      { rows },
     );
+  }
+
+  /** Forgets the entries a deletion removes, queued or in a batch not written yet. */
+  function forget(kept: (row: QueuedRow) => boolean): void {
+    queued = queued.filter(kept);
+    for (const batch of unwritten) batch.rows = batch.rows.filter(kept);
   }
 
   function flush(): Promise<void> {
     clearTimeout(timer);
     timer = undefined;
-    const rows = queued;
+    if (queued.length === 0) return writing;
+    const batch: Batch = { rows: queued };
     queued = [];
-    if (rows.length === 0) return writing;
-    writing = writing.then(() => write(rows)).catch((error) => {
-      // The database refused the data itself: trying again would fail the same way, and hold back
-      // every entry queued after it. Otherwise (it is unreachable, busy) the batch is kept for the
-      // next try, in order before what was queued meanwhile.
-      const refused = refusedData(error);
-      if (!refused) queued = rows.concat(queued).slice(-MAX_QUEUED_ROWS);
-      options.onWriteError?.(error, rows.length, !refused);
-      schedule(RETRY_AFTER_MS);
-    });
+    unwritten.add(batch);
+    writing = writing
+      .then(() => write(batch))
+      .catch((error) => {
+        // The database refused the data itself: trying again would fail the same way, and hold back
+        // every entry queued after it. Otherwise (it is unreachable, busy) the batch is kept for the
+        // next try, in order before what was queued meanwhile.
+        const refused = refusedData(error);
+        if (!refused) queued = batch.rows.concat(queued).slice(-MAX_QUEUED_ROWS);
+        options.onWriteError?.(error, batch.rows.length, !refused);
+        schedule(RETRY_AFTER_MS);
+      })
+      .finally(() => unwritten.delete(batch));
     return writing;
   }
 
@@ -139,11 +179,11 @@ export function createDetectionLog(knex: Knex, options: DetectionLogOptions): De
       return rowCount(await knex("detections").where("created_at", "<", knex.raw("now() - (? * interval '1 day')", [days])).delete());
     },
     async erasePerson(collection, identifier, trx) {
-      queued = queued.filter((r) => r.collection !== collection || r.identifier !== identifier);
+      forget((r) => r.collection !== collection || r.identifier !== identifier);
       await trx("detections").where({ collection, identifier }).delete();
     },
     dropCollection(collection) {
-      queued = queued.filter((r) => r.collection !== collection);
+      forget((r) => r.collection !== collection);
     },
     async recent(collection, limit, identifier, beforeId) {
       await flush();
