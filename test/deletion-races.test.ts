@@ -47,6 +47,26 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL 
     }
   }
 
+  /**
+   * Two calls that meet, made certain: a transaction takes `lock`, `first` waits on it, `second`
+   * comes and waits (on it or on `first`), then the lock goes. Returns how each ended.
+   */
+  async function bothWaiting(lock: string, first: () => Promise<unknown>, second: () => Promise<unknown>): Promise<string[]> {
+    const knex = server.database.knex;
+    const trx = await knex.transaction();
+    try {
+      await trx.raw(lock);
+      const calls = [Promise.allSettled([first()])];
+      await until(async () => (await statementsWaitingOnLocks(knex)) === 1, "the first call to wait");
+      calls.push(Promise.allSettled([second()]));
+      await until(async () => (await statementsWaitingOnLocks(knex)) === 2, "the second call to wait");
+      await trx.commit();
+      return (await Promise.all(calls)).map(([settled]) => outcome(settled));
+    } finally {
+      if (!trx.isCompleted()) await trx.rollback();
+    }
+  }
+
   /** What DeleteUser removes of the user: faces, the user, its photos' rows (and bytes, on PostgreSQL). */
   const theUser = (identifier: string) => async (trx: Knex.Transaction) => {
     const user = await trx("users").where({ identifier }).first("id");
@@ -95,6 +115,44 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL 
     const settled = await deletedWhileWaiting(usersWritten, theUser("corrected"), () => client.correctMatch({ identifier: "corrected", image: face("face_recognition/obama2.jpg"), isMatch: true }));
     assert.match(outcome(settled), /^NotFound/);
     assert.equal(await server.database.knex("users").where({ identifier: "corrected" }).first("id"), undefined, "erased stays erased");
+  });
+
+  it("Register of the photo of the user it deletes lands, the photo stored anew", async () => {
+    const photo = face("face_recognition/biden.jpg");
+    await client.register({ identifier: "registered-again", image: photo });
+    // Between the Register's start and its user's row: users is locked against writes, not reads.
+    const usersWritten = (trx: Knex.Transaction) => trx.raw("LOCK TABLE users IN EXCLUSIVE MODE");
+    const settled = await deletedWhileWaiting(usersWritten, theUser("registered-again"), () => client.register({ identifier: "registered-again", image: photo }));
+    assert.equal(outcome(settled), "answered");
+    assert.ok(Buffer.from((await client.getUserFace({ identifier: "registered-again" })).data).equals(photo));
+  });
+
+  it("a DeleteUser leaving a photo without its faces waits for a Register adding a face with it, and keeps it", async () => {
+    const photo = face("face_recognition/biden2.jpg");
+    await client.register({ identifier: "first-with-photo", image: photo });
+    // The Register waits to write the photo's bytes (the table is locked); the delete of the only
+    // other face with the photo comes meanwhile.
+    const outcomes = await bothWaiting(
+      "LOCK TABLE image_bytes IN EXCLUSIVE MODE",
+      () => client.register({ identifier: "second-with-photo", image: photo }),
+      () => client.deleteUser({ identifier: "first-with-photo" }),
+    );
+    assert.deepEqual(outcomes, ["answered", "answered"]);
+    assert.ok(Buffer.from((await client.getUserFace({ identifier: "second-with-photo" })).data).equals(photo));
+  });
+
+  it("DeleteUser and DeleteCollection of its collection both answer, one after the other", async () => {
+    await client.register({ identifier: "last-one", image: face("face_recognition/john1.jpeg"), collection: "closing" });
+    // The user's count then goes to a row of its own whichever connection deletes it: that row's
+    // insert checks the collection's foreign key, the lock DeleteCollection holds.
+    await server.database.knex("collection_user_counts").where({ collection: "closing" }).delete();
+    // DeleteUser holds the user's row and waits to delete its faces; DeleteCollection comes meanwhile.
+    const outcomes = await bothWaiting(
+      "LOCK TABLE faces IN EXCLUSIVE MODE",
+      () => client.deleteUser({ identifier: "last-one", collection: "closing" }),
+      () => client.deleteCollection({ name: "closing" }),
+    );
+    assert.deepEqual(outcomes, ["answered", "answered"]);
   });
 
   it("Register lands in the collection created anew", async () => {

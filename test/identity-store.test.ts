@@ -9,6 +9,8 @@ import { MAX_NEGATIVE_EXAMPLES, MAX_REGISTERED_FACES } from "../src/store/per-us
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 import { face } from "./support/testdata.js";
 import { randomUnit, storedFace, vectorAt } from "./support/vectors.js";
+import { describeUnless } from "./support/suite.js";
+import { sha256Of } from "../src/service/face-work.js";
 
 
 /** The identity store on the test database (PGlite, or the PostgreSQL server of TEST_DATABASE_URL). */
@@ -146,5 +148,41 @@ describe("identity store on synthetic embeddings", () => {
       for (const r of results) assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
       assert.deepEqual(await halfWritten(collection), [], `round ${round}`);
     }
+  });
+});
+
+/**
+ * A DeleteUser that leaves a photo without faces, and a Register of the same photo, one right after
+ * the other on the embedded database's one connection: the delete commits, then removes the photo's
+ * file, which the Register wrote again before its transaction. (On a PostgreSQL server the photo is
+ * a row; deletion-races.test.ts orders the same two with locks.)
+ */
+describeUnless(process.env.TEST_DATABASE_URL ? "photos are files only with the embedded database (run without TEST_DATABASE_URL)" : false, "a photo registered again while the delete of its last user commits", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server.close());
+
+  it("keeps the photo's file for the face that now references it", async () => {
+    const knex = server.database.knex;
+    const { images } = await openStoredImages(server.database, server.dataDir);
+    const bytes = face("face_recognition/biden.jpg");
+    const photo = { sha256: sha256Of(bytes), bytes, contentType: "image/jpeg", width: 100, height: 100 };
+    let queued!: () => void;
+    const registerQueued = new Promise<void>((resolve) => (queued = resolve));
+    // The Register's transaction is asked for once its file is written (withImage runs it then).
+    const signalling = { ...images, withImage: <T>(image: typeof photo | undefined, work: () => Promise<T>) => images.withImage(image, () => (queued(), work())) };
+    const store = createIdentityStore(knex, signalling, { negativeMaxDistance: 0.1, runSearch: (work) => server.database.runSearch(work) });
+    const collection = "photo-again";
+    await store.addFace(collection, "leaving", storedFace(randomUnit(1)), photo);
+    const holding = await knex.transaction(); // the one connection: both wait for it, in turn
+    const deleting = store.deleteUser(collection, "leaving");
+    const registering = store.addFace(collection, "arriving", storedFace(randomUnit(2)), photo);
+    await registerQueued;
+    await holding.commit();
+    assert.deepEqual(await deleting, { faces: 1, images: 1 });
+    assert.equal((await registering).created, true);
+    assert.ok(Buffer.from(await images.read(photo.sha256)).equals(bytes), "the photo of arriving's face");
   });
 });

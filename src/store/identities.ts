@@ -127,7 +127,6 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
       const outcome = await images.withImage(image, () =>
         knex.transaction(async (trx) => {
           await holdCollection(trx, collection, "share");
-          await images.insert(trx, image);
           // One statement creates the user or locks the existing row: PostgreSQL retries it when a
           // concurrent DeleteUser removed the conflicting row, so there is always a user row to add
           // the face to (a separate SELECT after "insert or ignore" found none and failed), and a
@@ -144,6 +143,8 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
               );
           if (upserted.rows.length === 0) throw new UserGone();
           const { id: userId, created } = upserted.rows[0] as { id: number | string; created: boolean };
+          // After the user's row: a DeleteUser holds it before it deletes the photos it leaves unused.
+          await images.insert(trx, image);
           // The same photo twice for one user is one reference, not two.
           const same = image === undefined ? undefined : await trx("faces").where({ user_id: userId, image_sha256: image.sha256 }).first("id");
           let faceId: number | undefined;
@@ -178,10 +179,10 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
       let orphans: string[] = [];
       const replaced = await images.withImage(image, () =>
         knex.transaction(async (trx) => {
-          await images.insert(trx, image);
           // Locking the user serializes upgrades (and a DeleteUser) of one person.
           const user = await trx("users").where({ id: expected.userId }).first("collection").forUpdate();
           if (user === undefined) return false; // deleted concurrently
+          await images.insert(trx, image);
           const demoted = await trx("faces").where({ id: expected.faceId, is_primary: true }).update({ is_primary: false }).returning("id");
           if (demoted.length === 0) return false; // upgraded concurrently
           const [inserted] = await trx("faces").insert({ ...faceColumns(face), user_id: expected.userId, collection: user.collection, image_sha256: image?.sha256 ?? null, is_primary: true, origin: "auto" }).returning("id");
@@ -250,6 +251,11 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
 
     async deleteUser(collection, identifier, events = () => []) {
       const outcome = await knex.transaction(async (trx) => {
+        // The collection's row before the user's, in the order DeleteCollection and Register take
+        // them: removing the user counts it (migration 009), and a count row of its own checks the
+        // collection's foreign key. Taken last that way, it deadlocked with a DeleteCollection
+        // holding the collection and waiting for the user.
+        if ((await trx("collections").where({ name: collection }).first("name").forKeyShare()) === undefined) return undefined;
         const user = await trx("users").where({ collection, identifier }).first("id").forUpdate();
         if (user === undefined) return undefined;
         const faces: { id: number | string; image_sha256: string | null }[] = await trx("faces").where({ user_id: user.id }).delete().returning(["id", "image_sha256"]);

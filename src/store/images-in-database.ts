@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import type { ImageFiles } from "./image-files.js";
-import { insertImageRow, type StoredImages } from "./stored-images.js";
+import { holdImageRow, type StoredImages } from "./stored-images.js";
 
 /**
  * Photos in the database (image_bytes), written in the transaction that references them: instances
@@ -13,7 +13,7 @@ export function createImagesInDatabase(knex: Knex): StoredImages {
 
     async insert(trx, image) {
       if (image === undefined) return;
-      await insertImageRow(trx, image);
+      await holdImageRow(trx, image);
       // Also when the images row existed: one left by the file store before its bytes were moved in.
       await trx("image_bytes").insert({ sha256: image.sha256, bytes: Buffer.from(image.bytes) }).onConflict("sha256").ignore();
     },

@@ -1,7 +1,7 @@
 import { rm } from "node:fs/promises";
 import type { Knex } from "knex";
 import type { ImageFiles } from "./image-files.js";
-import { insertImageRow, type StoredImages } from "./stored-images.js";
+import { holdImageRow, type StoredImages } from "./stored-images.js";
 
 /**
  * Photos as files (the embedded default): a file is written before its row commits and removed
@@ -10,6 +10,8 @@ import { insertImageRow, type StoredImages } from "./stored-images.js";
 export function createImagesOnDisk(knex: Knex, files: ImageFiles): StoredImages {
   /** Requests of this process writing each image right now, so a failing one never removes a file another is committing. */
   const writers = new Map<string, number>();
+  /** Files being removed after the commit that deleted their rows; a writer of the same image waits for it. */
+  const removals = new Map<string, Promise<void>>();
 
   /**
    * Whether a committed row points at the image. When the database cannot say (it is down), the
@@ -26,9 +28,12 @@ export function createImagesOnDisk(knex: Knex, files: ImageFiles): StoredImages 
   return {
     async withImage(image, work) {
       if (image === undefined) return work();
-      const existedBefore = await files.exists(image.sha256);
+      // Counted before anything is awaited: a removal that starts later leaves this file alone.
       writers.set(image.sha256, (writers.get(image.sha256) ?? 0) + 1);
+      let existedBefore = true; // until known: a failure before then removes nothing
       try {
+        await removals.get(image.sha256);
+        existedBefore = await files.exists(image.sha256);
         await files.put(image.sha256, image.bytes);
         return await work();
       } catch (e) {
@@ -43,13 +48,22 @@ export function createImagesOnDisk(knex: Knex, files: ImageFiles): StoredImages 
     },
 
     async insert(trx, image) {
-      if (image !== undefined) await insertImageRow(trx, image);
+      if (image !== undefined) await holdImageRow(trx, image);
     },
 
     read: (sha256) => files.read(sha256),
 
     async removeDeleted(sha256s) {
-      await Promise.all(sha256s.map((sha) => files.remove(sha)));
+      // A request writing the same photo now is inserting its row anew (holdImageRow) after this
+      // deletion committed: its file stays. Until 2026-12-05 it was removed, and the face it added
+      // had no photo.
+      await Promise.all(
+        sha256s.filter((sha) => !writers.has(sha)).map((sha) => {
+          const removal = files.remove(sha).finally(() => removals.delete(sha));
+          removals.set(sha, removal.catch(() => undefined)); // a writer waits for it, not for its outcome
+          return removal;
+        }),
+      );
     },
 
     async sweepOrphans(olderThanMs) {

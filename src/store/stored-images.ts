@@ -17,7 +17,7 @@ export interface StoredImage {
 export interface StoredImages {
   /** Runs `work`, the transaction that inserts the image's row with `insert`, with the bytes kept. */
   withImage<T>(image: StoredImage | undefined, work: () => Promise<T>): Promise<T>;
-  /** Inserts the image's row inside `trx` (nothing when it exists: the same photo is stored once). */
+  /** Inserts the image's row inside `trx` when missing (the same photo is stored once) and holds it until `trx` ends (holdImageRow). */
   insert(trx: Knex.Transaction, image: StoredImage | undefined): Promise<void>;
   read(sha256: string): Promise<Uint8Array>;
   /** Called after the commit that deleted these images' rows (deleteOrphanImages). */
@@ -29,12 +29,28 @@ export interface StoredImages {
   sweepOrphans(olderThanMs: number): Promise<number>;
 }
 
-/** The `images` row of an image (its bytes are stored by a StoredImages). */
-export async function insertImageRow(trx: Knex.Transaction, image: StoredImage): Promise<void> {
-  await trx("images")
-    .insert({ sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height })
-    .onConflict("sha256")
-    .ignore();
+/** Tries before giving up: each one means a deletion of this very photo committed meanwhile. */
+const MAX_TRIES = 10;
+
+/**
+ * Makes sure the image's `images` row exists until `trx` ends and holds it (FOR KEY SHARE; its bytes
+ * are stored by a StoredImages): a transaction deleting it as an orphan (deleteOrphanImages) waits
+ * for `trx` and then sees the face `trx` added with it. Found but then deleted by such a
+ * transaction that committed first, the row is inserted anew: until 2026-12-05 the face's insert
+ * then failed on its foreign key (a Register of the photo of the user a DeleteUser was deleting).
+ * Callers hold the user's row first, as DeleteUser does before it deletes photos.
+ */
+export async function holdImageRow(trx: Knex.Transaction, image: StoredImage): Promise<void> {
+  for (let tries = 1; ; tries++) {
+    const inserted = await trx("images")
+      .insert({ sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height })
+      .onConflict("sha256")
+      .ignore()
+      .returning("sha256");
+    if (inserted.length > 0) return;
+    if ((await trx("images").where({ sha256: image.sha256 }).first("sha256").forKeyShare()) !== undefined) return;
+    if (tries === MAX_TRIES) throw new Error(`photo ${image.sha256} was deleted ${MAX_TRIES} times while a write waited for it`);
+  }
 }
 
 /** Deletes the image rows among `candidates` no face references any more; returns their hashes (files go after the commit). */
@@ -42,8 +58,14 @@ export async function deleteOrphanImages(trx: Knex.Transaction, imagesOfDeletedF
   // Faces without a kept photo have none; several faces may share one.
   const candidates = [...new Set(imagesOfDeletedFaces.filter((sha): sha is string => sha !== null))];
   if (candidates.length === 0) return [];
+  // Locked first (in one order, so two deletions cannot wait for each other), waiting for a
+  // transaction adding a face with one of them (holdImageRow); the statement below, with a
+  // snapshot of its own, then sees that face. A lone DELETE waited too, but then deleted the row
+  // anyway (its snapshot did not show the face), and the foreign key refused it.
+  const held: { sha256: string }[] = await trx("images").whereIn("sha256", candidates).orderBy("sha256").select("sha256").forUpdate();
+  if (held.length === 0) return [];
   const rows: { sha256: string }[] = await trx("images")
-    .whereIn("sha256", candidates)
+    .whereIn("sha256", held.map((h) => h.sha256))
     .whereNotExists(trx("faces").whereRaw("faces.image_sha256 = images.sha256"))
     .delete()
     .returning("sha256");
