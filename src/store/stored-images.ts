@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { holdRow } from "./held-row.js";
 
 /** An original image to keep with a face. */
 export interface StoredImage {
@@ -29,9 +30,6 @@ export interface StoredImages {
   sweepOrphans(olderThanMs: number): Promise<number>;
 }
 
-/** Tries before giving up: each one means a deletion of this very photo committed meanwhile. */
-const MAX_TRIES = 10;
-
 /**
  * Makes sure the image's `images` row exists until `trx` ends and holds it (FOR KEY SHARE; its bytes
  * are stored by a StoredImages): a transaction deleting it as an orphan (deleteOrphanImages) waits
@@ -40,17 +38,10 @@ const MAX_TRIES = 10;
  * then failed on its foreign key (a Register of the photo of the user a DeleteUser was deleting).
  * Callers hold the user's row first, as DeleteUser does before it deletes photos.
  */
-export async function holdImageRow(trx: Knex.Transaction, image: StoredImage): Promise<void> {
-  for (let tries = 1; ; tries++) {
-    const inserted = await trx("images")
-      .insert({ sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height })
-      .onConflict("sha256")
-      .ignore()
-      .returning("sha256");
-    if (inserted.length > 0) return;
-    if ((await trx("images").where({ sha256: image.sha256 }).first("sha256").forKeyShare()) !== undefined) return;
-    if (tries === MAX_TRIES) throw new Error(`photo ${image.sha256} was deleted ${MAX_TRIES} times while a write waited for it`);
-  }
+export function holdImageRow(trx: Knex.Transaction, image: StoredImage): Promise<void> {
+  const row = { sha256: image.sha256, content_type: image.contentType, byte_size: image.bytes.length, width: image.width, height: image.height };
+  // Inserted first: most photos a Register brings are new.
+  return holdRow(trx, "images", { sha256: image.sha256 }, row, "share", "insert");
 }
 
 /** Deletes the image rows among `candidates` no face references any more; returns their hashes (files go after the commit). */
