@@ -136,7 +136,20 @@ describe("/ws/realtime", () => {
     }, 3);
     assert.deepEqual(answers.map((a) => [a.type, a.code]), [["error", "invalid_argument"], ["error", "invalid_argument"], ["error", "invalid_argument"]]);
     assert.deepEqual(answers.map((a) => a.frame_id), ["number-identifier", "list-collection", "2"]);
-    assert.match(String(answers[0].message), /"identifier" must be a string/);
+    assert.match(String(answers[0].message), /identifier from JSON: expected string, got 5/);
+  });
+
+  it("refuses a number out of its field's range in that frame alone, as protobuf JSON does", async () => {
+    // max_faces 2^32 passed the frame's checks and failed the stream's encoding: that frame was
+    // answered "internal" and the socket closed (1008), the frames after it unanswered.
+    const frame = Buffer.from(face(FRAMES[10])).toString("base64");
+    const answers = await session(server, "", (ws) => {
+      ws.send(JSON.stringify({ type: "frame", image: frame, frame_id: "too-many", max_faces: 2 ** 32 }));
+      ws.send(JSON.stringify({ type: "frame", image: frame, frame_id: "huge", max_faces: 1e300 }));
+      ws.send(JSON.stringify({ type: "frame", image: frame, frame_id: "next" }));
+    }, 3);
+    assert.deepEqual(answers.map((a) => [a.frame_id, a.type, a.code]), [["too-many", "error", "invalid_argument"], ["huge", "error", "invalid_argument"], ["next", "results", undefined]]);
+    assert.match(String(answers[0].message), /max_faces/);
   });
 });
 

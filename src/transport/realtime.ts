@@ -1,9 +1,9 @@
-import { toJson } from "@bufbuild/protobuf";
+import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import websocket from "@fastify/websocket";
 import type { WebSocket } from "ws";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { FaceService, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
+import { FaceService, SyncRequestSchema, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
 import { presentedKey, rateLimitExceeded, REALTIME_PATH, type RateLimit } from "./access.js";
 import { clientGone, frameErrorOf, httpError } from "./errors.js";
 import { keepWebSocketAlive } from "./keepalive.js";
@@ -197,47 +197,28 @@ class BadFrame extends Error {
 }
 
 function parseFrame(text: string, frameNumber: number, collection: string): Omit<SyncRequest, "$typeName" | "$unknown"> {
-  let message: Record<string, unknown>;
+  let message: unknown;
   try {
     message = JSON.parse(text);
   } catch {
     throw new BadFrame("a text message must be JSON: {\"type\": \"frame\", \"image\": \"<base64>\", ...}");
   }
-  if (message === null || typeof message !== "object") throw new BadFrame("a text message must be a JSON object");
-  // Field names as protobuf JSON accepts them: snake_case (frame_id) or camelCase (frameId).
-  const field = (name: string): unknown => message[name] ?? message[name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())];
-  const frameIdField = field("frame_id");
+  if (message === null || typeof message !== "object" || Array.isArray(message)) throw new BadFrame("a text message must be a JSON object");
+  const { type, ...fields } = message as Record<string, JsonValue>;
+  const frameIdField = fields.frame_id ?? fields.frameId;
   const frameId = typeof frameIdField === "string" ? frameIdField : undefined;
-  if (message.type !== "frame") throw new BadFrame('a text message must have "type": "frame"', frameId);
-  // A field of another type is refused, as protobuf JSON refuses it: read as absent, a number for
-  // identifier made the frame register nobody without a word.
-  for (const name of ["frame_id", "identifier", "collection"]) {
-    const value = field(name);
-    if (value !== undefined && value !== null && typeof value !== "string") throw new BadFrame(`"${name}" must be a string`, frameId);
+  if (type !== "frame") throw new BadFrame('a text message must have "type": "frame"', frameId);
+  // The frame's fields are read as protobuf JSON reads a SyncRequest (either spelling of a name,
+  // each field's type and range, base64 of either alphabet): a hand-made reading let a max_faces
+  // over 2^32 through, which then failed the whole stream's encoding (internal, socket closed).
+  let request: SyncRequest;
+  try {
+    request = fromJson(SyncRequestSchema, fields, { ignoreUnknownFields: true });
+  } catch (e) {
+    throw new BadFrame(`invalid frame: ${(e as Error).message}`, frameId);
   }
-  const image = field("image");
-  if (typeof image !== "string" || image === "") throw new BadFrame('"image" (base64) is required', frameId);
-  // Buffer.from skips what is not base64 without a word: a frame would arrive as garbage bytes.
-  if (!isBase64(image)) throw new BadFrame('"image" is not valid base64 (standard or URL-safe alphabet)', frameId);
-  const maxFaces = field("max_faces") ?? 0;
-  if (typeof maxFaces !== "number" || !Number.isInteger(maxFaces) || maxFaces < 0) throw new BadFrame('"max_faces" must be a non-negative integer', frameId);
-  return {
-    image: new Uint8Array(Buffer.from(image, "base64")),
-    frameId: frameId ?? String(frameNumber),
-    identifier: (field("identifier") as string | undefined | null) ?? "",
-    maxFaces,
-    collection: (field("collection") as string | undefined | null) ?? collection,
-  };
-}
-
-/**
- * Standard or URL-safe base64, padded or not. One character class and a length rule, checked in
- * linear time: a pattern of alternatives repeated over a frame-sized string backtracks
- * exponentially on a bad last character and would hold the event loop.
- */
-function isBase64(text: string): boolean {
-  const compact = text.replace(/\s+/g, "");
-  return /^[A-Za-z0-9+/_-]*={0,2}$/.test(compact) && compact.replace(/=+$/, "").length % 4 !== 1;
+  if (request.image.length === 0) throw new BadFrame('"image" (base64) is required', frameId);
+  return { ...request, frameId: frameId ?? String(frameNumber), collection: request.collection || collection };
 }
 
 function resultMessage(response: SyncResponse): object {
