@@ -132,6 +132,19 @@ describe("identities: register, recognize, verify, users", () => {
     await assert.rejects(client.verify({ image: OBAMA }), (e) => codeOf(e) === Code.InvalidArgument);
   });
 
+  it("refuses to verify a photo of two faces of similar size, as Register refuses it, in either image", async () => {
+    // Obama and Biden, faces differing in area by under 1 %: Verify compared the one a hair larger,
+    // so the photo verified as Obama (distance 0.245) and not as Biden (0.940), without saying which face it read.
+    const both = face("multi/obama_and_biden.jpg");
+    for (const request of [{ identifier: "obama" }, { identifier: "biden" }, { image2: OBAMA }]) {
+      await assert.rejects(client.verify({ image: both, ...request }), (e) => codeOf(e) === Code.FailedPrecondition && reasonOf(e) === "MULTIPLE_FACES", JSON.stringify(Object.keys(request)));
+    }
+    await assert.rejects(client.verify({ image: OBAMA, image2: both }), (e) => reasonOf(e) === "MULTIPLE_FACES", "as image2");
+    // A second face clearly smaller (0.74 of the largest's area) leaves no doubt which face is meant.
+    const smallerSecond = face("multi/kit_with_rose.jpg");
+    assert.equal((await client.verify({ image: smallerSecond, image2: smallerSecond })).verified, true);
+  });
+
   it("pages through users in order", async () => {
     const first = await client.listUsers({ pageSize: 2 });
     assert.deepEqual(first.identifiers, ["amy", "biden"]);

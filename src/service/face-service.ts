@@ -123,7 +123,9 @@ export function createFaceService(deps: FaceServiceDeps) {
       const hasSecondImage = input.image2.length > 0;
       if (hasIdentifier === hasSecondImage) throw new FaceError("invalid_argument", "send either identifier or image2 to compare with");
       const bytes = input.image;
-      const { face } = await primaryFaceOf(bytes);
+      // Which face a 1:1 answer is about must be clear, in each image, as for a reference photo.
+      const { face, others } = await primaryFaceOf(bytes);
+      requireOneSubject(face, others);
       const [embedding] = await engine.embed([face]);
       let distance: number;
       if (hasIdentifier) {
@@ -133,6 +135,7 @@ export function createFaceService(deps: FaceServiceDeps) {
         distance = found;
       } else {
         const second = await primaryFaceOf(checkImageSize(input.image2, config.maxImageBytes, "image2"));
+        requireOneSubject(second.face, second.others);
         const [other] = await engine.embed([second.face]);
         distance = cosineDistance(embedding, other);
       }

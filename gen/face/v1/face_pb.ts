@@ -1753,6 +1753,8 @@ export const FaceService: GenService<{
   },
   /**
    * Verify compares the primary face of the image with a registered user or with a second image (1:1).
+   * The primary face is the largest; an image where another face is about as large (at least 0.8 of
+   * its area) has none, and is refused with FailedPrecondition (reason MULTIPLE_FACES).
    *
    * @generated from rpc face.v1.FaceService.Verify
    */
