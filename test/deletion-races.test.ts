@@ -168,4 +168,14 @@ describeUnless(process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL 
     assert.equal(outcome(settled), "answered");
     assert.equal((await client.listWebhooks({ collection: "doomed-hooks" })).webhooks.length, 1);
   });
+
+  it("Register whose event's webhook is deleted meanwhile lands, with no delivery to the deleted webhook", async () => {
+    const { webhook } = await client.createWebhook({ url: "http://8.8.8.8/hook", collection: "hooked", events: ["user.registered"] });
+    // The webhook's row held as a DeleteWebhook holds it, between the event's read of the webhooks and its delivery's insert.
+    const webhookRow = (trx: Knex.Transaction) => trx("webhooks").where({ id: webhook!.id }).forUpdate().first("id");
+    const theWebhook = (trx: Knex.Transaction) => trx("webhooks").where({ id: webhook!.id }).delete();
+    const settled = await deletedWhileWaiting(webhookRow, theWebhook, () => client.register({ identifier: "announced", image: face("face_recognition/obama.jpg"), collection: "hooked" }));
+    assert.equal(outcome(settled), "answered");
+    assert.deepEqual((await client.listUsers({ collection: "hooked" })).identifiers, ["announced"]);
+  });
 });

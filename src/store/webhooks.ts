@@ -135,10 +135,14 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
         identifier: event.identifier,
         ...event.data,
       });
+      // The webhooks are locked as they are read: a DeleteWebhook (or DeleteCollection) committing
+      // meanwhile then drops its webhook from the read, where the deliveries' foreign key, checked
+      // after the read, failed the whole call (Internal) on a PostgreSQL server.
       const result = await db.raw(
         `INSERT INTO webhook_deliveries (webhook_id, collection, identifier, event_id, event_type, payload)
          SELECT id, collection, ?, ?, ?, ? FROM webhooks
-          WHERE collection = ? AND ? = ANY (events) AND (identifier IS NULL OR identifier = ?)`,
+          WHERE collection = ? AND ? = ANY (events) AND (identifier IS NULL OR identifier = ?)
+          FOR KEY SHARE`,
         [event.identifier || null, eventId, event.type, payload, event.collection, event.type, event.identifier],
       );
       const written = Number(result.rowCount ?? 0);
