@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createWebhookDispatcher } from "../src/service/webhook-dispatcher.js";
 import { createWebhookStore, MAX_WEBHOOKS_PER_COLLECTION } from "../src/store/webhooks.js";
 import { face } from "./support/testdata.js";
 import { createReceiver } from "./support/webhook-receiver.js";
@@ -162,6 +165,34 @@ describe("webhook leases", () => {
       assert.equal((await store.claimDue(10, 60_000, 4)).length, 4);
       assert.equal((await store.claimDue(10, 60_000, 4)).length, 0, "4 are in flight already");
     } finally {
+      await database.dispose();
+    }
+  });
+
+  it("warns of a lost lease, not of a delivery deleted with its webhook while it was posted", async () => {
+    const database = await openTestDatabase();
+    const warnings: string[] = [];
+    const store = createWebhookStore(database.knex);
+    // The receiver takes the post, and the webhook is deleted before it answers: the delivery's row
+    // goes with it, so its outcome has nowhere to be recorded, and that is no lost lease.
+    const receiver = createServer((req, res) => {
+      req.resume().on("end", async () => {
+        await store.delete("default", webhook.id);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", () => r()));
+    const webhook = (await store.create({ collection: "default", url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, identifier: "", events: ["face.unknown"], secret: "s".repeat(32) }))!;
+    const dispatcher = createWebhookDispatcher(store, { maxAttempts: 3, retryBaseMs: 1000, timeoutMs: 5000, pollMs: 50, allowedHosts: ["127.0.0.1"] }, { warn: (_, message) => warnings.push(message) });
+    try {
+      dispatcher.start();
+      await store.enqueue({ type: "face.unknown", collection: "default", identifier: "", data: {} });
+      await until(async () => (await database.knex("webhooks").count({ n: "*" }))[0].n == 0, "the webhook to be deleted");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(warnings, []);
+    } finally {
+      await dispatcher.stop();
+      receiver.close();
       await database.dispose();
     }
   });

@@ -96,7 +96,8 @@ export function createWebhookDispatcher(store: WebhookStore, options: Dispatcher
         logger.warn({ delivery: delivery.id, event: delivery.eventId, attempt: delivery.attempts, giveUp, err: message }, "webhook delivery failed");
       }
     }
-    if (!recorded) logger.warn({ delivery: delivery.id, event: delivery.eventId }, "webhook delivery lease lost before its outcome was recorded");
+    // A delivery deleted meanwhile (with its webhook, collection or person) has no outcome to record.
+    if (!recorded && (await store.exists(delivery.id))) logger.warn({ delivery: delivery.id, event: delivery.eventId }, "webhook delivery lease lost before its outcome was recorded");
   }
 
   /** Claims as many due deliveries as there are free slots and starts each on its own. */

@@ -56,6 +56,8 @@ export interface WebhookStore {
    * (nothing written) when the lease was lost.
    */
   markFailed(delivery: DueDelivery, error: string, retryAt: Date | undefined): Promise<boolean>;
+  /** Whether the delivery is still stored: it goes with its webhook, its collection and its person (DeleteUser). */
+  exists(deliveryId: number): Promise<boolean>;
   /** Deletes every delivery about the person, delivered or not, inside the caller's transaction (DeleteUser). */
   erasePerson(collection: string, identifier: string, trx: Knex.Transaction): Promise<void>;
   /** Deletes delivered and given-up rows older than `days` days; returns how many. */
@@ -208,6 +210,10 @@ export function createWebhookStore(knex: Knex, options: WebhookStoreOptions = {}
             : { status: "failed", last_error: error, locked_until: null, lease_id: null },
         );
       return rowCount(updated) > 0;
+    },
+
+    async exists(deliveryId) {
+      return (await knex("webhook_deliveries").where({ id: deliveryId }).first("id")) !== undefined;
     },
 
     async erasePerson(collection, identifier, trx) {
