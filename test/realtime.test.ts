@@ -121,8 +121,11 @@ describe("/ws/realtime", () => {
       ws.send(JSON.stringify({ type: "frame", image: "**not base64**", frameId: "bad64" }));
       // Frame-sized and valid up to its last character: the check must stay linear in time.
       ws.send(JSON.stringify({ type: "frame", image: `${"abcd".repeat(50_000)}!`, frameId: "long-bad64" }));
-    }, 4);
-    assert.deepEqual(answers.map((a) => [a.frame_id, a.type, a.count ?? a.code]), [["camel", "results", 1], ["snake", "results", 2], ["bad64", "error", "invalid_argument"], ["long-bad64", "error", "invalid_argument"]]);
+      // Wrapped at 76 columns (MIME) and in the URL-safe alphabet: base64 all the same.
+      ws.send(JSON.stringify({ type: "frame", image: group.replace(/.{76}/g, "$&\n"), frameId: "wrapped", maxFaces: 1 }));
+      ws.send(JSON.stringify({ type: "frame", image: group.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, ""), frameId: "url-safe", maxFaces: 1 }));
+    }, 6);
+    assert.deepEqual(answers.map((a) => [a.frame_id, a.type, a.count ?? a.code]), [["camel", "results", 1], ["snake", "results", 2], ["bad64", "error", "invalid_argument"], ["long-bad64", "error", "invalid_argument"], ["wrapped", "results", 1], ["url-safe", "results", 1]]);
     assert.match(String(answers[2].message), /base64/);
   });
 

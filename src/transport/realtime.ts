@@ -1,4 +1,5 @@
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import websocket from "@fastify/websocket";
 import type { WebSocket } from "ws";
@@ -204,21 +205,45 @@ function parseFrame(text: string, frameNumber: number, collection: string): Omit
     throw new BadFrame("a text message must be JSON: {\"type\": \"frame\", \"image\": \"<base64>\", ...}");
   }
   if (message === null || typeof message !== "object" || Array.isArray(message)) throw new BadFrame("a text message must be a JSON object");
-  const { type, ...fields } = message as Record<string, JsonValue>;
+  const { type, image, ...fields } = message as Record<string, JsonValue>;
   const frameIdField = fields.frame_id ?? fields.frameId;
   const frameId = typeof frameIdField === "string" ? frameIdField : undefined;
   if (type !== "frame") throw new BadFrame('a text message must have "type": "frame"', frameId);
-  // The frame's fields are read as protobuf JSON reads a SyncRequest (either spelling of a name,
-  // each field's type and range, base64 of either alphabet): a hand-made reading let a max_faces
-  // over 2^32 through, which then failed the whole stream's encoding (internal, socket closed).
+  if (typeof image !== "string" || image === "") throw new BadFrame('"image" (base64) is required', frameId);
+  // The other fields are read as protobuf JSON reads a SyncRequest (either spelling of a name, each
+  // field's type and range): a hand-made reading let a max_faces over 2^32 through, which then
+  // failed the whole stream's encoding (internal, socket closed).
   let request: SyncRequest;
   try {
     request = fromJson(SyncRequestSchema, fields, { ignoreUnknownFields: true });
   } catch (e) {
     throw new BadFrame(`invalid frame: ${(e as Error).message}`, frameId);
   }
-  if (request.image.length === 0) throw new BadFrame('"image" (base64) is required', frameId);
-  return { ...request, frameId: frameId ?? String(frameNumber), collection: request.collection || collection };
+  return { ...request, image: imageOf(image, frameId), frameId: frameId ?? String(frameNumber), collection: request.collection || collection };
+}
+
+/**
+ * A frame's base64 image, standard or URL-safe, padded or not. Buffer.from decodes it natively
+ * (0.1 ms for 150 kB, where protobuf-es's decoder in JavaScript takes 1.4) but skips what is not
+ * base64 without a word; its bytes are taken when they encode back to the text, and anything else
+ * (line breaks, mixed alphabets, a bad character) goes through protobuf-es's decoder, which refuses
+ * what is not base64. Both are linear in the text's length.
+ */
+function imageOf(text: string, frameId: string | undefined): Uint8Array {
+  const bytes = Buffer.from(text, "base64");
+  const urlSafe = text.includes("-") || text.includes("_");
+  if (withoutPadding(bytes.toString(urlSafe ? "base64url" : "base64")) === withoutPadding(text)) return bytes;
+  try {
+    return base64Decode(text);
+  } catch {
+    throw new BadFrame('"image" is not valid base64 (standard or URL-safe alphabet)', frameId);
+  }
+}
+
+function withoutPadding(base64: string): string {
+  let end = base64.length;
+  while (end > 0 && base64[end - 1] === "=") end--;
+  return base64.slice(0, end);
 }
 
 function resultMessage(response: SyncResponse): object {
