@@ -154,6 +154,20 @@ describe("hostile input through every protocol", () => {
     }
   });
 
+  it("reads a REST JSON body's photo in base64 of either alphabet, wrapped or not, and refuses one that is not base64", async () => {
+    const recognize = (image: string) => fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image }) });
+    const standard = Buffer.from(OBAMA).toString("base64");
+    for (const image of [standard, standard.replace(/.{76}/g, "$&\n"), Buffer.from(OBAMA).toString("base64url")]) {
+      const answer = await recognize(image);
+      assert.equal(answer.status, 200);
+      assert.equal((await answer.json()).identifier, "obama");
+    }
+    // Valid up to a character near its end: Buffer.from would skip it and decode the rest.
+    const answer = await recognize(`${standard.slice(0, -8)}!${standard.slice(-7)}`);
+    assert.equal(answer.status, 400);
+    assert.match((await answer.json()).message, /image: not valid base64/);
+  });
+
   it("refuses a one-value field given twice anywhere in a REST request", async () => {
     // A one-value field given twice anywhere in a request (multipart, query and body) is refused, not
     // read as one of them: a Register given two identifiers registered the person under the last.
