@@ -154,7 +154,7 @@ describe("hostile input through every protocol", () => {
     }
   });
 
-  it("reads a REST JSON body's photo in base64 of either alphabet, wrapped or not, and refuses one that is not base64", async () => {
+  it("reads a REST JSON body's photo in base64 of either alphabet, wrapped or not, and refuses one that is not base64 there or in a form's text field", async () => {
     const recognize = (image: string) => fetch(`${server.url}/api/v1/recognize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image }) });
     const standard = Buffer.from(OBAMA).toString("base64");
     for (const image of [standard, standard.replace(/.{76}/g, "$&\n"), Buffer.from(OBAMA).toString("base64url")]) {
@@ -166,6 +166,20 @@ describe("hostile input through every protocol", () => {
     const answer = await recognize(`${standard.slice(0, -8)}!${standard.slice(-7)}`);
     assert.equal(answer.status, 400);
     assert.match((await answer.json()).message, /image: not valid base64/);
+    // In a form's text field: not base64 is refused as such; a photo longer than a text field may
+    // be is refused, where it was cut at 64 KiB and answered as a corrupt JPEG.
+    const asText = async (value: string) => {
+      const text = new FormData();
+      text.append("image", value);
+      const answer = await fetch(`${server.url}/api/v1/recognize`, { method: "POST", body: text });
+      return [answer.status, (await answer.json()).message];
+    };
+    const [badStatus, badMessage] = await asText(`${standard.slice(0, 1000)}!${standard.slice(1001, 2000)}`);
+    assert.equal(badStatus, 400);
+    assert.match(badMessage, /field image: .* is not a valid value/);
+    const [longStatus, longMessage] = await asText(standard);
+    assert.equal(longStatus, 413);
+    assert.match(longMessage, /text field image is over 65536 bytes: send a photo as a file part/);
   });
 
   it("refuses a one-value field given twice anywhere in a REST request", async () => {

@@ -1,6 +1,7 @@
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { isFieldError, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { decodeBase64 } from "./base64.js";
 
 // REST path, query and multipart values are strings: how they become the fields of a request message.
 
@@ -62,7 +63,12 @@ function scalarFromString(field: DescField, scalar: ScalarType, text: string): s
       if (text === "false" || text === "0" || text === "") return false;
       throw bad();
     case ScalarType.BYTES:
-      return new Uint8Array(Buffer.from(text, "base64"));
+      // Buffer.from alone would skip what is not base64 and decode the rest as the photo.
+      try {
+        return decodeBase64(text);
+      } catch {
+        throw bad();
+      }
     case ScalarType.FLOAT:
     case ScalarType.DOUBLE: {
       const n = Number(text);

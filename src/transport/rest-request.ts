@@ -8,6 +8,9 @@ import { isFastifyError } from "./errors.js";
 import { fieldNamed, givenOnce, setFromString } from "./rest-fields.js";
 import type { ReceivingShare } from "./receive-budget.js";
 
+/** Parts a multipart request may have: the image (and image2 for Verify) and the other fields. */
+export const MULTIPART_LIMITS = { files: 2, fields: 32, fieldSize: 64 * 1024, parts: 34 };
+
 /** What a REST route takes from a request besides its query: the path's parameters and the body. */
 export interface RestRequestShape {
   pathParams: string[];
@@ -111,6 +114,9 @@ function malformedBodyOrAsIs(error: unknown): unknown {
 async function readPart(message: ReflectMessage, request: FastifyRequest, part: Multipart, share: ReceivingShare, given: (name: string, where: string) => void): Promise<void> {
   if (part.type !== "file") {
     given(part.fieldname, "body");
+    // busboy cuts a text field at the limit without a word: a photo sent as base64 text arrived cut
+    // and was answered as a corrupt JPEG.
+    if (part.valueTruncated) throw new ConnectError(`multipart text field ${part.fieldname} is over ${MULTIPART_LIMITS.fieldSize} bytes: send a photo as a file part`, Code.ResourceExhausted);
     setFromString(message, part.fieldname, String(part.value), false);
     return;
   }

@@ -11,7 +11,7 @@ import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import { whenClosed } from "./when-closed.js";
 import { clientGone, httpError, isFastifyError, restAnswerOf, toConnectError } from "./errors.js";
 import { fieldNamed } from "./rest-fields.js";
-import { requestMessage, type RestRequestShape } from "./rest-request.js";
+import { MULTIPART_LIMITS, requestMessage, type RestRequestShape } from "./rest-request.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
 import { runInCall } from "../call-signal.js";
 import { clientOf } from "./client-address.js";
@@ -181,9 +181,6 @@ function sendResponse(reply: FastifyReply, request: FastifyRequest, binding: Res
 
 /** Bodies REST reads: proto JSON and multipart/form-data. */
 const ACCEPTED_BODY = /^\s*(application\/json|multipart\/form-data)\s*(;|$)/i;
-
-/** Parts a multipart request may have: the image (and image2 for Verify) and the other fields. */
-const MULTIPART_LIMITS = { files: 2, fields: 32, fieldSize: 64 * 1024, parts: 34 };
 
 /** A fastify path (`/api/v1/users/:identifier/face`) as a pattern matching request paths. */
 function pathPattern(path: string): RegExp {
