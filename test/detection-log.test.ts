@@ -88,14 +88,19 @@ describe("detection log written in batches", () => {
     // While the one connection is held: an earlier batch's write asks for it, the collection's
     // sightings wait behind that write, and the delete asks for the connection before them.
     const holding = await knex.transaction();
-    log.record("another-embedded", [seen("", "earlier")]);
-    const earlier = log.flush();
-    log.record(collection, [seen("", "before-delete")]);
-    const behind = log.flush();
-    const deleting = collections.delete(collection);
-    await holding.commit();
-    assert.ok(await deleting);
-    await Promise.all([earlier, behind]);
+    try {
+      log.record("another-embedded", [seen("", "earlier")]);
+      const earlier = log.flush();
+      log.record(collection, [seen("", "before-delete")]);
+      const behind = log.flush();
+      const deleting = collections.delete(collection);
+      await holding.commit();
+      assert.ok(await deleting);
+      await Promise.all([earlier, behind]);
+    } finally {
+      // Left open, the one connection would stall every later test.
+      if (!holding.isCompleted()) await holding.rollback();
+    }
     assert.deepEqual(await knex("collections").where({ name: collection }), [], "the collection is not brought back");
     assert.deepEqual(await knex("detections").where({ collection }), []);
   });
