@@ -7,6 +7,7 @@ import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { binaryRequestOf, GRPC_WEB_TEXT, textResponseOf } from "./grpc-web-text.js";
+import { binaryRequestOfJson, isConnectJsonWithPhotos, jsonResponseOf } from "./connect-json.js";
 import { capLongDeadline } from "./long-deadlines.js";
 import { reclassifyParseError } from "./parse-error-code.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
@@ -66,12 +67,15 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
             request.body === undefined
               ? countedChunks(request.raw.iterator({ destroyOnReturn: false }), options.receiveBudget.open(reply.raw, client), !text && ENVELOPED.test(contentType))
               : universal.body;
-          const binary = text ? await binaryRequestOf({ ...universal, body }, options.readMaxBytes ?? Infinity) : { ...universal, body };
+          const readMaxBytes = options.readMaxBytes ?? Infinity;
+          let binary = text ? await binaryRequestOf({ ...universal, body }, readMaxBytes) : { ...universal, body };
+          let fromJson = false;
+          if (!text && isConnectJsonWithPhotos(handler.method, universal)) ({ request: binary, translated: fromJson } = await binaryRequestOfJson(handler.method, binary, readMaxBytes));
           const response = await handler(binary);
           // fastify keeps its headers (x-request-id, CORS) until reply.send, which is not used here.
           for (const [key, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(key, value);
           const corrected = await reclassifyParseError(response);
-          const answer = text ? textResponseOf(corrected) : corrected;
+          const answer = text ? textResponseOf(corrected) : fromJson ? await jsonResponseOf(handler.method, corrected) : corrected;
           await universalResponseToNodeResponse(handler.method.methodKind === "unary" ? afterRequestRead(answer, request.raw) : answer, reply.raw);
         } catch (e) {
           if (ConnectError.from(e).code !== Code.Aborted) request.log.error({ err: e, rpc: handler.method.name }, "rpc transport failed");

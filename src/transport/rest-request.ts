@@ -1,11 +1,11 @@
-import { create, fromJson, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { create, ScalarType, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Multipart } from "@fastify/multipart";
 import type { FastifyRequest } from "fastify";
-import { decodeBase64 } from "./base64.js";
 import { isFastifyError } from "./errors.js";
 import { fieldNamed, givenOnce, setFromString } from "./rest-fields.js";
+import { messageFromJson } from "./proto-json.js";
 import type { ReceivingShare } from "./receive-budget.js";
 
 /** Parts a multipart request may have: the image (and image2 for Verify) and the other fields. */
@@ -32,7 +32,7 @@ export async function requestMessage(route: RestRequestShape, schema: DescMessag
   } else if (route.body === "*" && request.body !== undefined && request.body !== null) {
     if (typeof request.body !== "object" || Array.isArray(request.body)) throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
     for (const key of Object.keys(request.body)) given(key, "body");
-    message = messageOfJson(schema, request.body as Record<string, unknown>);
+    message = messageOfJson(schema, request.body as JsonObject);
   }
   const query = request.query as Record<string, string | string[]>;
   for (const [key, value] of Object.entries(query)) {
@@ -49,32 +49,12 @@ export async function requestMessage(route: RestRequestShape, schema: DescMessag
   return message;
 }
 
-/**
- * The message a JSON body holds, read as protobuf JSON reads it. Its photos (bytes fields, in
- * base64) are decoded natively (base64.ts): through fromJson a 2 MB photo held the main thread 18 ms.
- */
-function messageOfJson(schema: DescMessage, body: Record<string, unknown>): ReflectMessage {
-  const photos = new Map<DescField, Uint8Array>();
-  const rest: Record<string, unknown> = {};
+/** The message a JSON body holds, as protobuf JSON reads it (its photos decoded natively, proto-json.ts). */
+function messageOfJson(schema: DescMessage, body: JsonObject): ReflectMessage {
   try {
-    for (const [key, value] of Object.entries(body)) {
-      const field = fieldNamed(schema, key);
-      if (field?.fieldKind === "scalar" && field.scalar === ScalarType.BYTES && typeof value === "string") photos.set(field, decodeBytesField(field, value));
-      else rest[key] = value;
-    }
-    const message = reflect(schema, fromJson(schema, rest as never, { ignoreUnknownFields: true }));
-    for (const [field, bytes] of photos) message.set(field, bytes);
-    return message;
+    return messageFromJson(schema, body);
   } catch (e) {
     throw new ConnectError(`invalid request body: ${(e as Error).message}`, Code.InvalidArgument);
-  }
-}
-
-function decodeBytesField(field: DescField, text: string): Uint8Array {
-  try {
-    return decodeBase64(text);
-  } catch {
-    throw new Error(`field ${field.name}: not valid base64`);
   }
 }
 

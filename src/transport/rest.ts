@@ -1,4 +1,4 @@
-import { getOption, toJson, type DescMethod, type Message } from "@bufbuild/protobuf";
+import { getOption, type DescMethod, type Message } from "@bufbuild/protobuf";
 import type { ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import { Readable } from "node:stream";
@@ -11,6 +11,7 @@ import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import { whenClosed } from "./when-closed.js";
 import { clientGone, httpError, isFastifyError, restAnswerOf, toConnectError } from "./errors.js";
 import { fieldNamed } from "./rest-fields.js";
+import { messageToJson } from "./proto-json.js";
 import { MULTIPART_LIMITS, requestMessage, type RestRequestShape } from "./rest-request.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
 import { runInCall } from "../call-signal.js";
@@ -163,7 +164,7 @@ function sendResponse(reply: FastifyReply, request: FastifyRequest, binding: Res
     reply.header("x-content-type-options", "nosniff").header("content-security-policy", "default-src 'none'; sandbox");
     return reply.type(body.contentType || "application/octet-stream").send(Buffer.from(body.data));
   }
-  const json = toJson(output, response, { alwaysEmitImplicit: true }) as Record<string, unknown>;
+  const json = messageToJson(output, response, { alwaysEmitImplicit: true }) as Record<string, unknown>;
   if (binding.responseBody !== "") {
     // A body that is one field (GET /api/v1/users: the identifiers array) has no room for the next
     // page token: it travels as a Link header (RFC 8288), the same URL with page_token set.
