@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { mkdtemp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -65,6 +66,7 @@ describe("the command-line tool", () => {
     const exported = JSON.parse(await readFile(out, "utf8"));
     assert.equal(exported.identifier, "barack_obama");
     assert.ok(exported.faces.length >= 1 && exported.faces[0].embedding.length === 512);
+    for (const f of exported.faces) assert.equal(createHash("sha256").update(Buffer.from(f.image, "base64")).digest("hex"), f.imageSha256, "each photo as registered");
     const listed = await cli(["list", "--server", server.url]);
     assert.ok(listed.stdout.split("\n").includes("barack_obama"));
     const deleted = await cli(["delete", "barack_obama", "joe_biden", "--server", server.url]);

@@ -11,12 +11,12 @@
  */
 import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ExportUserResponseSchema, FaceService } from "../../gen/face/v1/face_pb.js";
 import { importFolder } from "./import-folder.js";
 import { retryWhenTold } from "./retry-after.js";
+import { messageToJson } from "../transport/proto-json.js";
 
 const USAGE = `usage: npm run cli -- <command> [options]
   import <folder>               register every photo of <folder>/<identifier>/*
@@ -73,7 +73,8 @@ async function main(argv: string[]): Promise<number> {
         token = page.nextPageToken;
       }
       whole.nextPageToken = "";
-      const json = toJsonString(ExportUserResponseSchema, whole, { prettySpaces: 2 });
+      // Photos' base64 by Buffer (proto-json.ts): protobuf-es's JavaScript base64 took ~130 ms a megabyte.
+      const json = JSON.stringify(messageToJson(ExportUserResponseSchema, whole), null, 2);
       if (values.out !== undefined) await writeFile(values.out, `${json}\n`, { mode: 0o600 });
       else process.stdout.write(`${json}\n`);
       return 0;
