@@ -1,5 +1,7 @@
+import { kMaxLength } from "node:buffer";
 import { fromBinary, toBinary, type DescMethod, type JsonObject } from "@bufbuild/protobuf";
-import type { UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type { Compression, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { holdsBytes, messageFromJson, messageToJson } from "./proto-json.js";
 
 /**
@@ -13,6 +15,8 @@ import { holdsBytes, messageFromJson, messageToJson } from "./proto-json.js";
  */
 const UNARY_JSON = /^application\/json\s*(;\s*charset=utf-8\s*)?$/i;
 const PROTO = "application/proto";
+/** What connect-es may compress an answer with (the client's accept-encoding chooses). */
+const COMPRESSIONS = new Map<string, Compression>([compressionGzip, compressionBrotli].map((c) => [c.name, c]));
 
 /** Whether connect-es's JSON would spend base64 in JavaScript on this call. */
 export function isConnectJsonWithPhotos(method: DescMethod, request: UniversalServerRequest): boolean {
@@ -28,7 +32,7 @@ export function isConnectJsonWithPhotos(method: DescMethod, request: UniversalSe
 
 /**
  * The request as binary, or as it came (its body replayed) when its JSON is over `maxBytes` or is
- * not a message of `method.input`. Its answer is not compressed: it is written again as JSON.
+ * not a message of `method.input`.
  */
 export async function binaryRequestOfJson(method: DescMethod, request: UniversalServerRequest, maxBytes: number): Promise<{ request: UniversalServerRequest; translated: boolean }> {
   const source = (request.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
@@ -58,7 +62,6 @@ export async function binaryRequestOfJson(method: DescMethod, request: Universal
   const header = new Headers(request.header);
   header.set("content-type", PROTO);
   header.delete("content-length");
-  header.delete("accept-encoding");
   return { request: { ...request, header, body: (async function* () { yield binary; })() }, translated: true };
 }
 
@@ -73,15 +76,19 @@ function binaryOf(method: DescMethod, body: Buffer): Uint8Array | undefined {
   }
 }
 
-/** A binary answer written as Connect JSON; an error (already JSON) as it is. */
+/** A binary answer written as Connect JSON, compressed as connect-es compressed it; an error (already JSON) as it is. */
 export async function jsonResponseOf(method: DescMethod, response: UniversalServerResponse): Promise<UniversalServerResponse> {
   if (response.header?.get("content-type") !== PROTO || response.body === undefined) return response;
+  const encoding = response.header.get("content-encoding");
+  const compression = encoding === null ? undefined : COMPRESSIONS.get(encoding);
+  if (encoding !== null && compression === undefined) throw new Error(`an answer compressed with ${encoding}, which connect-es does not offer`);
   const chunks: Uint8Array[] = [];
   for await (const chunk of response.body) chunks.push(chunk);
-  const message = fromBinary(method.output, Buffer.concat(chunks));
-  const json = new TextEncoder().encode(JSON.stringify(messageToJson(method.output, message)));
+  const binary = compression === undefined ? Buffer.concat(chunks) : await compression.decompress(Buffer.concat(chunks), kMaxLength);
+  const json = new TextEncoder().encode(JSON.stringify(messageToJson(method.output, fromBinary(method.output, binary))));
+  const body = compression === undefined ? json : await compression.compress(json);
   const header = new Headers(response.header);
   header.set("content-type", "application/json");
   header.delete("content-length");
-  return { ...response, header, body: (async function* () { yield json; })() };
+  return { ...response, header, body: (async function* () { yield body; })() };
 }
