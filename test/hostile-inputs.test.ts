@@ -85,6 +85,19 @@ describe("hostile input through every protocol", () => {
   });
   after(() => server.close());
 
+  it("reads a data: URI's base64 as a JSON body's: a stray character refused (Buffer.from decoded around it), percent-encoding read", async () => {
+    const base64 = Buffer.from(OBAMA).toString("base64");
+    const stray = `data:image/jpeg;base64,${base64.slice(0, 5000)}*${base64.slice(5000)}`;
+    await assert.rejects(grpc.recognize({ imageUrl: stray }), (e) => {
+      assert.equal(ConnectError.from(e).code, Code.InvalidArgument);
+      assert.match(ConnectError.from(e).rawMessage, /image_url data: URI is not valid base64/);
+      return true;
+    });
+    const percentEncoded = `data:image/jpeg;base64,${encodeURIComponent(base64)}`;
+    assert.ok(percentEncoded.includes("%2B"), "the photo's base64 has a + to encode");
+    assert.equal((await grpc.recognize({ imageUrl: percentEncoded })).identifier, "obama");
+  });
+
   it("answers each hostile Register with the right code over gRPC, Connect and REST", async () => {
     const restStatus: Partial<Record<Code, number>> = { [Code.InvalidArgument]: 400, [Code.ResourceExhausted]: 413 };
     for (const [name, request, code] of cases) {

@@ -1,3 +1,4 @@
+import { decodeBase64 } from "../base64.js";
 import { callSignal } from "../call-signal.js";
 import { FaceError, invalidArgument } from "../errors.js";
 import { sendOutbound } from "./outbound-http.js";
@@ -52,5 +53,10 @@ function decodeDataUri(uri: string, maxBytes: number): Uint8Array {
   if ((match[3].length * 3) / 4 > maxBytes + 3) {
     throw new FaceError("resource_exhausted", `image_url data is more than the limit of ${maxBytes} bytes`);
   }
-  return new Uint8Array(Buffer.from(match[3], "base64"));
+  // As a JSON body's base64 is read: Buffer.from alone decodes around a character that is not base64.
+  try {
+    return decodeBase64(match[3].includes("%") ? decodeURIComponent(match[3]) : match[3]);
+  } catch {
+    throw invalidArgument("image_url data: URI is not valid base64");
+  }
 }

@@ -1,6 +1,6 @@
 import { clone, fromJson, ScalarType, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
 import { reflect, type ReflectList, type ReflectMessage } from "@bufbuild/protobuf/reflect";
-import { decodeBase64 } from "./base64.js";
+import { decodeBase64 } from "../base64.js";
 import { fieldNamed } from "./rest-fields.js";
 
 /**

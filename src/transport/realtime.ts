@@ -11,7 +11,7 @@ import type { ReceiveBudget } from "./receive-budget.js";
 import { forwardedHeaders, sendError } from "./rest.js";
 import { runInCall } from "../call-signal.js";
 import { clientOf } from "./client-address.js";
-import { decodeBase64 } from "./base64.js";
+import { decodeBase64 } from "../base64.js";
 
 /** Frames received and not yet answered before the server stops reading the socket (TCP back-pressure). */
 const MAX_UNANSWERED_FRAMES = 4;

@@ -1,7 +1,7 @@
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { isFieldError, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { decodeBase64 } from "./base64.js";
+import { decodeBase64 } from "../base64.js";
 
 // REST path, query and multipart values are strings: how they become the fields of a request message.
 
