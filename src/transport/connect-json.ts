@@ -1,7 +1,5 @@
-import { kMaxLength } from "node:buffer";
 import { fromBinary, toBinary, type DescMethod, type JsonObject } from "@bufbuild/protobuf";
-import type { Compression, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { compressionNegotiate, type Compression, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { holdsBytes, messageFromJson, messageToJson } from "./proto-json.js";
 
 /**
@@ -15,8 +13,8 @@ import { holdsBytes, messageFromJson, messageToJson } from "./proto-json.js";
  */
 const UNARY_JSON = /^application\/json\s*(;\s*charset=utf-8\s*)?$/i;
 const PROTO = "application/proto";
-/** What connect-es may compress an answer with (the client's accept-encoding chooses). */
-const COMPRESSIONS = new Map<string, Compression>([compressionGzip, compressionBrotli].map((c) => [c.name, c]));
+/** connect-es's default compressMinBytes: smaller answers are not worth compressing. */
+const COMPRESS_MIN_BYTES = 1024;
 
 /** Whether connect-es's JSON would spend base64 in JavaScript on this call. */
 export function isConnectJsonWithPhotos(method: DescMethod, request: UniversalServerRequest): boolean {
@@ -62,6 +60,8 @@ export async function binaryRequestOfJson(method: DescMethod, request: Universal
   const header = new Headers(request.header);
   header.set("content-type", PROTO);
   header.delete("content-length");
+  // The JSON answer is compressed once, by jsonResponseOf; connect-es's binary one need not be.
+  header.delete("accept-encoding");
   return { request: { ...request, header, body: (async function* () { yield binary; })() }, translated: true };
 }
 
@@ -76,19 +76,20 @@ function binaryOf(method: DescMethod, body: Buffer): Uint8Array | undefined {
   }
 }
 
-/** A binary answer written as Connect JSON, compressed as connect-es compressed it; an error (already JSON) as it is. */
-export async function jsonResponseOf(method: DescMethod, response: UniversalServerResponse): Promise<UniversalServerResponse> {
+/**
+ * A binary answer written as Connect JSON, compressed as connect-es compresses an answer (the first of
+ * the client's accept-encoding it offers, from 1 KiB); an error (already JSON) as it is.
+ */
+export async function jsonResponseOf(method: DescMethod, response: UniversalServerResponse, acceptEncoding: string | null, offered: Compression[]): Promise<UniversalServerResponse> {
   if (response.header?.get("content-type") !== PROTO || response.body === undefined) return response;
-  const encoding = response.header.get("content-encoding");
-  const compression = encoding === null ? undefined : COMPRESSIONS.get(encoding);
-  if (encoding !== null && compression === undefined) throw new Error(`an answer compressed with ${encoding}, which connect-es does not offer`);
   const chunks: Uint8Array[] = [];
   for await (const chunk of response.body) chunks.push(chunk);
-  const binary = compression === undefined ? Buffer.concat(chunks) : await compression.decompress(Buffer.concat(chunks), kMaxLength);
-  const json = new TextEncoder().encode(JSON.stringify(messageToJson(method.output, fromBinary(method.output, binary))));
-  const body = compression === undefined ? json : await compression.compress(json);
+  const json = new TextEncoder().encode(JSON.stringify(messageToJson(method.output, fromBinary(method.output, Buffer.concat(chunks)))));
+  const compression = json.byteLength >= COMPRESS_MIN_BYTES ? compressionNegotiate(offered, null, acceptEncoding, "accept-encoding").response : null;
   const header = new Headers(response.header);
   header.set("content-type", "application/json");
   header.delete("content-length");
+  if (compression !== null) header.set("content-encoding", compression.name);
+  const body = compression === null ? json : await compression.compress(json);
   return { ...response, header, body: (async function* () { yield body; })() };
 }

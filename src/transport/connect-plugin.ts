@@ -40,7 +40,8 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
     setTimeout(() => shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable)), options.shutdownTimeoutMs).unref();
     done();
   });
-  const router = createConnectRouter({ acceptCompression: countedCompressions, ...options, shutdownSignal: shutdown.signal });
+  const acceptCompression = options.acceptCompression ?? countedCompressions;
+  const router = createConnectRouter({ ...options, acceptCompression, shutdownSignal: shutdown.signal });
   options.routes(router);
   // Connect reads request bodies itself; fastify must not parse them (scoped to this plugin).
   app.addContentTypeParser(
@@ -75,7 +76,7 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
           // fastify keeps its headers (x-request-id, CORS) until reply.send, which is not used here.
           for (const [key, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(key, value);
           const corrected = await reclassifyParseError(response);
-          const answer = text ? textResponseOf(corrected) : fromJson ? await jsonResponseOf(handler.method, corrected) : corrected;
+          const answer = text ? textResponseOf(corrected) : fromJson ? await jsonResponseOf(handler.method, corrected, universal.header.get("accept-encoding"), acceptCompression) : corrected;
           await universalResponseToNodeResponse(handler.method.methodKind === "unary" ? afterRequestRead(answer, request.raw) : answer, reply.raw);
         } catch (e) {
           if (ConnectError.from(e).code !== Code.Aborted) request.log.error({ err: e, rpc: handler.method.name }, "rpc transport failed");

@@ -1,7 +1,6 @@
 import { clone, fromJson, ScalarType, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
 import { reflect, type ReflectList, type ReflectMessage } from "@bufbuild/protobuf/reflect";
-import { decodeBase64 } from "../base64.js";
-import { fieldNamed } from "./rest-fields.js";
+import { bytesOfBase64, fieldNamed } from "./rest-fields.js";
 
 /**
  * Protobuf JSON with its bytes fields (photos) in base64 written and read natively. protobuf-es
@@ -23,28 +22,20 @@ export function messageToJson(schema: DescMessage, message: Message, options?: P
 
 /**
  * The message a JSON object holds, read as protobuf-es's fromJson reads it (unknown fields ignored),
- * its top-level bytes fields decoded natively. Throws what fromJson throws, or an Error naming a
- * bytes field that is not base64.
+ * its top-level bytes fields decoded natively. Throws what fromJson throws, or InvalidArgument naming
+ * a bytes field that is not base64.
  */
 export function messageFromJson(schema: DescMessage, body: JsonObject): ReflectMessage {
   const photos = new Map<DescField, Uint8Array>();
   const rest: JsonObject = {};
   for (const [key, value] of Object.entries(body)) {
     const field = fieldNamed(schema, key);
-    if (field !== undefined && isBytes(field) && typeof value === "string") photos.set(field, decodeBytesField(field, value));
+    if (field !== undefined && isBytes(field) && typeof value === "string") photos.set(field, bytesOfBase64(field, value));
     else rest[key] = value;
   }
   const message = reflect(schema, fromJson(schema, rest, { ignoreUnknownFields: true }));
   for (const [field, bytes] of photos) message.set(field, bytes);
   return message;
-}
-
-function decodeBytesField(field: DescField, text: string): Uint8Array {
-  try {
-    return decodeBase64(text);
-  } catch {
-    throw new Error(`field ${field.name}: not valid base64`);
-  }
 }
 
 const isBytes = (field: DescField) => field.fieldKind === "scalar" && field.scalar === ScalarType.BYTES;

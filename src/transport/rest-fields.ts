@@ -10,6 +10,15 @@ export function fieldNamed(schema: DescMessage, name: string): DescField | undef
   return schema.fields.find((f) => f.name === name || f.jsonName === name);
 }
 
+/** A bytes field's base64 (base64.ts: Buffer.from alone would skip what is not base64 and decode the rest as the photo). */
+export function bytesOfBase64(field: DescField, text: string): Uint8Array {
+  try {
+    return decodeBase64(text);
+  } catch {
+    throw new ConnectError(`field ${field.name}: not valid base64`, Code.InvalidArgument);
+  }
+}
+
 /**
  * Notes where each one-value field of a request was given (the path, the query, the body) and
  * refuses one given a second time: read as one of them, a Register given two identifiers registered
@@ -63,12 +72,7 @@ function scalarFromString(field: DescField, scalar: ScalarType, text: string): s
       if (text === "false" || text === "0" || text === "") return false;
       throw bad();
     case ScalarType.BYTES:
-      // Buffer.from alone would skip what is not base64 and decode the rest as the photo.
-      try {
-        return decodeBase64(text);
-      } catch {
-        throw bad();
-      }
+      return bytesOfBase64(field, text);
     case ScalarType.FLOAT:
     case ScalarType.DOUBLE: {
       const n = Number(text);

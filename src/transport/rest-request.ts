@@ -54,6 +54,7 @@ function messageOfJson(schema: DescMessage, body: JsonObject): ReflectMessage {
   try {
     return messageFromJson(schema, body);
   } catch (e) {
+    if (e instanceof ConnectError) throw e;
     throw new ConnectError(`invalid request body: ${(e as Error).message}`, Code.InvalidArgument);
   }
 }
