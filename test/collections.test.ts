@@ -171,6 +171,35 @@ describe("privacy", () => {
     }
   });
 
+  it("keeps a photo registered again with FACE_STORE_IMAGES=false as one reference, and keeps it once photos are kept", async () => {
+    const server = await startTestServer({ FACE_STORE_IMAGES: "false" });
+    let reopened: TestServer | undefined;
+    try {
+      const client = faceClient(server);
+      await client.register({ identifier: "retried", image: OBAMA });
+      // A client retrying a Register whose answer it lost: 100 retries filled the user's reference
+      // photos, each one more copy of the same face.
+      for (let i = 0; i < 3; i++) assert.equal((await client.register({ identifier: "retried", image: OBAMA })).created, false);
+      assert.equal((await client.exportUser({ identifier: "retried" })).faces.length, 1);
+      // Retries that overlap (a client that gave up on the first too soon) are one reference too.
+      await Promise.all([0, 1, 2].map(() => client.register({ identifier: "overlapping", image: OBAMA })));
+      assert.equal((await client.exportUser({ identifier: "overlapping" })).faces.length, 1);
+      await client.register({ identifier: "retried", image: OBAMA_2 });
+      assert.equal((await client.exportUser({ identifier: "retried" })).faces.length, 2, "another photo is another reference");
+      // Photos kept from now on: the same photo registered again is kept with its face.
+      await server.close(true);
+      reopened = await startTestServer({}, undefined, server);
+      const keeping = faceClient(reopened);
+      await keeping.register({ identifier: "retried", image: OBAMA });
+      const exported = await keeping.exportUser({ identifier: "retried" });
+      assert.equal(exported.faces.length, 2);
+      assert.deepEqual(Buffer.from(exported.faces[0].image), Buffer.from(OBAMA));
+      assert.deepEqual(Buffer.from((await keeping.getUserFace({ identifier: "retried" })).data), Buffer.from(OBAMA), "the primary reference's photo");
+    } finally {
+      await (reopened ?? server).close();
+    }
+  });
+
   it("exports everything stored about a user", async () => {
     const server = await startTestServer();
     try {

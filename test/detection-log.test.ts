@@ -60,7 +60,7 @@ describe("detection log written in batches", () => {
 
   it("does not log a queued sighting of a person deleted and registered again before it was written", async () => {
     const collection = "deleted-while-queued";
-    const face = { embedding: Float32Array.from({ length: EMBEDDING_SIZE }, (_, i) => (i === 0 ? 1 : 0)), model: "test", box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.99, sharpness: 100, brightness: 120 };
+    const face = storedFace(Float32Array.from({ length: EMBEDDING_SIZE }, (_, i) => (i === 0 ? 1 : 0)));
     await store.addFace(collection, "leaving", face, undefined);
     log.record(collection, [seen("leaving", "before-deletion"), seen("", "stranger")]);
     assert.ok(await store.deleteUser(collection, "leaving"));

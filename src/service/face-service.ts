@@ -5,7 +5,7 @@ import { cosineDistance } from "../engine/embed.js";
 import type { FoundFace, LocatedFace } from "../engine/pipeline.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { SearchHit } from "../store/identities.js";
-import { createFaceWork, sha256Of, type FaceServiceDeps } from "./face-work.js";
+import { createFaceWork, type FaceServiceDeps } from "./face-work.js";
 import { upgradeEvents } from "./identity-events.js";
 import { collectionOf, identifierOf, imageBytesOf, checkImageSize, thresholdOf, type ImageSource } from "./inputs.js";
 import { qualityProblem, requireOneSubject, requireQuality } from "./reference-quality.js";
@@ -45,7 +45,7 @@ export function createFaceService(deps: FaceServiceDeps) {
 
   const work = createFaceWork(deps);
   const { syncFrame, openSyncSession } = createSyncFrame(deps, work);
-  const { publishAll, view, facesOf, primaryFaceOf, storedFace, storedImage, addRegisteredFace, metrics } = work;
+  const { publishAll, view, facesOf, primaryFaceOf, storedFace, addRegisteredFace, metrics } = work;
 
   async function searchBest(collection: string, embedding: Float32Array, limit: number) {
     return stage("similarity_search", () => identities.search(collection, embedding, limit));
@@ -65,11 +65,10 @@ export function createFaceService(deps: FaceServiceDeps) {
     // Larger but blurrier (an upscaled photo) is not better; sharper but tiny is not either.
     const better = (sharper && face.quality.faceWidth >= current.faceWidth) || (larger && face.quality.sharpness >= current.sharpness * UPGRADE_KEEPS_SHARPNESS);
     if (!better) return false;
-    const img = storedImage(bytes, image);
-    if (img !== undefined && img.sha256 === current.imageSha256) return false;
+    const { stored, img } = storedFace(face, embedding, bytes, image);
+    if (stored.photoSha256 === current.imageSha256) return false;
     const toRegistered = await stage("similarity_search", () => identities.distanceToUser(collection, current.identifier, embedding, { origin: "registered" }));
     if (toRegistered === undefined || toRegistered > config.upgradeMaxDistance) return false;
-    const stored = storedFace(face, embedding);
     return stage("store", () => identities.addUpgradedFace(current, stored, img, config.upgradeMaxFaces, upgradeEvents(collection, current.identifier, stored, img)));
   }
 
@@ -83,8 +82,8 @@ export function createFaceService(deps: FaceServiceDeps) {
       const { image, face, others } = await primaryFaceOf(bytes);
       requireQuality(face, others, config);
       const [embedding] = await engine.embed([face]);
-      const { created, image: kept } = await addRegisteredFace(collection, identifier, face, embedding, bytes, image);
-      return { identifier, collection, face: view(face), imageSha256: kept?.sha256 ?? sha256Of(bytes), created };
+      const { created, photoSha256 } = await addRegisteredFace(collection, identifier, face, embedding, bytes, image);
+      return { identifier, collection, face: view(face), imageSha256: photoSha256, created };
     },
 
     async recognize(input: RecognizeInput) {

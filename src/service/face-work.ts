@@ -112,15 +112,17 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
     return { image, face, others: faces.slice(1) };
   }
 
-  function storedFace(face: LocatedFace, embedding: Float32Array): StoredFace {
-    return { embedding, model: EMBEDDING_MODEL, box: face.box, score: face.score, sharpness: face.quality.sharpness, brightness: face.quality.brightness };
+  /** A face read from `bytes`, and the photo to keep with it (undefined when FACE_STORE_IMAGES=false). */
+  function storedFace(face: LocatedFace, embedding: Float32Array, bytes: Uint8Array, image: DecodedImage): { stored: StoredFace; img: StoredImage | undefined } {
+    const photoSha256 = sha256Of(bytes);
+    const stored = { embedding, model: EMBEDDING_MODEL, box: face.box, score: face.score, sharpness: face.quality.sharpness, brightness: face.quality.brightness, photoSha256 };
+    return { stored, img: storedImage(bytes, image, photoSha256) };
   }
 
-  /** The original to keep with a face, or undefined when FACE_STORE_IMAGES=false. */
-  function storedImage(bytes: Uint8Array, image: DecodedImage): StoredImage | undefined {
+  function storedImage(bytes: Uint8Array, image: DecodedImage, sha256: string): StoredImage | undefined {
     if (!config.storeImages) return undefined;
     return {
-      sha256: sha256Of(bytes),
+      sha256,
       bytes,
       contentType: CONTENT_TYPE_OF_FORMAT[image.format] ?? "application/octet-stream",
       width: image.originalWidth,
@@ -131,18 +133,18 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
   /**
    * Adds a registered face (and its photo) to `identifier`, creating the user when new (NotFound
    * instead with `existingUser`), with its user.registered event in the same transaction. Returns
-   * whether the user was created and the photo kept (undefined when FACE_STORE_IMAGES=false).
+   * whether the user was created, and the photo's SHA-256. The same photo registered again for the
+   * user adds nothing.
    */
   async function addRegisteredFace(collection: string, identifier: string, face: LocatedFace, embedding: Float32Array, bytes: Uint8Array, image: DecodedImage, existingUser = false) {
-    const stored = storedFace(face, embedding);
-    const img = storedImage(bytes, image);
+    const { stored, img } = storedFace(face, embedding, bytes, image);
     const { created, full, gone } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img), existingUser));
     if (gone) throw noSuchUser(identifier, collection);
     if (full) throw new FaceError("failed_precondition", `${identifier} has ${MAX_REGISTERED_FACES} registered reference photos, the most a user may have; delete the user to register it again`);
-    return { created, image: img };
+    return { created, photoSha256: stored.photoSha256 };
   }
 
-  return { publishAll, view, foundFacesOf, facesOf, primaryFaceOf, storedFace, storedImage, addRegisteredFace, metrics };
+  return { publishAll, view, foundFacesOf, facesOf, primaryFaceOf, storedFace, addRegisteredFace, metrics };
 }
 
 export function sha256Of(bytes: Uint8Array): string {

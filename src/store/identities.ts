@@ -24,6 +24,8 @@ export interface StoredFace {
   score: number;
   sharpness: number;
   brightness: number;
+  /** SHA-256 of the photo the face was read from, kept or not: the same photo is one reference of a user. */
+  photoSha256: string;
 }
 
 
@@ -119,6 +121,7 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
       score: face.score,
       sharpness: face.sharpness,
       brightness: face.brightness,
+      photo_sha256: face.photoSha256,
     };
   }
 
@@ -145,15 +148,20 @@ export function createIdentityStore(knex: Knex, images: StoredImages, options: I
           const { id: userId, created } = upserted.rows[0] as { id: number | string; created: boolean };
           // After the user's row: a DeleteUser holds it before it deletes the photos it leaves unused.
           await images.insert(trx, image);
-          // The same photo twice for one user is one reference, not two.
-          const same = image === undefined ? undefined : await trx("faces").where({ user_id: userId, image_sha256: image.sha256 }).first("id");
+          // The same photo twice for one user is one reference, not two (image_sha256: a face stored
+          // before migration 012 that kept its photo).
+          const same = await trx("faces")
+            .where({ user_id: userId })
+            .andWhere((q) => q.where({ photo_sha256: face.photoSha256 }).orWhere({ image_sha256: face.photoSha256 }))
+            .first("id");
           let faceId: number | undefined;
           if (same === undefined) {
             await ensureRoomForRegisteredFace(trx, userId);
             const [inserted] = await trx("faces").insert({ ...faceColumns(face), user_id: userId, collection, image_sha256: image?.sha256 ?? null, is_primary: created, origin: "registered" }).returning("id");
             faceId = Number(inserted.id);
           } else {
-            await trx("faces").where({ id: same.id }).update({ origin: "registered" });
+            // A photo kept now is kept with the face it was registered as while photos were not.
+            await trx("faces").where({ id: same.id }).update({ origin: "registered", ...(image === undefined ? {} : { image_sha256: image.sha256 }) });
           }
           await publish(events({ created }), trx);
           return { created, faceId };

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { EMBEDDING_SIZE } from "../../src/engine/embed.js";
 import type { StoredFace } from "../../src/store/identities.js";
 
@@ -35,6 +36,8 @@ function unit(v: Float32Array): Float32Array {
 }
 
 /** A reference face with this embedding and plausible quality fields. */
+/** A stored face whose "photo" is its embedding: the same embedding twice is the same photo. */
 export function storedFace(embedding: Float32Array): StoredFace {
-  return { embedding, model: "test", box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.99, sharpness: 100, brightness: 120 };
+  const photoSha256 = createHash("sha256").update(new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength)).digest("hex");
+  return { embedding, model: "test", box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.99, sharpness: 100, brightness: 120, photoSha256 };
 }
