@@ -71,7 +71,8 @@ export async function readUserExportPage(knex: Knex, images: StoredImages, colle
       brightness: Number(r.brightness),
       primary: Boolean(r.is_primary),
       origin: r.origin as FaceOrigin,
-      imageSha256: r.image_sha256 ?? "",
+      // The photo's digest is kept also when the photo is not (FACE_STORE_IMAGES=false).
+      imageSha256: r.image_sha256 ?? r.photo_sha256 ?? "",
       imageContentType: r.content_type ?? "",
       image,
       createdAt: new Date(r.created_at),

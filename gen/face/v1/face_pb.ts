@@ -1570,6 +1570,8 @@ export type ExportedFace = Message<"face.v1.ExportedFace"> & {
   primary: boolean;
 
   /**
+   * SHA-256 of the photo the face was read from, also when the photo is not kept.
+   *
    * @generated from field: string image_sha256 = 8;
    */
   imageSha256: string;
