@@ -26,7 +26,9 @@ function fetchModels() {
       // npm pack fetches the tarball through npm's own registry settings and cache, and checks it
       // against the registry's integrity; no scripts run and no dependencies are installed.
       const npm = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ["npm", []];
-      const [{ filename, integrity }] = JSON.parse(execFileSync(npm[0], [...npm[1], "pack", spec, "--json", "--pack-destination", work], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }));
+      const packed = JSON.parse(execFileSync(npm[0], [...npm[1], "pack", spec, "--json", "--pack-destination", work], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }));
+      // npm 11 lists the packed tarballs in an array, npm 12 in an object keyed by package name.
+      const [{ filename, integrity }] = Array.isArray(packed) ? packed : Object.values(packed);
       if (integrity !== models[0].npm.integrity) throw new Error(`${spec} has integrity ${integrity}, catalogue says ${models[0].npm.integrity}`);
       execFileSync("tar", ["-xzf", join(work, filename), "-C", work, ...models.map((m) => m.npm.path)]);
       // Every file is checked before any is installed.

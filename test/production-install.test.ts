@@ -8,6 +8,8 @@ import { freshDatabase } from "./support/server.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { face } from "./support/testdata.js";
 
+/** The npm after the one Node 20 to 24 ship: its install must work too. */
+const NEXT_NPM = "12";
 /** What the issue allows a production install (node_modules and models) to weigh. */
 const MAX_INSTALL_MB = 300;
 /** Build and development tools that must not reach production. */
@@ -63,6 +65,26 @@ describe("a production install (npm ci --omit=dev) running the compiled service"
       assert.ok(!existsSync(join(tampered, "models/faceplugin")), "no model of that tarball is installed");
     } finally {
       rmSync(tampered, { recursive: true, force: true });
+    }
+  });
+
+  it("fetches the models through npm 12 too, whose pack --json answers an object where npm 11's answered an array", () => {
+    const work = mkdtempSync(join(tmpdir(), "face-npm12-"));
+    try {
+      // npm 12 itself, as a tarball (its dependencies are bundled): what `npm install` runs the
+      // postinstall with (npm_execpath) on a machine that has it.
+      execFileSync("npm", ["pack", `npm@${NEXT_NPM}`, "--pack-destination", work], { stdio: "ignore", timeout: 120_000 });
+      execFileSync("tar", ["-xzf", join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!), "-C", work]);
+      cpSync("scripts", join(work, "app/scripts"), { recursive: true });
+      cpSync("models/catalogue.json", join(work, "app/models/catalogue.json"));
+      const run = spawnSync(process.execPath, ["scripts/postinstall.mjs"], { cwd: join(work, "app"), encoding: "utf8", timeout: 300_000, env: { ...process.env, npm_execpath: join(work, "package/bin/npm-cli.js") } });
+      assert.equal(run.status, 0, run.stderr);
+      const catalogue = JSON.parse(readFileSync("models/catalogue.json", "utf8"));
+      for (const model of Object.values(catalogue.models) as { file: string; npm?: unknown }[]) {
+        if (model.npm !== undefined) assert.ok(existsSync(join(work, "app/models", model.file)), `${model.file} fetched`);
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
   });
 
