@@ -109,7 +109,11 @@ export async function* countedChunks<T extends Uint8Array>(chunks: AsyncIterable
  * (by hand), about 20 µs for a 68 KB photo.
  */
 function unpinned<T extends Uint8Array>(chunk: T): T {
-  return chunk.byteLength * 2 <= chunk.buffer.byteLength ? (Buffer.from(chunk) as unknown as T) : chunk;
+  if (chunk.byteLength * 2 > chunk.buffer.byteLength) return chunk;
+  // Not Buffer.from: it copies small chunks into Buffer's shared pool (64 KiB slabs from Node 24).
+  const copy = Buffer.allocUnsafeSlow(chunk.byteLength);
+  copy.set(chunk);
+  return copy as unknown as T;
 }
 
 /** Where messages end in an enveloped body read chunk by chunk. */
