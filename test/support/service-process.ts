@@ -38,13 +38,14 @@ export const SERVICE_COMMAND = { args: ["--import", "tsx", "src/main.ts"] };
  */
 export async function startServiceProcess(
   env: Record<string, string>,
-  command: { args: string[]; cwd?: string; openFiles?: number; within?: string[] } = SERVICE_COMMAND,
+  command: { args: string[]; cwd?: string; openFiles?: number; within?: string[]; node?: string } = SERVICE_COMMAND,
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  const runtime = command.node ?? process.execPath;
   const [node, nodeArgs] = command.openFiles === undefined
-    ? [process.execPath, command.args]
-    : ["/bin/sh", ["-c", 'ulimit -n "$0" && exec "$@"', String(command.openFiles), process.execPath, ...command.args]];
+    ? [runtime, command.args]
+    : ["/bin/sh", ["-c", 'ulimit -n "$0" && exec "$@"', String(command.openFiles), runtime, ...command.args]];
   const [file, args] = command.within === undefined ? [node, nodeArgs] : [command.within[0], [...command.within.slice(1), node, ...nodeArgs]];
   const child = spawn(file, args, {
     cwd: command.cwd,
