@@ -119,6 +119,7 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
     return { stored, img: storedImage(bytes, image, photoSha256) };
   }
 
+  /** The original to keep with a face, named by its SHA-256; undefined when FACE_STORE_IMAGES=false. */
   function storedImage(bytes: Uint8Array, image: DecodedImage, sha256: string): StoredImage | undefined {
     if (!config.storeImages) return undefined;
     return {

@@ -13,8 +13,6 @@ import { holdsBytes, messageFromJson, messageToJson } from "./proto-json.js";
  */
 const UNARY_JSON = /^application\/json\s*(;\s*charset=utf-8\s*)?$/i;
 const PROTO = "application/proto";
-/** connect-es's default compressMinBytes: smaller answers are not worth compressing. */
-const COMPRESS_MIN_BYTES = 1024;
 
 /** Whether connect-es's JSON would spend base64 in JavaScript on this call. */
 export function isConnectJsonWithPhotos(method: DescMethod, request: UniversalServerRequest): boolean {
@@ -76,16 +74,22 @@ function binaryOf(method: DescMethod, body: Buffer): Uint8Array | undefined {
   }
 }
 
+/** How the router compresses answers: what it offers, and the smallest answer worth compressing. */
+export interface AnswerCompression {
+  offered: Compression[];
+  minBytes: number;
+}
+
 /**
  * A binary answer written as Connect JSON, compressed as connect-es compresses an answer (the first of
- * the client's accept-encoding it offers, from 1 KiB); an error (already JSON) as it is.
+ * the client's accept-encoding it offers, from `minBytes`); an error (already JSON) as it is.
  */
-export async function jsonResponseOf(method: DescMethod, response: UniversalServerResponse, acceptEncoding: string | null, offered: Compression[]): Promise<UniversalServerResponse> {
+export async function jsonResponseOf(method: DescMethod, response: UniversalServerResponse, acceptEncoding: string | null, { offered, minBytes }: AnswerCompression): Promise<UniversalServerResponse> {
   if (response.header?.get("content-type") !== PROTO || response.body === undefined) return response;
   const chunks: Uint8Array[] = [];
   for await (const chunk of response.body) chunks.push(chunk);
   const json = new TextEncoder().encode(JSON.stringify(messageToJson(method.output, fromBinary(method.output, Buffer.concat(chunks)))));
-  const compression = json.byteLength >= COMPRESS_MIN_BYTES ? compressionNegotiate(offered, null, acceptEncoding, "accept-encoding").response : null;
+  const compression = json.byteLength >= minBytes ? compressionNegotiate(offered, null, acceptEncoding, "accept-encoding").response : null;
   const header = new Headers(response.header);
   header.set("content-type", "application/json");
   header.delete("content-length");

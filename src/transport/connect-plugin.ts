@@ -3,7 +3,7 @@ import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Conne
 import * as protoConnect from "@connectrpc/connect/protocol-connect";
 import * as protoGrpc from "@connectrpc/connect/protocol-grpc";
 import * as protoGrpcWeb from "@connectrpc/connect/protocol-grpc-web";
-import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { validateReadWriteMaxBytes, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { binaryRequestOf, GRPC_WEB_TEXT, textResponseOf } from "./grpc-web-text.js";
@@ -42,6 +42,8 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
   });
   const acceptCompression = options.acceptCompression ?? countedCompressions;
   const router = createConnectRouter({ ...options, acceptCompression, shutdownSignal: shutdown.signal });
+  // Connect JSON answers written here (connect-json.ts) are compressed as the router would.
+  const answerCompression = { offered: acceptCompression, minBytes: validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, options.compressMinBytes).compressMinBytes };
   options.routes(router);
   // Connect reads request bodies itself; fastify must not parse them (scoped to this plugin).
   app.addContentTypeParser(
@@ -76,7 +78,7 @@ export async function connectPlugin(app: FastifyInstance, options: ConnectPlugin
           // fastify keeps its headers (x-request-id, CORS) until reply.send, which is not used here.
           for (const [key, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(key, value);
           const corrected = await reclassifyParseError(response);
-          const answer = text ? textResponseOf(corrected) : fromJson ? await jsonResponseOf(handler.method, corrected, universal.header.get("accept-encoding"), acceptCompression) : corrected;
+          const answer = text ? textResponseOf(corrected) : fromJson ? await jsonResponseOf(handler.method, corrected, universal.header.get("accept-encoding"), answerCompression) : corrected;
           await universalResponseToNodeResponse(handler.method.methodKind === "unary" ? afterRequestRead(answer, request.raw) : answer, reply.raw);
         } catch (e) {
           if (ConnectError.from(e).code !== Code.Aborted) request.log.error({ err: e, rpc: handler.method.name }, "rpc transport failed");

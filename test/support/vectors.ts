@@ -35,8 +35,7 @@ function unit(v: Float32Array): Float32Array {
   return v.map((x) => x / norm);
 }
 
-/** A reference face with this embedding and plausible quality fields. */
-/** A stored face whose "photo" is its embedding: the same embedding twice is the same photo. */
+/** A reference face with this embedding and plausible quality fields; its "photo" is the embedding (the same embedding twice is the same photo). */
 export function storedFace(embedding: Float32Array): StoredFace {
   const photoSha256 = createHash("sha256").update(new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength)).digest("hex");
   return { embedding, model: "test", box: { x: 0, y: 0, width: 100, height: 100 }, score: 0.99, sharpness: 100, brightness: 120, photoSha256 };
