@@ -92,4 +92,20 @@ describe("image_url", () => {
     await assert.rejects(client.recognize({ imageUrl: `${base}/missing` }), (e) => code(e) === Code.InvalidArgument && /404/.test(String(e)));
     await assert.rejects(client.recognize({ imageUrl: `http://127.0.0.1:1/photo.jpg` }), (e) => code(e) === Code.InvalidArgument, "another port is not allowed");
   });
+
+  it("counts a data: URI's photo by its bytes, after percent-decoding, and names a % that encodes nothing", async () => {
+    const client = faceClient(service);
+    const limit = service.config.maxImageBytes;
+    const photo = face("face_recognition/obama3.jpg");
+    const everyCharacterEncoded = (bytes: Uint8Array) => [...Buffer.from(bytes).toString("base64")].map((c) => `%${c.charCodeAt(0).toString(16)}`).join("");
+    const encoded = everyCharacterEncoded(photo);
+    assert.ok(photo.length < limit && (encoded.length * 3) / 4 > limit, "a photo within the limit whose encoding is not");
+    assert.equal((await client.recognize({ imageUrl: `data:image/jpeg;base64,${encoded}` })).identifier, "obama");
+
+    const overLimit = Buffer.concat([photo, photo]).toString("base64");
+    for (const data of [overLimit, encodeURIComponent(overLimit)]) {
+      await assert.rejects(client.recognize({ imageUrl: `data:image/jpeg;base64,${data}` }), (e) => code(e) === Code.ResourceExhausted && /limit of/.test(String(e)));
+    }
+    await assert.rejects(client.recognize({ imageUrl: `data:image/jpeg;base64,%ZZ${encoded}` }), (e) => code(e) === Code.InvalidArgument && /% that is not percent-encoding/.test(String(e)));
+  });
 });

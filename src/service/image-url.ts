@@ -50,13 +50,30 @@ export async function fetchImageUrl(url: string, policy: ImageUrlPolicy): Promis
 function decodeDataUri(uri: string, maxBytes: number): Uint8Array {
   const match = /^data:([a-z]+\/[a-z0-9.+-]+)?(;[^,]*)?,(.*)$/is.exec(uri);
   if (match === null || !(match[2] ?? "").includes(";base64")) throw invalidArgument("image_url data: URI must be base64");
-  if ((match[3].length * 3) / 4 > maxBytes + 3) {
-    throw new FaceError("resource_exhausted", `image_url data is more than the limit of ${maxBytes} bytes`);
-  }
+  // Nothing is decoded that could not fit even if each character were percent-encoded (three for one).
+  if (match[3].length > 3 * (Math.ceil(maxBytes / 3) * 4 + 4)) throw dataTooLarge(maxBytes);
+  const base64 = percentDecoded(match[3]);
   // As a JSON body's base64 is read: Buffer.from alone decodes around a character that is not base64.
+  let bytes: Uint8Array;
   try {
-    return decodeBase64(match[3].includes("%") ? decodeURIComponent(match[3]) : match[3]);
+    bytes = decodeBase64(base64);
   } catch {
     throw invalidArgument("image_url data: URI is not valid base64");
   }
+  // The photo's bytes are what the limit counts, not its encoding's characters.
+  if (bytes.length > maxBytes) throw dataTooLarge(maxBytes);
+  return bytes;
+}
+
+function percentDecoded(text: string): string {
+  if (!text.includes("%")) return text;
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw invalidArgument("image_url data: URI has a % that is not percent-encoding of UTF-8");
+  }
+}
+
+function dataTooLarge(maxBytes: number): FaceError {
+  return new FaceError("resource_exhausted", `image_url data is more than the limit of ${maxBytes} bytes`);
 }
