@@ -69,7 +69,7 @@ export function createFaceService(deps: FaceServiceDeps) {
     if (stored.photoSha256 === current.imageSha256) return false;
     const toRegistered = await stage("similarity_search", () => identities.distanceToUser(collection, current.identifier, embedding, { origin: "registered" }));
     if (toRegistered === undefined || toRegistered > config.upgradeMaxDistance) return false;
-    return stage("store", () => identities.addUpgradedFace(current, stored, img, config.upgradeMaxFaces, upgradeEvents(collection, current.identifier, stored, img)));
+    return stage("store", () => identities.addUpgradedFace(current, stored, img, config.upgradeMaxFaces, upgradeEvents(collection, current.identifier, stored)));
   }
 
   // Each image use case runs through `admitted` below, which has fetched its image already

@@ -139,7 +139,7 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
    */
   async function addRegisteredFace(collection: string, identifier: string, face: LocatedFace, embedding: Float32Array, bytes: Uint8Array, image: DecodedImage, existingUser = false) {
     const { stored, img } = storedFace(face, embedding, bytes, image);
-    const { created, full, gone } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored, img), existingUser));
+    const { created, full, gone } = await stage("store", () => identities.addFace(collection, identifier, stored, img, registrationEvents(collection, identifier, stored), existingUser));
     if (gone) throw noSuchUser(identifier, collection);
     if (full) throw new FaceError("failed_precondition", `${identifier} has ${MAX_REGISTERED_FACES} registered reference photos, the most a user may have; delete the user to register it again`);
     return { created, photoSha256: stored.photoSha256 };

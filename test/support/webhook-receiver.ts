@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface Received {
-  event: { id: string; type: string; identifier: string; time: string; collection: string };
+  event: { id: string; type: string; identifier: string; time: string; collection: string; image_sha256?: string | null };
   signatureValid: boolean;
 }
 
