@@ -15,7 +15,7 @@ import { Code } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { RecognizeRequestSchema } from "../gen/face/v1/face_pb.js";
 import { COOL_OFF_MS, MAX_COOL_OFF_MS, nextCoolOff, RESET_STREAMS_BURST } from "../src/transport/stream-resets.js";
-import { generatePythonStubs, pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
+import { pythonGrpcSkip, runPythonClient } from "./support/python-grpc.js";
 import { accepted, connectFrom, emptyRecognize, FRAME, grpcEnvelope, writeInOnePacket } from "./support/raw-http2.js";
 import { openAndReset, resetUntilClosed, startRapidReset } from "./support/rapid-reset.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
@@ -39,9 +39,8 @@ interface RecognizeRun {
 
 describeUnless(pythonGrpcSkip, "a client resetting every stream it opens (HTTP/2 rapid reset), beside a client we did not write (Python grpcio)", () => {
   let service: ServiceProcess;
-  let stubs: string;
   before(async () => {
-    [service, stubs] = await Promise.all([startServiceProcess({ FACE_DATA_DIR: mkdtempSync(join(tmpdir(), "face-rapid-reset-")), LOG_LEVEL: "warn" }), generatePythonStubs()]);
+    service = await startServiceProcess({ FACE_DATA_DIR: mkdtempSync(join(tmpdir(), "face-rapid-reset-")), LOG_LEVEL: "warn" });
   });
   after(() => service?.stop());
 
@@ -51,9 +50,9 @@ describeUnless(pythonGrpcSkip, "a client resetting every stream it opens (HTTP/2
     // This machine's speed moves from day to day (30-60 answers a second one day, 5 another, when
     // this test failed with 23 answers attacked): the same client is measured unattacked first,
     // and its attacked answers are judged against that.
-    const unattacked = await runPythonClient<RecognizeRun>(stubs, target, "recognize_for", [photo, String(SECONDS)]);
+    const unattacked = await runPythonClient<RecognizeRun>(target, "recognize_for", [photo, String(SECONDS)]);
     const attack = startRapidReset(service.url, "127.0.0.2", grpcEnvelope(toBinary(RecognizeRequestSchema, create(RecognizeRequestSchema, { image: await singleFace640x480() }))));
-    const served = await runPythonClient<RecognizeRun>(stubs, target, "recognize_for", [photo, String(SECONDS)]).catch(async (error: unknown) => {
+    const served = await runPythonClient<RecognizeRun>(target, "recognize_for", [photo, String(SECONDS)]).catch(async (error: unknown) => {
       await attack.stop();
       throw error;
     });

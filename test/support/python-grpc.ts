@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -33,7 +33,7 @@ export const pythonGrpcSkip: string | false =
     : `${absent}: apt-get install python3-grpcio protobuf-compiler protobuf-compiler-grpc (.ci/run does)`;
 
 /** Generates the Python stubs of proto/ (not the vendored grpc/health, whose package would shadow grpcio's). */
-export async function generatePythonStubs(): Promise<string> {
+async function generatePythonStubs(): Promise<string> {
   const out = await mkdtemp(join(tmpdir(), "face-pystubs-"));
   const protoDir = join(ROOT, "proto");
   const files = (await readdir(protoDir, { recursive: true }))
@@ -47,10 +47,21 @@ export async function generatePythonStubs(): Promise<string> {
   return out;
 }
 
+let stubs: Promise<string> | undefined;
+
+/** The stubs, generated on first use once per test process and removed when it exits. */
+function pythonStubs(): Promise<string> {
+  stubs ??= generatePythonStubs().then((dir) => {
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  });
+  return stubs;
+}
+
 /** Runs test/python/face_client.py `scenario` against `target` (host:port); returns the JSON it prints. */
-export async function runPythonClient<T>(stubs: string, target: string, scenario: string, args: string[] = []): Promise<T> {
+export async function runPythonClient<T>(target: string, scenario: string, args: string[] = []): Promise<T> {
   const { stdout } = await promisify(execFile)(PYTHON, [join(ROOT, "test", "python", "face_client.py"), target, scenario, ...args], {
-    env: { ...process.env, PYTHONPATH: stubs },
+    env: { ...process.env, PYTHONPATH: await pythonStubs() },
     maxBuffer: 64 * 1024 * 1024,
     timeout: 120_000,
   });
