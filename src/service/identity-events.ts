@@ -3,10 +3,8 @@ import type { StoredFace } from "../store/identities.js";
 
 // The events of changes to a user. The use cases decide them; the identity store writes them to the
 // outbox inside the change's own transaction (an event exists exactly when its change does), which
-// is why they are passed in as functions of the change's outcome.
-
-// image_sha256 names the photo the face was read from, kept or not (FACE_STORE_IMAGES), as
-// Register's answer and ExportUser do.
+// is why they are passed in as functions of the change's outcome. Their image_sha256 names the photo
+// the face was read from, kept or not (FACE_STORE_IMAGES), as Register's answer and ExportUser do.
 
 /** user.registered, when adding the face created the user. */
 export function registrationEvents(collection: string, identifier: string, face: StoredFace) {
