@@ -42,7 +42,8 @@ const MOVE_BATCH = 100;
  * Moves the photos an earlier version kept as files under FACE_DATA_DIR/images into image_bytes,
  * then removes those files; nothing when there are no files. Idempotent and safe with several
  * instances starting at once (each insert ignores bytes already there; a file already gone is
- * skipped).
+ * skipped) and beside instances of that version (a photo whose row they delete meanwhile is left
+ * out, its file removed).
  */
 export async function moveImageFilesIntoDatabase(knex: Knex, files: ImageFiles): Promise<MovedImages> {
   const outcome: MovedImages = { moved: 0, missing: 0 };
@@ -59,6 +60,7 @@ export async function moveImageFilesIntoDatabase(knex: Knex, files: ImageFiles):
       .select("i.sha256");
     if (rows.length === 0) return outcome;
     const moved: string[] = [];
+    const deleted: string[] = [];
     for (const { sha256 } of rows) {
       after = sha256;
       const bytes = await files.read(sha256).catch(() => undefined);
@@ -66,11 +68,24 @@ export async function moveImageFilesIntoDatabase(knex: Knex, files: ImageFiles):
         outcome.missing++;
         continue;
       }
-      await knex("image_bytes").insert({ sha256, bytes: Buffer.from(bytes) }).onConflict("sha256").ignore();
-      moved.push(sha256);
+      (await movedIn(knex, sha256, bytes) ? moved : deleted).push(sha256);
     }
-    // Each insert above committed on its own: the files can go.
-    await Promise.all(moved.map((sha) => files.remove(sha)));
+    // Each move above committed on its own: the files can go, and so can those of deleted rows.
+    await Promise.all([...moved, ...deleted].map((sha) => files.remove(sha)));
     outcome.moved += moved.length;
   }
+}
+
+/**
+ * Inserts the photo's bytes while holding its row (FOR KEY SHARE); false when the row is gone. A
+ * deletion of the photo's user committing meanwhile (an instance of the earlier version still
+ * running) is waited for and then seen: until 2026-12-06 the insert alone failed on its foreign key,
+ * and with it the instance's start.
+ */
+async function movedIn(knex: Knex, sha256: string, bytes: Uint8Array): Promise<boolean> {
+  return knex.transaction(async (trx) => {
+    if ((await trx("images").where({ sha256 }).first("sha256").forKeyShare()) === undefined) return false;
+    await trx("image_bytes").insert({ sha256, bytes: Buffer.from(bytes) }).onConflict("sha256").ignore();
+    return true;
+  });
 }
