@@ -217,6 +217,37 @@ describe("hostile input through every protocol", () => {
     assert.equal(once.status, 200, "a field in the query only");
   });
 
+  it("refuses a REST field the request does not have, wherever it is given, naming the fields it has", async () => {
+    // A misspelt field was dropped without a word: `collecton=staff` registered the person into the
+    // default collection, `top-k=3` answered one candidate.
+    const withField = (name: string, value: string, identifier?: string) => {
+      const data = form({ identifier: identifier === undefined ? [] : [identifier] });
+      data.append(name, value);
+      return data;
+    };
+    const photo = Buffer.from(OBAMA).toString("base64");
+    const misspelt: [string, string, RequestInit][] = [
+      ["a form field", "/api/v1/register", { method: "POST", body: withField("collecton", "staff", "ann") }],
+      ["a form field in kebab case", "/api/v1/recognize", { method: "POST", body: withField("top-k", "3") }],
+      ["a JSON body's key", "/api/v1/register", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ identifier: "ann", image: photo, collecton: "staff" }) }],
+      ["a query parameter of a POST", "/api/v1/register?collecton=staff", { method: "POST", body: form({ identifier: ["ann"] }) }],
+      ["a query parameter of a GET", "/api/v1/users?collecton=staff", { method: "GET" }],
+      ["a multipart file part", "/api/v1/register", { method: "POST", body: (() => { const data = form({ identifier: ["ann"], image: 0 }); data.append("photo", new Blob([Buffer.from(OBAMA)]), "a.jpg"); return data; })() }],
+    ];
+    for (const [name, path, init] of misspelt) {
+      const answer = await fetch(`${server.url}${path}`, init);
+      assert.equal(answer.status, 400, name);
+      const { code, message } = await answer.json();
+      assert.equal(code, "invalid_argument", name);
+      assert.match(message, /^unknown field (collecton|top-k|photo); this request's fields are [a-z_, ]*collection/, name);
+    }
+    assert.deepEqual((await grpc.listUsers({})).identifiers, ["obama"], "nobody registered");
+    // Connect's JSON keeps protobuf JSON's forward compatibility: its clients are generated from the
+    // schema, and a newer client's field reaching an older server is ignored, as in binary.
+    const lenient = await fetch(`${server.url}/face.v1.FaceService/ListUsers`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ collection: "default", fieldOfANewerClient: 1 }) });
+    assert.equal(lenient.status, 200);
+  });
+
   it("answers a malformed or refused form with 400 and serves the connection's next request", async () => {
     // A malformed or cut-off form is the client's error (it answered 500 and logged a server fault).
     const malformedForms: [string, string, string][] = [

@@ -75,11 +75,15 @@ describe("/ws/realtime", () => {
       ws.send("not json");
       ws.send(new TextEncoder().encode("GIF89a not an image"));
       ws.send(JSON.stringify({ type: "frame", frame_id: "no-image" }));
+      // A misspelt field was dropped without a word: this frame was searched in the default collection.
+      ws.send(JSON.stringify({ type: "frame", image: good, frame_id: "misspelt", colection: "other" }));
       ws.send(JSON.stringify({ type: "frame", image: good, frame_id: "b" }));
-    }, 5);
-    assert.deepEqual(answers.map((a) => a.type), ["results", "error", "error", "error", "results"]);
-    assert.deepEqual(answers.map((a) => a.frame_id), ["a", "1", "2", "no-image", "b"]);
+    }, 6);
+    assert.deepEqual(answers.map((a) => a.type), ["results", "error", "error", "error", "error", "results"]);
+    assert.deepEqual(answers.map((a) => a.frame_id), ["a", "1", "2", "no-image", "misspelt", "b"]);
     assert.equal(answers[2].code, "invalid_argument");
+    assert.equal(answers[4].code, "invalid_argument");
+    assert.match(String(answers[4].message), /^invalid frame: unknown field colection; this request's fields are .*collection/);
   });
 
   it("answers a plain GET with 426 and how to connect", async () => {
@@ -92,10 +96,10 @@ describe("/ws/realtime", () => {
     assert.match(body.message, /WebSocket/);
   });
 
-  it("refuses an upgrade naming two collections, as REST refuses a field given twice", async () => {
-    // It was upgraded, and each frame was answered "collection must be 1-64 characters of a-z ...".
-    const socket = new WebSocket(realtimeUrl(server, "?collection=default&collection=other"));
-    const [status, body] = await new Promise<[number, string]>((resolve) => {
+  /** The status and body an upgrade with `query` is answered with (101 when upgraded). */
+  const upgradeAnswer = (query: string) => {
+    const socket = new WebSocket(realtimeUrl(server, query));
+    return new Promise<[number, string]>((resolve) => {
       socket.on("open", () => {
         resolve([101, "{}"]);
         socket.close();
@@ -109,8 +113,18 @@ describe("/ws/realtime", () => {
         });
       });
     });
+  };
+
+  it("refuses an upgrade naming two collections, or a query parameter it does not take, as REST refuses them", async () => {
+    // It was upgraded, and each frame was answered "collection must be 1-64 characters of a-z ...".
+    const [status, body] = await upgradeAnswer("?collection=default&collection=other");
     assert.equal(status, 400);
     assert.match(JSON.parse(body).message, /collection is given 2 times/);
+    // A misspelt one was dropped without a word: the socket watched the default collection.
+    const [misspeltStatus, misspeltBody] = await upgradeAnswer("?colection=other");
+    assert.equal(misspeltStatus, 400);
+    assert.equal(JSON.parse(misspeltBody).message, "unknown query parameter colection; /ws/realtime takes collection and api_key");
+    assert.equal((await upgradeAnswer("?collection=default"))[0], 101);
   });
 
   it("takes camelCase field names as protobuf JSON does, and says when base64 is bad", async () => {

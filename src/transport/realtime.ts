@@ -9,12 +9,16 @@ import { clientGone, frameErrorOf, httpError } from "./errors.js";
 import { keepWebSocketAlive } from "./keepalive.js";
 import type { ReceiveBudget } from "./receive-budget.js";
 import { forwardedHeaders, sendError } from "./rest.js";
+import { fieldsOfRequest } from "./rest-fields.js";
 import { runInCall } from "../call-signal.js";
 import { clientOf } from "./client-address.js";
 import { decodeBase64 } from "../base64.js";
 
 /** Frames received and not yet answered before the server stops reading the socket (TCP back-pressure). */
 const MAX_UNANSWERED_FRAMES = 4;
+
+/** The upgrade request's query parameters: the frames' default collection, and the key (access.ts). */
+const QUERY_PARAMETERS = ["collection", "api_key"];
 
 /** How long a socket refused by the receive budget has to read its close frame before it is destroyed. */
 const REFUSED_SOCKET_GRACE_MS = 1_000;
@@ -70,10 +74,12 @@ export function isClientProtocolError(error: Error): boolean {
 export function registerRealtimeRoute(app: FastifyInstance, routes: (router: ConnectRouter) => void, rateLimit: RateLimit, receiveBudget: ReceiveBudget): void {
   const client = createClient(FaceService, createRouterTransport(routes));
 
-  // A query parameter given twice is refused before the upgrade, as REST refuses a field given twice
-  // (upgraded, every frame of `?collection=a&collection=b` was answered "collection must be ...").
-  const onceEach = async (request: FastifyRequest, reply: FastifyReply) => {
+  // A query parameter given twice, or one the socket does not take, is refused before the upgrade, as
+  // REST refuses them (upgraded, every frame of `?collection=a&collection=b` was answered "collection
+  // must be ...", and a misspelt `?colection=b` watched the default collection).
+  const knownOnce = async (request: FastifyRequest, reply: FastifyReply) => {
     for (const [name, value] of Object.entries(request.query as Record<string, unknown>)) {
+      if (!QUERY_PARAMETERS.includes(name)) return sendError(reply, request, new ConnectError(`unknown query parameter ${name}; ${REALTIME_PATH} takes ${QUERY_PARAMETERS.join(" and ")}`, Code.InvalidArgument));
       if (Array.isArray(value)) return sendError(reply, request, new ConnectError(`query parameter ${name} is given ${value.length} times; it takes one value`, Code.InvalidArgument));
     }
   };
@@ -187,7 +193,7 @@ export function registerRealtimeRoute(app: FastifyInstance, routes: (router: Con
     })();
   };
 
-  app.route({ method: "GET", url: REALTIME_PATH, preValidation: onceEach, handler: upgradeRequired, wsHandler: serveSocket });
+  app.route({ method: "GET", url: REALTIME_PATH, preValidation: knownOnce, handler: upgradeRequired, wsHandler: serveSocket });
 }
 
 /** A message that is not a frame; answered with its frame_id when it had one. */
@@ -212,12 +218,15 @@ function parseFrame(text: string, frameNumber: number, collection: string): Omit
   if (typeof image !== "string" || image === "") throw new BadFrame('"image" (base64) is required', frameId);
   // The other fields are read as protobuf JSON reads a SyncRequest (either spelling of a name, each
   // field's type and range): a hand-made reading let a max_faces over 2^32 through, which then
-  // failed the whole stream's encoding (internal, socket closed).
+  // failed the whole stream's encoding (internal, socket closed). A name a frame does not have is
+  // refused, as REST refuses it: a misspelt one was dropped without a word.
   let request: SyncRequest;
   try {
-    request = fromJson(SyncRequestSchema, fields, { ignoreUnknownFields: true });
+    const fieldOf = fieldsOfRequest(SyncRequestSchema);
+    for (const name of Object.keys(fields)) fieldOf(name, "frame");
+    request = fromJson(SyncRequestSchema, fields);
   } catch (e) {
-    throw new BadFrame(`invalid frame: ${(e as Error).message}`, frameId);
+    throw new BadFrame(`invalid frame: ${e instanceof ConnectError ? e.rawMessage : (e as Error).message}`, frameId);
   }
   return { ...request, image: imageOf(image, frameId), frameId: frameId ?? String(frameNumber), collection: request.collection || collection };
 }

@@ -20,31 +20,28 @@ export function bytesOfBase64(field: DescField, text: string): Uint8Array {
 }
 
 /**
- * Notes where each one-value field of a request was given (the path, the query, the body) and
- * refuses one given a second time: read as one of them, a Register given two identifiers registered
- * the person under the last. Repeated fields (a webhook's events) may be given any number of times.
+ * The field a REST request names (in its path, its query or its body), noting where each one-value
+ * field was given. Refuses a name the request does not have, listing those it has: a misspelt field
+ * was dropped without a word (`collecton=staff` registered the person into the default collection).
+ * Refuses a one-value field given a second time: read as one of them, a Register given two
+ * identifiers registered the person under the last. Repeated fields (a webhook's events) may be given
+ * any number of times.
  */
-export function givenOnce(schema: DescMessage): (name: string, where: string) => void {
+export function fieldsOfRequest(schema: DescMessage): (name: string, where: string) => DescField {
   const given = new Map<string, string>();
   return (name, where) => {
     const field = fieldNamed(schema, name);
-    if (field === undefined || field.fieldKind === "list") return;
+    if (field === undefined) throw new ConnectError(`unknown field ${name}; this request's fields are ${schema.fields.map((f) => f.name).join(", ")}`, Code.InvalidArgument);
+    if (field.fieldKind === "list") return field;
     const before = given.get(field.name);
     if (before !== undefined) throw new ConnectError(`field ${field.name} is given 2 times (${before}, ${where}); it takes one value`, Code.InvalidArgument);
     given.set(field.name, where);
+    return field;
   };
 }
 
-/**
- * Sets a field from its text form (path, query or multipart). Unknown query parameters are ignored,
- * as proto JSON ignores unknown fields; unknown path parameters cannot happen.
- */
-export function setFromString(message: ReflectMessage, name: string, text: string, strict: boolean): void {
-  const field = fieldNamed(message.desc, name);
-  if (field === undefined) {
-    if (strict) throw new ConnectError(`unknown field ${name}`, Code.InvalidArgument);
-    return;
-  }
+/** Sets a field from its text form (path, query or multipart). */
+export function setFromString(message: ReflectMessage, field: DescField, text: string): void {
   try {
     if (field.fieldKind === "scalar") {
       message.set(field, scalarFromString(field, field.scalar, text));
@@ -52,7 +49,7 @@ export function setFromString(message: ReflectMessage, name: string, text: strin
       const list = message.get(field);
       for (const item of text.split(",")) list.add(scalarFromString(field, field.scalar, item.trim()));
     } else {
-      throw new ConnectError(`field ${name} cannot be given as text`, Code.InvalidArgument);
+      throw new ConnectError(`field ${field.name} cannot be given as text`, Code.InvalidArgument);
     }
   } catch (e) {
     // The message checks each value against its field's type (a uint32 over 2^32 - 1, a float past

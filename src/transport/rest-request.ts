@@ -4,9 +4,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Multipart } from "@fastify/multipart";
 import type { FastifyRequest } from "fastify";
 import { isFastifyError } from "./errors.js";
-import { fieldNamed, givenOnce, setFromString } from "./rest-fields.js";
+import { fieldsOfRequest, setFromString } from "./rest-fields.js";
 import { messageFromJson } from "./proto-json.js";
 import type { ReceivingShare } from "./receive-budget.js";
+
+type FieldOfRequest = ReturnType<typeof fieldsOfRequest>;
 
 /** Parts a multipart request may have: the image (and image2 for Verify) and the other fields. */
 export const MULTIPART_LIMITS = { files: 2, fields: 32, fieldSize: 64 * 1024, parts: 34 };
@@ -21,30 +23,28 @@ export interface RestRequestShape {
 /** The request's message from its path, query and body; `openShare` counts a multipart body against the receive budget. */
 export async function requestMessage(route: RestRequestShape, schema: DescMessage, request: FastifyRequest, openShare: () => ReceivingShare): Promise<ReflectMessage> {
   let message = reflect(schema, create(schema));
-  const given = givenOnce(schema);
+  const fieldOf = fieldsOfRequest(schema);
   if (route.body === "*" && request.isMultipart()) {
     const share = openShare();
     try {
-      await readMultipart(message, request, share, given);
+      await readMultipart(message, request, share, fieldOf);
     } finally {
       share.give();
     }
   } else if (route.body === "*" && request.body !== undefined && request.body !== null) {
     if (typeof request.body !== "object" || Array.isArray(request.body)) throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
-    for (const key of Object.keys(request.body)) given(key, "body");
+    for (const key of Object.keys(request.body)) fieldOf(key, "body");
     message = messageOfJson(schema, request.body as JsonObject);
   }
   const query = request.query as Record<string, string | string[]>;
   for (const [key, value] of Object.entries(query)) {
     for (const v of Array.isArray(value) ? value : [value]) {
-      given(key, "query");
-      setFromString(message, key, v, false);
+      setFromString(message, fieldOf(key, "query"), v);
     }
   }
   const params = request.params as Record<string, string>;
   for (const name of route.pathParams) {
-    given(name, "path");
-    setFromString(message, name, params[name], true);
+    setFromString(message, fieldOf(name, "path"), params[name]);
   }
   return message;
 }
@@ -65,14 +65,14 @@ function messageOfJson(schema: DescMessage, body: JsonObject): ReflectMessage {
  * to its end, and dropped, as toBuffer() does with a file over the size limit: a part left unread
  * broke the next request on the same connection (ECONNRESET).
  */
-async function readMultipart(message: ReflectMessage, request: FastifyRequest, share: ReceivingShare, given: (name: string, where: string) => void): Promise<void> {
+async function readMultipart(message: ReflectMessage, request: FastifyRequest, share: ReceivingShare, fieldOf: FieldOfRequest): Promise<void> {
   let parts: AsyncIterator<Multipart> | undefined;
   let part: Multipart | undefined;
   try {
     parts = request.parts()[Symbol.asyncIterator]();
     for (let next = await parts.next(); !next.done; next = await parts.next()) {
       part = next.value;
-      await readPart(message, request, part, share, given);
+      await readPart(message, request, part, share, fieldOf);
     }
   } catch (e) {
     if (part?.type === "file") part.file.resume();
@@ -92,21 +92,19 @@ function malformedBodyOrAsIs(error: unknown): unknown {
   return new ConnectError(`the multipart body could not be read: ${error.message}`, Code.InvalidArgument, undefined, undefined, error);
 }
 
-async function readPart(message: ReflectMessage, request: FastifyRequest, part: Multipart, share: ReceivingShare, given: (name: string, where: string) => void): Promise<void> {
+async function readPart(message: ReflectMessage, request: FastifyRequest, part: Multipart, share: ReceivingShare, fieldOf: FieldOfRequest): Promise<void> {
   if (part.type !== "file") {
-    given(part.fieldname, "body");
+    const field = fieldOf(part.fieldname, "body");
     // busboy cuts a text field at the limit without a word: a photo sent as base64 text arrived cut
     // and was answered as a corrupt JPEG.
     if (part.valueTruncated) throw new ConnectError(`multipart text field ${part.fieldname} is over ${MULTIPART_LIMITS.fieldSize} bytes: send a photo as a file part`, Code.ResourceExhausted);
-    setFromString(message, part.fieldname, String(part.value), false);
+    setFromString(message, field, String(part.value));
     return;
   }
-  const name = part.fieldname === "file" ? "image" : part.fieldname;
-  const field = fieldNamed(message.desc, name);
-  if (field === undefined || field.fieldKind !== "scalar" || field.scalar !== ScalarType.BYTES) {
+  const field = fieldOf(part.fieldname === "file" ? "image" : part.fieldname, "body");
+  if (field.fieldKind !== "scalar" || field.scalar !== ScalarType.BYTES) {
     throw new ConnectError(`multipart file part ${JSON.stringify(part.fieldname)} is not an image field`, Code.InvalidArgument);
   }
-  given(name, "body");
   const chunks: Buffer[] = [];
   let refusal: unknown;
   for await (const chunk of part.file) {

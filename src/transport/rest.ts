@@ -59,8 +59,9 @@ export interface RestOptions {
 
 /**
  * Serves the google.api.http bindings as REST on the same handlers: path and query parameters,
- * JSON bodies (proto JSON, unknown fields ignored), multipart/form-data (file parts are the image
- * fields, other parts are fields), `response_body`, and google.api.HttpBody answered raw.
+ * JSON bodies (proto JSON), multipart/form-data (file parts are the image fields, other parts are
+ * fields; a name the request does not have is refused wherever it is), `response_body`, and
+ * google.api.HttpBody answered raw.
  * Errors are an HTTP status plus {"code", "message", "requestId"} (errors.ts, restErrorBody).
  */
 export async function registerRestRoutes(app: FastifyInstance, options: RestOptions): Promise<void> {
