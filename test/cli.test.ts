@@ -89,6 +89,7 @@ describe("the command-line tool", () => {
 describe("the import against a server that refuses some calls", () => {
   let server: TestServer;
   let folder: string;
+  let elsewhere: string;
 
   before(async () => {
     // One call a second, and photos of at most 300 kB: obama3.jpg (596 kB) is over it.
@@ -101,30 +102,34 @@ describe("the import against a server that refuses some calls", () => {
       ".thumbnails": ["face_recognition/obama2.jpg"],
     }));
     await symlink(join(folder, "nowhere.jpg"), join(folder, "john", "missing.jpg"));
+    // A person's folder may be a link to a folder elsewhere (it was passed over without a word).
+    elsewhere = await personFolders("face-import-elsewhere-", [["alex", ["face_recognition/alex_lacamoire_img1.jpg"]]]);
+    await symlink(join(elsewhere, "alex"), join(folder, "alex"));
     // Nor is a macOS resource fork beside a photo.
     await writeFile(join(folder, "rose", "._rose_leslie_img1.jpg"), Buffer.alloc(4096));
   });
   after(async () => {
     await server?.close();
     await rm(folder, { recursive: true, force: true });
+    await rm(elsewhere, { recursive: true, force: true });
   });
 
-  it("waits as the rate limit says, goes on past a photo over the size limit or one it cannot read, and passes over hidden entries", async () => {
+  it("waits as the rate limit says, goes on past a photo over the size limit or one it cannot read, follows a linked folder and passes over hidden entries", async () => {
     // It stopped at the first of either: "error: [resource_exhausted] ...".
     const { code, stdout, stderr } = await cli(["import", folder, "--server", server.url]);
     assert.equal(code, 0, stderr + stdout);
-    assert.match(stdout, /^3 people, 5 photos: 3 registered, 2 refused$/m);
+    assert.match(stdout, /^4 people, 6 photos: 4 registered, 2 refused$/m);
     assert.match(stderr, /refused: obama\/obama3\.jpg \(image is 595944 bytes, more than the limit of 300000 bytes\)/);
     assert.match(stderr, /refused: john\/missing\.jpg \(cannot read it: ENOENT/);
     // Read from the database: a call would meet the same rate limit.
-    assert.deepEqual(await server.database.knex("users").orderBy("identifier").pluck("identifier"), ["john", "obama", "rose"]);
+    assert.deepEqual(await server.database.knex("users").orderBy("identifier").pluck("identifier"), ["alex", "john", "obama", "rose"]);
   });
 
   it("deletes several users in a row, each call waiting as the rate limit says", async () => {
     // Three calls at once need two seconds of a limit of one a second: the second stopped the command.
-    const { code, stdout, stderr } = await cli(["delete", "john", "obama", "rose", "--server", server.url]);
+    const { code, stdout, stderr } = await cli(["delete", "alex", "john", "obama", "rose", "--server", server.url]);
     assert.equal(code, 0, stderr);
-    assert.equal(stdout.match(/^deleted /gm)?.length, 3, stdout);
+    assert.equal(stdout.match(/^deleted /gm)?.length, 4, stdout);
   });
 
   it("refuses a --concurrency that is not a whole number from 1 to 64", async () => {

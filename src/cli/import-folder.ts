@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { FaceService } from "../../gen/face/v1/face_pb.js";
@@ -23,7 +23,11 @@ export interface ImportSummary {
 export async function importFolder(client: Client<typeof FaceService>, root: string, options: { collection: string; concurrency: number }): Promise<ImportSummary> {
   // Hidden entries are no one's photos: a tool's folder (.thumbnails), macOS resource forks (._x.jpg).
   const visible = (name: string) => !name.startsWith(".");
-  const folders = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && visible(d.name)).map((d) => d.name).sort();
+  const folders: string[] = [];
+  for (const name of (await readdir(root)).filter(visible).sort()) {
+    // stat follows links: a person's folder may be a link to one elsewhere (it was passed over).
+    if ((await stat(join(root, name)).catch(() => undefined))?.isDirectory() === true) folders.push(name);
+  }
   // One entry per person: their photos go in order (the first creates the user); people run concurrently.
   const queue: { identifier: string; file: string }[][] = [];
   for (const identifier of folders) {
