@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
 import { connect } from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
@@ -246,6 +247,38 @@ describe("hostile input through every protocol", () => {
     // schema, and a newer client's field reaching an older server is ignored, as in binary.
     const lenient = await fetch(`${server.url}/face.v1.FaceService/ListUsers`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ collection: "default", fieldOfANewerClient: 1 }) });
     assert.equal(lenient.status, 200);
+  });
+
+  it("refuses a body on a REST route that takes none, before acting on the path", async () => {
+    // The body was not read: DELETE /api/v1/users/obama with {"collection": "other"} deleted obama
+    // from the default collection. Sent with node:http: fetch will not send a GET with a body.
+    const send = (method: string, path: string, contentType: string, body: string) => new Promise<{ status: number; message: string }>((resolve, reject) => {
+      // With its length: Node's client sends a DELETE's or a GET's body bare, neither sized nor chunked.
+      const headers = { "content-type": contentType, "content-length": String(Buffer.byteLength(body)) };
+      const request = httpRequest(`${server.url}${path}`, { method, headers }, (response) => {
+        let text = "";
+        response.on("data", (chunk: Buffer) => (text += chunk));
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, message: text === "" ? "" : JSON.parse(text).message }));
+      });
+      request.on("error", reject);
+      request.end(body);
+    });
+    const form = '--x\r\nContent-Disposition: form-data; name="collection"\r\n\r\nother\r\n--x--\r\n';
+    const withBody: [string, string, string, string, string][] = [
+      ["a JSON body", "DELETE", "/api/v1/users/obama", "application/json", '{"collection": "other"}'],
+      ["a form", "DELETE", "/api/v1/users/obama", "multipart/form-data; boundary=x", form],
+      ["a text body", "DELETE", "/api/v1/users/obama", "text/plain", "collection=other"],
+      ["a URL-encoded body", "DELETE", "/api/v1/users/obama", "application/x-www-form-urlencoded", "collection=other"],
+      ["a JSON body on a GET", "GET", "/api/v1/users", "application/json", '{"collection": "other"}'],
+    ];
+    for (const [name, method, path, contentType, body] of withBody) {
+      const { status, message } = await send(method, path, contentType, body);
+      assert.equal(status, 400, name);
+      assert.match(message, /^(DELETE \/api\/v1\/users\/\{identifier\}|GET \/api\/v1\/users) takes no body; give collection\b.* in the query/, name);
+    }
+    assert.deepEqual((await grpc.listUsers({})).identifiers, ["obama"], "obama is still there");
+    // An empty body is no body.
+    assert.equal((await send("GET", "/api/v1/users?collection=default", "application/json", "")).status, 200);
   });
 
   it("answers a malformed or refused form with 400 and serves the connection's next request", async () => {

@@ -103,6 +103,9 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
       url: binding.path,
       // Multipart bodies are read from the request itself (readMultipart counts them); JSON through this.
       preParsing: async (request, reply, payload) => {
+        // Unread, a body on a route that takes none was as if not sent: DELETE /api/v1/users/bob
+        // with {"collection": "staff"} deleted bob from the default collection.
+        if (binding.body === "" && announcesBody(request)) throw new ConnectError(takesNoBody(binding), Code.InvalidArgument);
         // Checked before fastify picks a body parser, which answered a bare "Unsupported Media Type"
         // to types it has none for.
         const contentType = request.headers["content-type"];
@@ -179,6 +182,18 @@ function sendResponse(reply: FastifyReply, request: FastifyRequest, binding: Res
     return reply.send(field ? json[field.jsonName] : json);
   }
   return reply.send(json);
+}
+
+/** Whether a request says it has a body (HTTP/2 clients send its length too). */
+function announcesBody(request: FastifyRequest): boolean {
+  return Number(request.headers["content-length"] ?? 0) > 0 || request.headers["transfer-encoding"] !== undefined;
+}
+
+/** The refusal of a body on a route that takes none, saying where its fields go. */
+function takesNoBody(binding: RestBinding): string {
+  const inQuery = binding.method.input.fields.map((f) => f.name).filter((name) => !binding.pathParams.includes(name));
+  const route = `${binding.verb} ${binding.path.replace(/:([a-z_.]+)/g, "{$1}")}`;
+  return inQuery.length === 0 ? `${route} takes no body` : `${route} takes no body; give ${inQuery.join(", ")} in the query (?${inQuery[0]}=...)`;
 }
 
 /** Bodies REST reads: proto JSON and multipart/form-data. */
