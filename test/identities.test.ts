@@ -78,6 +78,8 @@ describe("identities: register, recognize, verify, users", () => {
     const far = await client.recognize({ image: new Uint8Array(frame), collection: "tiles" });
     assert.ok(scans(far) > 1);
     assert.equal(decodes(far), 2, "the first look did not show it: decoded in full");
+    // The full copy is not read at the first look's quarter size again: that read showed no face.
+    assert.equal(far.flameGraph.filter((e) => e.label === "detect_quick").length, 1);
     assert.ok(far.face!.box!.x > 1700, JSON.stringify(far.face!.box));
   });
 

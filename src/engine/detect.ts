@@ -4,37 +4,18 @@ import { area, clipBox, intersection, type BoxPx } from "./geometry.js";
 import { MAX_FAINT_ZOOMS, MAX_NEAR_LOOKS, MAX_ZOOMS, NEAR_LOOK, REFINE_LOOK, ZOOM_LOOKS, ZOOM_MIN_SCORE, lookRegion, type CloserLook } from "./closer-looks.js";
 import type { RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
-import type { FrameSpots, RejectedSpots } from "./rejected-spots.js";
+import type { FrameSpots } from "./rejected-spots.js";
+import type { DetectOptions } from "./detect-options.js";
 import { containsCentreOf, nonMaximumSuppression } from "./suppression.js";
 import { isSmallAndWhole, tiles } from "./tiles.js";
+import { mapInTurns } from "./in-turns.js";
 import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
 
 export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
+export type { DetectOptions } from "./detect-options.js";
 
 /** One detected face, in the image's pixels. */
 export type Detection = RawDetection;
-
-/** What a caller needs found. */
-export interface DetectOptions {
-  /**
-   * Only the largest face matters, and any face near its size (Register, Recognize, Verify): the
-   * tiles of a big photo are skipped once the whole-frame pass found a face so large that nothing
-   * the tiles could add comes near it.
-   */
-  largestOnly?: boolean;
-  /**
-   * A stream's memory of spots closer looks rejected: they are skipped for a few frames, and this
-   * frame's rejections are added.
-   */
-  rejectedSpots?: RejectedSpots;
-  /**
-   * Faces expected near these boxes (a stream's faces of the frame before, in the image's pixels):
-   * each is looked for in a closer look around its box (NEAR_LOOK) instead of a whole-frame pass.
-   * Only where every one is found again is that the answer: a face new to the frame is then not
-   * found; otherwise, and for more than MAX_NEAR_LOOKS boxes, the frame gets the whole-frame pass.
-   */
-  near?: readonly BoxPx[];
-}
 
 /** Finds faces in an image. */
 export interface Detector {
@@ -89,6 +70,12 @@ const UNSURE_MAX_INPUT_PX = 48;
 const REFINE_BELOW_INPUT_PX = 64;
 /** Beyond this shrink of the whole frame, faces under ~25 px are lost: the frame is also scanned in tiles. */
 const TILE_WHEN_SHRUNK_BY = 2.5;
+/**
+ * Tiles scanned at once: with two inference workers (a core each on this 2-core machine) a call
+ * running alone has both at work on its tiles, and a call's tiles never queue more than two runs
+ * ahead of other calls' (each worker runs its queue in turn).
+ */
+const TILES_AT_ONCE = 2;
 /**
  * The whole-frame pass alone finds most faces from 36 px of its input on and nearly all from 48 (in
  * 640x480 frames: 43/74 at 24 px, 67/74 at 36, 72/74 at 48; README, Accuracy). Once it found a face
@@ -218,7 +205,7 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         if (again.every((d) => d !== undefined)) return largestFirst(again as Detection[], width, height);
       }
       const whole = { x: 0, y: 0, width, height };
-      if (options.largestOnly === true) {
+      if (options.largestOnly === true && options.quickReadDone !== true) {
         const { sure } = await scanRegion("detect_quick", image, whole, QUICK_SIDE, MIN_SCORE);
         if (showsFaceOf(sure.map((d) => d.box), width, height, QUICK_ENOUGH_PX)) return largestFirst(sure, width, height);
       }
@@ -227,11 +214,12 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       const largestShown = options.largestOnly === true && showsLargestFace(sure.map((d) => d.box), width, height);
       const bigFrame = Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY;
       if (bigFrame && !largestShown) {
-        for (const tile of tiles(width, height)) {
-          const found = await scanRegion("detect_scan", image, tile);
-          sure = sure.concat(found.sure.filter((d) => isSmallAndWhole(d.box, tile, width, height)));
-          unsure = unsure.concat(found.unsure.filter((d) => isSmallAndWhole(d.box, tile, width, height)));
-        }
+        const regions = tiles(width, height);
+        const scans = await mapInTurns(regions, TILES_AT_ONCE, (tile) => scanRegion("detect_scan", image, tile));
+        scans.forEach((found, i) => {
+          sure = sure.concat(found.sure.filter((d) => isSmallAndWhole(d.box, regions[i], width, height)));
+          unsure = unsure.concat(found.unsure.filter((d) => isSmallAndWhole(d.box, regions[i], width, height)));
+        });
       }
       if (!largestShown) sure = sure.concat(await confirm(image, sure, unsure, rejectedSpots));
       const enlargedSide = Math.min(ENLARGED_SIDE, ENLARGE_AT_MOST * Math.max(width, height));

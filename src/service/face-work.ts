@@ -100,12 +100,14 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
    * working copy would add nothing; otherwise the photo is decoded in full for the tiles.
    */
   async function primaryFaceOf(bytes: Uint8Array): Promise<{ image: DecodedImage; face: LocatedFace; others: FoundFace[] }> {
-    const look = async (maxSide?: number) => {
+    const look = async (maxSide: number | undefined, options: DetectOptions) => {
       const decoded = await engine.decode(bytes, maxSide);
-      return { image: decoded, faces: await engine.find(decoded, 0, { largestOnly: true }) };
+      return { image: decoded, faces: await engine.find(decoded, 0, options) };
     };
-    let { image, faces } = await look(FIRST_LOOK_SIDE);
-    if (image.scale > 1 && !showsLargestFace(faces.map((f) => f.box), image.originalWidth, image.originalHeight)) ({ image, faces } = await look());
+    let { image, faces } = await look(FIRST_LOOK_SIDE, { largestOnly: true });
+    if (image.scale > 1 && !showsLargestFace(faces.map((f) => f.box), image.originalWidth, image.originalHeight)) {
+      ({ image, faces } = await look(undefined, { largestOnly: true, quickReadDone: true }));
+    }
     metrics.facesDetected.inc(faces.length);
     if (faces.length === 0) throw new FaceError("failed_precondition", "no face found in the image", { reason: "NO_FACE" });
     const [face] = await engine.prepare(image, faces.slice(0, 1));
