@@ -32,6 +32,8 @@ export function rateLimitExceeded(waitSeconds: number): ConnectError {
 
 /** The WebSocket route, whose clients may present their key in the query. */
 export const REALTIME_PATH = "/ws/realtime";
+/** The query parameter /ws/realtime also takes the API key in (presentedKey). */
+export const KEY_QUERY_PARAMETER = "api_key";
 
 /** Paths anyone may call: load balancers and orchestrators probe them without credentials. */
 const OPEN_PATHS = /^\/health$|^\/metrics$|^\/demo$|^\/grpc\.health\.v1\.Health\//;
@@ -105,7 +107,7 @@ export function presentedKey(request: FastifyRequest): string | undefined {
     return typeof value === "string" ? value : undefined;
   });
   if (fromHeaders !== undefined || request.routeOptions.url !== REALTIME_PATH) return fromHeaders;
-  const fromQuery = (request.query as Record<string, unknown> | undefined)?.api_key;
+  const fromQuery = (request.query as Record<string, unknown> | undefined)?.[KEY_QUERY_PARAMETER];
   return typeof fromQuery === "string" && fromQuery !== "" ? fromQuery : undefined;
 }
 

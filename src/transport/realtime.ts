@@ -4,7 +4,7 @@ import websocket from "@fastify/websocket";
 import type { WebSocket } from "ws";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FaceService, SyncRequestSchema, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../gen/face/v1/face_pb.js";
-import { presentedKey, rateLimitExceeded, REALTIME_PATH, type RateLimit } from "./access.js";
+import { KEY_QUERY_PARAMETER, presentedKey, rateLimitExceeded, REALTIME_PATH, type RateLimit } from "./access.js";
 import { clientGone, frameErrorOf, httpError } from "./errors.js";
 import { keepWebSocketAlive } from "./keepalive.js";
 import type { ReceiveBudget } from "./receive-budget.js";
@@ -18,7 +18,7 @@ import { decodeBase64 } from "../base64.js";
 const MAX_UNANSWERED_FRAMES = 4;
 
 /** The upgrade request's query parameters: the frames' default collection, and the key (access.ts). */
-const QUERY_PARAMETERS = ["collection", "api_key"];
+const QUERY_PARAMETERS = ["collection", KEY_QUERY_PARAMETER];
 
 /** How long a socket refused by the receive budget has to read its close frame before it is destroyed. */
 const REFUSED_SOCKET_GRACE_MS = 1_000;
