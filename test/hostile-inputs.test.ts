@@ -252,9 +252,9 @@ describe("hostile input through every protocol", () => {
   it("refuses a body on a REST route that takes none, before acting on the path", async () => {
     // The body was not read: DELETE /api/v1/users/obama with {"collection": "other"} deleted obama
     // from the default collection. Sent with node:http: fetch will not send a GET with a body.
-    const send = (method: string, path: string, contentType: string, body: string) => new Promise<{ status: number; message: string }>((resolve, reject) => {
-      // With its length: Node's client sends a DELETE's or a GET's body bare, neither sized nor chunked.
-      const headers = { "content-type": contentType, "content-length": String(Buffer.byteLength(body)) };
+    const send = (method: string, path: string, contentType: string, body: string, chunked = false) => new Promise<{ status: number; message: string }>((resolve, reject) => {
+      // Sized or chunked: Node's client sends a DELETE's or a GET's body bare, neither sized nor chunked.
+      const headers = { "content-type": contentType, ...(chunked ? { "transfer-encoding": "chunked" } : { "content-length": String(Buffer.byteLength(body)) }) };
       const request = httpRequest(`${server.url}${path}`, { method, headers }, (response) => {
         let text = "";
         response.on("data", (chunk: Buffer) => (text += chunk));
@@ -264,15 +264,16 @@ describe("hostile input through every protocol", () => {
       request.end(body);
     });
     const form = '--x\r\nContent-Disposition: form-data; name="collection"\r\n\r\nother\r\n--x--\r\n';
-    const withBody: [string, string, string, string, string][] = [
+    const withBody: [string, string, string, string, string, boolean?][] = [
       ["a JSON body", "DELETE", "/api/v1/users/obama", "application/json", '{"collection": "other"}'],
+      ["a chunked JSON body", "DELETE", "/api/v1/users/obama", "application/json", '{"collection": "other"}', true],
       ["a form", "DELETE", "/api/v1/users/obama", "multipart/form-data; boundary=x", form],
       ["a text body", "DELETE", "/api/v1/users/obama", "text/plain", "collection=other"],
       ["a URL-encoded body", "DELETE", "/api/v1/users/obama", "application/x-www-form-urlencoded", "collection=other"],
       ["a JSON body on a GET", "GET", "/api/v1/users", "application/json", '{"collection": "other"}'],
     ];
-    for (const [name, method, path, contentType, body] of withBody) {
-      const { status, message } = await send(method, path, contentType, body);
+    for (const [name, method, path, contentType, body, chunked] of withBody) {
+      const { status, message } = await send(method, path, contentType, body, chunked);
       assert.equal(status, 400, name);
       assert.match(message, /^(DELETE \/api\/v1\/users\/\{identifier\}|GET \/api\/v1\/users) takes no body; give collection\b.* in the query/, name);
     }
