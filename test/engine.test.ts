@@ -11,7 +11,7 @@ import { decodeImage } from "../src/engine/decode.js";
 import { countJpegScans, MAX_JPEG_SCANS } from "../src/engine/jpeg-scans.js";
 import { createYuNetDetector } from "../src/engine/detect.js";
 import { nonMaximumSuppression } from "../src/engine/suppression.js";
-import { intersectionOverUnion, type BoxPx } from "../src/engine/geometry.js";
+import { intersection, intersectionOverUnion, type BoxPx } from "../src/engine/geometry.js";
 import { createFaceEngine } from "../src/engine/pipeline.js";
 import { untimed } from "../src/engine/stage-timer.js";
 import { createOnnxRuntime } from "../src/runtime/onnx.js";
@@ -376,6 +376,28 @@ describe("detect", () => {
     const grid = tiles(1920, 1080);
     assert.ok(grid.every((t) => t.x + t.width <= 1920 && t.y + t.height <= 1080));
     assert.ok(grid.some((t) => t.x + t.width === 1920) && grid.some((t) => t.y + t.height === 1080));
+  });
+
+  it("suppresses boxes as comparing each with every kept one does, on boxes of every size and shape", () => {
+    // The suppression compares a box only with the kept boxes near it (a grid); the answer must be
+    // the one comparing it with all of them gives, here written out.
+    const sameFace = (a: BoxPx, b: BoxPx) => intersectionOverUnion(a, b) > 0.3 || intersection(a, b) / Math.min(a.width * a.height, b.width * b.height) > 0.6;
+    const everyPair = <D extends { score: number; box: BoxPx }>(ds: D[]) => [...ds].sort((a, b) => b.score - a.score)
+      .reduce<D[]>((kept, d) => (kept.some((k) => sameFace(k.box, d.box)) ? kept : [...kept, d]), []);
+    let state = 7;
+    const random = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const odd: BoxPx[] = [
+      { x: -50, y: -50, width: 5000, height: 4000 }, { x: 10, y: 10, width: 0, height: 30 }, { x: 20, y: 20, width: -15, height: 30 },
+      { x: Number.NaN, y: 0, width: 30, height: 30 }, { x: 1e12, y: 0, width: 30, height: 30 }, { x: 0, y: 0, width: Infinity, height: 30 },
+    ];
+    for (let round = 0; round < 30; round++) {
+      const boxes: BoxPx[] = Array.from({ length: 300 }, () => {
+        const side = random() < 0.1 ? 200 + random() * 2000 : 8 + random() * 40;
+        return { x: random() * 2000 - 100, y: random() * 1500 - 100, width: side * (0.7 + random() * 0.6), height: side };
+      }).concat(round % 3 === 0 ? odd : []);
+      const detections = boxes.map((box, i) => ({ box, landmarks: [], score: random(), i }));
+      assert.deepEqual(nonMaximumSuppression(detections).map((d) => d.i), everyPair(detections).map((d) => d.i), `round ${round}`);
+    }
   });
 
   it("remembers a rejected spot for the next four frames of a stream, where it stays", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { connect } from "node:http2";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -9,13 +10,20 @@ import { FaceService, type RegisterRequestSchema, type SyncResponse } from "../g
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { decodeImage } from "../src/engine/decode.js";
 import { FaceError } from "../src/errors.js";
-import { crowdPhoto } from "./support/photos.js";
+import { crowdPhoto, noisePhoto } from "./support/photos.js";
+import { reasonOf } from "./support/reason.js";
 import { writtenDetections } from "./support/detections.js";
 import { face } from "./support/testdata.js";
 import { manyScansJpeg } from "./support/many-scans-jpeg.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
 
 type RegisterInit = MessageInitShape<typeof RegisterRequestSchema>;
+
+/**
+ * The longest the event loop may be held by one image call's work on it: a big photo's Detect
+ * holds it for tens of milliseconds (the model's outputs read, boxes suppressed).
+ */
+const MAX_STALL_MS = 250;
 
 /** Sends one raw gRPC frame over HTTP/2 and returns the grpc-status the server answers. */
 async function grpcRaw(base: string, path: string, frame: Buffer): Promise<string> {
@@ -341,6 +349,23 @@ describe("hostile input through every protocol", () => {
     assert.equal((await grpc.syncFrame({ image: crowd, frameId: "crowd" })).faces.length, 100);
     assert.equal((await writtenDetections(server.database.knex, { frame_id: "crowd" }, 100)).length, 100);
     assert.equal((await grpc.analyze({ image: crowd, maxFaces: 3 })).faces.length, 3);
+  });
+
+  it("answers a big photo of noise without holding the service's other calls", async (t) => {
+    // Each scan of it finds thousands of faint boxes; suppressing duplicates among them compared
+    // each box with every one kept, on the event loop: one Detect held every other call 3-9 s.
+    const noise = await noisePhoto(4000, 3000);
+    assert.ok(noise.length < server.config.maxImageBytes, `${noise.length} bytes`);
+    for (const [call, answer] of [["Detect", () => grpc.detect({ image: noise })], ["Recognize", () => grpc.recognize({ image: noise })]] as const) {
+      const stalls = monitorEventLoopDelay({ resolution: 5 });
+      stalls.enable();
+      const faces = await answer().then((r) => ("faces" in r ? r.faces.length : 1), (e) => reasonOf(e));
+      stalls.disable();
+      assert.ok(faces === 0 || faces === "NO_FACE", `${call}: ${faces}`);
+      const longestMs = stalls.max / 1e6;
+      t.diagnostic(`${call}: the event loop held at most ${longestMs.toFixed(1)} ms`);
+      assert.ok(longestMs < MAX_STALL_MS, `${call}: the event loop held ${longestMs.toFixed(0)} ms`);
+    }
   });
 
   it("tracks a Sync stream's frames in order when a frame between them is refused at once", async () => {

@@ -6,7 +6,7 @@ import type { RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
 import type { FrameSpots } from "./rejected-spots.js";
 import type { DetectOptions } from "./detect-options.js";
-import { containsCentreOf, nonMaximumSuppression } from "./suppression.js";
+import { containsCentreOf, keptBestFirst, nonMaximumSuppression } from "./suppression.js";
 import { isSmallAndWhole, tiles } from "./tiles.js";
 import { mapInTurns } from "./in-turns.js";
 import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
@@ -168,11 +168,15 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     // Faint boxes only where no face was found sure, so a frame showing a face pays nothing for
     // them, not even their suppression (a clip frame has ~110 of them beside ~8 unsure ones).
     const faintAllowed = sure.length === 0 && rejectedSpots?.looksAtFaint !== false;
-    const worthALook = nonMaximumSuppression(faintAllowed ? unsure : unsure.filter((u) => u.score >= FAINT_SCORE))
-      .filter((u) => !sure.some((s) => intersection(s.box, u.box) > 0) && rejectedSpots?.recentlyRejected(u.box) !== true);
-    // Best first (NMS sorts by score), so the faint come last and only take what the cap leaves.
-    const faint = worthALook.filter((u) => u.score < FAINT_SCORE).slice(0, MAX_FAINT_ZOOMS);
-    const candidates = worthALook.filter((u) => u.score >= FAINT_SCORE).concat(faint).slice(0, MAX_ZOOMS);
+    // Best first, so the faint come last and only take what the cap leaves.
+    const candidates: Detection[] = [];
+    let faint = 0;
+    for (const u of keptBestFirst(faintAllowed ? unsure : unsure.filter((u) => u.score >= FAINT_SCORE))) {
+      if (candidates.length === MAX_ZOOMS || (u.score < FAINT_SCORE && faint === MAX_FAINT_ZOOMS)) break;
+      if (sure.some((s) => intersection(s.box, u.box) > 0) || rejectedSpots?.recentlyRejected(u.box) === true) continue;
+      candidates.push(u);
+      if (u.score < FAINT_SCORE) faint++;
+    }
     const confirmed = await Promise.all(candidates.map(async (u) => {
       // Most unsure boxes that are not faces are rejected by the first look; the next runs only
       // where the one before was sure.

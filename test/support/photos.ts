@@ -18,3 +18,17 @@ export async function crowdPhoto(photo: Uint8Array, box: { x: number; y: number;
 export function largePhotos(photo: Uint8Array): Promise<Buffer[]> {
   return Promise.all([1000, 1200, 1400, 1600, 1800].map((width) => sharp(photo).resize(width).jpeg({ quality: 98, chromaSubsampling: "4:4:4" }).toBuffer()));
 }
+
+/**
+ * A photo with no face, of random noise (`seed` fixes it) enlarged from 400x300 to `width` x
+ * `height`: every scan of it finds thousands of boxes the detector is unsure of.
+ */
+export async function noisePhoto(width: number, height: number, seed = 1): Promise<Uint8Array> {
+  const pixels = Buffer.alloc(400 * 300 * 3);
+  let state = seed;
+  for (let i = 0; i < pixels.length; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    pixels[i] = state >>> 24;
+  }
+  return new Uint8Array(await sharp(pixels, { raw: { width: 400, height: 300, channels: 3 } }).resize(width, height).jpeg({ quality: 70 }).toBuffer());
+}
