@@ -10,6 +10,7 @@ import { containsCentreOf, keptBestFirst, nonMaximumSuppression } from "./suppre
 import { isSmallAndWhole, tiles } from "./tiles.js";
 import { mapInTurns } from "./in-turns.js";
 import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
+import type { Scan, WholePhotoScans } from "./whole-photo-scans.js";
 
 export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 export type { DetectOptions } from "./detect-options.js";
@@ -131,6 +132,23 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     return stage(label, () => scan(image, region, side, minScore));
   }
 
+  /**
+   * scanRegion of the whole image, or of a canvas `canvasFactor` times its size around it, made
+   * once per photo: taken from `earlier` (another copy's read, at least `side` long too) when it
+   * made this scan, and kept there otherwise.
+   */
+  async function scanWholePhoto(label: string, image: RgbImage, canvasFactor: number, side: number, minScore: number, earlier: WholePhotoScans | undefined): Promise<Scan> {
+    const { width, height } = image;
+    const reusable = earlier !== undefined && Math.max(width, height) >= side;
+    const key = `${label} x${canvasFactor} ${side} ${minScore}`;
+    const kept = reusable ? earlier.find(key, width, height) : undefined;
+    if (kept !== undefined) return kept;
+    const canvasW = width * canvasFactor, canvasH = height * canvasFactor;
+    const found = await scanRegion(label, image, { x: (width - canvasW) / 2, y: (height - canvasH) / 2, width: canvasW, height: canvasH }, side, minScore);
+    if (reusable) earlier.keep(key, found, width, height);
+    return found;
+  }
+
   async function scan(image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number, minScore: number): Promise<Scan> {
     const { width: inputW, height: inputH, shrink } = scanInputSize(w, h, side);
     const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
@@ -208,12 +226,12 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         const again = await Promise.all(options.near.map((box) => readCloser(image, box, NEAR_LOOK, "detect_near")));
         if (again.every((d) => d !== undefined)) return largestFirst(again as Detection[], width, height);
       }
-      const whole = { x: 0, y: 0, width, height };
-      if (options.largestOnly === true && options.quickReadDone !== true) {
-        const { sure } = await scanRegion("detect_quick", image, whole, QUICK_SIDE, MIN_SCORE);
+      const earlier = options.earlierRead;
+      if (options.largestOnly === true) {
+        const { sure } = await scanWholePhoto("detect_quick", image, 1, QUICK_SIDE, MIN_SCORE, earlier);
         if (showsFaceOf(sure.map((d) => d.box), width, height, QUICK_ENOUGH_PX)) return largestFirst(sure, width, height);
       }
-      let { sure, unsure } = await scanRegion("detect_scan", image, whole);
+      let { sure, unsure } = await scanWholePhoto("detect_scan", image, 1, INPUT_SIDE, UNSURE_SCORE, earlier);
       // Whatever a closer look (tiles, zooms) could add is then too small to matter.
       const largestShown = options.largestOnly === true && showsLargestFace(sure.map((d) => d.box), width, height);
       const bigFrame = Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY;
@@ -228,13 +246,9 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       if (!largestShown) sure = sure.concat(await confirm(image, sure, unsure, rejectedSpots));
       const enlargedSide = Math.min(ENLARGED_SIDE, ENLARGE_AT_MOST * Math.max(width, height));
       if (sure.length === 0 && options.largestOnly === true && !bigFrame && enlargedSide > INPUT_SIDE) {
-        sure = (await scanRegion("detect_enlarged", image, whole, enlargedSide, MIN_SCORE)).sure.filter((d) => d.score >= ENLARGED_MIN_SCORE);
+        sure = (await scanWholePhoto("detect_enlarged", image, 1, enlargedSide, MIN_SCORE, earlier)).sure.filter((d) => d.score >= ENLARGED_MIN_SCORE);
       }
-      if (sure.length === 0) {
-        const canvasW = width * PAD_CANVAS_FACTOR;
-        const canvasH = height * PAD_CANVAS_FACTOR;
-        ({ sure } = await scanRegion("detect_scan", image, { x: (width - canvasW) / 2, y: (height - canvasH) / 2, width: canvasW, height: canvasH }, INPUT_SIDE, MIN_SCORE));
-      }
+      if (sure.length === 0) ({ sure } = await scanWholePhoto("detect_scan", image, PAD_CANVAS_FACTOR, INPUT_SIDE, MIN_SCORE, earlier));
       return largestFirst(sure, width, height);
     },
   };
@@ -245,14 +259,6 @@ function largestFirst(faces: readonly Detection[], width: number, height: number
   return nonMaximumSuppression(faces)
     .filter((d) => area(clipBox(d.box, width, height)) >= 1)
     .sort((a, b) => area(clipBox(b.box, width, height)) - area(clipBox(a.box, width, height)));
-}
-
-/** What one scan found. */
-interface Scan {
-  /** Faces scoring at least MIN_SCORE. */
-  sure: Detection[];
-  /** Small faces (UNSURE_MAX_INPUT_PX) scoring UNSURE_SCORE to MIN_SCORE: worth a closer look. */
-  unsure: Detection[];
 }
 
 /**
