@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
-import { connect } from "node:http2";
+import { connect as openHttp2Session } from "node:http2";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
@@ -27,7 +27,7 @@ const MAX_STALL_MS = 250;
 
 /** Sends one raw gRPC frame over HTTP/2 and returns the grpc-status the server answers. */
 async function grpcRaw(base: string, path: string, frame: Buffer): Promise<string> {
-  const session = connect(base);
+  const session = openHttp2Session(base);
   try {
     return await new Promise<string>((resolve, reject) => {
       const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
@@ -285,9 +285,26 @@ describe("hostile input through every protocol", () => {
       assert.equal(status, 400, name);
       assert.match(message, /^(DELETE \/api\/v1\/users\/\{identifier\}|GET \/api\/v1\/users) takes no body; give collection\b.* in the query/, name);
     }
+    // Over HTTP/2 a body needs no content-length: its DATA frames are the body (Node's client sends
+    // none). An empty DATA frame ending the stream is no body.
+    const sendOverHttp2 = (method: string, path: string, body: string) => new Promise<{ status: number; message: string }>((resolve, reject) => {
+      const session = openHttp2Session(server.url);
+      const stream = session.request({ ":method": method, ":path": path, "content-type": "application/json" }, { endStream: false });
+      let status = 0, text = "";
+      stream.on("response", (headers) => (status = Number(headers[":status"])));
+      stream.on("data", (chunk: Buffer) => (text += chunk));
+      stream.on("end", () => { session.close(); resolve({ status, message: text === "" ? "" : JSON.parse(text).message }); });
+      stream.on("error", reject);
+      stream.end(body);
+    });
+    const overHttp2 = await sendOverHttp2("DELETE", "/api/v1/users/obama", '{"collection": "other"}');
+    assert.deepEqual(overHttp2, { status: 400, message: "DELETE /api/v1/users/{identifier} takes no body; give collection in the query (?collection=...)" });
     assert.deepEqual((await grpc.listUsers({})).identifiers, ["obama"], "obama is still there");
-    // An empty body is no body.
+    // An empty body is no body, with a content type or without (it was refused as empty JSON).
+    assert.deepEqual(await sendOverHttp2("DELETE", "/api/v1/users/nobody", ""), { status: 404, message: 'no user "nobody" in collection default' });
+    assert.equal((await send("DELETE", "/api/v1/users/nobody", "application/json", "")).status, 404);
     assert.equal((await send("GET", "/api/v1/users?collection=default", "application/json", "")).status, 200);
+    assert.equal((await sendOverHttp2("GET", "/api/v1/users?collection=default", "")).status, 200);
   });
 
   it("answers a malformed or refused form with 400 and serves the connection's next request", async () => {

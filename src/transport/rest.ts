@@ -11,6 +11,7 @@ import { HttpBodySchema } from "../../gen/google/api/httpbody_pb.js";
 import { whenClosed } from "./when-closed.js";
 import { clientGone, httpError, isFastifyError, restAnswerOf, toConnectError } from "./errors.js";
 import { fieldNamed } from "./rest-fields.js";
+import { carriesBody } from "./request-body.js";
 import { messageToJson } from "./proto-json.js";
 import { MULTIPART_LIMITS, requestMessage, type RestRequestShape } from "./rest-request.js";
 import { countedChunks, type ReceiveBudget } from "./receive-budget.js";
@@ -105,11 +106,17 @@ export async function registerRestRoutes(app: FastifyInstance, options: RestOpti
       preParsing: async (request, reply, payload) => {
         // Unread, a body on a route that takes none was as if not sent: DELETE /api/v1/users/bob
         // with {"collection": "staff"} deleted bob from the default collection.
-        if (binding.body === "" && announcesBody(request)) throw new ConnectError(takesNoBody(binding), Code.InvalidArgument);
+        if (binding.body === "") {
+          if (await carriesBody(request)) throw new ConnectError(takesNoBody(binding), Code.InvalidArgument);
+          // Nothing for fastify to parse: with a content type (clients that send application/json
+          // on every request) it parsed the empty body of a DELETE and refused it as empty JSON.
+          delete request.headers["content-type"];
+          return payload;
+        }
         // Checked before fastify picks a body parser, which answered a bare "Unsupported Media Type"
         // to types it has none for.
         const contentType = request.headers["content-type"];
-        if (binding.body !== "" && contentType !== undefined && !ACCEPTED_BODY.test(contentType)) {
+        if (contentType !== undefined && !ACCEPTED_BODY.test(contentType)) {
           throw httpError(415, Code.InvalidArgument, `content type ${contentType.split(";")[0].trim()} is not supported; send application/json or multipart/form-data`);
         }
         // REST reads bodies as sent; a compressed one was read as JSON and answered "not valid JSON".
@@ -182,11 +189,6 @@ function sendResponse(reply: FastifyReply, request: FastifyRequest, binding: Res
     return reply.send(field ? json[field.jsonName] : json);
   }
   return reply.send(json);
-}
-
-/** Whether a request says it has a body (HTTP/2 clients send its length too). */
-function announcesBody(request: FastifyRequest): boolean {
-  return Number(request.headers["content-length"] ?? 0) > 0 || request.headers["transfer-encoding"] !== undefined;
 }
 
 /** The refusal of a body on a route that takes none, saying where its fields go. */
