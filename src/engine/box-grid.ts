@@ -19,6 +19,19 @@ export class BoxGrid<T extends { box: BoxPx }> {
 
   constructor(private readonly cellSide: number) {}
 
+  /** An empty grid whose cells are the median of `items`' boxes' longer sides (at least 1). */
+  static sizedFor<T extends { box: BoxPx }>(items: readonly T[]): BoxGrid<T> {
+    const sides = items.map((d) => Math.max(d.box.width, d.box.height)).filter(Number.isFinite).sort((a, b) => a - b);
+    return new BoxGrid<T>(Math.max(1, sides[Math.floor(sides.length / 2)] ?? 1));
+  }
+
+  /** A grid holding `items`. */
+  static holding<T extends { box: BoxPx }>(items: readonly T[]): BoxGrid<T> {
+    const grid = BoxGrid.sizedFor(items);
+    for (const item of items) grid.add(item);
+    return grid;
+  }
+
   add(item: T): void {
     const range = this.cellRange(item.box);
     if (range === undefined) {

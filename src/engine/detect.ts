@@ -1,14 +1,15 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
 import type { StageTimer } from "./stage-timer.js";
-import { area, clipBox, intersection, type BoxPx } from "./geometry.js";
+import { intersection, type BoxPx } from "./geometry.js";
 import { MAX_FAINT_ZOOMS, MAX_NEAR_LOOKS, MAX_ZOOMS, NEAR_LOOK, REFINE_LOOK, ZOOM_LOOKS, ZOOM_MIN_SCORE, lookRegion, type CloserLook } from "./closer-looks.js";
 import type { RgbImage } from "./image.js";
 import { letterbox } from "./letterbox.js";
 import type { FrameSpots } from "./rejected-spots.js";
 import type { DetectOptions } from "./detect-options.js";
-import { containsCentreOf, keptBestFirst, nonMaximumSuppression } from "./suppression.js";
+import { containsCentreOf, keptBestFirst, largestFirst } from "./suppression.js";
 import { isSmallAndWhole, tiles } from "./tiles.js";
 import { mapInTurns } from "./in-turns.js";
+import { BoxGrid } from "./box-grid.js";
 import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
 import type { Scan, WholePhotoScans } from "./whole-photo-scans.js";
 
@@ -189,9 +190,12 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     // Best first, so the faint come last and only take what the cap leaves.
     const candidates: Detection[] = [];
     let faint = 0;
+    // Only sure faces near a box can overlap it: a photo of thousands of small faces made comparing
+    // each unsure box with every sure face hold the event loop for seconds.
+    const sureNear = BoxGrid.holding(sure);
     for (const u of keptBestFirst(faintAllowed ? unsure : unsure.filter((u) => u.score >= FAINT_SCORE))) {
       if (candidates.length === MAX_ZOOMS || (u.score < FAINT_SCORE && faint === MAX_FAINT_ZOOMS)) break;
-      if (sure.some((s) => intersection(s.box, u.box) > 0) || rejectedSpots?.recentlyRejected(u.box) === true) continue;
+      if (sureNear.someNear(u.box, (s) => intersection(s.box, u.box) > 0) || rejectedSpots?.recentlyRejected(u.box) === true) continue;
       candidates.push(u);
       if (u.score < FAINT_SCORE) faint++;
     }
@@ -252,13 +256,6 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       return largestFirst(sure, width, height);
     },
   };
-}
-
-/** One box per face, largest first by the part inside the image (which is what callers see). */
-function largestFirst(faces: readonly Detection[], width: number, height: number): Detection[] {
-  return nonMaximumSuppression(faces)
-    .filter((d) => area(clipBox(d.box, width, height)) >= 1)
-    .sort((a, b) => area(clipBox(b.box, width, height)) - area(clipBox(a.box, width, height)));
 }
 
 /**

@@ -1,4 +1,4 @@
-import { area, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
+import { area, clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 import { BoxGrid } from "./box-grid.js";
 
 /** Boxes overlapping more than this (intersection over union) are the same face. */
@@ -22,7 +22,7 @@ export function nonMaximumSuppression<D extends { score: number; box: BoxPx }>(d
  */
 export function* keptBestFirst<D extends { score: number; box: BoxPx }>(detections: readonly D[]): Generator<D> {
   const sorted = [...detections].sort((a, b) => b.score - a.score);
-  const kept = new BoxGrid<D>(typicalSide(detections));
+  const kept = BoxGrid.sizedFor<D>(detections);
   for (const d of sorted) {
     if (kept.someNear(d.box, (k) => sameFace(k.box, d.box))) continue;
     kept.add(d);
@@ -36,10 +36,11 @@ function sameFace(a: BoxPx, b: BoxPx): boolean {
   return intersectionOverUnion(a, b) > NMS_IOU || intersection(a, b) / smaller > NMS_CONTAINED;
 }
 
-/** The median of the boxes' longer sides (at least 1): the grid's cell. */
-function typicalSide(detections: readonly { box: BoxPx }[]): number {
-  const sides = detections.map((d) => Math.max(d.box.width, d.box.height)).filter(Number.isFinite).sort((a, b) => a - b);
-  return Math.max(1, sides[Math.floor(sides.length / 2)] ?? 1);
+/** One box per face, largest first by the part inside the image (which is what callers see). */
+export function largestFirst<D extends { score: number; box: BoxPx }>(faces: readonly D[], width: number, height: number): D[] {
+  return nonMaximumSuppression(faces)
+    .filter((d) => area(clipBox(d.box, width, height)) >= 1)
+    .sort((a, b) => area(clipBox(b.box, width, height)) - area(clipBox(a.box, width, height)));
 }
 
 /** Whether the centre of `inner` lies inside `outer`. */

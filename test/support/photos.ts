@@ -3,15 +3,15 @@ import sharp from "sharp";
 /** Photos made for tests from the labelled ones. */
 
 /**
- * A crowd photo: the face `box` of `photo` (with some margin) tiled `side` x `side` times at 120 px
- * each, one JPEG. Every tile is a face the detector finds.
+ * A crowd photo: the face `box` of `photo` (with some margin) tiled `side` x `side` times at
+ * `tilePx` each (120 px: every tile is a face the detector finds), one JPEG.
  */
-export async function crowdPhoto(photo: Uint8Array, box: { x: number; y: number; width: number; height: number }, side: number): Promise<Uint8Array> {
+export async function crowdPhoto(photo: Uint8Array, box: { x: number; y: number; width: number; height: number }, side: number, tilePx = 120, quality = 85): Promise<Uint8Array> {
   const left = Math.max(0, Math.round(box.x - box.width * 0.3));
   const top = Math.max(0, Math.round(box.y - box.height * 0.3));
-  const crop = await sharp(photo).extract({ left, top, width: Math.round(box.width * 1.6), height: Math.round(box.height * 1.6) }).resize(120, 120).toBuffer();
-  const tiles = Array.from({ length: side * side }, (_, i) => ({ input: crop, left: (i % side) * 120, top: Math.floor(i / side) * 120 }));
-  return new Uint8Array(await sharp({ create: { width: side * 120, height: side * 120, channels: 3, background: "#888" } }).composite(tiles).jpeg({ quality: 85 }).toBuffer());
+  const crop = await sharp(photo).extract({ left, top, width: Math.round(box.width * 1.6), height: Math.round(box.height * 1.6) }).resize(tilePx, tilePx).toBuffer();
+  const tiles = Array.from({ length: side * side }, (_, i) => ({ input: crop, left: (i % side) * tilePx, top: Math.floor(i / side) * tilePx }));
+  return new Uint8Array(await sharp({ create: { width: side * tilePx, height: side * tilePx, channels: 3, background: "#888" } }).composite(tiles).jpeg({ quality }).toBuffer());
 }
 
 /** Five different photos of one face (`photo`, enlarged), 0.6 to 1.5 MB at quality 98: 5.3 MB in all for obama.jpg. */
