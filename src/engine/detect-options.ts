@@ -1,6 +1,5 @@
 import type { BoxPx } from "./geometry.js";
 import type { RejectedSpots } from "./rejected-spots.js";
-import type { WholePhotoScans } from "./whole-photo-scans.js";
 
 /** What a caller needs found. */
 export interface DetectOptions {
@@ -11,11 +10,10 @@ export interface DetectOptions {
    */
   largestOnly?: boolean;
   /**
-   * The whole-photo scans of reads of other copies of the same photo (a call about the largest face
-   * reads a big photo small first, then in full): a scan made there is not made again, and this
-   * read's are added.
+   * With largestOnly: the image was already read at QUICK_SIDE (a smaller copy of it: the same
+   * pixels there) and showed no face large enough to answer from, so that read is not made again.
    */
-  earlierRead?: WholePhotoScans;
+  quickReadDone?: boolean;
   /**
    * A stream's memory of spots closer looks rejected: they are skipped for a few frames, and this
    * frame's rejections are added.

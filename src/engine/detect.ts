@@ -11,7 +11,6 @@ import { isSmallAndWhole, tiles } from "./tiles.js";
 import { mapInTurns } from "./in-turns.js";
 import { BoxGrid } from "./box-grid.js";
 import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
-import type { Scan, WholePhotoScans } from "./whole-photo-scans.js";
 
 export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 export type { DetectOptions } from "./detect-options.js";
@@ -133,23 +132,6 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     return stage(label, () => scan(image, region, side, minScore));
   }
 
-  /**
-   * scanRegion of the whole image, or of a canvas `canvasFactor` times its size around it, made
-   * once per photo: taken from `earlier` (another copy's read, at least `side` long too) when it
-   * made this scan, and kept there otherwise.
-   */
-  async function scanWholePhoto(label: string, image: RgbImage, canvasFactor: number, side: number, minScore: number, earlier: WholePhotoScans | undefined): Promise<Scan> {
-    const { width, height } = image;
-    const reusable = earlier !== undefined && Math.max(width, height) >= side;
-    const key = `${label} x${canvasFactor} ${side} ${minScore}`;
-    const kept = reusable ? earlier.find(key, width, height) : undefined;
-    if (kept !== undefined) return kept;
-    const canvasW = width * canvasFactor, canvasH = height * canvasFactor;
-    const found = await scanRegion(label, image, { x: (width - canvasW) / 2, y: (height - canvasH) / 2, width: canvasW, height: canvasH }, side, minScore);
-    if (reusable) earlier.keep(key, found, width, height);
-    return found;
-  }
-
   async function scan(image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number, minScore: number): Promise<Scan> {
     const { width: inputW, height: inputH, shrink } = scanInputSize(w, h, side);
     const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
@@ -230,12 +212,12 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         const again = await Promise.all(options.near.map((box) => readCloser(image, box, NEAR_LOOK, "detect_near")));
         if (again.every((d) => d !== undefined)) return largestFirst(again as Detection[], width, height);
       }
-      const earlier = options.earlierRead;
-      if (options.largestOnly === true) {
-        const { sure } = await scanWholePhoto("detect_quick", image, 1, QUICK_SIDE, MIN_SCORE, earlier);
+      const whole = { x: 0, y: 0, width, height };
+      if (options.largestOnly === true && options.quickReadDone !== true) {
+        const { sure } = await scanRegion("detect_quick", image, whole, QUICK_SIDE, MIN_SCORE);
         if (showsFaceOf(sure.map((d) => d.box), width, height, QUICK_ENOUGH_PX)) return largestFirst(sure, width, height);
       }
-      let { sure, unsure } = await scanWholePhoto("detect_scan", image, 1, INPUT_SIDE, UNSURE_SCORE, earlier);
+      let { sure, unsure } = await scanRegion("detect_scan", image, whole);
       // Whatever a closer look (tiles, zooms) could add is then too small to matter.
       const largestShown = options.largestOnly === true && showsLargestFace(sure.map((d) => d.box), width, height);
       const bigFrame = Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY;
@@ -250,12 +232,24 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       if (!largestShown) sure = sure.concat(await confirm(image, sure, unsure, rejectedSpots));
       const enlargedSide = Math.min(ENLARGED_SIDE, ENLARGE_AT_MOST * Math.max(width, height));
       if (sure.length === 0 && options.largestOnly === true && !bigFrame && enlargedSide > INPUT_SIDE) {
-        sure = (await scanWholePhoto("detect_enlarged", image, 1, enlargedSide, MIN_SCORE, earlier)).sure.filter((d) => d.score >= ENLARGED_MIN_SCORE);
+        sure = (await scanRegion("detect_enlarged", image, whole, enlargedSide, MIN_SCORE)).sure.filter((d) => d.score >= ENLARGED_MIN_SCORE);
       }
-      if (sure.length === 0) ({ sure } = await scanWholePhoto("detect_scan", image, PAD_CANVAS_FACTOR, INPUT_SIDE, MIN_SCORE, earlier));
+      if (sure.length === 0) {
+        const canvasW = width * PAD_CANVAS_FACTOR;
+        const canvasH = height * PAD_CANVAS_FACTOR;
+        ({ sure } = await scanRegion("detect_scan", image, { x: (width - canvasW) / 2, y: (height - canvasH) / 2, width: canvasW, height: canvasH }, INPUT_SIDE, MIN_SCORE));
+      }
       return largestFirst(sure, width, height);
     },
   };
+}
+
+/** What one scan found. */
+interface Scan {
+  /** Faces scoring at least MIN_SCORE. */
+  sure: Detection[];
+  /** Small faces (UNSURE_MAX_INPUT_PX) scoring UNSURE_SCORE to MIN_SCORE: worth a closer look. */
+  unsure: Detection[];
 }
 
 /**

@@ -3,7 +3,6 @@ import { FaceError } from "../errors.js";
 import { CONTENT_TYPE_OF_FORMAT, type DecodedImage } from "../engine/decode.js";
 import type { FaceEngine, FoundFace, LocatedFace, StageTimer } from "../engine/pipeline.js";
 import { showsLargestFace, type DetectOptions } from "../engine/detect.js";
-import { WholePhotoScans } from "../engine/whole-photo-scans.js";
 import { processMetrics } from "../metrics.js";
 import { EMBEDDING_MODEL } from "../runtime/models.js";
 import type { DetectionLog } from "../store/detections.js";
@@ -105,10 +104,9 @@ export function createFaceWork(deps: Pick<FaceServiceDeps, "config" | "engine" |
       const decoded = await engine.decode(bytes, maxSide);
       return { image: decoded, faces: await engine.find(decoded, 0, options) };
     };
-    const earlierRead = new WholePhotoScans();
-    let { image, faces } = await look(FIRST_LOOK_SIDE, { largestOnly: true, earlierRead });
+    let { image, faces } = await look(FIRST_LOOK_SIDE, { largestOnly: true });
     if (image.scale > 1 && !showsLargestFace(faces.map((f) => f.box), image.originalWidth, image.originalHeight)) {
-      ({ image, faces } = await look(undefined, { largestOnly: true, earlierRead }));
+      ({ image, faces } = await look(undefined, { largestOnly: true, quickReadDone: true }));
     }
     metrics.facesDetected.inc(faces.length);
     if (faces.length === 0) throw new FaceError("failed_precondition", "no face found in the image", { reason: "NO_FACE" });
