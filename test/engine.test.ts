@@ -24,6 +24,7 @@ import { cameraFrame, covered, face, FACES_DIR, largestDifference, manifest, rgb
 import { testEngine } from "./support/server.js";
 import { stageRuns } from "./support/stage-runs.js";
 import { manyScansJpeg } from "./support/many-scans-jpeg.js";
+import { seededRandom } from "./support/seeded-random.js";
 
 const LIMITS = { maxPixels: 40_000_000 };
 
@@ -384,8 +385,7 @@ describe("detect", () => {
     const sameFace = (a: BoxPx, b: BoxPx) => intersectionOverUnion(a, b) > 0.3 || intersection(a, b) / Math.min(a.width * a.height, b.width * b.height) > 0.6;
     const everyPair = <D extends { score: number; box: BoxPx }>(ds: D[]) => [...ds].sort((a, b) => b.score - a.score)
       .reduce<D[]>((kept, d) => (kept.some((k) => sameFace(k.box, d.box)) ? kept : [...kept, d]), []);
-    let state = 7;
-    const random = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const random = seededRandom(7);
     const odd: BoxPx[] = [
       { x: -50, y: -50, width: 5000, height: 4000 }, { x: 10, y: 10, width: 0, height: 30 }, { x: 20, y: 20, width: -15, height: 30 },
       { x: Number.NaN, y: 0, width: 30, height: 30 }, { x: 1e12, y: 0, width: 30, height: 30 }, { x: 0, y: 0, width: Infinity, height: 30 },

@@ -1,4 +1,5 @@
 import sharp from "sharp";
+import { seededRandom } from "./seeded-random.js";
 
 /** Photos made for tests from the labelled ones. */
 
@@ -24,11 +25,7 @@ export function largePhotos(photo: Uint8Array): Promise<Buffer[]> {
  * `height`: every scan of it finds thousands of boxes the detector is unsure of.
  */
 export async function noisePhoto(width: number, height: number, seed = 1): Promise<Uint8Array> {
-  const pixels = Buffer.alloc(400 * 300 * 3);
-  let state = seed;
-  for (let i = 0; i < pixels.length; i++) {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    pixels[i] = state >>> 24;
-  }
+  const random = seededRandom(seed);
+  const pixels = Buffer.from(Array.from({ length: 400 * 300 * 3 }, () => Math.floor(random() * 256)));
   return new Uint8Array(await sharp(pixels, { raw: { width: 400, height: 300, channels: 3 } }).resize(width, height).jpeg({ quality: 70 }).toBuffer());
 }
