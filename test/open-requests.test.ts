@@ -301,6 +301,20 @@ describe("a request must arrive within its time", () => {
     await assert.rejects(faceClient(suite.server()).recognize({ image: new Uint8Array() }), (e) => codeOf(e) === Code.InvalidArgument);
   });
 
+  it("ends an HTTP/2 DELETE held open without a body past the limit, deleting nothing", async () => {
+    // A route that takes no body waits over HTTP/2 for the stream's end or its first DATA byte
+    // (request-body.ts); a client sending neither holds it as a body that never arrives would.
+    const client = faceClient(suite.server());
+    await client.register({ identifier: "held-open", image: face("face_recognition/obama.jpg") });
+    const held = connect().request({ ":method": "DELETE", ":path": "/api/v1/users/held-open" }, { endStream: false });
+    held.on("error", () => {});
+    held.resume();
+    const started = Date.now();
+    assert.equal(await closedWithin(held, 5_000), true, "the held-open DELETE was not ended");
+    assert.ok(Date.now() - started >= 900, "ended before its time");
+    assert.ok((await client.listUsers({})).identifiers.includes("held-open"), "the user was deleted");
+  });
+
   it("ends an HTTP/1.1 request whose body trickles in past the limit", async () => {
     const { closed, answer } = await trickledHttp1(suite.server().url, "Content-Type: application/json", "{", " ");
     assert.equal(closed, true, "the trickling request was not ended");
