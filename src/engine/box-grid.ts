@@ -52,7 +52,10 @@ export class BoxGrid<T extends { box: BoxPx }> {
   someNear(box: BoxPx, test: (item: T) => boolean): boolean {
     if (this.large.some(test)) return true;
     const range = this.cellRange(box);
-    if (range === undefined) return [...this.cells.values()].some((filed) => filed.some(test));
+    if (range === undefined) {
+      for (const filed of this.cells.values()) if (filed.some(test)) return true;
+      return false;
+    }
     for (let cy = range.y0; cy <= range.y1; cy++) {
       for (let cx = range.x0; cx <= range.x1; cx++) {
         if (this.cells.get(cellKey(cx, cy))?.some(test) === true) return true;
