@@ -1,16 +1,15 @@
 import type { OnnxRuntime } from "../runtime/onnx.js";
 import type { StageTimer } from "./stage-timer.js";
-import { intersection, type BoxPx } from "./geometry.js";
+import type { BoxPx } from "./geometry.js";
 import { MAX_FAINT_ZOOMS, MAX_NEAR_LOOKS, MAX_ZOOMS, NEAR_LOOK, REFINE_LOOK, ZOOM_LOOKS, ZOOM_MIN_SCORE, lookRegion, type CloserLook } from "./closer-looks.js";
 import type { RgbImage } from "./image.js";
-import { letterbox } from "./letterbox.js";
 import type { FrameSpots } from "./rejected-spots.js";
 import type { DetectOptions } from "./detect-options.js";
-import { containsCentreOf, keptBestFirst, largestFirst, nonMaximumSuppression } from "./suppression.js";
+import { containsCentreOf, keptBestFirst, largestFirst } from "./suppression.js";
 import { isSmallAndWhole, tiles } from "./tiles.js";
 import { mapInTurns } from "./in-turns.js";
-import { BoxGrid } from "./box-grid.js";
-import { YUNET_STRIDES, decodeYuNet, type RawDetection } from "./yunet-outputs.js";
+import type { RawDetection, YuNetBox } from "./yunet-outputs.js";
+import { MIN_SCORE, scanWithYuNet, type Scan } from "./yunet-scan.js";
 
 export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 export type { DetectOptions } from "./detect-options.js";
@@ -36,15 +35,6 @@ export interface Detector {
  * the face is ~24 px from 54 to 74 of 74 found, TAR@FAR1e-3 from 0.680 to 0.839 (320) or 0.884 (640).
  */
 const INPUT_SIDE = 640;
-const INPUT_DIVISOR = YUNET_STRIDES[YUNET_STRIDES.length - 1];
-/**
- * OpenCV's FaceDetectorYN samples use 0.9. Measured here (`npm run bench:accuracy`, the group
- * photos): at 0.6 a 0.62 false face larger than the real one in a 4912x7360 photo became its
- * primary face; at 0.7 and 0.8 full resolution is perfect, and 0.7 keeps more faces of 36 px (59
- * of 74 against 55, measured before small photos were enlarged to 640). Hands and shadows in the
- * group photos scored 0.31 to 0.34; real faces of the labelled photos score 0.70 to 0.96.
- */
-const MIN_SCORE = 0.7;
 /**
  * A face YuNet reads at ~24 px of its input with nothing around it (a tight portrait shrunk into a
  * camera frame) often scores far under MIN_SCORE, down to 0.01; enlarged so it is ~50 px, the same
@@ -60,8 +50,6 @@ const UNSURE_SCORE = 0.01;
  * then 0.81 to 0.91 in both closer looks; a cluttered frame has many faint boxes (MAX_FAINT_ZOOMS).
  */
 const FAINT_SCORE = 0.1;
-/** Faces larger than this (input pixels) are found sure or not at all: nearly all from 48 px. */
-const UNSURE_MAX_INPUT_PX = 48;
 /**
  * A face read under this width (input pixels) has its landmarks read again for alignment
  * (REFINE_LOOK): at 24 to 36 px YuNet places them about an eighth of the eye distance off, which the
@@ -126,30 +114,11 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
   /**
    * Runs the model on a region of the image (it may extend past the edges), read at `side` on its
    * long side: faces it is sure of, and small ones it is unsure of, scoring at least `minScore`
-   * (MIN_SCORE: none). One nested stage per scan.
+   * (MIN_SCORE: none); with `onePerFace`, only the boxes it accepts, one per face (scanWithYuNet).
+   * One nested stage per scan.
    */
-  function scanRegion(label: string, image: RgbImage, region: BoxPx, side = INPUT_SIDE, minScore = UNSURE_SCORE): Promise<Scan> {
-    return stage(label, () => scan(image, region, side, minScore));
-  }
-
-  async function scan(image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number, minScore: number): Promise<Scan> {
-    const { width: inputW, height: inputH, shrink } = scanInputSize(w, h, side);
-    const { input, scaleX, scaleY, originX, originY } = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
-    // The model takes the bytes as they are (RGB, height x width x 3; models/catalogue.json): its
-    // own first nodes make them planar floats, faster than a JavaScript loop over every pixel.
-    // The input's buffer is handed to the inference worker (transferred): it is letterbox's own.
-    const out = await runtime.run("detect", { data: input.data, dims: [1, inputH, inputW, 3] });
-    const sure: Detection[] = [], unsure: Detection[] = [];
-    for (const d of decodeYuNet(out, inputW, inputH, minScore)) {
-      const inImage = {
-        score: d.score,
-        box: { x: d.box.x * scaleX + originX, y: d.box.y * scaleY + originY, width: d.box.width * scaleX, height: d.box.height * scaleY },
-        landmarks: d.landmarks.map((p) => ({ x: p.x * scaleX + originX, y: p.y * scaleY + originY })),
-      };
-      if (d.score >= MIN_SCORE) sure.push(inImage);
-      else if (Math.max(d.box.width, d.box.height) <= UNSURE_MAX_INPUT_PX) unsure.push(inImage);
-    }
-    return { sure, unsure };
+  function scanRegion(label: string, image: RgbImage, region: BoxPx, side = INPUT_SIDE, minScore = UNSURE_SCORE, onePerFace?: (box: BoxPx) => boolean): Promise<Scan> {
+    return stage(label, () => scanWithYuNet(runtime, image, region, side, minScore, onePerFace));
   }
 
   /**
@@ -162,22 +131,19 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
   }
 
   /**
-   * Looks again, enlarged, at the small faces a scan was unsure of (at most MAX_ZOOMS, best first,
-   * none where a sure face is): a face is kept where closer looks at two scales agree on it.
+   * Looks again, enlarged, at the small faces the scans were unsure of (at most MAX_ZOOMS, best
+   * first, none in a sure area of a scan): a face is kept where closer looks at two scales agree on it.
    */
-  async function confirm(image: RgbImage, sure: readonly Detection[], unsure: readonly Detection[], rejectedSpots?: FrameSpots): Promise<Detection[]> {
+  async function confirm(image: RgbImage, sure: readonly Detection[], unsure: readonly YuNetBox[], scans: readonly Scan[], rejectedSpots?: FrameSpots): Promise<Detection[]> {
     // Faint boxes only where no face was found sure, so a frame showing a face pays nothing for
     // them, not even their suppression (a clip frame has ~110 of them beside ~8 unsure ones).
     const faintAllowed = sure.length === 0 && rejectedSpots?.looksAtFaint !== false;
     // Best first, so the faint come last and only take what the cap leaves.
-    const candidates: Detection[] = [];
+    const candidates: YuNetBox[] = [];
     let faint = 0;
-    // Only sure faces near a box can overlap it: a photo of thousands of small faces made comparing
-    // each unsure box with every sure face hold the event loop for seconds.
-    const sureNear = BoxGrid.holding(sure);
     for (const u of keptBestFirst(faintAllowed ? unsure : unsure.filter((u) => u.score >= FAINT_SCORE))) {
       if (candidates.length === MAX_ZOOMS || (u.score < FAINT_SCORE && faint === MAX_FAINT_ZOOMS)) break;
-      if (sureNear.someNear(u.box, (s) => intersection(s.box, u.box) > 0) || rejectedSpots?.recentlyRejected(u.box) === true) continue;
+      if (scans.some((scan) => scan.overlapsSure(u.box)) || rejectedSpots?.recentlyRejected(u.box) === true) continue;
       candidates.push(u);
       if (u.score < FAINT_SCORE) faint++;
     }
@@ -217,20 +183,21 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         const { sure } = await scanRegion("detect_quick", image, whole, QUICK_SIDE, MIN_SCORE);
         if (showsFaceOf(sure.map((d) => d.box), width, height, QUICK_ENOUGH_PX)) return largestFirst(sure, width, height);
       }
-      let { sure, unsure } = onePerFace(await scanRegion("detect_scan", image, whole));
+      const bigFrame = Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY;
+      const scans = [await scanRegion("detect_scan", image, whole, INPUT_SIDE, UNSURE_SCORE, bigFrame ? () => true : undefined)];
+      let { sure, unsure } = scans[0];
       // Whatever a closer look (tiles, zooms) could add is then too small to matter.
       const largestShown = options.largestOnly === true && showsLargestFace(sure.map((d) => d.box), width, height);
-      const bigFrame = Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY;
       if (bigFrame && !largestShown) {
         const regions = tiles(width, height);
-        const scans = await mapInTurns(regions, TILES_AT_ONCE, async (tile) =>
-          onePerFace(await scanRegion("detect_scan", image, tile), (d) => isSmallAndWhole(d.box, tile, width, height)));
-        for (const found of scans) {
+        scans.push(...await mapInTurns(regions, TILES_AT_ONCE, (tile) =>
+          scanRegion("detect_scan", image, tile, INPUT_SIDE, UNSURE_SCORE, (box) => isSmallAndWhole(box, tile, width, height))));
+        for (const found of scans.slice(1)) {
           sure = sure.concat(found.sure);
           unsure = unsure.concat(found.unsure);
         }
       }
-      if (!largestShown) sure = sure.concat(await confirm(image, sure, unsure, rejectedSpots));
+      if (!largestShown) sure = sure.concat(await confirm(image, sure, unsure, scans, rejectedSpots));
       const enlargedSide = Math.min(ENLARGED_SIDE, ENLARGE_AT_MOST * Math.max(width, height));
       if (sure.length === 0 && options.largestOnly === true && !bigFrame && enlargedSide > INPUT_SIDE) {
         sure = (await scanRegion("detect_enlarged", image, whole, enlargedSide, MIN_SCORE)).sure.filter((d) => d.score >= ENLARGED_MIN_SCORE);
@@ -243,23 +210,6 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       return largestFirst(sure, width, height);
     },
   };
-}
-
-/** What one scan found. */
-interface Scan {
-  /** Faces scoring at least MIN_SCORE. */
-  sure: Detection[];
-  /** Small faces (UNSURE_MAX_INPUT_PX) scoring UNSURE_SCORE to MIN_SCORE: worth a closer look. */
-  unsure: Detection[];
-}
-
-/**
- * A scan's boxes that `keep` accepts, one per face, as OpenCV's FaceDetectorYN keeps per image: all
- * scans' boxes suppressed together after the last, a photo of 4,900 small faces held the event loop
- * 0.6-0.7 s, 0.2-0.3 s scan by scan (`npm run bench:held-calls`). One scan's photo is as before.
- */
-function onePerFace({ sure, unsure }: Scan, keep: (d: Detection) => boolean = () => true): Scan {
-  return { sure: nonMaximumSuppression(sure.filter(keep)), unsure: nonMaximumSuppression(unsure.filter(keep)) };
 }
 
 /**
@@ -282,17 +232,3 @@ function wholeFrameInputPxPerPx(width: number, height: number): number {
   return INPUT_SIDE / Math.max(width, height);
 }
 
-/**
- * The model input a region of w x h is read into at `side` on its long side (the whole-frame pass
- * by default; QUICK_SIDE for a call about the largest face): its aspect kept, rounded up to YuNet's
- * largest stride, and the region's pixels per input pixel.
- */
-export function scanInputSize(w: number, h: number, side: number = INPUT_SIDE): { width: number; height: number; shrink: number } {
-  const shrink = Math.max(w, h) / side;
-  return { width: roundUp(w / shrink), height: roundUp(h / shrink), shrink };
-}
-
-/** The next multiple of YuNet's largest stride. */
-function roundUp(side: number): number {
-  return Math.max(INPUT_DIVISOR, Math.ceil(Math.round(side) / INPUT_DIVISOR) * INPUT_DIVISOR);
-}

@@ -13,30 +13,63 @@ export interface RawDetection {
   score: number;
 }
 
+/** Where a model input lies in the image: image x = input x * scaleX + originX, and y alike. */
+export interface InputPlacement {
+  scaleX: number;
+  scaleY: number;
+  originX: number;
+  originY: number;
+}
+
 /**
- * YuNet's outputs in input pixels, every cell scoring at least `minScore`: per stride and grid
- * cell, score = sqrt(cls x obj) (each clamped to 0..1), box centre offset and log size in strides,
- * landmarks as offsets in strides from the cell (as OpenCV's FaceDetectorYN decodes them).
+ * A box YuNet found, in image pixels, without its landmarks: a scan of a crowd or of noise finds
+ * thousands of boxes, most of them suppressed or never needed, and making five points for each
+ * was most of the garbage the event loop collected. `landmarksOf` reads them for the boxes kept.
  */
-export function decodeYuNet(out: Record<string, TensorOutput>, inputW: number, inputH: number, minScore: number): RawDetection[] {
-  const found: RawDetection[] = [];
+export interface YuNetBox {
+  box: BoxPx;
+  score: number;
+  /** The box's longer side in the model's input pixels. */
+  inputSide: number;
+  /** The stride and grid cell (column, row, index) that found it. */
+  stride: number;
+  col: number;
+  row: number;
+  cell: number;
+}
+
+/**
+ * YuNet's boxes in image pixels, every cell scoring at least `minScore`: per stride and grid cell,
+ * score = sqrt(cls x obj) (each clamped to 0..1), box centre offset and log size in strides (as
+ * OpenCV's FaceDetectorYN decodes them).
+ */
+export function decodeYuNetBoxes(out: Record<string, TensorOutput>, inputW: number, inputH: number, minScore: number, at: InputPlacement): YuNetBox[] {
+  const found: YuNetBox[] = [];
   for (const stride of YUNET_STRIDES) {
     const cols = inputW / stride, rows = inputH / stride;
-    const cls = out[`cls_${stride}`].data, obj = out[`obj_${stride}`].data;
-    const bbox = out[`bbox_${stride}`].data, kps = out[`kps_${stride}`].data;
-    for (let r = 0, i = 0; r < rows; r++) {
-      for (let c = 0; c < cols; c++, i++) {
-        const score = Math.sqrt(clamp01(cls[i]) * clamp01(obj[i]));
+    const cls = out[`cls_${stride}`].data, obj = out[`obj_${stride}`].data, bbox = out[`bbox_${stride}`].data;
+    for (let row = 0, cell = 0; row < rows; row++) {
+      for (let col = 0; col < cols; col++, cell++) {
+        const score = Math.sqrt(clamp01(cls[cell]) * clamp01(obj[cell]));
         if (score < minScore) continue;
-        const cx = (c + bbox[i * 4]) * stride, cy = (r + bbox[i * 4 + 1]) * stride;
-        const w = Math.exp(bbox[i * 4 + 2]) * stride, h = Math.exp(bbox[i * 4 + 3]) * stride;
-        const landmarks: PointPx[] = [];
-        for (let k = 0; k < 5; k++) landmarks.push({ x: (c + kps[i * 10 + 2 * k]) * stride, y: (r + kps[i * 10 + 2 * k + 1]) * stride });
-        found.push({ box: { x: cx - w / 2, y: cy - h / 2, width: w, height: h }, landmarks, score });
+        const cx = (col + bbox[cell * 4]) * stride, cy = (row + bbox[cell * 4 + 1]) * stride;
+        const w = Math.exp(bbox[cell * 4 + 2]) * stride, h = Math.exp(bbox[cell * 4 + 3]) * stride;
+        const box = { x: (cx - w / 2) * at.scaleX + at.originX, y: (cy - h / 2) * at.scaleY + at.originY, width: w * at.scaleX, height: h * at.scaleY };
+        found.push({ box, score, inputSide: Math.max(w, h), stride, col, row, cell });
       }
     }
   }
   return found;
+}
+
+/** A box's five landmarks in image pixels: offsets in strides from its cell. */
+export function landmarksOf(out: Record<string, TensorOutput>, found: YuNetBox, at: InputPlacement): PointPx[] {
+  const kps = out[`kps_${found.stride}`].data;
+  const points: PointPx[] = [];
+  for (let k = 0, i = found.cell * 10; k < 5; k++, i += 2) {
+    points.push({ x: (found.col + kps[i]) * found.stride * at.scaleX + at.originX, y: (found.row + kps[i + 1]) * found.stride * at.scaleY + at.originY });
+  }
+  return points;
 }
 
 function clamp01(v: number): number {
