@@ -23,8 +23,8 @@ export interface InputPlacement {
 
 /**
  * A box YuNet found, in image pixels, without its landmarks: a scan of a crowd or of noise finds
- * thousands of boxes, most of them suppressed or never needed, and making five points for each
- * was most of the garbage the event loop collected. `landmarksOf` reads them for the boxes kept.
+ * thousands of boxes, most of them suppressed or never needed, and five points made for each were
+ * garbage for the event loop to collect. `landmarksOf` reads them for the boxes kept.
  */
 export interface YuNetBox {
   box: BoxPx;

@@ -25,8 +25,8 @@ export interface Scan {
   /** Small faces (UNSURE_MAX_INPUT_PX) scoring under MIN_SCORE: worth a closer look where no face is. */
   unsure: YuNetBox[];
   /**
-   * Whether a box overlaps any box of this scan scoring at least MIN_SCORE, suppressed or not: a
-   * face found there. Closer looks skip such boxes (with the sure boxes kept alone, 6 % more closer
+   * Whether a box overlaps any box of this scan scoring at least MIN_SCORE (that `onePerFace`
+   * accepts), suppressed or not: a face found there. Closer looks skip such boxes (with the sure boxes kept alone, 6 % more closer
    * looks ran on the clip video/frames30).
    */
   overlapsSure: (box: BoxPx) => boolean;
