@@ -14,6 +14,8 @@ export async function carriesBody(request: FastifyRequest): Promise<boolean> {
   if (Number(request.headers["content-length"] ?? 0) > 0 || request.headers["transfer-encoding"] !== undefined) return true;
   const body: IncomingMessage | Http2ServerRequest = request.raw;
   if (!isHttp2(body) || body.stream.endAfterHeaders) return false;
+  // Reset while the access checks before this ran: its close, already past, will not come again.
+  if (body.stream.closed || body.stream.destroyed) throw clientGone();
   return new Promise<boolean>((resolve, reject) => {
     const settle = (carries: boolean | Error) => {
       body.off("data", onData).off("end", onEnd).off("close", onClose);
