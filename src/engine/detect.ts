@@ -134,10 +134,11 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
    * Looks again, enlarged, at the small faces the scans were unsure of (at most MAX_ZOOMS, best
    * first, none in a sure area of a scan): a face is kept where closer looks at two scales agree on it.
    */
-  async function confirm(image: RgbImage, sure: readonly Detection[], unsure: readonly YuNetBox[], scans: readonly Scan[], rejectedSpots?: FrameSpots): Promise<Detection[]> {
+  async function confirm(image: RgbImage, scans: readonly Scan[], rejectedSpots?: FrameSpots): Promise<Detection[]> {
     // Faint boxes only where no face was found sure, so a frame showing a face pays nothing for
     // them, not even their suppression (a clip frame has ~110 of them beside ~8 unsure ones).
-    const faintAllowed = sure.length === 0 && rejectedSpots?.looksAtFaint !== false;
+    const faintAllowed = scans.every((scan) => scan.sure.length === 0) && rejectedSpots?.looksAtFaint !== false;
+    const unsure = scans.flatMap((scan) => scan.unsure);
     // Best first, so the faint come last and only take what the cap leaves.
     const candidates: YuNetBox[] = [];
     let faint = 0;
@@ -184,20 +185,18 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
         if (showsFaceOf(sure.map((d) => d.box), width, height, QUICK_ENOUGH_PX)) return largestFirst(sure, width, height);
       }
       const bigFrame = Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY;
+      // A big frame's scans are combined: each keeps one box per face as it ends (scanWithYuNet).
       const scans = [await scanRegion("detect_scan", image, whole, INPUT_SIDE, UNSURE_SCORE, bigFrame ? () => true : undefined)];
-      let { sure, unsure } = scans[0];
+      let { sure } = scans[0];
       // Whatever a closer look (tiles, zooms) could add is then too small to matter.
       const largestShown = options.largestOnly === true && showsLargestFace(sure.map((d) => d.box), width, height);
       if (bigFrame && !largestShown) {
         const regions = tiles(width, height);
         scans.push(...await mapInTurns(regions, TILES_AT_ONCE, (tile) =>
           scanRegion("detect_scan", image, tile, INPUT_SIDE, UNSURE_SCORE, (box) => isSmallAndWhole(box, tile, width, height))));
-        for (const found of scans.slice(1)) {
-          sure = sure.concat(found.sure);
-          unsure = unsure.concat(found.unsure);
-        }
+        sure = scans.flatMap((scan) => scan.sure);
       }
-      if (!largestShown) sure = sure.concat(await confirm(image, sure, unsure, scans, rejectedSpots));
+      if (!largestShown) sure = sure.concat(await confirm(image, scans, rejectedSpots));
       const enlargedSide = Math.min(ENLARGED_SIDE, ENLARGE_AT_MOST * Math.max(width, height));
       if (sure.length === 0 && options.largestOnly === true && !bigFrame && enlargedSide > INPUT_SIDE) {
         sure = (await scanRegion("detect_enlarged", image, whole, enlargedSide, MIN_SCORE)).sure.filter((d) => d.score >= ENLARGED_MIN_SCORE);

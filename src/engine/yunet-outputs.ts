@@ -4,7 +4,7 @@ import type { BoxPx, PointPx } from "./geometry.js";
 /** YuNet's strides; its input sides must be multiples of the largest. */
 export const YUNET_STRIDES = [8, 16, 32] as const;
 
-/** One face in the model's input pixels. */
+/** One face found, in the image's pixels. */
 export interface RawDetection {
   box: BoxPx;
   /** Left eye, right eye, nose tip, left and right mouth corners. */
@@ -31,10 +31,8 @@ export interface YuNetBox {
   score: number;
   /** The box's longer side in the model's input pixels. */
   inputSide: number;
-  /** The stride and grid cell (column, row, index) that found it. */
+  /** The stride and the index of the grid cell (row by row) that found it. */
   stride: number;
-  col: number;
-  row: number;
   cell: number;
 }
 
@@ -55,19 +53,21 @@ export function decodeYuNetBoxes(out: Record<string, TensorOutput>, inputW: numb
         const cx = (col + bbox[cell * 4]) * stride, cy = (row + bbox[cell * 4 + 1]) * stride;
         const w = Math.exp(bbox[cell * 4 + 2]) * stride, h = Math.exp(bbox[cell * 4 + 3]) * stride;
         const box = { x: (cx - w / 2) * at.scaleX + at.originX, y: (cy - h / 2) * at.scaleY + at.originY, width: w * at.scaleX, height: h * at.scaleY };
-        found.push({ box, score, inputSide: Math.max(w, h), stride, col, row, cell });
+        found.push({ box, score, inputSide: Math.max(w, h), stride, cell });
       }
     }
   }
   return found;
 }
 
-/** A box's five landmarks in image pixels: offsets in strides from its cell. */
-export function landmarksOf(out: Record<string, TensorOutput>, found: YuNetBox, at: InputPlacement): PointPx[] {
-  const kps = out[`kps_${found.stride}`].data;
+/** A box's five landmarks in image pixels (`inputW` the model input's width): offsets in strides from its cell. */
+export function landmarksOf(out: Record<string, TensorOutput>, found: YuNetBox, inputW: number, at: InputPlacement): PointPx[] {
+  const { stride, cell } = found;
+  const cols = inputW / stride, col = cell % cols, row = Math.floor(cell / cols);
+  const kps = out[`kps_${stride}`].data;
   const points: PointPx[] = [];
-  for (let k = 0, i = found.cell * 10; k < 5; k++, i += 2) {
-    points.push({ x: (found.col + kps[i]) * found.stride * at.scaleX + at.originX, y: (found.row + kps[i + 1]) * found.stride * at.scaleY + at.originY });
+  for (let k = 0, i = cell * 10; k < 5; k++, i += 2) {
+    points.push({ x: (col + kps[i]) * stride * at.scaleX + at.originX, y: (row + kps[i + 1]) * stride * at.scaleY + at.originY });
   }
   return points;
 }

@@ -54,7 +54,7 @@ export async function scanWithYuNet(runtime: OnnxRuntime, image: RgbImage, { x, 
     if (found.score >= MIN_SCORE) sure.push(found);
     else if (found.inputSide <= UNSURE_MAX_INPUT_PX) unsure.push(found);
   }
-  const withLandmarks = (found: YuNetBox): RawDetection => ({ box: found.box, landmarks: landmarksOf(out, found, placed), score: found.score });
+  const withLandmarks = (found: YuNetBox): RawDetection => ({ box: found.box, landmarks: landmarksOf(out, found, inputW, placed), score: found.score });
   if (onePerFace === undefined) return { sure: sure.map(withLandmarks), unsure, overlapsSure: overlapTest(sure, false) };
   // Filed now, between the scans, rather than all at once after the last.
   return { sure: nonMaximumSuppression(sure).map(withLandmarks), unsure: nonMaximumSuppression(unsure), overlapsSure: overlapTest(sure, true) };
