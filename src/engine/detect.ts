@@ -7,7 +7,7 @@ import type { FrameSpots } from "./rejected-spots.js";
 import type { DetectOptions } from "./detect-options.js";
 import { containsCentreOf, keptBestFirst, largestFirst } from "./suppression.js";
 import { isSmallAndWhole, tiles } from "./tiles.js";
-import { mapInTurns } from "./in-turns.js";
+import { Turns, mapInTurns } from "./in-turns.js";
 import type { RawDetection, YuNetBox } from "./yunet-outputs.js";
 import { MIN_SCORE, scanWithYuNet, type Scan } from "./yunet-scan.js";
 
@@ -142,7 +142,10 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
     // Best first, so the faint come last and only take what the cap leaves.
     const candidates: YuNetBox[] = [];
     let faint = 0;
+    // A crowd's scans leave thousands of unsure boxes, nearly all on a face found: read in turns.
+    const turns = new Turns();
     for (const u of keptBestFirst(faintAllowed ? unsure : unsure.filter((u) => u.score >= FAINT_SCORE))) {
+      if (turns.due()) await turns.giveWay();
       if (candidates.length === MAX_ZOOMS || (u.score < FAINT_SCORE && faint === MAX_FAINT_ZOOMS)) break;
       if (scans.some((scan) => scan.overlapsSure(u.box)) || rejectedSpots?.recentlyRejected(u.box) === true) continue;
       candidates.push(u);

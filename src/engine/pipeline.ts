@@ -6,6 +6,7 @@ import { analyzeFace, type FaceAttributes } from "./analyze.js";
 import { decodeImage, type DecodedImage, type DecodeLimits } from "./decode.js";
 import { clipBox, createYuNetDetector, type BoxPx, type DetectOptions, type Detector } from "./detect.js";
 import { embedFace } from "./embed.js";
+import { mapGivingWay } from "./in-turns.js";
 import type { RgbImage } from "./image.js";
 import { measureQuality, type FaceQuality } from "./quality.js";
 
@@ -90,8 +91,8 @@ export function createFaceEngine(options: FaceEngineOptions): FaceEngine {
     const landmarks = await stage("landmarks", () => Promise.all(faces.map((f, i) =>
       i < MAX_REFINED_FACES ? detector.refineLandmarks(image, { ...f, box: scaleBox(f.box, 1 / s), landmarks: f.landmarks.map(toWorking) }) : f.landmarks.map(toWorking),
     )));
-    const aligned = await stage("align", async () => landmarks.map((l) => alignFace(image, l)));
-    return stage("quality", async () => faces.map((f, i) => ({
+    const aligned = await stage("align", () => mapGivingWay(landmarks, (l) => alignFace(image, l)));
+    return stage("quality", () => mapGivingWay(faces, (f, i) => ({
       ...f,
       landmarks: s === 1 ? landmarks[i] : landmarks[i].map((p) => ({ x: p.x * s, y: p.y * s })),
       aligned: aligned[i],
