@@ -27,9 +27,9 @@ const TURN_MS = 8;
 /**
  * A long loop's turns on the event loop: `due()` once TURN_MS have passed since the turn began, and
  * `giveWay()` lets what waits (other calls' requests and answers) run before the loop goes on. Over
- * a photo of thousands of small faces, the closer looks' choice of boxes and the alignment of the
- * faces each held every other call for 80-90 ms (a CPU profile of `npm run bench:held-calls`); a
- * camera frame's loops end within a turn and never wait.
+ * a photo of 4,900 small faces, the closer looks' choice of boxes and the alignment of its faces
+ * each held every other call for about 80 ms (a CPU profile of the service answering such Detects);
+ * a camera frame's loops end within a turn and never wait.
  */
 export class Turns {
   private began = performance.now();
