@@ -9,7 +9,7 @@ import { containsCentreOf, keptBestFirst, largestFirst } from "./suppression.js"
 import { isSmallAndWhole, tiles } from "./tiles.js";
 import { Turns, mapInTurns } from "./in-turns.js";
 import type { RawDetection, YuNetBox } from "./yunet-outputs.js";
-import { MIN_SCORE, scanWithYuNet, type Scan } from "./yunet-scan.js";
+import { MIN_SCORE, WHOLE_FRAME, scanWithYuNet, type CombinedScan, type Scan } from "./yunet-scan.js";
 
 export { clipBox, intersection, intersectionOverUnion, type BoxPx } from "./geometry.js";
 export type { DetectOptions } from "./detect-options.js";
@@ -114,11 +114,11 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
   /**
    * Runs the model on a region of the image (it may extend past the edges), read at `side` on its
    * long side: faces it is sure of, and small ones it is unsure of, scoring at least `minScore`
-   * (MIN_SCORE: none); with `onePerFace`, only the boxes it accepts, one per face (scanWithYuNet).
+   * (MIN_SCORE: none); a `combined` scan only the boxes it keeps, one per face (scanWithYuNet).
    * One nested stage per scan.
    */
-  function scanRegion(label: string, image: RgbImage, region: BoxPx, side = INPUT_SIDE, minScore = UNSURE_SCORE, onePerFace?: (box: BoxPx) => boolean): Promise<Scan> {
-    return stage(label, () => scanWithYuNet(runtime, image, region, side, minScore, onePerFace));
+  function scanRegion(label: string, image: RgbImage, region: BoxPx, side = INPUT_SIDE, minScore = UNSURE_SCORE, combined?: CombinedScan): Promise<Scan> {
+    return stage(label, () => scanWithYuNet(runtime, image, region, side, minScore, combined));
   }
 
   /**
@@ -189,14 +189,14 @@ export function createYuNetDetector(runtime: OnnxRuntime, stage: StageTimer): De
       }
       const bigFrame = Math.max(width, height) / INPUT_SIDE > TILE_WHEN_SHRUNK_BY;
       // A big frame's scans are combined: each keeps one box per face as it ends (scanWithYuNet).
-      const scans = [await scanRegion("detect_scan", image, whole, INPUT_SIDE, UNSURE_SCORE, bigFrame ? () => true : undefined)];
+      const scans = [await scanRegion("detect_scan", image, whole, INPUT_SIDE, UNSURE_SCORE, bigFrame ? WHOLE_FRAME : undefined)];
       let { sure } = scans[0];
       // Whatever a closer look (tiles, zooms) could add is then too small to matter.
       const largestShown = options.largestOnly === true && showsLargestFace(sure.map((d) => d.box), width, height);
       if (bigFrame && !largestShown) {
         const regions = tiles(width, height);
         scans.push(...await mapInTurns(regions, TILES_AT_ONCE, (tile) =>
-          scanRegion("detect_scan", image, tile, INPUT_SIDE, UNSURE_SCORE, (box) => isSmallAndWhole(box, tile, width, height))));
+          scanRegion("detect_scan", image, tile, INPUT_SIDE, UNSURE_SCORE, { keeps: (box) => isSmallAndWhole(box, tile, width, height) })));
         sure = scans.flatMap((scan) => scan.sure);
       }
       if (!largestShown) sure = sure.concat(await confirm(image, scans, rejectedSpots));

@@ -25,23 +25,32 @@ export interface Scan {
   /** Small faces (UNSURE_MAX_INPUT_PX) scoring under MIN_SCORE: worth a closer look where no face is. */
   unsure: YuNetBox[];
   /**
-   * Whether a box overlaps any box of this scan scoring at least MIN_SCORE (that `onePerFace`
-   * accepts), suppressed or not: a face found there. Closer looks skip such boxes (with the sure boxes kept alone, 6 % more closer
-   * looks ran on the clip video/frames30).
+   * Whether a box overlaps any box of this scan scoring at least MIN_SCORE (that a combined scan
+   * keeps), suppressed or not: a face found there. Closer looks skip such boxes (with the sure boxes
+   * kept alone, 6 % more closer looks ran on the clip video/frames30).
    */
   overlapsSure: (box: BoxPx) => boolean;
 }
 
+/** One of several scans a detection combines (a big photo's whole frame and its tiles). */
+export interface CombinedScan {
+  /** Whether a box this scan found is its to give (a tile's: a small face it shows whole). */
+  keeps(box: BoxPx): boolean;
+}
+
+/** The whole frame of a combined detection: every box it finds is its to give. */
+export const WHOLE_FRAME: CombinedScan = { keeps: () => true };
+
 /**
  * Runs YuNet on a region of the image (it may extend past the edges), read at `side` on its long
  * side: the faces it is sure of, with landmarks, and the small ones it is unsure of, scoring at
- * least `minScore`. With `onePerFace` (for a detection combining several scans), only the boxes it
- * accepts, and one box per face, as OpenCV's FaceDetectorYN keeps per image: with all scans' boxes
- * suppressed together after the last, a photo of 4,900 small faces held the event loop 0.4-0.7 s,
- * 0.2-0.3 s scan by scan (`npm run bench:held-calls`). A single scan's are suppressed by the
- * caller, which reads the faint boxes only when it wants them (most frames do not).
+ * least `minScore`. A `combined` scan gives the boxes it keeps, one box per face, as OpenCV's
+ * FaceDetectorYN keeps per image: with all scans' boxes suppressed together after the last, a photo
+ * of 4,900 small faces held the event loop 0.4-0.7 s, 0.2-0.3 s scan by scan (`npm run
+ * bench:held-calls`). A scan on its own leaves suppression to the caller, which reads the faint
+ * boxes only when it wants them (most frames do not).
  */
-export async function scanWithYuNet(runtime: OnnxRuntime, image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number, minScore: number, onePerFace?: (box: BoxPx) => boolean): Promise<Scan> {
+export async function scanWithYuNet(runtime: OnnxRuntime, image: RgbImage, { x, y, width: w, height: h }: BoxPx, side: number, minScore: number, combined?: CombinedScan): Promise<Scan> {
   const { width: inputW, height: inputH, shrink } = scanInputSize(w, h, side);
   const placed = await letterbox(image, x, y, w, h, inputW, inputH, shrink);
   // The model takes the bytes as they are (RGB, height x width x 3; models/catalogue.json): its
@@ -50,12 +59,12 @@ export async function scanWithYuNet(runtime: OnnxRuntime, image: RgbImage, { x, 
   const out = await runtime.run("detect", { data: placed.input.data, dims: [1, inputH, inputW, 3] });
   const sure: YuNetBox[] = [], unsure: YuNetBox[] = [];
   for (const found of decodeYuNetBoxes(out, inputW, inputH, minScore, placed)) {
-    if (onePerFace !== undefined && !onePerFace(found.box)) continue;
+    if (combined !== undefined && !combined.keeps(found.box)) continue;
     if (found.score >= MIN_SCORE) sure.push(found);
     else if (found.inputSide <= UNSURE_MAX_INPUT_PX) unsure.push(found);
   }
   const withLandmarks = (found: YuNetBox): RawDetection => ({ box: found.box, landmarks: landmarksOf(out, found, inputW, placed), score: found.score });
-  if (onePerFace === undefined) return { sure: sure.map(withLandmarks), unsure, overlapsSure: overlapTest(sure, false) };
+  if (combined === undefined) return { sure: sure.map(withLandmarks), unsure, overlapsSure: overlapTest(sure, false) };
   // Filed now, between the scans, rather than all at once after the last.
   return { sure: nonMaximumSuppression(sure).map(withLandmarks), unsure: nonMaximumSuppression(unsure), overlapsSure: overlapTest(sure, true) };
 }
