@@ -29,7 +29,7 @@ export class BoxGrid<T extends { box: BoxPx }> {
       const side = Math.max(box.width, box.height);
       if (Number.isFinite(side)) sides[count++] = side;
     }
-    return new BoxGrid<T>(count === 0 ? 1 : Math.max(1, sides.subarray(0, count).sort()[Math.floor(count / 2)]));
+    return new BoxGrid<T>(Math.max(1, sides.subarray(0, count).sort()[Math.floor(count / 2)] ?? 1));
   }
 
   /** A grid holding `items`. */

@@ -1,3 +1,5 @@
+import { setImmediate } from "node:timers/promises";
+
 /**
  * `work` for each item, at most `atOnce` at a time, the results in the items' order: work enough
  * to keep a few inference workers busy for one call, without queueing all of it ahead of other
@@ -39,7 +41,7 @@ export class Turns {
   }
 
   async giveWay(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await setImmediate();
     this.began = performance.now();
   }
 }
