@@ -4,7 +4,7 @@
  * `embedding::halfvec(512)`), both m 32 / ef_construction 200, searched with the same probes in
  * alternating passes, so the machine's drift within a run moves both alike. Until 2026-12-05 the two
  * were compared by hand on different days, and at a million faces that is where the question stands
- * (README, Benchmarks).
+ * (docs/benchmarks.md, Search).
  *
  *   BENCH_DATABASE_URL=postgres://... npm run bench:index-forms   (10k, 100k and 1M faces)
  *   BENCH_SEARCH_SIZES=100000 ...                                (one size)

@@ -68,7 +68,7 @@ async function serverOnGallery(size: number, serverUrl?: string): Promise<{ serv
  * Client-side latencies of sequential Recognize calls, each stage's times from their flame graphs,
  * and how many calls found the person in the photo. (In the 100k gallery they may not: the real
  * person is an outlier among random synthetic faces, which an HNSW graph barely links to; the runs
- * of 2026-12-05 found them in every call; see README.)
+ * of 2026-12-05 found them in every call; see docs/benchmarks.md.)
  */
 async function recognizeLatencies(client: FaceClient): Promise<{ ms: number[]; stages: Map<string, number[]>; found: number }> {
   // At least 3 s of warm-up: a service just started reads its small collections into memory in the
@@ -87,7 +87,7 @@ async function recognizeLatencies(client: FaceClient): Promise<{ ms: number[]; s
     if (reply.identifier === "obama") found++;
     record("server total", reply.serverProcessTimeMs);
     // What the call's own time does not cover: the request and answer on the wire, the server's
-    // HTTP/2, routing, parsing and interceptors, and the client (README, Benchmarks).
+    // HTTP/2, routing, parsing and interceptors, and the client (docs/benchmarks.md).
     record("outside the server's work (client - server total)", elapsed - reply.serverProcessTimeMs);
     for (const e of reply.flameGraph) if (e.parent === "") record(e.label, e.durationMs);
   }

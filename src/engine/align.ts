@@ -54,7 +54,7 @@ export function alignmentMap(points: readonly PointPx[]): { map: Affine; enlarge
 /** Warps the face whose five landmarks are `points` onto the 112x112 ArcFace template. */
 export function alignFace(image: RgbImage, points: readonly PointPx[]): RgbImage {
   const { map, enlarges } = alignmentMap(points);
-  // A face smaller than the template is enlarged with bicubic taps (README, Accuracy: at ~24 px
+  // A face smaller than the template is enlarged with bicubic taps (docs/benchmarks.md: at ~24 px
   // TAR@FAR1e-3 0.884 -> 0.911 on the shrunk photos); a larger one is averaged down by warpAffine.
   return enlarges ? warpAffineCubic(image, map, ALIGNED_SIZE, ALIGNED_SIZE) : warpAffine(image, map, ALIGNED_SIZE, ALIGNED_SIZE);
 }

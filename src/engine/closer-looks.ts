@@ -40,8 +40,8 @@ export const ZOOM_MIN_SCORE = 0.8;
  * a face that moved up to half its width keeps its centre inside the old box. The region is kept
  * inside the frame: a face at the frame's edge scored 0.82 in the whole-frame pass and 0.30 with
  * grey beyond the edge in its look (on the clip `video/frames30`, looks missing a face the
- * whole-frame pass found 46 -> 14; scratch, README). Looks at other sizes (the face at 51 to 64 px,
- * 2.5 to 4 times its width around it) missed as many.
+ * whole-frame pass found 46 -> 14; scratch, docs/benchmarks.md). Looks at other sizes (the face at
+ * 51 to 64 px, 2.5 to 4 times its width around it) missed as many.
  */
 export const NEAR_LOOK: CloserLook = { ...ZOOM_LOOKS[0], insideImage: true };
 /**

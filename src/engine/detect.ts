@@ -53,7 +53,7 @@ const FAINT_SCORE = 0.1;
 /**
  * A face read under this width (input pixels) has its landmarks read again for alignment
  * (REFINE_LOOK): at 24 to 36 px YuNet places them about an eighth of the eye distance off, which the
- * recogniser feels. Measured with `npm run bench:accuracy` (README, Accuracy): at ~24 px in a
+ * recogniser feels. Measured with `npm run bench:accuracy` (docs/benchmarks.md): at ~24 px in a
  * 640x480 frame the EER fell from 0.034 to 0.013 and TAR@FAR1e-2 rose from 0.924 to 0.987.
  */
 const REFINE_BELOW_INPUT_PX = 64;
@@ -67,7 +67,7 @@ const TILE_WHEN_SHRUNK_BY = 2.5;
 const TILES_AT_ONCE = 2;
 /**
  * The whole-frame pass alone finds most faces from 36 px of its input on and nearly all from 48 (in
- * 640x480 frames: 43/74 at 24 px, 67/74 at 36, 72/74 at 48; README, Accuracy). Once it found a face
+ * 640x480 frames: 43/74 at 24 px, 67/74 at 36, 72/74 at 48; docs/benchmarks.md). Once it found a face
  * at least this wide (input pixels), a face only a closer look would find (the tiles, a larger
  * working copy, a zoom on an unsure face) has under (48/64)^2 = 0.56 of its area: it can neither
  * be the largest face nor the rival of similar size that makes a reference photo ambiguous (0.8 of
@@ -78,7 +78,8 @@ const LARGEST_NEEDS_NO_TILES = 64;
  * A call about the largest face first reads the image at this long side (a quarter of the pixels),
  * and answers from it when it shows a face at least QUICK_ENOUGH_PX wide in the whole-frame pass's
  * input pixels: 80 px of this input, where YuNet is sure and its landmarks serve as well (`npm run
- * bench:accuracy`, README), and a rival of 0.8 its area (reference-quality.ts) is still over 70 px.
+ * bench:accuracy`, docs/benchmarks.md), and a rival of 0.8 its area (reference-quality.ts) is
+ * still over 70 px.
  */
 export const QUICK_SIDE = 320;
 const QUICK_ENOUGH_PX = 160;

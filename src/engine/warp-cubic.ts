@@ -2,7 +2,7 @@ import { OUTSIDE, type Affine, type RgbImage } from "./image.js";
 
 /**
  * Keys' cubic convolution parameter: -0.5 is Catmull-Rom (PIL's and libvips' bicubic; OpenCV uses
- * -0.75). Chosen as the standard, not tuned: -0.75 and -0.6 measured alike (README, Accuracy).
+ * -0.75). Chosen as the standard, not tuned: -0.75 and -0.6 measured alike (docs/benchmarks.md).
  */
 const KEYS_A = -0.5;
 

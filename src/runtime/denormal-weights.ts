@@ -5,7 +5,7 @@
  * normal one, and onnxruntime's kernels multiply every weight on every run. The recogniser
  * `fr_feature.onnx` carries 8,938 such weights (its gender and age models thousands more), and on an
  * AVX-512 CPU its run took 66 ms instead of 18.5 (one thread, measured with onnxruntime-node 1.30;
- * README, Benchmarks). Zero differs from them by under 1.2e-38: the outputs are the same to within
+ * docs/benchmarks.md). Zero differs from them by under 1.2e-38: the outputs are the same to within
  * float rounding (test/denormal-weights.test.ts). onnxruntime's own `session.set_denormal_as_zero` does not
  * reach the thread a single-threaded session runs on.
  *

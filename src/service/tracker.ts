@@ -28,7 +28,7 @@ const RECHECK_KNOWN_EVERY_FRAMES = 15;
  * been registered meanwhile (a box that jumped is searched at once). A third of a second at 30 frames
  * per second. Searched every 5 frames, the clip's strangers were most of a stream's searches; every
  * 10, a stream of the clip answered the same faces and names with 55 searches instead of 72, at
- * 143-158 frames/s against 122-140 (README, Benchmarks).
+ * 143-158 frames/s against 122-140 (docs/benchmarks.md).
  */
 const RECHECK_UNKNOWN_EVERY_FRAMES = 10;
 /**

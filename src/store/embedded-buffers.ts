@@ -19,7 +19,7 @@ const STEP_MB = 64;
  * them when that fits between the bounds. A page PGlite does not hold in its buffers is read
  * through its WebAssembly file layer on every access: on the 100k-face gallery of the benchmarks
  * (585 MB of relations, a 260 MB index) the service's search took 17.7 ms with the default 128 MB
- * and 8.5 ms with 512 MB (p50, measured by hand; the speed table in the README has the same row).
+ * and 8.5 ms with 512 MB (p50, measured by hand; docs/benchmarks.md, Search).
  */
 export function sharedBuffersMbFor(relationBytes: number): number {
   const wanted = Math.ceil(relationBytes / 2 ** 20 / STEP_MB) * STEP_MB;

@@ -6,7 +6,7 @@ import type { FindNearest } from "../runtime/nearest.js";
  * The embeddings of small collections held in memory, searched exactly (every face compared) by
  * onnxruntime instead of through the HNSW index: on PGlite, where the index scan runs in
  * WebAssembly on the service's main thread, that scan took 5.4-7.2 ms of a 10k-face search and an
- * exact one through onnxruntime 1.2 ms (README, Benchmarks). Exact, so it finds what the index misses.
+ * exact one through onnxruntime 1.2 ms (docs/benchmarks.md). Exact, so it finds what the index misses.
  *
  * The database stays the truth: the caller checks every face it returns against the database
  * (still there, its user, negative examples) and has it compute the distance. So forgetting a face
