@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers/promises";
 import type { Knex } from "knex";
 import pgvector from "pgvector";
 import type { FindNearest } from "../runtime/nearest.js";
@@ -176,7 +177,7 @@ export function createMemoryGallery(knex: Knex, options: MemoryGalleryOptions): 
         gallery = appended(gallery ?? emptyHeld(embedding.length, Math.max(16, Number(n))), Number(r.id), embedding);
       }
       after = Number(rows[rows.length - 1].id);
-      await new Promise((resolve) => setImmediate(resolve));
+      await setImmediate();
     }
     if (reading.get(collection) !== me || gallery === undefined) return false;
     // From here on changes are applied as told: left to the read's `finally`, a change told in the
