@@ -33,9 +33,9 @@ import { percentile, printTable } from "./table.js";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const LATENCY_RUNS = 100;
 /**
- * Recognize calls a service serves before it is timed. Its calls get cheaper over about its first
- * 2,000 (V8 is still compiling its code: docs/benchmarks.md, Engine stages); a service that has been
- * serving for a minute is past that, and the table measures one that is.
+ * Recognize calls a service serves before it is timed. Its calls got cheaper over about its first
+ * 2,000, while V8 went on compiling its code (docs/benchmarks.md, Engine stages); a service that has
+ * been serving for a minute is past that, and the table measures one that is.
  */
 const WARM_UP_CALLS = 2_000;
 const FACE_API_FRAMES = Number(process.env.BENCH_FACE_API_FRAMES ?? 60);
