@@ -34,8 +34,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const LATENCY_RUNS = 100;
 /**
  * Recognize calls a service serves before it is timed. Its calls got cheaper over about its first
- * 2,000, while V8 went on compiling its code (docs/benchmarks.md, Engine stages); a service that has
- * been serving for a minute is past that, and the table measures one that is.
+ * 2,000, while V8 went on compiling its code (docs/benchmarks.md, Engine stages); a service under
+ * steady load is past that within its first minute or so, and the table measures one that is.
  */
 const WARM_UP_CALLS = 2_000;
 const FACE_API_FRAMES = Number(process.env.BENCH_FACE_API_FRAMES ?? 60);
