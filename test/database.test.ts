@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { openDatabase } from "../src/store/database.js";
 import { vectorParam } from "../src/store/vector-param.js";
-import { freshDatabase } from "./support/server.js";
+import { freshDatabase } from "./support/test-databases.js";
 
 test("a search runs with hnsw.ef_search and iterative scans, on every connection", async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "face-db-test-"));

@@ -8,7 +8,7 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService, type SyncResponse } from "../gen/face/v1/face_pb.js";
 import { haproxyMissing, startHAProxy, type HAProxy } from "./support/haproxy.js";
-import { freshDatabase } from "./support/server.js";
+import { freshDatabase } from "./support/test-databases.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { describeUnless } from "./support/suite.js";
 import { face, FACES_DIR } from "./support/testdata.js";

@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { after, before, it } from "node:test";
 import { openDatabase } from "../src/store/database.js";
 import { pgbouncerMissing, startPgBouncer, type PgBouncer } from "./support/pgbouncer.js";
-import { freshDatabase } from "./support/server.js";
+import { freshDatabase } from "./support/test-databases.js";
 import { describeUnless } from "./support/suite.js";
 
 /**

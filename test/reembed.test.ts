@@ -10,7 +10,8 @@ import { countStaleFaces, reembedFaces } from "../src/jobs/reembed.js";
 import { EMBEDDING_MODEL } from "../src/runtime/models.js";
 import { openStoredImages } from "../src/store/open-stored-images.js";
 import { face } from "./support/testdata.js";
-import { freshDatabase, testEngine, useTestServer, type TestServer } from "./support/server.js";
+import { testEngine, useTestServer, type TestServer } from "./support/server.js";
+import { freshDatabase } from "./support/test-databases.js";
 import type { Client } from "@connectrpc/connect";
 import type { FaceService } from "../gen/face/v1/face_pb.js";
 

@@ -7,7 +7,7 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../gen/face/v1/face_pb.js";
 import { face } from "./support/testdata.js";
-import { freshDatabase } from "./support/server.js";
+import { freshDatabase } from "./support/test-databases.js";
 import { frameByFrame } from "./support/request-queue.js";
 import { startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { createReceiver } from "./support/webhook-receiver.js";

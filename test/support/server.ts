@@ -13,6 +13,7 @@ import { startTelemetry } from "../../src/telemetry.js";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FaceService } from "../../gen/face/v1/face_pb.js";
+import { freshDatabase } from "./test-databases.js";
 
 let sharedEngine: FaceEngine | undefined;
 
@@ -88,22 +89,6 @@ export async function openTestDatabase(): Promise<Database & { dataDir: string; 
       await rm(dataDir, { recursive: true, force: true });
     },
   };
-}
-
-/** Creates an empty database on the test server, so each test server starts clean. */
-export async function freshDatabase(adminUrl: string): Promise<string> {
-  const { default: pg } = await import("pg");
-  const name = `face_test_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
 }
 
 /** A gRPC (HTTP/2) client of FaceService on a test server. */
