@@ -1,6 +1,5 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
 
 /** The project's root: where the child process that drops the databases finds `pg`. */
 const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -11,11 +10,13 @@ const created = new Map<string, string[]>();
 /**
  * Creates an empty database on the test server, so each test server starts clean. It is dropped
  * when this process exits: until 2026-12-07 none was, and every `npm test` against a server left
- * about 110 databases there (680 of them, 6 GB, on this machine's CI server after six runs).
+ * 136 databases there (680 of them, 6 GB, on this machine's CI server after five runs).
  * Dropped at exit rather than when each is closed, so a failing test, a database handed to a
  * child process or a pool never closed leaves nothing behind either.
  */
 export async function freshDatabase(adminUrl: string): Promise<string> {
+  // Loaded here, as the other helpers load it: the embedded pass never needs it.
+  const { default: pg } = await import("pg");
   const name = `face_test_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
