@@ -107,6 +107,11 @@ describe("the import against a server that refuses some calls", () => {
     await symlink(join(elsewhere, "alex"), join(folder, "alex"));
     // Nor is a macOS resource fork beside a photo.
     await writeFile(join(folder, "rose", "._rose_leslie_img1.jpg"), Buffer.alloc(4096));
+    // A photo whose name has no extension is a photo all the same (it was passed over without a
+    // word); a file that is no image by its name nor its first bytes is passed over, and said so.
+    await symlink(join(FACES_DIR, "face_recognition/rose_leslie_img2.jpg"), join(folder, "rose", "IMG_0002"));
+    await writeFile(join(folder, "rose", "notes.txt"), "met at the conference\n");
+    await writeFile(join(folder, "rose", "clip"), Buffer.from("000000186674797069736f6d", "hex")); // an MP4's "ftypisom"
   });
   after(async () => {
     await server?.close();
@@ -114,11 +119,14 @@ describe("the import against a server that refuses some calls", () => {
     await rm(elsewhere, { recursive: true, force: true });
   });
 
-  it("waits as the rate limit says, goes on past a photo over the size limit or one it cannot read, follows a linked folder and passes over hidden entries", async () => {
+  it("waits as the rate limit says, goes on past a photo over the size limit or one it cannot read, follows a linked folder, passes over hidden entries and says which files are no images", async () => {
     // It stopped at the first of either: "error: [resource_exhausted] ...".
     const { code, stdout, stderr } = await cli(["import", folder, "--server", server.url]);
     assert.equal(code, 0, stderr + stdout);
-    assert.match(stdout, /^4 people, 6 photos: 4 registered, 2 refused$/m);
+    assert.match(stdout, /^4 people, 7 photos: 5 registered, 2 refused; 2 other files passed over$/m);
+    assert.match(stderr, /^passed over: rose\/clip \(not an image\)$/m);
+    assert.match(stderr, /^passed over: rose\/notes\.txt \(not an image\)$/m);
+    assert.match(stderr, /rose\/IMG_0002: registered/);
     assert.match(stderr, /refused: obama\/obama3\.jpg \(image is 595944 bytes, more than the limit of 300000 bytes\)/);
     assert.match(stderr, /refused: john\/missing\.jpg \(cannot read it: ENOENT/);
     // Read from the database: a call would meet the same rate limit.

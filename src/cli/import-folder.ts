@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { FaceService } from "../../gen/face/v1/face_pb.js";
+import { looksLikeImage } from "./image-signature.js";
 import { createProgress } from "./progress.js";
 
 const IMAGE_EXTENSIONS = new Set([".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".tif", ".tiff", ".heic"]);
@@ -12,6 +13,8 @@ export interface ImportSummary {
   registered: number;
   /** Photos the service refused, with its reason (e.g. NO_FACE, SMALL_FACE). */
   refused: { file: string; reason: string }[];
+  /** Files in a person's folder that are not images by their name nor by their first bytes. */
+  passedOver: string[];
   /** Folders none of whose photos could be registered. */
   peopleMissing: string[];
 }
@@ -30,12 +33,19 @@ export async function importFolder(client: Client<typeof FaceService>, root: str
   }
   // One entry per person: their photos go in order (the first creates the user); people run concurrently.
   const queue: { identifier: string; file: string }[][] = [];
+  const passedOver: string[] = [];
   for (const identifier of folders) {
-    const files = (await readdir(join(root, identifier))).filter((f) => visible(f) && IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
-    queue.push(files.map((file) => ({ identifier, file: join(identifier, file) })));
+    const photos: { identifier: string; file: string }[] = [];
+    for (const name of (await readdir(join(root, identifier))).filter(visible).sort()) {
+      const file = join(identifier, name);
+      // Until 2026-12-07 a photo without an extension (IMG_0001) was passed over without a word, as notes.txt was.
+      if (await isPhoto(join(root, file))) photos.push({ identifier, file });
+      else passedOver.push(file);
+    }
+    queue.push(photos);
   }
   const photoCount = queue.reduce((n, person) => n + person.length, 0);
-  const summary: ImportSummary = { people: folders.length, photos: photoCount, registered: 0, refused: [], peopleMissing: [] };
+  const summary: ImportSummary = { people: folders.length, photos: photoCount, registered: 0, refused: [], passedOver, peopleMissing: [] };
   const registeredPeople = new Set<string>();
   const progress = createProgress(photoCount);
   const work = async () => {
@@ -57,6 +67,18 @@ export async function importFolder(client: Client<typeof FaceService>, root: str
   progress.done();
   summary.peopleMissing = folders.filter((f) => !registeredPeople.has(f));
   return summary;
+}
+
+/**
+ * A photo by its name, or else by its first bytes. A file named as an image goes to the service even
+ * when it cannot be read or decoded, so that the refusal says why; so does anything that cannot be
+ * opened to look (a broken link, no permission).
+ */
+async function isPhoto(path: string): Promise<boolean> {
+  if (IMAGE_EXTENSIONS.has(extname(path).toLowerCase())) return true;
+  const stats = await stat(path).catch(() => undefined);
+  if (stats === undefined) return true;
+  return stats.isFile() && (await looksLikeImage(path).catch(() => true));
 }
 
 /** Codes of a refusal of the photo itself (no face, too small, over the size limit): the import goes on. */

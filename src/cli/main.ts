@@ -58,7 +58,9 @@ async function main(argv: string[]): Promise<number> {
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError("--concurrency must be a whole number from 1 to 64");
       const summary = await importFolder(client, args[0], { collection, concurrency });
       for (const r of summary.refused) process.stderr.write(`refused: ${r.file} (${r.reason})\n`);
-      process.stdout.write(`${summary.people} people, ${summary.photos} photos: ${summary.registered} registered, ${summary.refused.length} refused\n`);
+      for (const file of summary.passedOver) process.stderr.write(`passed over: ${file} (not an image)\n`);
+      const passedOver = summary.passedOver.length > 0 ? `; ${summary.passedOver.length} other files passed over` : "";
+      process.stdout.write(`${summary.people} people, ${summary.photos} photos: ${summary.registered} registered, ${summary.refused.length} refused${passedOver}\n`);
       if (summary.peopleMissing.length > 0) process.stdout.write(`not registered at all: ${summary.peopleMissing.join(", ")}\n`);
       return summary.peopleMissing.length > 0 ? 1 : 0;
     }
