@@ -39,12 +39,15 @@ export async function freshDatabase(adminUrl: string): Promise<string> {
  */
 function dropCreatedDatabases(): void {
   for (const [adminUrl, names] of created) {
-    spawnSync(process.execPath, ["-e", DROP_DATABASES], {
+    const child = spawnSync(process.execPath, ["-e", DROP_DATABASES], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, FACE_DROP_URL: adminUrl, FACE_DROP_NAMES: names.join(",") },
       stdio: ["ignore", "ignore", "inherit"],
       timeout: 60_000,
     });
+    // A child that could not start or ran out of time says nothing itself (only what it catches).
+    const failure = child.error?.message ?? (child.signal === null ? undefined : `ended by ${child.signal}`);
+    if (failure !== undefined) process.stderr.write(`the test databases ${names.join(",")} were not dropped: ${failure}\n`);
   }
 }
 
