@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -57,6 +58,26 @@ describe("the command-line tool", () => {
     for (const [identity, files] of people) {
       const answer = await client.recognize({ image: face(files[files.length - 1]) });
       assert.equal(answer.identifier, identity, files[files.length - 1]);
+    }
+  });
+
+  it("ends quietly when what reads its output stops reading (list | head)", async () => {
+    // More users than a page of the listing, so it writes again after the reader has gone. Put in
+    // the table directly: 1,500 registrations would take a minute.
+    const fillers = Array.from({ length: 1500 }, (_, i) => ({ collection: "default", identifier: `filler-${String(i).padStart(4, "0")}` }));
+    await server.database.knex("users").insert(fillers);
+    try {
+      const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "list", "--server", server.url], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (d) => (stderr += d));
+      // As head -1 does: the first line read, then the pipe closed.
+      child.stdout.once("data", () => child.stdout.destroy());
+      const [code] = await once(child, "close");
+      // It threw an unhandled EPIPE error ("node:events ... throw er") and exited 1.
+      assert.equal(stderr, "");
+      assert.equal(code, 0);
+    } finally {
+      await server.database.knex("users").whereIn("identifier", fillers.map((f) => f.identifier)).delete();
     }
   });
 

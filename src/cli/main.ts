@@ -114,6 +114,13 @@ async function main(argv: string[]): Promise<number> {
 
 class UsageError extends Error {}
 
+// A reader that stops early (`list | head`) is done with the output, not a failure; the write's
+// EPIPE came as an unhandled error event with a stack trace and exit 1.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE") throw e;
+  process.exit(0);
+});
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
