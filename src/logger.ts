@@ -1,5 +1,6 @@
 import pino, { type Logger } from "pino";
 import type { FastifyRequest } from "fastify";
+import { reasonOf } from "./error-reason.js";
 
 /**
  * The service's one logger (pino, as fastify uses it): made before anything else starts, so each
@@ -15,10 +16,19 @@ export function createLogger(level: string): Logger {
   });
 }
 
-/** Runs one start-up step and logs it with its duration (and what it returns to say, if anything). */
+/**
+ * Runs one start-up step and logs it with its duration (and what it returns to say, if anything);
+ * a step that fails is logged as fatal, naming the step and the reason, and its error passed on.
+ */
 export async function startupStep<T>(logger: Logger, step: string, work: () => Promise<T>, describe: (result: T) => object = () => ({})): Promise<T> {
   const start = performance.now();
-  const result = await work();
+  let result: T;
+  try {
+    result = await work();
+  } catch (e) {
+    logger.fatal({ step, err: e }, `start-up failed: ${step}: ${reasonOf(e)}`);
+    throw e;
+  }
   logger.info({ step, ms: Math.round(performance.now() - start), ...describe(result) }, `start-up: ${step}`);
   return result;
 }

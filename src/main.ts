@@ -28,19 +28,32 @@ const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, w
 const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels }, stage: telemetry.stage });
 // The database (opened and migrated) and the models (loaded into every inference worker) are
 // independent: they start together, and each says when it is ready.
-const databaseOpened = startupStep(logger, "database opened and migrated", () => openDatabase({ ...config, onReadReplicaUnavailable: (err) => logger.warn({ err }, "read replica not answering: searches go to the primary for a while") }), (db) => ({ database: db.kind }));
+const databaseOpened = startupStep(logger, "database opened and migrated", () => openDatabase({
+  ...config,
+  onReadReplicaUnavailable: (err) => logger.warn({ err }, "read replica not answering: searches go to the primary for a while"),
+  driverLog: (level, message) => logger[level]({ source: "knex" }, message),
+}), (db) => ({ database: db.kind }));
 const modelsLoaded = startupStep(logger, "models loaded", () => engine.warmUp(), () => ({ workers: config.onnxWorkers }));
 const [database] = await Promise.all([databaseOpened, modelsLoaded]).catch(async (e: unknown) => {
   // Exiting while the inference workers still load their models aborts the process (onnxruntime
   // throws from native code), hiding the reason: they finish first.
-  await Promise.allSettled([databaseOpened, modelsLoaded]);
-  await runtime.close();
-  if (!(e instanceof DirectoryInUse)) throw e;
-  process.stderr.write(`${e.message}\n`);
-  process.exit(2);
+  const [opened] = await Promise.allSettled([databaseOpened, modelsLoaded]);
+  return abandonStart(e, [...(opened.status === "fulfilled" ? [opened.value] : []), runtime]);
 });
-const app = await startupStep(logger, "routes built", () => buildApp({ config, engine, database, telemetry, logger: logger as FastifyBaseLogger }));
-await startupStep(logger, "listening", () => app.listen({ port: config.port, host: config.host }), (address) => ({ address, startedInMs: Math.round(performance.now() - started) }));
+const app = await startupStep(logger, "routes built", () => buildApp({ config, engine, database, telemetry, logger: logger as FastifyBaseLogger })).catch((e: unknown) => abandonStart(e, [database, runtime]));
+await startupStep(logger, "listening", () => app.listen({ port: config.port, host: config.host }), (address) => ({ address, startedInMs: Math.round(performance.now() - started) }))
+  .catch((e: unknown) => abandonStart(e, [app, database, runtime]));
+
+/**
+ * A start-up step failed (startupStep logged which and why): closes what had opened, then exits 2
+ * for a data directory in use (the operator's to settle, as invalid configuration is) and 1 for
+ * anything else. Until 2026-12-07 a database refusing connections or a port taken ended in an
+ * uncaught exception: a stack trace on stderr and no line in the log.
+ */
+async function abandonStart(e: unknown, opened: { close(): Promise<unknown> }[]): Promise<never> {
+  for (const part of opened) await part.close().catch(() => {});
+  process.exit(e instanceof DirectoryInUse ? 2 : 1);
+}
 
 let closing = false;
 async function shutdown(signal: string): Promise<void> {

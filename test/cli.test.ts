@@ -8,6 +8,10 @@ import { basename, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { face, FACES_DIR, manifest } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
+import { freePort } from "./support/service-process.js";
+import { lockDirectory } from "../src/store/directory-lock.js";
+import { errorLine } from "../src/cli/tool-errors.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 
 /** Runs `npm run cli -- args` as a user would (without npm's banner), to the end. */
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -170,3 +174,60 @@ describe("the import against a server that refuses some calls", () => {
     }
   });
 });
+
+describe("the database tools (npm run migrate, npm run reembed)", () => {
+  /** Runs `npm run <tool>` as a user would (without npm's banner), to the end. */
+  async function tool(name: "migrate" | "reembed", env: Record<string, string>) {
+    const child = spawn(process.execPath, ["--import", "tsx", `src/cli/${name}.ts`], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const [code] = await once(child, "close");
+    return { code, stdout, stderr };
+  }
+  // Each of these ended in an uncaught exception: the source line, a stack trace, exit 1.
+  const noStack = (stderr: string) => assert.doesNotMatch(stderr, /^\s+at |triggerUncaughtException|Node\.js v/m, stderr);
+
+  it("say that the data directory is in use by a running service, exit 2", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "face-tools-"));
+    await mkdir(join(dataDir, "pgdata"));
+    // As a running service holds it: this test process is alive and on this host.
+    const lock = await lockDirectory(join(dataDir, "pgdata.lock"), "the test's directory");
+    try {
+      for (const name of ["migrate", "reembed"] as const) {
+        const { code, stderr } = await tool(name, { FACE_DATA_DIR: dataDir, DATABASE_URL: "" });
+        assert.equal(code, 2, `${name}: ${stderr}`);
+        assert.match(stderr, new RegExp(`^error: The embedded database in .* is in use by process ${process.pid} `), name);
+        noStack(stderr);
+      }
+    } finally {
+      await lock.release();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("say why a connection failed when every address of a host name refused it", () => {
+    // What Node's connect gives for a name with addresses of both families (pg's and connect-node's
+    // alike, by hand with one such name in /etc/hosts): an AggregateError whose own message is
+    // empty. The command-line tool said "error: [unavailable]" and no more.
+    const refused = new AggregateError([new Error("connect ECONNREFUSED ::1:1"), new Error("connect ECONNREFUSED 127.0.0.1:1")]);
+    assert.equal(errorLine(ConnectError.from(refused, Code.Unavailable)), "error: [unavailable] connect ECONNREFUSED ::1:1; connect ECONNREFUSED 127.0.0.1:1");
+    assert.equal(errorLine(refused), "error: connect ECONNREFUSED ::1:1; connect ECONNREFUSED 127.0.0.1:1");
+    assert.equal(errorLine(new ConnectError("no user \"ghost\"", Code.NotFound)), "error: [not_found] no user \"ghost\"");
+  });
+
+  it("list invalid configuration, exit 2, and say a database refusing connections in one line, exit 1", async () => {
+    for (const name of ["migrate", "reembed"] as const) {
+      const invalid = await tool(name, { FACE_ONNX_WORKERS: "abc" });
+      assert.equal(invalid.code, 2, `${name}: ${invalid.stderr}`);
+      assert.match(invalid.stderr, /^error: invalid configuration:\n {2}- FACE_ONNX_WORKERS="abc"/);
+      noStack(invalid.stderr);
+      const port = await freePort();
+      const refused = await tool(name, { DATABASE_URL: `postgres://face:face@127.0.0.1:${port}/face` });
+      assert.equal(refused.code, 1, `${name}: ${refused.stderr}`);
+      assert.equal(refused.stderr, `error: connect ECONNREFUSED 127.0.0.1:${port}\n`);
+    }
+  });
+});
+

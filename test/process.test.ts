@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -55,6 +57,58 @@ describe("the service process (what npm start runs)", () => {
     const code = await new Promise((r) => (child.exitCode !== null ? r(child.exitCode) : child.on("exit", r)));
     assert.equal(code, 0, service.output());
     assert.match(service.output(), /shutting down/);
+  });
+});
+
+describe("a service that cannot start", () => {
+  /** Runs the service to its exit; its stdout (the JSON log) and stderr apart. */
+  async function startToExit(env: Record<string, string>): Promise<{ code: number | null; log: string; stderr: string }> {
+    const dataDir = await mkdtemp(join(tmpdir(), "face-start-failure-"));
+    try {
+      const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], { env: { ...process.env, HOST: "127.0.0.1", FACE_DATA_DIR: dataDir, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+      let log = "";
+      let stderr = "";
+      child.stdout!.on("data", (d) => (log += d));
+      child.stderr!.on("data", (d) => (stderr += d));
+      const [code] = await once(child, "close");
+      return { code, log, stderr };
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The fatal line of a log: a JSON object at pino's level 60. Every line must be JSON: knex's own
+   * warning ("Acquire connection error: ..." and a stack) came in between, on the same stdout.
+   */
+  const fatalLine = (log: string) => log.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)).find((l) => l.level === 60);
+
+  // Both ended in an uncaught exception: a stack trace on stderr, nothing in the log to say which step failed.
+  it("logs one fatal line naming the step and the reason, and exits 1, when its database refuses connections", async () => {
+    const closedPort = await freePort();
+    const { code, log, stderr } = await startToExit({ PORT: String(await freePort()), DATABASE_URL: `postgres://face:secret-password@127.0.0.1:${closedPort}/face` });
+    assert.equal(code, 1, log + stderr);
+    const fatal = fatalLine(log);
+    assert.equal(fatal?.step, "database opened and migrated", log);
+    assert.match(fatal.msg, new RegExp(`start-up failed: database opened and migrated: connect ECONNREFUSED 127\\.0\\.0\\.1:${closedPort}`));
+    assert.equal(stderr, "");
+    assert.doesNotMatch(log, /secret-password/);
+  });
+
+  it("logs one fatal line naming the step and the reason, and exits 1, when its port is taken", async () => {
+    const taken = createServer();
+    taken.listen(0, "127.0.0.1");
+    await once(taken, "listening");
+    try {
+      const { code, log, stderr } = await startToExit({ PORT: String((taken.address() as AddressInfo).port), DATABASE_URL: process.env.TEST_DATABASE_URL ?? "" });
+      assert.equal(code, 1, log + stderr);
+      const fatal = fatalLine(log);
+      assert.equal(fatal?.step, "listening", log);
+      assert.match(fatal.msg, /start-up failed: listening: listen EADDRINUSE/);
+      assert.doesNotMatch(stderr, /triggerUncaughtException|^\s+at /m);
+    } finally {
+      taken.close();
+    }
   });
 });
 

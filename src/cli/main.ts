@@ -16,6 +16,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ExportUserResponseSchema, FaceService } from "../../gen/face/v1/face_pb.js";
 import { importFolder } from "./import-folder.js";
 import { retryWhenTold } from "./retry-after.js";
+import { errorLine } from "./tool-errors.js";
 import { messageToJson } from "../transport/proto-json.js";
 
 const USAGE = `usage: npm run cli -- <command> [options]
@@ -128,8 +129,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`${e.message}\n${USAGE}\n`);
       process.exit(2);
     }
-    // A ConnectError's message reads "[unavailable] ...".
-    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`${errorLine(e)}\n`);
     process.exit(1);
   },
 );

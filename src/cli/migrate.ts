@@ -1,8 +1,11 @@
 import { loadConfig } from "../config.js";
 import { openDatabase } from "../store/database.js";
+import { QUIET_DRIVER, runTool } from "./tool-errors.js";
 
 /** `npm run migrate`: applies pending migrations to the configured database and exits. */
-const config = loadConfig();
-const database = await openDatabase(config);
-process.stdout.write(`migrations applied to the ${database.kind} database\n`);
-await database.close();
+await runTool(async () => {
+  const database = await openDatabase({ ...loadConfig(), ...QUIET_DRIVER });
+  process.stdout.write(`migrations applied to the ${database.kind} database\n`);
+  await database.close();
+  return 0;
+});

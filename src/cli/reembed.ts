@@ -11,18 +11,21 @@ import { createOnnxRuntime } from "../runtime/onnx.js";
 import { openDatabase } from "../store/database.js";
 import { openStoredImages } from "../store/open-stored-images.js";
 import { createProgress } from "./progress.js";
+import { QUIET_DRIVER, runTool } from "./tool-errors.js";
 
-const config = loadConfig();
-const database = await openDatabase(config);
-const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers });
-try {
-  const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels } });
-  const progress = createProgress(await countStaleFaces(database.knex));
-  const summary = await reembedFaces(database, (await openStoredImages(database, config.dataDir)).images, engine, (detail) => progress.step(detail));
-  progress.done();
-  process.stdout.write(`${summary.reembedded} re-embedded with ${EMBEDDING_MODEL}, ${summary.withoutPhoto} without a photo, ${summary.notFound} with no face at the stored box\n`);
-  if (summary.withoutPhoto + summary.notFound > 0) process.exitCode = 1;
-} finally {
-  await runtime.close();
-  await database.close();
-}
+await runTool(async () => {
+  const config = loadConfig();
+  const database = await openDatabase({ ...config, ...QUIET_DRIVER });
+  const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers });
+  try {
+    const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels } });
+    const progress = createProgress(await countStaleFaces(database.knex));
+    const summary = await reembedFaces(database, (await openStoredImages(database, config.dataDir)).images, engine, (detail) => progress.step(detail));
+    progress.done();
+    process.stdout.write(`${summary.reembedded} re-embedded with ${EMBEDDING_MODEL}, ${summary.withoutPhoto} without a photo, ${summary.notFound} with no face at the stored box\n`);
+    return summary.withoutPhoto + summary.notFound > 0 ? 1 : 0;
+  } finally {
+    await runtime.close();
+    await database.close();
+  }
+});

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import knexFactory, { type Knex } from "knex";
 import type { PGlite } from "@electric-sql/pglite";
 import { lockDirectory } from "./directory-lock.js";
+import { knexLog, type DriverLog } from "./driver-log.js";
 import { relationBytesIn, sharedBuffersMbFor } from "./embedded-buffers.js";
 import { openReadReplica } from "./read-replica.js";
 import { inSearchTransaction } from "./search-transaction.js";
@@ -47,6 +48,8 @@ export interface DatabaseOptions {
   databaseReadUrl?: string;
   /** Told when the read replica could not answer and searches went to the primary. */
   onReadReplicaUnavailable?: (error: Error) => void;
+  /** The driver's own messages (knex's); stderr when absent. */
+  driverLog?: DriverLog;
   dataDir: string;
   /** hnsw.ef_search of every connection (pgvector's default when absent): candidates an HNSW scan keeps; more is slower and more exact. */
   hnswEfSearch?: number;
@@ -71,7 +74,7 @@ const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const database = options.databaseUrl
     ? openServer(options, searchSettings(options, true))
-    : await openEmbedded(options.dataDir, searchSettings(options, false), options.exactSearchMaxFaces ?? 0);
+    : await openEmbedded(options.dataDir, searchSettings(options, false), options.exactSearchMaxFaces ?? 0, options.driverLog);
   try {
     if (database.kind === "postgres") await migrateExclusively(database.knex);
     else await migrate(database.knex);
@@ -89,11 +92,12 @@ function openServer(options: DatabaseOptions, localSettings: string[]): Database
     pool: { min: 0, max: 10 },
     // Fail fast when the server is down instead of queueing requests for a minute.
     acquireConnectionTimeout: 5_000,
+    log: knexLog(options.driverLog),
   });
   const onPrimary = <T>(work: (db: Knex) => Promise<T>) => inSearchTransaction(knex, localSettings, work);
   const replica = options.databaseReadUrl === undefined
     ? undefined
-    : openReadReplica(options.databaseReadUrl, localSettings, options.onReadReplicaUnavailable ?? (() => {}));
+    : openReadReplica(options.databaseReadUrl, localSettings, options.onReadReplicaUnavailable ?? (() => {}), options.driverLog);
   return {
     knex,
     kind: "postgres",
@@ -107,7 +111,7 @@ function openServer(options: DatabaseOptions, localSettings: string[]): Database
   };
 }
 
-async function openEmbedded(dataDir: string, settings: string[], exactSearchMaxFaces: number): Promise<Database> {
+async function openEmbedded(dataDir: string, settings: string[], exactSearchMaxFaces: number, driverLog: DriverLog | undefined): Promise<Database> {
   const [{ PGlite }, { vector }, { default: ClientPgLite }] = await Promise.all([
     import("@electric-sql/pglite"),
     import("@electric-sql/pglite-pgvector"),
@@ -132,6 +136,7 @@ async function openEmbedded(dataDir: string, settings: string[], exactSearchMaxF
     client: ClientPgLite,
     dialect: "postgres",
     connection: () => ({ pglite }) as object,
+    log: knexLog(driverLog),
   } as Knex.Config);
   // knex.destroy() closes the PGlite instance it was given.
   const memory = exactSearchMaxFaces > 0 ? createMemoryGallery(knex, { maxFaces: exactSearchMaxFaces, findNearest: createFindNearest() }) : undefined;

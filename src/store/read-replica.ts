@@ -1,4 +1,5 @@
 import knexFactory, { type Knex } from "knex";
+import { knexLog, type DriverLog } from "./driver-log.js";
 import { inSearchTransaction } from "./search-transaction.js";
 
 /** After the replica failed, searches go to the primary for this long before it is tried again. */
@@ -34,12 +35,13 @@ function replicaUnavailable(error: unknown): boolean {
  * is a search not yet sent to the primary. `onUnavailable` hears of each failure that moved
  * searches to the primary.
  */
-export function openReadReplica(url: string, settings: readonly string[], onUnavailable: (error: Error) => void): ReadReplica {
+export function openReadReplica(url: string, settings: readonly string[], onUnavailable: (error: Error) => void, driverLog?: DriverLog): ReadReplica {
   const knex = knexFactory({
     client: "pg",
     connection: { connectionString: url, connectionTimeoutMillis: 1_000, query_timeout: 10_000 } as Knex.PgConnectionConfig,
     pool: { min: 0, max: 10 },
     acquireConnectionTimeout: 2_000,
+    log: knexLog(driverLog),
   });
   let avoidUntil = 0;
 
