@@ -217,7 +217,7 @@ describe("the database tools (npm run migrate, npm run reembed)", () => {
     assert.equal(errorLine(new ConnectError("no user \"ghost\"", Code.NotFound)), "error: [not_found] no user \"ghost\"");
   });
 
-  it("list invalid configuration, exit 2, and say a database refusing connections in one line, exit 1", async () => {
+  it("list invalid configuration, exit 2, and say a database refuses connections without a stack, exit 1", async () => {
     for (const name of ["migrate", "reembed"] as const) {
       const invalid = await tool(name, { FACE_ONNX_WORKERS: "abc" });
       assert.equal(invalid.code, 2, `${name}: ${invalid.stderr}`);
@@ -226,7 +226,9 @@ describe("the database tools (npm run migrate, npm run reembed)", () => {
       const port = await freePort();
       const refused = await tool(name, { DATABASE_URL: `postgres://face:face@127.0.0.1:${port}/face` });
       assert.equal(refused.code, 1, `${name}: ${refused.stderr}`);
-      assert.equal(refused.stderr, `error: connect ECONNREFUSED 127.0.0.1:${port}\n`);
+      // knex's warning first, without its stack, then the error that stopped the tool.
+      assert.equal(refused.stderr.split("\n").at(-2), `error: connect ECONNREFUSED 127.0.0.1:${port}`, refused.stderr);
+      noStack(refused.stderr);
     }
   });
 });

@@ -1,10 +1,10 @@
 import { loadConfig } from "../config.js";
 import { openDatabase } from "../store/database.js";
-import { QUIET_DRIVER, runTool } from "./tool-errors.js";
+import { TOOL_DRIVER_LOG, runTool } from "./tool-errors.js";
 
 /** `npm run migrate`: applies pending migrations to the configured database and exits. */
 await runTool(async () => {
-  const database = await openDatabase({ ...loadConfig(), ...QUIET_DRIVER });
+  const database = await openDatabase({ ...loadConfig(), ...TOOL_DRIVER_LOG });
   process.stdout.write(`migrations applied to the ${database.kind} database\n`);
   await database.close();
   return 0;

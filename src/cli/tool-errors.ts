@@ -4,10 +4,15 @@ import { reasonOf } from "../error-reason.js";
 import { DirectoryInUse } from "../store/directory-lock.js";
 
 /**
- * The database tools' driver log: dropped. What knex says of its own is a failed connection's
- * stack ahead of the error that stops the tool anyway, which says the same in one line.
+ * The database tools' driver log: the first line of each of knex's warnings and errors on stderr.
+ * The rest is a stack (a connection it could not acquire), and the error that stops the tool says
+ * the same again without one.
  */
-export const QUIET_DRIVER = { driverLog: () => {} };
+export const TOOL_DRIVER_LOG = {
+  driverLog: (level: "warn" | "error" | "debug", message: string) => {
+    if (level !== "debug") process.stderr.write(`${message.split("\n")[0]}\n`);
+  },
+};
 
 /**
  * Runs a database tool (`npm run migrate`, `npm run reembed`) to its exit code. An error it cannot

@@ -6,8 +6,8 @@ export type DriverLog = (level: "warn" | "error" | "debug", message: string) => 
 /**
  * knex's `log` option, handing its own messages (a connection it could not acquire, with the
  * stack; a deprecated call) to `driverLog`: without one, knex prints them with console.log, which
- * put lines that are not JSON amid the service's JSON log on stdout. No `driverLog` (the command-line
- * tools): stderr, so their own output on stdout stays theirs.
+ * put lines that are not JSON amid the service's JSON log on stdout. No `driverLog` (the tests and
+ * benchmarks): stderr, so what they print on stdout stays theirs.
  */
 export function knexLog(driverLog: DriverLog = (_level, message) => process.stderr.write(`${message}\n`)): Knex.Logger {
   const to = (level: "warn" | "error" | "debug") => (message: unknown) => driverLog(level, typeof message === "string" ? message : String(message));
