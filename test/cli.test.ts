@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -86,8 +86,12 @@ describe("the command-line tool", () => {
   });
 
   it("exports, lists and deletes users", async () => {
+    // Over a file anyone may read: the export (photos, embeddings) is its owner's alone all the same
+    // (it kept the old file's mode: only a new file was made 0600).
     const out = join(folder, "barack_obama.json");
+    await writeFile(out, "an older export\n", { mode: 0o644 });
     assert.equal((await cli(["export", "barack_obama", "--server", server.url, "--out", out])).code, 0);
+    assert.equal((await stat(out)).mode & 0o777, 0o600);
     const exported = JSON.parse(await readFile(out, "utf8"));
     assert.equal(exported.identifier, "barack_obama");
     assert.ok(exported.faces.length >= 1 && exported.faces[0].embedding.length === 512);

@@ -9,7 +9,7 @@
  * Options: --server URL (FACE_SERVER_URL, default http://127.0.0.1:8080), --collection NAME,
  * --api-key KEY (FACE_API_KEY), --concurrency N (import; default 2).
  */
-import { writeFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -78,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
       whole.nextPageToken = "";
       // Photos' base64 by Buffer (proto-json.ts): protobuf-es's JavaScript base64 took ~130 ms a megabyte.
       const json = JSON.stringify(messageToJson(ExportUserResponseSchema, whole), null, 2);
-      if (values.out !== undefined) await writeFile(values.out, `${json}\n`, { mode: 0o600 });
+      if (values.out !== undefined) await writeOwnerOnly(values.out, `${json}\n`);
       else process.stdout.write(`${json}\n`);
       return 0;
     }
@@ -114,6 +114,21 @@ async function main(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/**
+ * Writes biometric data (photos, embeddings) to a file only its owner may read: a mode given when
+ * opening applies only to a file it creates, so an existing file readable by all kept that mode
+ * until 2026-12-07. The mode is set before anything is written.
+ */
+async function writeOwnerOnly(path: string, text: string): Promise<void> {
+  const file = await open(path, "w", 0o600);
+  try {
+    await file.chmod(0o600);
+    await file.writeFile(text);
+  } finally {
+    await file.close();
+  }
+}
 
 // A reader that stops early (`list | head`) is done with the output, not a failure; the write's
 // EPIPE came as an unhandled error event with a stack trace and exit 1.
