@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import knexFactory, { type Knex } from "knex";
@@ -7,6 +7,7 @@ import { lockDirectory } from "./directory-lock.js";
 import { knexLog, type DriverLog } from "./driver-log.js";
 import { relationBytesIn, sharedBuffersMbFor } from "./embedded-buffers.js";
 import { openReadReplica } from "./read-replica.js";
+import { ownerOnlyDirectory } from "./owner-only.js";
 import { inSearchTransaction } from "./search-transaction.js";
 import { createMemoryGallery, type MemoryGallery } from "./memory-gallery.js";
 import { createUserRemovals, type UserRemovals } from "./user-removals.js";
@@ -118,7 +119,7 @@ async function openEmbedded(dataDir: string, settings: string[], exactSearchMaxF
     import("knex-pglite"),
   ]);
   const directory = join(dataDir, "pgdata");
-  await mkdir(directory, { recursive: true });
+  await ownerOnlyDirectory(directory);
   const lock = await lockDirectory(`${directory}.lock`, `The embedded database in ${directory}`);
   const sharedBuffersMb = sharedBuffersMbFor(await relationBytesIn(directory));
   const pglite = await PGlite.create({

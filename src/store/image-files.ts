@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { OWNER_ONLY_DIRECTORY, OWNER_ONLY_FILE } from "./owner-only.js";
 
 /** Original images on disk, named by the SHA-256 of their bytes. */
 export interface ImageFiles {
@@ -39,10 +40,10 @@ export function createImageFiles(root: string): ImageFiles {
     async put(sha256, bytes) {
       if (await exists(sha256)) return;
       const target = path(sha256);
-      await mkdir(join(root, sha256.slice(0, 2)), { recursive: true });
+      await mkdir(join(root, sha256.slice(0, 2)), { recursive: true, mode: OWNER_ONLY_DIRECTORY });
       const temporary = `${target}.${randomBytes(6).toString("hex")}.tmp`;
       try {
-        await writeFile(temporary, bytes, { flush: true });
+        await writeFile(temporary, bytes, { flush: true, mode: OWNER_ONLY_FILE });
         await rename(temporary, target);
       } catch (e) {
         await rm(temporary, { force: true });

@@ -3,6 +3,7 @@ import type { Database } from "./database.js";
 import { createImageFiles } from "./image-files.js";
 import { createImagesInDatabase, moveImageFilesIntoDatabase, type MovedImages } from "./images-in-database.js";
 import { createImagesOnDisk } from "./images-on-disk.js";
+import { ownerOnlyDirectory } from "./owner-only.js";
 import type { StoredImages } from "./stored-images.js";
 
 /**
@@ -11,8 +12,12 @@ import type { StoredImages } from "./stored-images.js";
  * database, as files under `dataDir/images`.
  */
 export async function openStoredImages(database: Database, dataDir: string): Promise<{ images: StoredImages; moved: MovedImages }> {
-  const files = createImageFiles(join(dataDir, "images"));
-  if (database.kind === "pglite") return { images: createImagesOnDisk(database.knex, files), moved: { moved: 0, missing: 0 } };
+  const root = join(dataDir, "images");
+  const files = createImageFiles(root);
+  if (database.kind === "pglite") {
+    await ownerOnlyDirectory(root);
+    return { images: createImagesOnDisk(database.knex, files), moved: { moved: 0, missing: 0 } };
+  }
   const moved = await moveImageFilesIntoDatabase(database.knex, files);
   return { images: createImagesInDatabase(database.knex), moved };
 }
