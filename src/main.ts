@@ -43,6 +43,14 @@ const [database] = await Promise.all([databaseOpened, modelsLoaded]).catch(async
 const app = await startupStep(logger, "routes built", () => buildApp({ config, engine, database, telemetry, logger: logger as FastifyBaseLogger })).catch((e: unknown) => abandonStart(e, [database, runtime]));
 await startupStep(logger, "listening", () => app.listen({ port: config.port, host: config.host }), (address) => ({ address, startedInMs: Math.round(performance.now() - started) }))
   .catch((e: unknown) => abandonStart(e, [app, database, runtime]));
+if (config.apiKeys.length === 0 && !isLoopback(config.host)) {
+  logger.warn({ host: config.host }, "no FACE_API_KEYS: anyone who can reach this port may register, recognize, export and delete people; set FACE_API_KEYS, or HOST=127.0.0.1 to listen on this machine only");
+}
+
+/** Whether `host` (HOST) is reachable from this machine alone. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 /**
  * A start-up step failed (startupStep logged which and why): closes what had opened, then exits 2

@@ -112,6 +112,31 @@ describe("a service that cannot start", () => {
   });
 });
 
+describe("a service without API keys", () => {
+  const WARNING = /"level":40,.*"msg":"no FACE_API_KEYS: anyone who can reach this port may register, recognize, export and delete people/;
+
+  // It listened on every address (HOST's default) with no keys and said nothing: anyone on the
+  // network could export every registered person's photos without a word in the log.
+  it("warns when it listens beyond this machine, and not on loopback or with keys", async () => {
+    for (const [env, warned] of [
+      [{ HOST: "0.0.0.0" }, true],
+      [{ HOST: "::" }, true],
+      [{ HOST: "127.0.0.1" }, false],
+      [{ HOST: "0.0.0.0", FACE_API_KEYS: "a-key-of-sixteen-chars" }, false],
+    ] as const) {
+      const dataDir = await mkdtemp(join(tmpdir(), "face-open-"));
+      const service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: process.env.TEST_DATABASE_URL ?? "", LOG_LEVEL: "info", FACE_API_KEYS: "", ...env });
+      try {
+        await until(() => /"step":"listening"/.test(service.output()), "the listening line", 10_000);
+        assert.equal(WARNING.test(service.output()), warned, `${JSON.stringify(env)}:\n${service.output()}`);
+      } finally {
+        await service.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    }
+  });
+});
+
 describe("npm start", () => {
   /**
    * npm's processes started here. Each leads a process group of its own (npm, its shell, the
