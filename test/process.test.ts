@@ -9,6 +9,13 @@ import { after, before, describe, it } from "node:test";
 import { freePort, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { face } from "./support/testdata.js";
 import { until } from "./support/until.js";
+import { freshDatabase } from "./support/test-databases.js";
+
+/**
+ * The database a service process here runs on: a fresh one on the PostgreSQL pass (it migrated and
+ * wrote to the server's admin database itself until 2026-12-07), the embedded one otherwise.
+ */
+const serviceDatabaseUrl = async () => (process.env.TEST_DATABASE_URL ? freshDatabase(process.env.TEST_DATABASE_URL) : "");
 
 describe("the service process (what npm start runs)", () => {
   let child: ChildProcess;
@@ -18,7 +25,7 @@ describe("the service process (what npm start runs)", () => {
 
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "face-process-"));
-    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "info", DATABASE_URL: process.env.TEST_DATABASE_URL ?? "" });
+    service = await startServiceProcess({ FACE_DATA_DIR: dataDir, LOG_LEVEL: "info", DATABASE_URL: await serviceDatabaseUrl() });
     child = service.child;
     base = service.url;
   });
@@ -100,7 +107,7 @@ describe("a service that cannot start", () => {
     taken.listen(0, "127.0.0.1");
     await once(taken, "listening");
     try {
-      const { code, log, stderr } = await startToExit({ PORT: String((taken.address() as AddressInfo).port), DATABASE_URL: process.env.TEST_DATABASE_URL ?? "" });
+      const { code, log, stderr } = await startToExit({ PORT: String((taken.address() as AddressInfo).port), DATABASE_URL: await serviceDatabaseUrl() });
       assert.equal(code, 1, log + stderr);
       const fatal = fatalLine(log);
       assert.equal(fatal?.step, "listening", log);
@@ -125,7 +132,7 @@ describe("a service without API keys", () => {
       [{ HOST: "0.0.0.0", FACE_API_KEYS: "a-key-of-sixteen-chars" }, false],
     ] as const) {
       const dataDir = await mkdtemp(join(tmpdir(), "face-open-"));
-      const service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: process.env.TEST_DATABASE_URL ?? "", LOG_LEVEL: "info", FACE_API_KEYS: "", ...env });
+      const service = await startServiceProcess({ FACE_DATA_DIR: dataDir, DATABASE_URL: await serviceDatabaseUrl(), LOG_LEVEL: "info", FACE_API_KEYS: "", ...env });
       try {
         await until(() => /"step":"listening"/.test(service.output()), "the listening line", 10_000);
         assert.equal(WARNING.test(service.output()), warned, `${JSON.stringify(env)}:\n${service.output()}`);
@@ -154,12 +161,12 @@ describe("npm start", () => {
     }
   });
 
-  /** Runs `npm start` on `dataDir` and waits until it answers /health; returns the child and the time that took. */
-  async function npmStart(dataDir: string) {
+  /** Runs `npm start` on `dataDir` and `databaseUrl` and waits until it answers /health; returns the child and the time that took. */
+  async function npmStart(dataDir: string, databaseUrl: string) {
     const port = await freePort();
     const started = Date.now();
     const child = spawn("npm", ["start"], {
-      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", FACE_DATA_DIR: dataDir, DATABASE_URL: process.env.TEST_DATABASE_URL ?? "", LOG_LEVEL: "info" },
+      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", FACE_DATA_DIR: dataDir, DATABASE_URL: databaseUrl, LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -201,7 +208,9 @@ describe("npm start", () => {
   it("logs each start-up step with its duration, answers /health within 10 s when started again, and stops with npm's own process", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "face-npm-start-"));
     try {
-      const first = await npmStart(dataDir);
+      // Both starts on one database, as a restart is.
+      const databaseUrl = await serviceDatabaseUrl();
+      const first = await npmStart(dataDir, databaseUrl);
       // pino writes to stdout asynchronously (sonic-boom through libuv's thread pool), so a step's
       // line can reach the pipe after the first /health answer: once in CI the "listening" line
       // was not there yet when /health answered.
@@ -211,7 +220,7 @@ describe("npm start", () => {
       first.child.kill("SIGTERM"); // npm's process, not the service's
       assert.equal(await stopped(first.url), true, "the service stopped with npm");
 
-      const second = await npmStart(dataDir);
+      const second = await npmStart(dataDir, databaseUrl);
       assert.ok(second.startMs < 10_000, `second start answered /health after ${second.startMs} ms`);
       second.child.kill("SIGKILL"); // npm dies without passing anything on
       assert.equal(await stopped(second.url), true, "the service stopped when npm was killed");
