@@ -13,15 +13,19 @@ import { lockDirectory } from "../src/store/directory-lock.js";
 import { errorLine } from "../src/cli/tool-errors.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 
-/** Runs `npm run cli -- args` as a user would (without npm's banner), to the end. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/** Runs a command-line script as npm runs it (without npm's banner), to the end. */
+async function runScript(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
   child.stderr.on("data", (d) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+  const [code] = await once(child, "close");
+  return { code, stdout, stderr };
 }
+
+/** `npm run cli -- args`. */
+const cli = (args: string[]) => runScript("src/cli/main.ts", args);
 
 /** A new folder with a folder per person of links (not copies) to their photos in ../shared/faces. */
 async function personFolders(prefix: string, people: Iterable<[string, string[]]>): Promise<string> {
@@ -180,16 +184,8 @@ describe("the import against a server that refuses some calls", () => {
 });
 
 describe("the database tools (npm run migrate, npm run reembed)", () => {
-  /** Runs `npm run <tool>` as a user would (without npm's banner), to the end. */
-  async function tool(name: "migrate" | "reembed", env: Record<string, string>) {
-    const child = spawn(process.execPath, ["--import", "tsx", `src/cli/${name}.ts`], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    const [code] = await once(child, "close");
-    return { code, stdout, stderr };
-  }
+  /** `npm run <tool>`. */
+  const tool = (name: "migrate" | "reembed", env: Record<string, string>) => runScript(`src/cli/${name}.ts`, [], env);
   // Each of these ended in an uncaught exception: the source line, a stack trace, exit 1.
   const noStack = (stderr: string) => assert.doesNotMatch(stderr, /^\s+at |triggerUncaughtException|Node\.js v/m, stderr);
 
