@@ -5,6 +5,7 @@ import { createFaceEngine } from "./engine/pipeline.js";
 import { createOnnxRuntime } from "./runtime/onnx.js";
 import { openDatabase } from "./store/database.js";
 import { DirectoryInUse } from "./store/directory-lock.js";
+import { blockedRange } from "./service/network-policy.js";
 import { createLogger, startupStep } from "./logger.js";
 import type { FastifyBaseLogger } from "fastify";
 
@@ -47,9 +48,9 @@ if (config.apiKeys.length === 0 && !isLoopback(config.host)) {
   logger.warn({ host: config.host }, "no FACE_API_KEYS: anyone who can reach this port may register, recognize, export and delete people; set FACE_API_KEYS, or HOST=127.0.0.1 to listen on this machine only");
 }
 
-/** Whether `host` (HOST) is reachable from this machine alone. */
+/** Whether `host` (HOST) is reachable from this machine alone: the outbound policy's judgment of an address, so ::ffff:127.0.0.1 is too. */
 function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return host === "localhost" || blockedRange(host) === "loopback";
 }
 
 /**

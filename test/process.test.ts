@@ -129,6 +129,7 @@ describe("a service without API keys", () => {
       [{ HOST: "0.0.0.0" }, true],
       [{ HOST: "::" }, true],
       [{ HOST: "127.0.0.1" }, false],
+      [{ HOST: "::ffff:127.0.0.1" }, false],
       [{ HOST: "0.0.0.0", FACE_API_KEYS: "a-key-of-sixteen-chars" }, false],
     ] as const) {
       const dataDir = await mkdtemp(join(tmpdir(), "face-open-"));
