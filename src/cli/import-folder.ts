@@ -1,8 +1,10 @@
-import { readdir, readFile, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, readdir, readFile, stat } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import sharp from "sharp";
 import type { FaceService } from "../../gen/face/v1/face_pb.js";
-import { looksLikeImage } from "./image-signature.js";
+import { ACCEPTED_FORMATS } from "../engine/decode.js";
 import { createProgress } from "./progress.js";
 
 const IMAGE_EXTENSIONS = new Set([".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".tif", ".tiff", ".heic"]);
@@ -13,7 +15,7 @@ export interface ImportSummary {
   registered: number;
   /** Photos the service refused, with its reason (e.g. NO_FACE, SMALL_FACE). */
   refused: { file: string; reason: string }[];
-  /** Files in a person's folder that are not images by their name nor by their first bytes. */
+  /** Files in a person's folder that are not images by their name nor by their header. */
   passedOver: string[];
   /** Folders none of whose photos could be registered. */
   peopleMissing: string[];
@@ -70,15 +72,20 @@ export async function importFolder(client: Client<typeof FaceService>, root: str
 }
 
 /**
- * A photo by its name, or else by its first bytes. A file named as an image goes to the service even
- * when it cannot be read or decoded, so that the refusal says why; so does anything that cannot be
- * opened to look (a broken link, no permission).
+ * A photo by its name, or else by its header: one of the formats the service decodes, as libvips
+ * (sharp) reads it without decoding pixels, so a file without an extension (`IMG_0001`) is taken
+ * and an MP4's ISO header is not. A file named as an image goes to the service even when it cannot
+ * be read or decoded, so that the refusal says why; so does anything that cannot be read to look (a
+ * broken link, no permission).
  */
 async function isPhoto(path: string): Promise<boolean> {
   if (IMAGE_EXTENSIONS.has(extname(path).toLowerCase())) return true;
   const stats = await stat(path).catch(() => undefined);
   if (stats === undefined) return true;
-  return stats.isFile() && (await looksLikeImage(path).catch(() => true));
+  if (!stats.isFile()) return false;
+  if (!(await access(path, constants.R_OK).then(() => true, () => false))) return true;
+  const format = await sharp(path).metadata().then((meta) => meta.format, () => undefined);
+  return format !== undefined && ACCEPTED_FORMATS.has(format);
 }
 
 /** Codes of a refusal of the photo itself (no face, too small, over the size limit): the import goes on. */

@@ -30,7 +30,7 @@ export interface DecodeLimits {
 }
 
 /** Formats a photo of a face arrives in. SVG and PDF are refused: they are not photos and render external content. */
-const ACCEPTED_FORMATS = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif", "avif"]);
+export const ACCEPTED_FORMATS: ReadonlySet<string> = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif", "avif"]);
 
 /** MIME type of each accepted format, for serving stored images back. */
 export const CONTENT_TYPE_OF_FORMAT: Readonly<Record<string, string>> = {
