@@ -4,7 +4,7 @@ import { buildApp } from "./app.js";
 import { createFaceEngine } from "./engine/pipeline.js";
 import { createOnnxRuntime } from "./runtime/onnx.js";
 import { openDatabase } from "./store/database.js";
-import { DirectoryInUse } from "./store/directory-lock.js";
+import { exitCodeOf } from "./exit-codes.js";
 import { blockedRange } from "./service/network-policy.js";
 import { createLogger, startupStep } from "./logger.js";
 import type { FastifyBaseLogger } from "fastify";
@@ -54,14 +54,13 @@ function isLoopback(host: string): boolean {
 }
 
 /**
- * A start-up step failed (startupStep logged which and why): closes what had opened, then exits 2
- * for a data directory in use (the operator's to settle, as invalid configuration is) and 1 for
- * anything else. Until 2026-12-07 a database refusing connections or a port taken ended in an
+ * A start-up step failed (startupStep logged which and why): closes what had opened, then exits
+ * (exit-codes.ts). Until 2026-12-07 a database refusing connections or a port taken ended in an
  * uncaught exception: a stack trace on stderr and no line in the log.
  */
 async function abandonStart(e: unknown, opened: { close(): Promise<unknown> }[]): Promise<never> {
   for (const part of opened) await part.close().catch(() => {});
-  process.exit(e instanceof DirectoryInUse ? 2 : 1);
+  process.exit(exitCodeOf(e));
 }
 
 let closing = false;

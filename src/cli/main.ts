@@ -18,6 +18,7 @@ import { importFolder } from "./import-folder.js";
 import { retryWhenTold } from "./retry-after.js";
 import { errorLine } from "./tool-errors.js";
 import { messageToJson } from "../transport/proto-json.js";
+import { OWNER_ONLY_FILE } from "../store/owner-only.js";
 
 const USAGE = `usage: npm run cli -- <command> [options]
   import <folder>               register every photo of <folder>/<identifier>/*
@@ -121,9 +122,9 @@ class UsageError extends Error {}
  * until 2026-12-07. The mode is set before anything is written.
  */
 async function writeOwnerOnly(path: string, text: string): Promise<void> {
-  const file = await open(path, "w", 0o600);
+  const file = await open(path, "w", OWNER_ONLY_FILE);
   try {
-    await file.chmod(0o600);
+    await file.chmod(OWNER_ONLY_FILE);
     await file.writeFile(text);
   } finally {
     await file.close();

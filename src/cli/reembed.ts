@@ -11,11 +11,11 @@ import { createOnnxRuntime } from "../runtime/onnx.js";
 import { openDatabase } from "../store/database.js";
 import { openStoredImages } from "../store/open-stored-images.js";
 import { createProgress } from "./progress.js";
-import { TOOL_DRIVER_LOG, runTool } from "./tool-errors.js";
+import { runTool } from "./tool-errors.js";
 
 await runTool(async () => {
   const config = loadConfig();
-  const database = await openDatabase({ ...config, ...TOOL_DRIVER_LOG });
+  const database = await openDatabase(config);
   const runtime = createOnnxRuntime({ intraOpThreads: config.onnxIntraOpThreads, workers: config.onnxWorkers });
   try {
     const engine = createFaceEngine({ runtime, limits: { maxPixels: config.maxImagePixels } });

@@ -49,7 +49,7 @@ export interface DatabaseOptions {
   databaseReadUrl?: string;
   /** Told when the read replica could not answer and searches went to the primary. */
   onReadReplicaUnavailable?: (error: Error) => void;
-  /** The driver's own messages (knex's); stderr when absent. */
+  /** The driver's own messages (knex's); their first lines on stderr when absent. */
   driverLog?: DriverLog;
   dataDir: string;
   /** hnsw.ef_search of every connection (pgvector's default when absent): candidates an HNSW scan keeps; more is slower and more exact. */
