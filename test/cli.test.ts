@@ -8,21 +8,13 @@ import { basename, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { face, FACES_DIR, manifest } from "./support/testdata.js";
 import { faceClient, startTestServer, type TestServer } from "./support/server.js";
-import { freePort } from "./support/service-process.js";
+import { freePort, runToExit } from "./support/service-process.js";
 import { lockDirectory } from "../src/store/directory-lock.js";
 import { errorLine } from "../src/cli/tool-errors.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** Runs a command-line script as npm runs it (without npm's banner), to the end. */
-async function runScript(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const [code] = await once(child, "close");
-  return { code, stdout, stderr };
-}
+const runScript = (script: string, args: string[], env: Record<string, string> = {}) => runToExit(["--import", "tsx", script, ...args], env);
 
 /** `npm run cli -- args`. */
 const cli = (args: string[]) => runScript("src/cli/main.ts", args);

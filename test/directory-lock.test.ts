@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { openDatabase } from "../src/store/database.js";
 import { DirectoryInUse, lockDirectory } from "../src/store/directory-lock.js";
-import { SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
+import { runToExit, SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { describeUnless } from "./support/suite.js";
 import { face } from "./support/testdata.js";
 
@@ -29,14 +29,8 @@ const users = async (service: ServiceProcess) => (await (await fetch(`${service.
 
 /** Runs the service on `dataDir` expecting it to refuse to start: its exit code and output. */
 async function refusedStart(dataDir: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, SERVICE_COMMAND.args, { env: { ...process.env, ...EMBEDDED, PORT: "0", FACE_DATA_DIR: dataDir }, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  const code = await new Promise<number | null>((r) => child.once("exit", r));
-  clearTimeout(timer);
-  return { code, output };
+  const { code, stdout, stderr } = await runToExit(SERVICE_COMMAND.args, { ...EMBEDDED, PORT: "0", FACE_DATA_DIR: dataDir });
+  return { code, output: stdout + stderr };
 }
 
 describeUnless(embeddedOnly, "one service process per embedded data directory", () => {

@@ -6,7 +6,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { freePort, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
+import { freePort, runToExit, SERVICE_COMMAND, startServiceProcess, type ServiceProcess } from "./support/service-process.js";
 import { face } from "./support/testdata.js";
 import { until } from "./support/until.js";
 import { freshDatabase } from "./support/test-databases.js";
@@ -35,10 +35,7 @@ describe("the service process (what npm start runs)", () => {
   });
 
   it("refuses invalid configuration listing every problem, exit code 2", async () => {
-    const bad = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], { env: { ...process.env, PORT: "-1", LOG_LEVEL: "chatty" }, stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    bad.stderr!.on("data", (d) => (err += d));
-    const code = await new Promise((r) => bad.on("exit", r));
+    const { code, stderr: err } = await runToExit(SERVICE_COMMAND.args, { PORT: "-1", LOG_LEVEL: "chatty" });
     assert.equal(code, 2);
     assert.match(err, /PORT/);
     assert.match(err, /LOG_LEVEL/);
@@ -72,13 +69,8 @@ describe("a service that cannot start", () => {
   async function startToExit(env: Record<string, string>): Promise<{ code: number | null; log: string; stderr: string }> {
     const dataDir = await mkdtemp(join(tmpdir(), "face-start-failure-"));
     try {
-      const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], { env: { ...process.env, HOST: "127.0.0.1", FACE_DATA_DIR: dataDir, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-      let log = "";
-      let stderr = "";
-      child.stdout!.on("data", (d) => (log += d));
-      child.stderr!.on("data", (d) => (stderr += d));
-      const [code] = await once(child, "close");
-      return { code, log, stderr };
+      const { code, stdout, stderr } = await runToExit(SERVICE_COMMAND.args, { HOST: "127.0.0.1", FACE_DATA_DIR: dataDir, LOG_LEVEL: "info", ...env });
+      return { code, log: stdout, stderr };
     } finally {
       await rm(dataDir, { recursive: true, force: true });
     }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
@@ -29,6 +30,22 @@ export async function freePort(): Promise<number> {
 
 /** How `npm start` runs the service from a checkout. */
 export const SERVICE_COMMAND = { args: ["--import", "tsx", "src/main.ts"] };
+
+/**
+ * Runs node with `args` (SERVICE_COMMAND's, a command-line script's) and `env` on top of this
+ * process's environment to its exit, killed after 60 s: its exit code, stdout and stderr.
+ */
+export async function runToExit(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const [code] = await once(child, "close");
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
 
 /**
  * Spawns src/main.ts with `env` on top of this process's environment and waits for /health;
