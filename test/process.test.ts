@@ -92,6 +92,35 @@ describe("a service that cannot start", () => {
     assert.match(fatal.msg, new RegExp(`start-up failed: database opened and migrated: connect ECONNREFUSED 127\\.0\\.0\\.1:${closedPort}`));
     assert.equal(stderr, "");
     assert.doesNotMatch(log, /secret-password/);
+    // knex's own warning is there, as a JSON line of the log.
+    assert.ok(log.split("\n").some((l) => l.includes('"source":"knex"') && l.includes("Acquire connection error")), log);
+  });
+
+  // The peers above refuse at once; these take the connection and then never answer, or trickle a
+  // byte a second that is never a whole message: the step's time limit must still end the start.
+  it("logs one fatal line and exits 1 when its database takes the connection and never answers, or trickles bytes", async () => {
+    for (const trickle of [false, true]) {
+      const peer = createServer((socket) => {
+        socket.on("error", () => {});
+        if (!trickle) return;
+        const timer = setInterval(() => socket.write("R"), 1000);
+        socket.on("close", () => clearInterval(timer));
+      });
+      peer.listen(0, "127.0.0.1");
+      await once(peer, "listening");
+      try {
+        const started = Date.now();
+        const { code, log, stderr } = await startToExit({ PORT: String(await freePort()), DATABASE_URL: `postgres://face:face@127.0.0.1:${(peer.address() as AddressInfo).port}/face` });
+        assert.equal(code, 1, `trickle ${trickle}: ${log}${stderr}`);
+        assert.ok(Date.now() - started < 30_000, `ended after ${Date.now() - started} ms`);
+        const fatal = fatalLine(log);
+        assert.equal(fatal?.step, "database opened and migrated", log);
+        assert.match(fatal.msg, /Timeout acquiring a connection/);
+      } finally {
+        peer.close();
+        peer.unref();
+      }
+    }
   });
 
   it("logs one fatal line naming the step and the reason, and exits 1, when its port is taken", async () => {
